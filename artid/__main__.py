@@ -1,0 +1,5 @@
+import sys
+
+from artid.cli import main
+
+sys.exit(main())
