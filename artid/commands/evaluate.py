@@ -1,0 +1,106 @@
+"""``artid evaluate``: descriptors -> the Met benchmark's numbers, a run folder and a report."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from artid.descriptors import DescriptorSet, load_descriptors
+from artid.errors import ArtidError
+
+HELP = ("Evaluate descriptors on the Met protocol: PCA-whitening, kNN classifier, (k, tau) autotune on val, "
+        "GAP / GAP- / ACC on test, and a run folder with results.json, the grid and an HTML report.")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    src = p.add_argument_group("descriptors (one of three ways)")
+    src.add_argument("--descriptors", metavar="DIR", type=Path,
+                     help="folder written by `artid extract` (DIR/database, DIR/val, DIR/test)")
+    src.add_argument("--database-name", default="database", choices=["database", "mini"],
+                     help="which database file of --descriptors to use (mini: the mini Met database)")
+    src.add_argument("--database", metavar="FILE", type=Path, help="database descriptor file (.npy + .json)")
+    src.add_argument("--val", metavar="FILE", type=Path, help="validation descriptor file")
+    src.add_argument("--test", metavar="FILE", type=Path, help="test descriptor file")
+    src.add_argument("--official-pickle", metavar="PKL", type=Path,
+                     help="the dataset's official descriptors.pkl (loaded safely: arrays only)")
+    src.add_argument("--ground-truth", metavar="ROOT", type=Path,
+                     help="dataset root (or its ground_truth folder's parent) for --official-pickle")
+    w = p.add_argument_group("whitening")
+    w.add_argument("--whiten", action=argparse.BooleanOptionalAction, default=True,
+                   help="learn PCA-whitening on the database and apply it")
+    w.add_argument("--dim", type=int, default=512, help="whitening output dimension")
+    w.add_argument("--shrinkage", type=float, default=1.0, help="whitening shrinkage (1 full, 0 plain PCA)")
+    c = p.add_argument_group("classifier")
+    c.add_argument("--k", type=int, help="fixed number of neighbours (with --tau)")
+    c.add_argument("--tau", type=float, help="fixed softmax temperature (with --k)")
+    c.add_argument("--autotune", action="store_true",
+                   help="tune k and tau on the validation queries by GAP (the default without --k/--tau)")
+    c.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto",
+                   help="where faiss searches (auto: the GPU when faiss has one)")
+    o = p.add_argument_group("output")
+    o.add_argument("--out", metavar="RUN_DIR", type=Path,
+                   help="run folder (default runs/evaluate-<date>-<time>)")
+    o.add_argument("--name", default="", help="row name in the table and report")
+    o.add_argument("--distractor-ratio", type=float, action="append", metavar="R",
+                   help="also report test GAP with only this share of distractors (repeatable; default 0.1 and 0.5)")
+    o.add_argument("--no-report", action="store_true", help="skip the plots and HTML page")
+
+
+def load_inputs(args: argparse.Namespace) -> tuple[DescriptorSet, DescriptorSet | None, DescriptorSet | None]:
+    """The (database, val, test) descriptor sets named by the arguments."""
+    explicit = any(x is not None for x in (args.database, args.val, args.test))
+    ways = sum([args.descriptors is not None, explicit, args.official_pickle is not None])
+    if ways != 1:
+        raise ArtidError("give exactly one of: --descriptors DIR; --database/--val/--test files; "
+                         "--official-pickle PKL --ground-truth ROOT")
+    if args.official_pickle is not None:
+        if args.ground_truth is None:
+            raise ArtidError("--official-pickle needs --ground-truth ROOT (the folder with the Met JSON files)")
+        from artid.data.official import load_official_descriptors
+
+        sets = load_official_descriptors(args.official_pickle, args.ground_truth)
+        return sets["database"], sets["val"], sets["test"]
+    if args.descriptors is not None:
+        d = args.descriptors
+        if not d.is_dir():
+            raise ArtidError(f"descriptor folder {d} not found")
+        db_path, val_path, test_path = d / args.database_name, d / "val", d / "test"
+        val_path = val_path if (d / "val.npy").exists() else None
+        test_path = test_path if (d / "test.npy").exists() else None
+        if val_path is None and test_path is None:
+            raise ArtidError(f"{d} holds neither val.npy nor test.npy: extract the query splits first")
+    else:
+        if args.database is None:
+            raise ArtidError("--database FILE is needed with --val/--test")
+        db_path, val_path, test_path = args.database, args.val, args.test
+    database = load_descriptors(db_path)
+    val = load_descriptors(val_path) if val_path is not None else None
+    test = load_descriptors(test_path) if test_path is not None else None
+    return database, val, test
+
+
+def run(args: argparse.Namespace) -> int:
+    from artid.evaluation.report import format_table
+    from artid.evaluation.run import DEFAULT_RATIOS, evaluate
+
+    if (args.k is None) != (args.tau is None):
+        raise ArtidError("give both --k and --tau, or neither (then they are tuned on val)")
+    if args.autotune and args.k is not None:
+        raise ArtidError("--autotune and --k/--tau exclude each other")
+    database, val, test = load_inputs(args)
+    out = args.out or Path("runs") / time.strftime("evaluate-%Y%m%d-%H%M%S")
+    results = evaluate(
+        database, val, test, out,
+        whiten=args.whiten, dim=args.dim, shrinkage=args.shrinkage, k=args.k, tau=args.tau,
+        distractor_ratios=tuple(args.distractor_ratio) if args.distractor_ratio else DEFAULT_RATIOS,
+        name=args.name or ("PCAw" if args.whiten else "no PCAw"), report=not args.no_report,
+        use_gpu={"auto": None, "cpu": False, "gpu": True}[args.device],
+    )
+    for split in ("val", "test"):
+        if split in results:
+            print(format_table([results], split))
+            print()
+    print(f"run folder: {results['run_dir']}" + (f" (report: {Path(results['run_dir']) / 'index.html'})"
+                                                  if "report" in results else ""))
+    return 0

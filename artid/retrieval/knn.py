@@ -1,0 +1,230 @@
+"""The kNN classifier of the Met benchmark (METHOD section 5, thesis section 4.2, eq. 4.3).
+
+For a query ``q`` and its k nearest database images (inner product of L2-normalised
+descriptors), every class ``c`` present among them scores ``s_c`` = the largest similarity of
+its images among those k; absent classes score 0. The prediction is the class of the nearest
+neighbour (the argmax of ``s``) and the confidence is the softmax of ``tau * s`` over ALL N
+database classes:
+
+    conf = exp(tau s_max) / (sum_{c present} exp(tau s_c) + (N - n_present) exp(0))
+
+Everything after the search is vectorised over queries. Neighbours come sorted by similarity,
+so a class's score is the similarity at its first occurrence in the row, and the neighbours for
+a smaller k are a prefix of those for a larger k: one search at the largest k serves every k
+(see :mod:`artid.retrieval.autotune`).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import faiss
+import numpy as np
+from tqdm import tqdm
+
+from artid.errors import ArtidError
+
+log = logging.getLogger(__name__)
+
+#: Queries per faiss call (one progress-bar step).
+QUERY_CHUNK = 4096
+
+
+def gpu_count() -> int:
+    """Number of GPUs faiss can use (0 with faiss-cpu)."""
+    get = getattr(faiss, "get_num_gpus", None)
+    return int(get()) if get is not None else 0
+
+
+def exact_search(
+    queries: np.ndarray, db: np.ndarray, k: int, use_gpu: bool | None = None, progress: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact maximum-inner-product search with faiss (brute force, no copy of the database).
+
+    Args:
+        queries: (Q, D) float32.
+        db: (N, D) float32.
+        k: neighbours per query, 1 <= k <= N.
+        use_gpu: search on the GPU; None = when faiss has one.
+        progress: show a progress bar when the queries span several chunks.
+
+    Returns:
+        sims (Q, k) float32 sorted descending, idx (Q, k) int64 database rows.
+    """
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    db = np.ascontiguousarray(db, dtype=np.float32)
+    if use_gpu is None:
+        use_gpu = gpu_count() > 0
+    sims = np.empty((queries.shape[0], k), dtype=np.float32)
+    idx = np.empty((queries.shape[0], k), dtype=np.int64)
+    res = faiss.StandardGpuResources() if use_gpu else None
+    starts = range(0, queries.shape[0], QUERY_CHUNK)
+    for start in tqdm(starts, desc="kNN search", unit="chunk", disable=not progress or len(starts) < 2,
+                      leave=False):
+        q = queries[start:start + QUERY_CHUNK]
+        if use_gpu:
+            d, i = faiss.knn_gpu(res, q, db, k, metric=faiss.METRIC_INNER_PRODUCT)
+        else:
+            d, i = faiss.knn(q, db, k, metric=faiss.METRIC_INNER_PRODUCT)
+        sims[start:start + len(q)], idx[start:start + len(q)] = d, i
+    return sims, idx
+
+
+def first_occurrences(nn_labels: np.ndarray) -> np.ndarray:
+    """Mark, in each row, the first position at which each label appears.
+
+    Args:
+        nn_labels: (Q, K) int labels of the neighbours, nearest first.
+
+    Returns:
+        (Q, K) bool; with neighbours sorted by similarity these are exactly the positions whose
+        similarity is the class score ``s_c`` (the maximum over the class's images).
+    """
+    order = np.argsort(nn_labels, axis=1, kind="stable")
+    sorted_labels = np.take_along_axis(nn_labels, order, axis=1)
+    starts = np.ones(nn_labels.shape, dtype=bool)
+    starts[:, 1:] = sorted_labels[:, 1:] != sorted_labels[:, :-1]
+    first = np.empty(nn_labels.shape, dtype=bool)
+    np.put_along_axis(first, order, starts, axis=1)
+    return first
+
+
+def softmax_terms(sims: np.ndarray, first: np.ndarray, tau: float) -> tuple[np.ndarray, np.ndarray]:
+    """Numerator-scaled softmax terms: ``exp(tau (s_c - s_max))`` at class-score positions, else 0.
+
+    Args:
+        sims: (Q, K) float64 similarities, sorted descending.
+        first: (Q, K) bool from :func:`first_occurrences`.
+        tau: temperature.
+
+    Returns:
+        terms (Q, K) float64 and absent (Q,) float64 = ``exp(-tau s_max)`` (an absent class's term
+        on the same scale). ``conf = 1 / (cumsum(terms)[k-1] + (N - n_present) * absent)``.
+    """
+    s0 = sims[:, 0]
+    terms = np.where(first, np.exp(tau * (sims - s0[:, None])), 0.0)
+    return terms, np.exp(-tau * s0)
+
+
+class KNNClassifier:
+    """kNN classifier over a database of labelled descriptors.
+
+    Args:
+        db: (N, D) float32 L2-normalised database descriptors (kept by reference, not copied
+            when already float32 and contiguous).
+        labels: (N,) int class of each database row.
+        n_classes: N of the softmax (all database classes). Defaults to the number of distinct
+            labels; may be larger (classes with no descriptor), never smaller.
+        use_gpu: search on the GPU; None = when faiss has one.
+        threads: faiss CPU threads (None = faiss's default, which follows OMP_NUM_THREADS).
+    """
+
+    def __init__(
+        self,
+        db: np.ndarray,
+        labels: np.ndarray,
+        n_classes: int | None = None,
+        use_gpu: bool | None = None,
+        threads: int | None = None,
+    ) -> None:
+        db = np.ascontiguousarray(db, dtype=np.float32)
+        labels = np.asarray(labels, dtype=np.int64)
+        if db.ndim != 2 or db.shape[0] == 0:
+            raise ArtidError(f"kNN database must be a non-empty (N, D) matrix, got shape {db.shape}")
+        if labels.shape != (db.shape[0],):
+            raise ArtidError(f"kNN database has {db.shape[0]} rows but {labels.shape} labels")
+        distinct = int(np.unique(labels).size)
+        if n_classes is None:
+            n_classes = distinct
+        elif n_classes < distinct:
+            raise ArtidError(f"n_classes={n_classes} is smaller than the {distinct} distinct database labels")
+        self.db = db
+        self.labels = labels
+        self.n_classes = int(n_classes)
+        self.use_gpu = gpu_count() > 0 if use_gpu is None else bool(use_gpu)
+        if threads is not None:
+            faiss.omp_set_num_threads(int(threads))
+
+    @property
+    def size(self) -> int:
+        """Number of database descriptors."""
+        return self.db.shape[0]
+
+    def clamp_k(self, k: int) -> int:
+        """``k`` limited to the database size (with a warning when that changes it)."""
+        if k < 1:
+            raise ArtidError(f"k must be at least 1, got {k}")
+        if k > self.size:
+            log.warning("k=%d is larger than the database (%d images): using k=%d", k, self.size, self.size)
+            return self.size
+        return k
+
+    def search(self, queries: np.ndarray, k: int, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """The k nearest database images of each query.
+
+        Args:
+            queries: (Q, D) float32 L2-normalised.
+            k: neighbours (clamped to the database size).
+
+        Returns:
+            sims (Q, k) float32 sorted descending, idx (Q, k) int64 database rows.
+        """
+        queries = np.asarray(queries)
+        if queries.ndim != 2 or queries.shape[1] != self.db.shape[1]:
+            raise ArtidError(f"queries must be (Q, {self.db.shape[1]}) descriptors, got shape {queries.shape}")
+        return exact_search(queries, self.db, self.clamp_k(k), use_gpu=self.use_gpu, progress=progress)
+
+    def _prepare(self, sims: np.ndarray, idx: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if sims.shape != idx.shape or sims.ndim != 2:
+            raise ArtidError(f"sims {sims.shape} and idx {idx.shape} must be (Q, K) arrays of one shape")
+        if not 1 <= k <= sims.shape[1]:
+            raise ArtidError(f"k={k} needs at least k neighbours per query; the search returned {sims.shape[1]}")
+        nn_labels = self.labels[idx[:, :k]]
+        return sims[:, :k].astype(np.float64), nn_labels, first_occurrences(nn_labels)
+
+    def classify(self, sims: np.ndarray, idx: np.ndarray, k: int, tau: float) -> tuple[np.ndarray, np.ndarray]:
+        """Predictions and confidences from neighbours already searched (their first k columns).
+
+        Args:
+            sims: (Q, K) float32 similarities sorted descending, K >= k.
+            idx: (Q, K) int64 database rows.
+            k: neighbours used.
+            tau: softmax temperature.
+
+        Returns:
+            pred (Q,) int64 class of the nearest neighbour; conf (Q,) float64 softmax confidence
+            over all ``n_classes`` classes (absent classes count with score 0).
+        """
+        s, nn_labels, first = self._prepare(sims, idx, k)
+        terms, absent = softmax_terms(s, first, tau)
+        denom = np.cumsum(terms, axis=1)[:, -1] + (self.n_classes - first.sum(axis=1)) * absent
+        return nn_labels[:, 0].copy(), 1.0 / denom
+
+    def predict(self, queries: np.ndarray, k: int, tau: float) -> tuple[np.ndarray, np.ndarray]:
+        """Search then :meth:`classify`: (Q,) int64 predictions, (Q,) float64 confidences."""
+        sims, idx = self.search(queries, k)
+        return self.classify(sims, idx, min(k, sims.shape[1]), tau)
+
+    def top_classes(
+        self, sims: np.ndarray, idx: np.ndarray, k: int, tau: float, n: int = 5
+    ) -> list[list[tuple[int, float, float]]]:
+        """The n best classes of each query with their score ``s_c`` and softmax confidence.
+
+        Returns:
+            Per query, up to n tuples ``(class, s_c, confidence)``, best first (fewer when fewer
+            classes appear among the k neighbours).
+        """
+        s, nn_labels, first = self._prepare(sims, idx, k)
+        terms, absent = softmax_terms(s, first, tau)
+        denom = np.cumsum(terms, axis=1)[:, -1] + (self.n_classes - first.sum(axis=1)) * absent
+        probs = terms / denom[:, None]
+        # positions of class scores, in rank order (first occurrences are already sorted by score)
+        pos = np.argsort(~first, axis=1, kind="stable")[:, :n]
+        counts = np.minimum(first.sum(axis=1), n)
+        cls = np.take_along_axis(nn_labels, pos, axis=1)
+        sc = np.take_along_axis(s, pos, axis=1)
+        pc = np.take_along_axis(probs, pos, axis=1)
+        return [
+            [(int(c), float(v), float(p)) for c, v, p in zip(cls[q, :m], sc[q, :m], pc[q, :m])]
+            for q, m in enumerate(counts)
+        ]
