@@ -1,0 +1,149 @@
+"""`artid evaluate` end to end on tiny descriptor files, and its error messages."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from artid.cli import main
+from artid.data.entries import Entry
+from artid.descriptors import DescriptorSet, save_descriptors
+from artid.evaluation.run import evaluate
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _sets(seed: int = 0, classes: int = 30, d: int = 16):
+    """A database of 1-4 images per class and queries near their class (or distractors)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(classes, d))
+    labels = np.repeat(np.arange(classes), rng.integers(1, 5, classes))
+    database = DescriptorSet(_unit(centres[labels] + 0.5 * rng.normal(size=(len(labels), d))),
+                             [Entry(f"MET/{c}/{i}.jpg", int(c), "exhibit") for i, c in enumerate(labels)],
+                             model={"name": "toy"})
+
+    def queries(n: int) -> DescriptorSet:
+        q = np.where(np.arange(n) % 3 == 0, rng.integers(0, classes, n), -1)
+        x = np.where(q[:, None] >= 0, centres[np.maximum(q, 0)], 0) + 0.9 * rng.normal(size=(n, d))
+        kinds = ["met" if c >= 0 else ("other" if i % 2 else "noart") for i, c in enumerate(q)]
+        folders = {"met": "test_met", "other": "test_other", "noart": "test_noart"}
+        return DescriptorSet(_unit(x), [Entry(f"{folders[k]}/{i}.jpg", int(c), k)
+                                        for i, (c, k) in enumerate(zip(q, kinds))])
+
+    return database, queries(45), queries(60)
+
+
+@pytest.fixture
+def desc_dir(tmp_path: Path) -> Path:
+    database, val, test = _sets()
+    for name, dset in (("database", database), ("val", val), ("test", test)):
+        save_descriptors(tmp_path / "desc" / name, dset)
+    return tmp_path / "desc"
+
+
+def test_evaluate_autotune_writes_run_folder(desc_dir, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["evaluate", "--descriptors", str(desc_dir), "--out", str(run), "--dim", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "GAP  GAP-" in out and "test set" in out and "val set" in out
+    results = json.loads((run / "results.json").read_text())
+    assert results["settings"]["dim"] == 8 and results["settings"]["autotune"]
+    assert len(results["autotune"]["grid"]) == 9 * 12
+    assert (results["k"], results["tau"]) == (results["autotune"]["best_k"], results["autotune"]["best_tau"])
+    assert results["val"]["gap"] == pytest.approx(results["autotune"]["best_gap"])
+    assert f"{100 * results['test']['gap']:.1f}" in out
+    assert results["test"]["queries"] == {"total": 60, "met": 20, "other": 20, "noart": 20}
+    assert sum(b["queries"] for b in results["test"]["accuracy_by_bucket"]) == 20
+    assert len((run / "grid.csv").read_text().splitlines()) == 1 + 108
+    assert len((run / "predictions_test.csv").read_text().splitlines()) == 1 + 60
+    page = (run / "index.html").read_text()
+    for png in ("pr_curve.png", "confidences.png", "accuracy_by_bucket.png", "grid.png"):
+        assert f'src="{png}"' in page and (run / png).stat().st_size > 1000
+    assert (run / "whitening.npz").is_file()
+
+
+def test_fixed_k_tau_without_whitening(desc_dir, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["evaluate", "--database", str(desc_dir / "database.npy"), "--test", str(desc_dir / "test"),
+                 "--no-whiten", "--k", "3", "--tau", "20", "--out", str(run), "--no-report"]) == 0
+    results = json.loads((run / "results.json").read_text())
+    assert (results["k"], results["tau"]) == (3, 20.0)
+    assert "val" not in results and not (run / "whitening.npz").exists() and not (run / "index.html").exists()
+
+
+def test_evaluate_function_matches_cli_and_is_repeatable(desc_dir, tmp_path):
+    database, val, test = _sets()
+    a = evaluate(database, val, test, whiten=False, name="a")
+    b = evaluate(database, val, test, whiten=False, name="b")
+    assert a["test"] == b["test"] and a["run_dir"] is None
+    c = evaluate(database, val, test, whiten=False, k=a["k"], tau=a["tau"])
+    assert c["test"]["gap"] == a["test"]["gap"]
+
+
+def test_dim_larger_than_possible_is_clamped(desc_dir, tmp_path, caplog):
+    run = tmp_path / "run"
+    assert main(["evaluate", "--descriptors", str(desc_dir), "--out", str(run), "--no-report"]) == 0
+    assert json.loads((run / "results.json").read_text())["settings"]["dim"] == 16
+    assert "larger than possible" in caplog.text
+
+
+def test_official_pickle_end_to_end(met_root, tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    data = {key: _unit(rng.normal(size=(n, 4))) for key, n in
+            (("train_descriptors", 4), ("val_descriptors", 3), ("test_descriptors", 3))}
+    (tmp_path / "descriptors.pkl").write_bytes(pickle.dumps(data))
+    assert main(["evaluate", "--official-pickle", str(tmp_path / "descriptors.pkl"), "--ground-truth",
+                 str(met_root), "--no-whiten", "--out", str(tmp_path / "run"), "--no-report"]) == 0
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["settings"]["n_classes"] == 3 and results["test"]["queries"]["met"] == 2
+
+
+def _err(capsys, argv: list[str]) -> str:
+    assert main(argv) == 2
+    return capsys.readouterr().err
+
+
+def test_errors_are_clean_messages(desc_dir, tmp_path, capsys, met_root):
+    assert "exactly one of" in _err(capsys, ["evaluate"])
+    assert "both --k and --tau" in _err(capsys, ["evaluate", "--descriptors", str(desc_dir), "--k", "3"])
+    assert "not found" in _err(capsys, ["evaluate", "--descriptors", str(tmp_path / "nope")])
+    assert "needs --ground-truth" in _err(capsys, ["evaluate", "--official-pickle", "x.pkl"])
+    (met_root / "ground_truth" / "testset.json").unlink()
+    (tmp_path / "d.pkl").write_bytes(pickle.dumps({k: np.eye(4)[:n] for k, n in (
+        ("train_descriptors", 4), ("val_descriptors", 3), ("test_descriptors", 3))}))
+    assert "testset.json not found" in _err(
+        capsys, ["evaluate", "--official-pickle", str(tmp_path / "d.pkl"), "--ground-truth", str(met_root)])
+
+
+def test_bad_descriptor_files_are_named(desc_dir, tmp_path, capsys):
+    manifest = json.loads((desc_dir / "val.json").read_text())
+    manifest["entries"] = manifest["entries"][:-1]
+    (desc_dir / "val.json").write_text(json.dumps(manifest))
+    err = _err(capsys, ["evaluate", "--descriptors", str(desc_dir), "--out", str(tmp_path / "r")])
+    assert "val.npy has 45 rows but its manifest val.json lists 44 entries" in err
+    matrix = np.load(desc_dir / "test.npy")
+    matrix[3] = np.nan
+    np.save(desc_dir / "test.npy", matrix)
+    err = _err(capsys, ["evaluate", "--database", str(desc_dir / "database"), "--test", str(desc_dir / "test"),
+                        "--k", "1", "--tau", "1", "--out", str(tmp_path / "r")])
+    assert "test.npy" in err and "NaN" in err and "row 3" in err
+    matrix[3] = 0
+    np.save(desc_dir / "test.npy", matrix)
+    err = _err(capsys, ["evaluate", "--database", str(desc_dir / "database"), "--test", str(desc_dir / "test"),
+                        "--k", "1", "--tau", "1", "--out", str(tmp_path / "r")])
+    assert "zero norm" in err and "row 3" in err
+
+
+def test_dimension_mismatch_is_refused(tmp_path, capsys):
+    database, val, test = _sets()
+    save_descriptors(tmp_path / "database", database)
+    save_descriptors(tmp_path / "test", DescriptorSet(test.matrix[:, :8] * 1.0, test.entries))
+    err = _err(capsys, ["evaluate", "--database", str(tmp_path / "database"), "--test", str(tmp_path / "test"),
+                        "--k", "1", "--tau", "1", "--out", str(tmp_path / "r")])
+    assert "dimension 8 but the database has 16" in err
