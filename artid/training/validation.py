@@ -1,0 +1,197 @@
+"""Embedding image sets with the current model, per-epoch validation and the DNet parametric classifier.
+
+Validation follows the paper (thesis 5.1): single-scale descriptors without whitening,
+the kNN classifier of the database against the validation queries, (k, tau) tuned on
+their GAP; the best epoch is the one with the best kNN accuracy.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from artid.training.augment import eval_transform
+from artid.training.data import ImageDataset, ImageSource, collate_list
+
+log = logging.getLogger(__name__)
+
+#: Temperatures tried for the parametric classifier's softmax (tuned on validation GAP).
+TEMPERATURE_GRID: tuple[float, ...] = (1, 2, 5, 10, 15, 20, 30, 50, 64, 100, 200, 500)
+
+
+@torch.no_grad()
+def embed_images(model: nn.Module, source: ImageSource, device: torch.device, batch_size: int = 32,
+                 num_workers: int = 0, desc: str = "embedding", multiscale: bool = False) -> np.ndarray:
+    """Descriptors of every image of a source with the model in eval mode.
+
+    Images keep their own size (aspect ratio kept); a batch is split into groups of
+    equal shape before the forward pass.
+
+    Args:
+        model: an embedder, ``model(x)`` -> (B, D) L2-normalised (and ``embed_multiscale``
+            when ``multiscale``).
+        source: the images.
+        device: where the model lives.
+        batch_size: images per loader batch.
+        num_workers: loader worker processes.
+        desc: progress-bar label.
+        multiscale: use ``model.embed_multiscale`` (scales 1, 2^-1/2, 1/2).
+
+    Returns:
+        (N, D) float32 with L2-normalised rows, in source order.
+    """
+    was_training = model.training
+    model.eval()
+    ds = ImageDataset(source, np.zeros(len(source), dtype=np.int64), eval_transform())
+    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                        collate_fn=collate_list)
+    out: list[np.ndarray] = []
+    for batch in tqdm(loader, desc=desc, unit="batch", leave=False, disable=len(loader) < 2):
+        shapes: dict[tuple[int, ...], list[int]] = {}
+        for i, (x, _) in enumerate(batch):
+            shapes.setdefault(tuple(x.shape), []).append(i)
+        chunk: list[np.ndarray | None] = [None] * len(batch)
+        for ids in shapes.values():
+            x = torch.stack([batch[i][0] for i in ids]).to(device)
+            v = model.embed_multiscale(x) if multiscale else model(x)
+            v = v.float().cpu().numpy()
+            for j, i in enumerate(ids):
+                chunk[i] = v[j]
+        out.append(np.stack(chunk))  # type: ignore[arg-type]
+    model.train(was_training)
+    return np.ascontiguousarray(np.concatenate(out), dtype=np.float32)
+
+
+class EmbeddingCache:
+    """Descriptors of one image set under the current weights, computed once until invalidated.
+
+    The trainer invalidates it after every optimiser step of an epoch, so the validation at
+    the end of epoch e and the mining at the start of epoch e+1 share one pass.
+    """
+
+    def __init__(self, source: ImageSource, embed: Callable[[nn.Module, ImageSource], np.ndarray]) -> None:
+        self.source, self._embed = source, embed
+        self._desc: np.ndarray | None = None
+
+    def get(self, model: nn.Module) -> np.ndarray:
+        if self._desc is None:
+            self._desc = self._embed(model, self.source)
+        return self._desc
+
+    def invalidate(self) -> None:
+        self._desc = None
+
+
+class KNNValidator:
+    """kNN accuracy and GAP of validation queries against the database (single scale, no whitening).
+
+    Args:
+        database: cache of the database descriptors.
+        db_labels: (N,) int64 class index of each database image.
+        queries: the validation query images.
+        query_labels: (Q,) int64 class indices, -1 for distractors.
+        embed: (model, source) -> (Q, D) descriptors.
+        n_classes: classes of the softmax (all database classes).
+    """
+
+    def __init__(self, database: EmbeddingCache, db_labels: np.ndarray, queries: ImageSource,
+                 query_labels: np.ndarray, embed: Callable[[nn.Module, ImageSource], np.ndarray],
+                 n_classes: int | None = None) -> None:
+        self.database, self.db_labels = database, np.asarray(db_labels, dtype=np.int64)
+        self.queries, self.query_labels = queries, np.asarray(query_labels, dtype=np.int64)
+        self._embed, self.n_classes = embed, n_classes
+        self.last_query_descriptors: np.ndarray | None = None
+
+    def __call__(self, model: nn.Module) -> dict[str, Any]:
+        from artid.retrieval.autotune import autotune
+        from artid.retrieval.knn import KNNClassifier
+
+        db = self.database.get(model)
+        q = self._embed(model, self.queries)
+        self.last_query_descriptors = q
+        clf = KNNClassifier(db, self.db_labels, n_classes=self.n_classes, use_gpu=False)
+        res = autotune(clf, q, self.query_labels)
+        i, j = res.ks.index(res.best_k), res.taus.index(res.best_tau)
+        return {"acc": res.acc, "gap": res.best_gap, "gap_minus": float(res.gap_minus[i, j]),
+                "k": res.best_k, "tau": res.best_tau}
+
+
+def parametric_predict(cos: np.ndarray, temperature: float) -> tuple[np.ndarray, np.ndarray]:
+    """DNet inference: argmax class and max softmax probability of ``temperature * cos``.
+
+    Args:
+        cos: (Q, C) cosine-classifier outputs.
+        temperature: softmax scale.
+
+    Returns:
+        pred (Q,) int64 class indices, conf (Q,) float64.
+    """
+    z = temperature * np.asarray(cos, dtype=np.float64)
+    z -= z.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    p /= p.sum(axis=1, keepdims=True)
+    return p.argmax(axis=1).astype(np.int64), p.max(axis=1)
+
+
+def tune_temperature(cos: np.ndarray, labels: np.ndarray,
+                     grid: tuple[float, ...] = TEMPERATURE_GRID) -> tuple[float, dict[str, float]]:
+    """The softmax temperature of the parametric classifier with the best GAP on the given queries.
+
+    Args:
+        cos: (Q, C) cosine-classifier outputs of the validation queries.
+        labels: (Q,) class indices, -1 for distractors.
+        grid: temperatures tried (first best wins on ties).
+
+    Returns:
+        (best temperature, {"gap", "gap_minus", "acc"} at it).
+    """
+    from artid.evaluation.metrics import accuracy, gap, gap_minus
+
+    best_t, best = grid[0], {"gap": -1.0}
+    for t in grid:
+        pred, conf = parametric_predict(cos, t)
+        g = gap(pred, conf, labels)
+        if g > best["gap"]:
+            best_t, best = t, {"gap": g, "gap_minus": gap_minus(pred, conf, labels),
+                               "acc": accuracy(pred, conf, labels)}
+    return best_t, best
+
+
+@torch.no_grad()
+def init_projector_from_whitening(model: nn.Module, database: ImageSource,
+                                  embed: Callable[[nn.Module, ImageSource], np.ndarray]) -> int:
+    """Initialise the embedder's FC projector with PCA-whitening of the starting descriptors.
+
+    The projector is first set to the identity (so the model outputs the plain GeM
+    descriptor), the database is embedded, whitening is fitted, and the projector set to
+    ``weight = P^T, bias = -m P``. The projector is square (D -> D); when the database is
+    too small for D whitened dimensions (covariance rank r < D), the remaining D - r output
+    dimensions start at zero weight.
+
+    Args:
+        model: an embedder with a projector.
+        database: the training images.
+        embed: (model, source) -> (N, D) descriptors.
+
+    Returns:
+        r, the number of whitened dimensions.
+    """
+    from artid.retrieval.whitening import PCAWhitening
+
+    d = int(model.dim)
+    model.set_projector_from_whitening(np.zeros(d, np.float32), np.eye(d, dtype=np.float32))
+    desc = embed(model, database)
+    w = PCAWhitening(dim=d, shrinkage=1.0).fit(desc)
+    p = np.zeros((d, d), dtype=np.float32)
+    p[:, :w.projection.shape[1]] = w.projection
+    model.set_projector_from_whitening(w.mean, p)
+    log.info("projector initialised from PCA-whitening of %d database descriptors (%d of %d dimensions)",
+             desc.shape[0], w.projection.shape[1], d)
+    return int(w.projection.shape[1])

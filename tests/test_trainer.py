@@ -1,0 +1,208 @@
+"""The training loop on tiny in-memory data with a stand-in embedder that has the Embedder API."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from artid.errors import ArtidError
+from artid.training.augment import train_transform
+from artid.training.data import ClassBalancedSampler, MemoryImages
+from artid.training.methods import DNet, Contrastive, SimSiam
+from artid.training.positives import STRATEGIES
+from artid.training.trainer import BEST_FILE, LOG_FILE, STATE_FILE, TrainConfig, Trainer
+from artid.training.validation import EmbeddingCache, embed_images, init_projector_from_whitening
+
+CPU = torch.device("cpu")
+
+
+class TinyEmbedder(nn.Module):
+    """Stand-in with the Embedder API: trunk -> pool -> L2 -> projector -> L2."""
+
+    def __init__(self, dim: int = 8) -> None:
+        super().__init__()
+        self.trunk = nn.Sequential(nn.Conv2d(3, dim, 3, padding=1), nn.BatchNorm2d(dim), nn.ReLU())
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.projector = nn.Linear(dim, dim)
+        self.dim = dim
+        self.spec = {"name": "tiny", "dim": dim}
+        self._frozen_bn = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        v = F.normalize(self.pool(self.trunk(x - 0.5)).flatten(1), dim=1)
+        return F.normalize(self.projector(v), dim=1)
+
+    def embed_multiscale(self, x: torch.Tensor) -> torch.Tensor:
+        return self(x)
+
+    def freeze_batchnorm(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.eval()
+
+    @torch.no_grad()
+    def set_projector_from_whitening(self, mean: np.ndarray, p: np.ndarray) -> None:
+        p = torch.as_tensor(p, dtype=torch.float32)
+        self.projector.weight.copy_(p.T)
+        self.projector.bias.copy_(-torch.as_tensor(mean, dtype=torch.float32) @ p)
+
+
+def write_plain(path: Path, model: nn.Module, meta: dict) -> None:
+    torch.save({"spec": model.spec, "state_dict": model.state_dict(), "meta": meta}, path)
+
+
+def tiny_images(n_classes: int = 6, per_class: int = 2, size: int = 16, seed: int = 0):
+    """Classes are distinct colour patterns; images of a class are noisy copies."""
+    g = torch.Generator().manual_seed(seed)
+    images, labels = [], []
+    for c in range(n_classes):
+        base = torch.rand(3, size, size, generator=g)
+        for _ in range(per_class):
+            images.append((base + 0.1 * torch.randn(3, size, size, generator=g)).clamp(0, 1))
+            labels.append(c)
+    return MemoryImages(images), np.array(labels, dtype=np.int64)
+
+
+def _embed(model, source):
+    return embed_images(model, source, CPU, batch_size=8)
+
+
+def make_contrastive(strategy="con-syn+real-closest"):
+    source, labels = tiny_images()
+    cache = EmbeddingCache(source, _embed)
+    method = Contrastive(source, labels, STRATEGIES[strategy](), train_transform(size=12), cache, pairs_per_batch=4)
+    return method, cache
+
+
+def run(tmp: Path, method, cache, epochs: int, model=None, seed_model: int = 0, lr: float = 1e-2,
+        accum: int = 1) -> tuple[Trainer, nn.Module]:
+    torch.manual_seed(seed_model)
+    model = model or TinyEmbedder()
+    cfg = TrainConfig(out_dir=tmp, epochs=epochs, lr=lr, head_lr=1e-2, accum_steps=accum, seed=3)
+    trainer = Trainer(model, method, cfg, CPU, checkpoint_writer=write_plain,
+                      invalidate=cache.invalidate if cache else None)
+    trainer.fit()
+    return trainer, model
+
+
+def test_contrastive_training_lowers_the_loss(tmp_path):
+    method, cache = make_contrastive()
+    trainer, _ = run(tmp_path, method, cache, epochs=4)
+    losses = [r["loss"] for r in trainer.result.history]
+    assert len(losses) == 4
+    assert losses[-1] < losses[0]
+    assert (tmp_path / "epoch_004.pt").is_file() and (tmp_path / BEST_FILE).is_file()
+    logged = [json.loads(line) for line in (tmp_path / LOG_FILE).read_text().splitlines()]
+    assert [r["epoch"] for r in logged] == [1, 2, 3, 4]
+
+
+def test_every_anchor_gets_one_positive_and_one_negative(tmp_path):
+    method, cache = make_contrastive("con-syn+real")
+    source, labels = tiny_images()
+    pairs = method.make_pairs(_embed(TinyEmbedder(), source), np.random.default_rng(0))
+    n = len(labels)
+    assert pairs.shape == (2 * n, 3)
+    assert sorted(pairs[:n, 0]) == list(range(n)) and sorted(pairs[n:, 0]) == list(range(n))
+    assert (pairs[:n, 2] == 1).all() and (pairs[n:, 2] == 0).all()
+    assert (labels[pairs[n:, 1]] != labels[pairs[n:, 0]]).all()
+    real = pairs[:n][pairs[:n, 1] >= 0]
+    assert (labels[real[:, 1]] == labels[real[:, 0]]).all() and (real[:, 1] != real[:, 0]).all()
+
+
+def _weights(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
+    m1, c1 = make_contrastive()
+    _, full = run(tmp_path / "full", m1, c1, epochs=3, accum=2)
+    m2, c2 = make_contrastive()
+    run(tmp_path / "split", m2, c2, epochs=2, accum=2)             # "interrupted" after epoch 2
+    m3, c3 = make_contrastive()
+    trainer, resumed = run(tmp_path / "split", m3, c3, epochs=3, seed_model=99, accum=2)  # new process, other init
+    assert trainer.start_epoch == 3
+    a, b = _weights(full), _weights(resumed)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert [r["epoch"] for r in trainer.result.history] == [1, 2, 3]
+
+
+def test_resume_refuses_another_method(tmp_path):
+    m1, c1 = make_contrastive()
+    run(tmp_path, m1, c1, epochs=1)
+    source, _ = tiny_images()
+    with pytest.raises(ArtidError, match="contrastive"):
+        run(tmp_path, SimSiam(source, train_transform(size=12), dim=8, images_per_batch=4), None, epochs=2)
+
+
+def test_batchnorm_statistics_stay_frozen(tmp_path):
+    method, cache = make_contrastive()
+    torch.manual_seed(0)
+    model = TinyEmbedder()
+    before = model.trunk[1].running_mean.clone()
+    run(tmp_path, method, cache, epochs=1, model=model)
+    assert torch.equal(model.trunk[1].running_mean, before)
+
+
+def test_simsiam_lowers_its_loss(tmp_path):
+    source, _ = tiny_images()
+    method = SimSiam(source, train_transform(size=12), dim=8, images_per_batch=12)
+    trainer, _ = run(tmp_path, method, None, epochs=8)
+    losses = [r["loss"] for r in trainer.result.history]
+    assert losses[-1] < losses[0]
+    assert (tmp_path / "best_head.pt").is_file()
+
+
+@pytest.mark.parametrize("loss", ["ce", "arcface"])
+def test_dnet_lowers_its_loss_and_reports_parametric_figures(tmp_path, loss):
+    source, labels = tiny_images()
+    method = DNet(source, labels, 6, train_transform(size=12), dim=8, loss=loss, batch_size=6,
+                  class_weights=True, sampling="balanced")
+    trainer, model = run(tmp_path, method, None, epochs=4)
+    losses = [r["loss"] for r in trainer.result.history]
+    assert losses[-1] < losses[0]
+    fig = method.validate(model, _embed(model, source))   # database images as queries: labels known
+    assert fig == {} or set(fig) >= {"param_acc", "param_gap"}
+
+
+def test_classifier_retraining_keeps_the_backbone_frozen(tmp_path):
+    source, labels = tiny_images()
+    torch.manual_seed(0)
+    model = TinyEmbedder()
+    before = _weights(model)
+    method = DNet(source, labels, 6, train_transform(size=12), dim=8, batch_size=6, retrain_classifier=True)
+    trainer, _ = run(tmp_path, method, None, epochs=2, model=model)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert trainer.result.history[-1]["loss"] < trainer.result.history[0]["loss"] + 1e-9
+
+
+def test_projector_initialised_from_whitening_whitens_the_database():
+    source, _ = tiny_images(n_classes=20, per_class=2)
+    torch.manual_seed(0)
+    model = TinyEmbedder()
+    r = init_projector_from_whitening(model, source, _embed)
+    assert r == 8
+    # whitened (before the final L2): the pre-normalisation outputs have identity covariance
+    model.eval()
+    with torch.no_grad():
+        x = torch.stack([source.load(i) for i in range(len(source))])
+        v = F.normalize(model.pool(model.trunk(x - 0.5)).flatten(1), dim=1)
+        w = model.projector(v).numpy().astype(np.float64)
+    assert np.allclose(w.mean(axis=0), 0, atol=1e-4)
+    assert np.allclose(np.cov(w.T, bias=True), np.eye(8), atol=1e-3)
+
+
+def test_class_balanced_sampler_draws_classes_uniformly():
+    labels = np.array([0] * 8 + [1] + [2] * 3)
+    s = ClassBalancedSampler(labels, num_samples=30000, generator=torch.Generator().manual_seed(0))
+    drawn = labels[list(s)]
+    freq = np.bincount(drawn) / drawn.size
+    assert np.allclose(freq, 1 / 3, atol=0.015)
+    assert len(s) == 30000
