@@ -1,0 +1,237 @@
+"""Visitor photos: an exhibit photographed in a gallery, and the camera that took it.
+
+The domain shift between studio and visitor photos is what the benchmark is about:
+the exhibit fills only part of the frame at a varying scale, seen in perspective and
+sometimes cut by the edge of the photo; it hangs in a frame on a wall or stands on a
+plinth or in a vitrine, in one of a few rooms shared by many photos (common context);
+the light has a colour cast and a spotlight fall-off; glass gives glare; visitors stand
+in front; and the camera adds blur, noise and JPEG.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from artid.data.synth.artworks import Design, Pose, is_flat, render
+from artid.data.synth.drawing import blur, from_pil, perspective_coeffs, to_pil, value_noise
+from artid.data.synth.seeding import rng_for
+
+#: Number of gallery rooms (the context shared by many visitor photos).
+N_ROOMS = 12
+
+
+def photo_size(rng: np.random.Generator, long_side: int) -> tuple[int, int]:
+    """(height, width) of a phone photo: landscape 4:3 most often, else portrait 3:4 or square."""
+    r = rng.random()
+    short = int(round(long_side * 0.75))
+    if r < 0.55:
+        return short, long_side
+    if r < 0.9:
+        return long_side, short
+    return long_side, long_side
+
+
+def room(seed: int, room_id: int, h: int, w: int, rng: np.random.Generator) -> tuple[np.ndarray, float, np.ndarray]:
+    """A gallery wall and floor seen from standing height.
+
+    Returns:
+        rgb (H, W, 3), the floor line as a fraction of the height, and the room's light tint (3,).
+    """
+    rr = rng_for(seed, "room", room_id)
+    wall = np.asarray(rr.choice([[0.9, 0.89, 0.86], [0.55, 0.12, 0.14], [0.2, 0.27, 0.38], [0.62, 0.6, 0.55],
+                                 [0.3, 0.42, 0.36], [0.82, 0.76, 0.64], [0.16, 0.16, 0.17]]), np.float32)
+    wall = np.clip(wall + rr.normal(0, 0.04, 3), 0, 1)
+    floor = np.asarray(rr.choice([[0.45, 0.3, 0.18], [0.6, 0.58, 0.55], [0.3, 0.2, 0.13], [0.75, 0.72, 0.66]]),
+                       np.float32)
+    tint = np.clip(np.asarray([1.0, 1.0, 1.0]) + rr.normal(0, 0.08, 3), 0.75, 1.2).astype(np.float32)
+    planks = bool(rr.random() < 0.5)
+    horizon = float(np.clip(rr.uniform(0.7, 0.9) + rng.normal(0, 0.06), 0.55, 1.05))
+    tex = value_noise(rng, h, w, cells=(3, 9))
+    rgb = wall[None, None, :] * (0.88 + 0.2 * tex)[..., None]
+    yy = np.arange(h, dtype=np.float32)[:, None] / h
+    xx = np.arange(w, dtype=np.float32)[None, :] / w
+    fl = yy >= horizon
+    if fl.any():
+        depth = np.clip((yy - horizon) / max(1e-3, 1.0 - horizon + 0.05), 0, 1)
+        pattern = 0.9 + 0.1 * np.sin((xx - 0.5) / (0.3 + depth) * 40.0) if planks else \
+            0.92 + 0.1 * value_noise(rng, h, w, cells=(8, 24))
+        floor_rgb = floor[None, None, :] * (pattern * (0.7 + 0.4 * depth))[..., None]
+        rgb = np.where(fl[..., None], floor_rgb, rgb)
+        base = (yy >= horizon - 0.015) & (yy < horizon)
+        rgb = np.where(base[..., None] & np.ones((1, w, 1), bool), wall * 0.6, rgb)
+    return rgb.astype(np.float32), horizon, tint
+
+
+def _frame(rgb: np.ndarray, rng: np.random.Generator, kind: str) -> np.ndarray:
+    """Add a mat and/or a frame around a flat work; returns a larger (H', W', 3) image."""
+    h, w = rgb.shape[:2]
+    out = rgb
+    if kind in ("print", "photograph") and rng.random() < 0.6:
+        m = max(1, int(rng.uniform(0.06, 0.15) * max(h, w)))
+        out = np.pad(out, ((m, m), (m, m), (0, 0)), constant_values=float(rng.uniform(0.85, 0.97)))
+    if rng.random() < (0.3 if kind == "textile" else 0.85):
+        f = max(1, int(rng.uniform(0.03, 0.09) * max(h, w)))
+        col = np.asarray(rng.choice([[0.72, 0.55, 0.22], [0.35, 0.22, 0.12], [0.08, 0.08, 0.08], [0.85, 0.83, 0.8]]),
+                         np.float32)
+        H, W = out.shape[0] + 2 * f, out.shape[1] + 2 * f
+        yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+        dist = np.minimum.reduce([yy, xx, H - 1 - yy, W - 1 - xx]) / f  # 0 at the outer edge, 1 at the inner
+        bevel = 0.75 + 0.5 * np.sin(np.clip(dist, 0, 1) * math.pi) * (1.0 - 0.3 * (yy > xx))
+        frame = col * bevel[..., None]
+        frame[f:f + out.shape[0], f:f + out.shape[1]] = out
+        out = frame
+    return out.astype(np.float32)
+
+
+def _place(canvas: np.ndarray, img: np.ndarray, alpha: np.ndarray, quad: list[tuple[float, float]],
+           shadow: float) -> np.ndarray:
+    """Warp ``img`` (with ``alpha``) onto ``quad`` (TL, TR, BR, BL output points) of the canvas."""
+    H, W = canvas.shape[:2]
+    h, w = img.shape[:2]
+    coeffs = perspective_coeffs([(0, 0), (w, 0), (w, h), (0, h)], quad)
+    rgba = np.concatenate([img, alpha[..., None]], axis=-1)
+    pil = Image.fromarray((np.clip(rgba, 0, 1) * 255 + 0.5).astype(np.uint8), "RGBA")
+    warped = pil.transform((W, H), Image.PERSPECTIVE, coeffs, Image.BILINEAR)
+    arr = np.asarray(warped, np.float32) / 255.0
+    a = arr[..., 3:4]
+    if shadow > 0:
+        off = max(1, int(0.012 * max(H, W)))
+        sh = blur(np.roll(np.roll(a[..., 0], off, 0), off, 1), 0.01 * max(H, W))
+        canvas = canvas * (1 - shadow * sh)[..., None]
+    return canvas * (1 - a) + arr[..., :3] * a
+
+
+def add_visitors(img: np.ndarray, rng: np.random.Generator, count: int) -> np.ndarray:
+    """Occluding visitors: out-of-focus silhouettes in the foreground."""
+    H, W = img.shape[:2]
+    for _ in range(count):
+        layer = Image.new("L", (W, H), 0)
+        dr = ImageDraw.Draw(layer)
+        cx = rng.uniform(-0.1, 1.1) * W
+        head_y = rng.uniform(0.35, 0.9) * H
+        s = rng.uniform(0.07, 0.16) * max(H, W)
+        dr.ellipse([cx - s * 0.5, head_y - s * 0.65, cx + s * 0.5, head_y + s * 0.65], fill=255)
+        dr.rounded_rectangle([cx - s * 1.5, head_y + s * 0.7, cx + s * 1.5, H + s * 4], radius=s * 0.6, fill=255)
+        mask = blur(np.asarray(layer, np.float32) / 255.0, rng.uniform(0.5, 3.0) * max(H, W) / 500)
+        cloth = np.asarray(rng.choice([[0.1, 0.1, 0.12], [0.5, 0.1, 0.1], [0.2, 0.25, 0.45], [0.7, 0.7, 0.65],
+                                       [0.3, 0.4, 0.25]]), np.float32)
+        skin = np.asarray(rng.choice([[0.85, 0.65, 0.52], [0.55, 0.38, 0.27], [0.35, 0.22, 0.16]]), np.float32)
+        hair = (np.arange(H, dtype=np.float32)[:, None] < head_y - s * 0.1) & np.ones((1, W), bool)
+        yy = np.arange(H, dtype=np.float32)[:, None] * np.ones((1, W), np.float32)
+        col = np.where((yy < head_y + s * 0.7)[..., None], np.where(hair[..., None], skin * 0.3, skin), cloth)
+        col = col * (0.8 + 0.3 * value_noise(rng, H, W, cells=(4, 12)))[..., None]
+        img = img * (1 - mask[..., None]) + col * mask[..., None]
+    return img
+
+
+def camera(img: np.ndarray, rng: np.random.Generator, tint: np.ndarray, strength: float = 1.0) -> np.ndarray:
+    """Light and camera: colour cast, exposure, vignetting, blur, sensor noise (JPEG comes at saving)."""
+    H, W = img.shape[:2]
+    scale = max(H, W) / 500.0
+    cast = tint * np.clip(1.0 + rng.normal(0, 0.07 * strength, 3), 0.7, 1.3)
+    img = img * cast.astype(np.float32)
+    img = np.clip(img * rng.uniform(0.7, 1.2), 0, None) ** rng.uniform(0.85, 1.2)
+    yy, xx = np.mgrid[-1:1:complex(0, H), -1:1:complex(0, W)].astype(np.float32)
+    img = img * (1 - rng.uniform(0.1, 0.4) * strength * (xx ** 2 + yy ** 2) / 2)[..., None]
+    r = rng.random()
+    if r < 0.25 * strength:  # motion blur
+        from scipy.ndimage import uniform_filter1d
+        img = uniform_filter1d(img, size=max(2, int(rng.uniform(3, 9) * scale)), axis=int(rng.integers(0, 2)))
+    elif r < 0.8:
+        img = blur(img, rng.uniform(0.3, 1.6) * scale * strength)
+    noise = rng.normal(0, rng.uniform(0.005, 0.035) * strength, (H, W, 1)).astype(np.float32)
+    chroma = rng.normal(0, 0.01 * strength, (H, W, 3)).astype(np.float32)
+    return np.clip(img + noise + chroma, 0, 1)
+
+
+def visitor_photo(design: Design, seed: int, rng: np.random.Generator, long_side: int) -> Image.Image:
+    """A visitor's photo of an exhibit in a gallery.
+
+    Args:
+        design: the exhibit photographed.
+        seed: benchmark seed (selects the shared rooms).
+        rng: this photo's random source.
+        long_side: longer side of the photo in pixels.
+
+    Returns:
+        RGB image (before JPEG compression).
+    """
+    H, W = photo_size(rng, long_side)
+    canvas, horizon, tint = room(seed, int(rng.integers(0, N_ROOMS)), H, W, rng)
+    for _ in range(int(rng.integers(0, 3))):  # neighbouring works on the wall
+        x0, fw = rng.uniform(-0.3, 1.0) * W, rng.uniform(0.1, 0.3) * W
+        y0, fh = rng.uniform(0.05, 0.35) * H, rng.uniform(0.15, 0.35) * H
+        if abs((x0 + fw / 2) / W - 0.5) < 0.3:
+            continue
+        blob = value_noise(rng, int(fh) + 2, int(fw) + 2, cells=(2, 5))
+        col = rng.uniform(0.1, 0.9, 3).astype(np.float32)
+        patch = col * (0.5 + blob)[..., None] * 0.8
+        ys, xs = slice(max(0, int(y0)), min(H, int(y0 + fh))), slice(max(0, int(x0)), min(W, int(x0 + fw)))
+        py, px = ys.start - int(y0), xs.start - int(x0)
+        if ys.stop > ys.start and xs.stop > xs.start:
+            canvas[ys, xs] = patch[py:py + ys.stop - ys.start, px:px + xs.stop - xs.start]
+    flat = is_flat(design)
+    frac = rng.uniform(0.3, 0.85) if flat else rng.uniform(0.2, 0.45) if design.kind == "coin" \
+        else rng.uniform(0.3, 0.75)  # share of the photo's long side
+    target = max(16, int(frac * max(H, W)))
+    pose = Pose(angle=float(rng.uniform(-math.pi, math.pi)) if design.kind == "sculpture"
+                else float(rng.uniform(0, 2 * math.pi)) if design.kind == "vessel" else 0.0,
+                light=(float(rng.uniform(-0.7, 0.7)), float(rng.uniform(-0.8, -0.2))),
+                side=int(rng.random() < 0.3) if design.kind == "coin" else 0)
+    art, alpha = render(design, target, pose)
+    if flat:
+        art = _frame(art, rng, design.kind)
+        alpha = np.ones(art.shape[:2], np.float32)
+    else:  # a plinth (or a vitrine case) under the object
+        h, w = art.shape[:2]
+        ph = int(h * rng.uniform(0.25, 0.6))
+        pw = int(w * rng.uniform(1.0, 1.4))
+        pcol = np.asarray(rng.choice([[0.92, 0.92, 0.9], [0.15, 0.15, 0.16], [0.6, 0.55, 0.5]]), np.float32)
+        full = np.zeros((h + ph, pw, 3), np.float32)
+        fa = np.zeros((h + ph, pw), np.float32)
+        ox = (pw - w) // 2
+        full[h:] = pcol * np.linspace(1.0, 0.8, ph, dtype=np.float32)[:, None, None]
+        full[h:h + max(1, ph // 12)] = pcol * 1.1
+        fa[h:] = 1
+        full[:h, ox:ox + w] = art
+        fa[:h, ox:ox + w] = alpha
+        art, alpha = full, fa
+    h, w = art.shape[:2]
+    s = max(h, w)
+    if s > frac * max(H, W) * 1.15:  # framing / plinth made it larger: fit the planned share
+        k = frac * max(H, W) * 1.15 / s
+        h, w = max(4, int(h * k)), max(4, int(w * k))
+    cx = W * rng.uniform(0.3, 0.7)
+    if flat:
+        cy = min(H * rng.uniform(0.3, 0.55), horizon * H - h / 2)
+    else:
+        cy = H - h / 2 - rng.uniform(0.0, 0.12) * H  # stands on the floor
+    if rng.random() < 0.25:  # partly out of the photo
+        cx += rng.choice([-1, 1]) * w * rng.uniform(0.2, 0.4)
+    yaw = rng.uniform(-0.3, 0.3)
+    roll = rng.normal(0, 0.04)
+    x0, x1, y0, y1 = cx - w / 2, cx + w / 2, cy - h / 2, cy + h / 2
+    shrink_l, shrink_r = max(0.0, yaw) * h * 0.5, max(0.0, -yaw) * h * 0.5
+    quad = [(x0 + abs(yaw) * w * 0.15 * (yaw > 0), y0 + shrink_l), (x1 - abs(yaw) * w * 0.15 * (yaw < 0), y0 + shrink_r),
+            (x1 - abs(yaw) * w * 0.15 * (yaw < 0), y1 - shrink_r), (x0 + abs(yaw) * w * 0.15 * (yaw > 0), y1 - shrink_l)]
+    cr, sr = math.cos(roll), math.sin(roll)
+    quad = [(cx + (x - cx) * cr - (y - cy) * sr, cy + (x - cx) * sr + (y - cy) * cr) for x, y in quad]
+    art = art * (0.8 + 0.3 * value_noise(rng, art.shape[0], art.shape[1], cells=(2, 4)))[..., None] ** 0.5
+    canvas = _place(canvas, art, alpha, quad, shadow=0.35 if flat else 0.5)
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+    spot = np.exp(-(((xx - cx) / (W * 0.6)) ** 2 + ((yy - cy) / (H * 0.7)) ** 2))
+    canvas = canvas * (0.55 + 0.55 * spot)[..., None]
+    if rng.random() < (0.5 if flat else 0.3):  # glare on glass or varnish
+        gx, gy = cx + rng.uniform(-0.4, 0.4) * w, cy + rng.uniform(-0.4, 0.4) * h
+        gr = rng.uniform(0.05, 0.25) * max(w, h)
+        glare = np.exp(-(((xx - gx) / gr) ** 2 + ((yy - gy) / (gr * rng.uniform(0.3, 1.0))) ** 2))
+        canvas = canvas + rng.uniform(0.3, 0.9) * glare[..., None]
+    if not flat and rng.random() < 0.35:  # vitrine glass: faint reflections
+        streak = 0.5 + 0.5 * np.sin((xx + yy * rng.uniform(-1, 1)) / max(W, H) * rng.uniform(6, 20))
+        canvas = canvas * 0.92 + 0.12 * streak[..., None]
+    visitors = int(rng.choice([0, 0, 0, 1, 1, 2, 3]))
+    canvas = add_visitors(canvas, rng, visitors)
+    return to_pil(camera(canvas, rng, tint))

@@ -1,0 +1,88 @@
+"""Studio photos: the museum's own pictures of an exhibit (the database images).
+
+View 0 is the canonical photo (the whole work, or the object from the front). Further
+views are what the Met's multi-image records hold: other sides of an object, the reverse
+of a coin, a detail of a painting, the back of a canvas, the work in its frame.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from PIL import Image
+
+from artid.data.synth.artworks import Design, Pose, is_flat, render, resample
+from artid.data.synth.drawing import blur, to_pil, value_noise
+from artid.data.synth.gallery import _frame
+from artid.data.synth.seeding import rng_for
+
+
+def _backdrop(design: Design, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    col = np.asarray(rng_for(design.composition, "backdrop").choice(
+        [[0.85, 0.85, 0.85], [0.95, 0.95, 0.94], [0.12, 0.12, 0.13], [0.55, 0.58, 0.62], [0.8, 0.76, 0.68]]),
+        np.float32)
+    yy = np.linspace(0, 1, h, dtype=np.float32)[:, None, None]
+    return col * (1.05 - 0.2 * yy) * np.ones((1, w, 1), np.float32)
+
+
+def _back_of_canvas(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    linen = np.asarray([0.78, 0.7, 0.55], np.float32) * (0.85 + 0.25 * value_noise(rng, h, w, cells=(8, 32, 96)))[..., None]
+    bar = max(2, int(0.07 * min(h, w)))
+    wood = np.asarray([0.6, 0.45, 0.28], np.float32)
+    linen[:bar], linen[-bar:], linen[:, :bar], linen[:, -bar:] = wood, wood, wood, wood
+    if rng.random() < 0.5:
+        linen[h // 2 - bar // 2:h // 2 + bar // 2] = wood
+    y0, x0 = int(rng.uniform(0.15, 0.6) * h), int(rng.uniform(0.15, 0.6) * w)  # a collection label
+    linen[y0:y0 + max(2, h // 10), x0:x0 + max(2, w // 5)] = 0.95
+    return linen
+
+
+def studio_photo(design: Design, view: int, rng: np.random.Generator, long_side: int) -> Image.Image:
+    """The museum's photo number ``view`` of an exhibit, longer side ``long_side``."""
+    if is_flat(design):
+        rgb, _ = render(design, long_side)
+        h, w = rgb.shape[:2]
+        r = rng.random()
+        if view > 0 and r < 0.45:  # a detail
+            zoom = rng.uniform(1.5, 3.0)
+            ch, cw = max(4, int(h / zoom)), max(4, int(w / zoom))
+            y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+            big, _ = render(design, int(long_side * zoom))
+            H2, W2 = big.shape[:2]
+            ys, xs = int(y0 / h * H2), int(x0 / w * W2)
+            rgb = big[ys:ys + int(ch / h * H2), xs:xs + int(cw / w * W2)]
+            k = long_side / max(rgb.shape[:2])
+            rgb = resample(rgb, max(4, int(rgb.shape[0] * k)), max(4, int(rgb.shape[1] * k)))
+        elif view > 0 and design.kind == "painting" and r < 0.55:
+            rgb = _back_of_canvas(h, w, rng)
+        elif view > 0 and r < 0.75:  # in its frame
+            rgb = _frame(rgb, rng, design.kind)
+            k = long_side / max(rgb.shape[:2])
+            rgb = resample(rgb, max(4, int(rgb.shape[0] * k)), max(4, int(rgb.shape[1] * k)))
+        elif view > 0:  # another shot: slight rotation on a backdrop
+            img = to_pil(rgb).rotate(float(rng.normal(0, 2.0)), resample=Image.BILINEAR, expand=False,
+                                     fillcolor=(230, 230, 228))
+            rgb = np.asarray(img, np.float32) / 255.0
+    else:
+        if design.kind == "coin":
+            pose = Pose(angle=0.0, light=(-0.5, -0.7), side=view % 2)
+        elif view == 0:
+            pose = Pose()
+        else:
+            pose = Pose(angle=float(rng.uniform(0.5, 2 * math.pi - 0.5)),
+                        light=(float(rng.uniform(-0.7, 0.7)), float(rng.uniform(-0.8, -0.3))))
+        fill = rng.uniform(0.78, 0.92)
+        obj, alpha = render(design, int(long_side * fill), pose)
+        oh, ow = obj.shape[:2]
+        H, W = (long_side, max(ow + 8, int(long_side * 0.8))) if oh >= ow else (max(oh + 8, int(long_side * 0.8)), long_side)
+        rgb = _backdrop(design, H, W, rng)
+        y0, x0 = (H - oh) // 2, (W - ow) // 2
+        shadow = np.zeros((H, W), np.float32)
+        shadow[y0 + oh - max(1, oh // 20):y0 + oh, x0:x0 + ow] = alpha[-1:, :].max() * 0.8
+        shadow = blur(shadow, 0.02 * long_side)
+        rgb = rgb * (1 - 0.5 * shadow)[..., None]
+        region = rgb[y0:y0 + oh, x0:x0 + ow]
+        rgb[y0:y0 + oh, x0:x0 + ow] = region * (1 - alpha[..., None]) + obj * alpha[..., None]
+    gain = np.clip(1.0 + rng.normal(0, 0.02, 3), 0.9, 1.1).astype(np.float32)
+    return to_pil(rgb * gain)
