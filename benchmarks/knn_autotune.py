@@ -123,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scale", type=float, default=1.0, help="fraction of the Met's database and query counts")
     p.add_argument("--naive-queries", type=int, default=64, help="val queries in the naive subsample")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ivf", action="store_true", help="also time the approximate IVF index and count changed predictions")
+    p.add_argument("--nprobe", type=int, default=32, help="IVF cells visited per query")
     args = p.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     n_classes = max(10, round(MET["classes"] * args.scale))
@@ -192,7 +194,33 @@ def main(argv: list[str] | None = None) -> int:
     print(f"   equality on {n_sub} queries x {len(naive)} grid points: predictions identical; confidences "
           f"bit-identical in {bitwise}/{n_values}, the rest within {max_rel:.2g} relative (1 ulp of exp)")
     print(f"peak memory (max RSS): {peak_rss_gib():.2f} GiB")
+    if args.ivf:
+        compare_ivf(db, labels, qv, lv, qt, lt, clf, tuned, pred, scores, t_autotune, t_test_search, args.nprobe)
     return 0
+
+
+def compare_ivf(db, labels, qv, lv, qt, lt, clf, tuned, pred, scores, t_autotune, t_test_search, nprobe) -> None:
+    """Approximate option: IVF-Flat autotune + test search, speed-up and predictions changed vs exact."""
+    from artid.retrieval.index import IVFSearcher
+
+    ivf = IVFSearcher(db, nprobe=nprobe)
+    approx = KNNClassifier(db, labels, searcher=ivf)
+    t = time.perf_counter()
+    tuned_ivf = autotune(approx, qv, lv)
+    t_auto_ivf = time.perf_counter() - t
+    t = time.perf_counter()
+    sims, idx = approx.search(qt, tuned.best_k)
+    t_search_ivf = time.perf_counter() - t
+    p_ivf, c_ivf = approx.classify(sims, idx, tuned.best_k, tuned.best_tau)
+    changed = int(np.sum(p_ivf != pred))
+    met = lt >= 0
+    print(f"5. IVF-Flat ({ivf.index.nlist} cells, nprobe {ivf.index.nprobe}; build {ivf.build_seconds:.1f}s): "
+          f"autotune {t_auto_ivf:.2f}s ({t_autotune / t_auto_ivf:.1f}x faster than exact), test search "
+          f"{t_search_ivf:.2f}s ({t_test_search / t_search_ivf:.1f}x faster); at the exact-tuned (k, tau) "
+          f"{changed}/{len(pred)} test predictions change ({int(np.sum(p_ivf[met] != pred[met]))}/{int(met.sum())} "
+          f"of Met queries); test GAP {100 * gap(p_ivf, c_ivf, lt):.1f} vs exact {100 * scores[0]:.1f}, ACC "
+          f"{100 * accuracy(p_ivf, c_ivf, lt):.1f} vs {100 * scores[2]:.1f}; IVF-tuned k={tuned_ivf.best_k} "
+          f"tau={tuned_ivf.best_tau:g}")
 
 
 if __name__ == "__main__":

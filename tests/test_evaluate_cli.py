@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import pickle
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from artid.cli import main
+from artid.commands import evaluate as evaluate_command
 from artid.data.entries import Entry
 from artid.descriptors import DescriptorSet, save_descriptors
+from artid.errors import ArtidError
 from artid.evaluation.run import evaluate
+
+
+def main(argv: list[str]) -> int:
+    """``artid evaluate ...`` as the CLI runs it (error: message, status 2), independent of other commands."""
+    assert argv[0] == "evaluate"
+    parser = argparse.ArgumentParser(prog="artid evaluate")
+    evaluate_command.add_arguments(parser)
+    try:
+        return evaluate_command.run(parser.parse_args(argv[1:]))
+    except ArtidError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -147,3 +162,11 @@ def test_dimension_mismatch_is_refused(tmp_path, capsys):
     err = _err(capsys, ["evaluate", "--database", str(tmp_path / "database"), "--test", str(tmp_path / "test"),
                         "--k", "1", "--tau", "1", "--out", str(tmp_path / "r")])
     assert "dimension 8 but the database has 16" in err
+
+
+def test_ivf_index_option(desc_dir, tmp_path):
+    run = tmp_path / "run"
+    assert main(["evaluate", "--descriptors", str(desc_dir), "--out", str(run), "--no-report", "--index", "ivf",
+                 "--nprobe", "4"]) == 0
+    results = json.loads((run / "results.json").read_text())
+    assert results["settings"]["index"] == "ivf (nprobe 4)" and "index_build" in results["timings"]

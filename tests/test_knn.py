@@ -136,3 +136,16 @@ def test_bad_inputs():
     sims, idx = clf.search(QUERY, 2)
     with pytest.raises(ArtidError, match="k=3"):
         clf.classify(sims, idx, 3, 1.0)
+
+
+def test_ivf_searcher_probing_every_cell_is_exact():
+    from artid.retrieval.index import IVFSearcher
+
+    db, labels, queries = _random(seed=5, n=800)
+    ivf = IVFSearcher(db, nlist=8, nprobe=8)
+    exact = KNNClassifier(db, labels)
+    approx = KNNClassifier(db, labels, searcher=ivf)
+    np.testing.assert_array_equal(approx.search(queries, 10)[1], exact.search(queries, 10)[1])
+    few = IVFSearcher(db, nlist=8, nprobe=1)
+    sims, idx = KNNClassifier(db, labels, searcher=few).search(queries, 200)  # more than one cell holds
+    assert (idx >= 0).all() and np.all(np.diff(sims, axis=1) <= 0)

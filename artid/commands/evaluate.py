@@ -38,6 +38,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="tune k and tau on the validation queries by GAP (the default without --k/--tau)")
     c.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto",
                    help="where faiss searches (auto: the GPU when faiss has one)")
+    c.add_argument("--index", choices=["exact", "ivf"], default="exact",
+                   help="exact search (the benchmark protocol) or an approximate faiss IVF-Flat index")
+    c.add_argument("--nprobe", type=int, default=32, help="IVF cells visited per query (with --index ivf)")
     o = p.add_argument_group("output")
     o.add_argument("--out", metavar="RUN_DIR", type=Path,
                    help="run folder (default runs/evaluate-<date>-<time>)")
@@ -95,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         whiten=args.whiten, dim=args.dim, shrinkage=args.shrinkage, k=args.k, tau=args.tau,
         distractor_ratios=tuple(args.distractor_ratio) if args.distractor_ratio else DEFAULT_RATIOS,
         name=args.name or ("PCAw" if args.whiten else "no PCAw"), report=not args.no_report,
-        use_gpu={"auto": None, "cpu": False, "gpu": True}[args.device],
+        use_gpu={"auto": None, "cpu": False, "gpu": True}[args.device], index=args.index, nprobe=args.nprobe,
     )
     for split in ("val", "test"):
         if split in results:

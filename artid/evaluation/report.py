@@ -160,7 +160,7 @@ def write_html(out: Path, results: dict, images: dict[str, str]) -> Path:
     s = results["settings"]
     settings = "".join(f"<tr><td>{html.escape(str(key))}</td><td>{html.escape(str(s[key]))}</td></tr>"
                        for key in ("whiten", "dim", "shrinkage", "autotune", "n_classes", "database_images",
-                                   "descriptor_dim", "device"))
+                                   "descriptor_dim", "device", "index"))
     blocks = [_metrics_table(f"{split} set", results[split]) for split in ("val", "test") if split in results]
     buckets = ""
     main = results.get("test") or results.get("val")

@@ -121,6 +121,8 @@ def evaluate(
     name: str = "",
     report: bool = True,
     use_gpu: bool | None = None,
+    index: str = "exact",
+    nprobe: int = 32,
 ) -> dict:
     """Evaluate descriptors on the Met benchmark protocol.
 
@@ -140,6 +142,9 @@ def evaluate(
         name: row name in tables and reports.
         report: write the plots and HTML page (with ``out``).
         use_gpu: search on the GPU; None = when faiss has one.
+        index: ``exact`` (the protocol) or ``ivf`` (approximate faiss IVF-Flat, faster on large
+            databases, may change predictions; see :mod:`artid.retrieval.index`).
+        nprobe: IVF cells visited per query.
 
     Returns:
         JSON-able dict: ``settings``, ``k``, ``tau``, ``val`` / ``test`` metrics (fractions),
@@ -170,7 +175,16 @@ def evaluate(
     db_labels = database.labels
     classes, counts = np.unique(db_labels, return_counts=True)
     class_sizes = dict(zip(classes.tolist(), counts.tolist()))
-    clf = KNNClassifier(db, db_labels, n_classes=n_classes, use_gpu=use_gpu)
+    searcher = None
+    if index == "ivf":
+        from artid.retrieval.index import IVFSearcher
+
+        t = time.perf_counter()
+        searcher = IVFSearcher(db, nprobe=nprobe)
+        timings["index_build"] = time.perf_counter() - t
+    elif index != "exact":
+        raise ArtidError(f"unknown index {index!r}: use 'exact' or 'ivf'")
+    clf = KNNClassifier(db, db_labels, n_classes=n_classes, use_gpu=use_gpu, searcher=searcher)
 
     results: dict = {
         "name": name,
@@ -181,6 +195,7 @@ def evaluate(
             "autotune": k is None, "n_classes": clf.n_classes, "database_images": clf.size,
             "descriptor_dim": int(database.matrix.shape[1]), "model": database.model,
             "extraction": database.settings, "device": "gpu" if clf.use_gpu else "cpu",
+            "index": index if index == "exact" else f"ivf (nprobe {nprobe})",
             "buckets": [list(b) for b in buckets], "distractor_ratios": list(distractor_ratios),
         },
     }

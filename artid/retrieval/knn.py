@@ -117,6 +117,8 @@ class KNNClassifier:
             labels; may be larger (classes with no descriptor), never smaller.
         use_gpu: search on the GPU; None = when faiss has one.
         threads: faiss CPU threads (None = faiss's default, which follows OMP_NUM_THREADS).
+        searcher: an object with ``search(queries, k, progress) -> (sims, idx)`` used instead of
+            exact search (e.g. :class:`artid.retrieval.index.IVFSearcher`); None = exact.
     """
 
     def __init__(
@@ -126,6 +128,7 @@ class KNNClassifier:
         n_classes: int | None = None,
         use_gpu: bool | None = None,
         threads: int | None = None,
+        searcher: object | None = None,
     ) -> None:
         db = np.ascontiguousarray(db, dtype=np.float32)
         labels = np.asarray(labels, dtype=np.int64)
@@ -142,6 +145,7 @@ class KNNClassifier:
         self.labels = labels
         self.n_classes = int(n_classes)
         self.use_gpu = gpu_count() > 0 if use_gpu is None else bool(use_gpu)
+        self.searcher = searcher
         if threads is not None:
             faiss.omp_set_num_threads(int(threads))
 
@@ -172,6 +176,8 @@ class KNNClassifier:
         queries = np.asarray(queries)
         if queries.ndim != 2 or queries.shape[1] != self.db.shape[1]:
             raise ArtidError(f"queries must be (Q, {self.db.shape[1]}) descriptors, got shape {queries.shape}")
+        if self.searcher is not None:
+            return self.searcher.search(queries, self.clamp_k(k), progress=progress)
         return exact_search(queries, self.db, self.clamp_k(k), use_gpu=self.use_gpu, progress=progress)
 
     def _prepare(self, sims: np.ndarray, idx: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

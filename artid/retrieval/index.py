@@ -1,0 +1,68 @@
+"""An approximate alternative to exact search: a faiss inverted-file index (IVF-Flat, inner product).
+
+Exact search (:func:`artid.retrieval.knn.exact_search`) is the default and what the paper's
+numbers need. :class:`IVFSearcher` trades exactness for speed when many queries go against a large
+database: it clusters the database into ``nlist`` cells (k-means on a sample) and compares a query
+only with the images of its ``nprobe`` nearest cells. Its predictions can differ from exact
+search; ``benchmarks/knn_autotune.py --ivf`` reports how many do and the speed-up.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import faiss
+import numpy as np
+
+from artid.errors import ArtidError
+from artid.retrieval.knn import exact_search
+
+log = logging.getLogger(__name__)
+
+
+class IVFSearcher:
+    """IVF-Flat inner-product index over a database.
+
+    Args:
+        db: (N, D) float32 L2-normalised database descriptors (the index keeps its own copy).
+        nlist: number of cells; default ``4 * sqrt(N)`` (faiss's usual rule), at most N / 39.
+        nprobe: cells visited per query (more: slower and closer to exact).
+        train_size: database rows sampled to train the k-means (at most 64 per cell is plenty).
+        seed: sampling seed.
+    """
+
+    def __init__(self, db: np.ndarray, nlist: int | None = None, nprobe: int = 32,
+                 train_size: int | None = None, seed: int = 0) -> None:
+        db = np.ascontiguousarray(db, dtype=np.float32)
+        n, d = db.shape
+        if nlist is None:
+            nlist = int(4 * math.sqrt(n))
+        nlist = max(1, min(nlist, n // 39 or 1))
+        if nprobe < 1:
+            raise ArtidError(f"nprobe must be at least 1, got {nprobe}")
+        t = time.perf_counter()
+        quantizer = faiss.IndexFlatIP(d)
+        self.index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+        train_size = min(n, train_size or 64 * nlist)
+        sample = np.random.default_rng(seed).choice(n, train_size, replace=False)
+        self.index.train(db[np.sort(sample)])
+        self.index.add(db)
+        self.index.nprobe = min(nprobe, nlist)
+        self.db = db
+        self.build_seconds = time.perf_counter() - t
+        log.info("IVF index: %d cells, nprobe %d, built in %.1fs", nlist, self.index.nprobe, self.build_seconds)
+
+    def search(self, queries: np.ndarray, k: int, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Approximate k nearest neighbours: sims (Q, k) float32 descending, idx (Q, k) int64.
+
+        Queries whose probed cells hold fewer than k images are searched exactly instead.
+        """
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        sims, idx = self.index.search(queries, k)
+        short = np.flatnonzero((idx < 0).any(axis=1))
+        if short.size:
+            log.info("IVF: %d queries found fewer than %d neighbours in their cells; searched exactly", short.size, k)
+            sims[short], idx[short] = exact_search(queries[short], self.db, k, use_gpu=False, progress=False)
+        return sims, idx.astype(np.int64, copy=False)
