@@ -32,7 +32,7 @@ import time
 import numpy as np
 
 from artid.evaluation.metrics import accuracy, gap, gap_minus
-from artid.retrieval.autotune import K_GRID, TAU_GRID, autotune
+from artid.retrieval.autotune import K_GRID, autotune
 from artid.retrieval.knn import KNNClassifier, exact_search
 
 MET = {"classes": 224_408, "images": 397_121, "val": 2_165, "val_met": 129, "test": 19_319, "test_met": 1_003}
@@ -123,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scale", type=float, default=1.0, help="fraction of the Met's database and query counts")
     p.add_argument("--naive-queries", type=int, default=64, help="val queries in the naive subsample")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--ivf", action="store_true", help="also time the approximate IVF index and count changed predictions")
+    p.add_argument("--ivf", action="store_true",
+                   help="also time the approximate IVF index and count changed predictions")
     p.add_argument("--nprobe", type=int, default=32, help="IVF cells visited per query")
     args = p.parse_args(argv)
     rng = np.random.default_rng(args.seed)

@@ -116,3 +116,11 @@ def test_ground_truth_problems_are_named(tmp_path, write_gt):
     (gt / "valset.json").unlink()
     with pytest.raises(ArtidError, match="valset.json not found"):
         load_official_descriptors(tmp_path / "d.pkl", tmp_path)
+
+
+def test_numpy1_pickles_load(met_root, tmp_path):
+    """The official file predates NumPy 2, whose arrays pickle under ``numpy.core.multiarray``."""
+    raw = pickle.dumps(_arrays(), protocol=2).replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
+    assert b"cnumpy.core.multiarray\n_reconstruct" in raw
+    (tmp_path / "old.pkl").write_bytes(raw)
+    assert load_official_descriptors(tmp_path / "old.pkl", met_root)["database"].matrix.shape == (4, 6)

@@ -58,7 +58,8 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
         )
 
     def persistent_load(self, pid):  # noqa: ANN001, ANN201
-        raise ArtidError(f"{self.source}: refused to load: the pickle uses persistent ids (not a plain descriptor file)")
+        raise ArtidError(f"{self.source}: refused to load: the pickle uses persistent ids "
+                         "(not a plain descriptor file)")
 
 
 def safe_load_pickle(path: str | Path) -> object:

@@ -30,7 +30,8 @@ def _check(pred: np.ndarray, conf: np.ndarray, labels: np.ndarray) -> tuple[np.n
     labels = np.asarray(labels)
     if not (pred.ndim == conf.ndim == labels.ndim == 1) or not (len(pred) == len(conf) == len(labels)):
         raise ArtidError(
-            f"metrics need three 1-D arrays of one length; got pred {pred.shape}, conf {conf.shape}, labels {labels.shape}"
+            "metrics need three 1-D arrays of one length; "
+            f"got pred {pred.shape}, conf {conf.shape}, labels {labels.shape}"
         )
     if np.isnan(conf).any():
         raise ArtidError("metrics: a confidence is NaN")
