@@ -170,3 +170,13 @@ def test_ivf_index_option(desc_dir, tmp_path):
                  "--nprobe", "4"]) == 0
     results = json.loads((run / "results.json").read_text())
     assert results["settings"]["index"] == "ivf (nprobe 4)" and "index_build" in results["timings"]
+
+
+def test_prefitted_whitening_is_used_as_given():
+    from artid.retrieval.whitening import PCAWhitening
+
+    database, val, test = _sets()
+    w = PCAWhitening(dim=6, shrinkage=0.5).fit(database.matrix)
+    a = evaluate(database, val, test, dim=6, shrinkage=0.5, report=False)
+    b = evaluate(database, val, test, whitening=w, dim=999, report=False)
+    assert a["test"] == b["test"] and b["settings"]["dim"] == 6 and b["settings"]["shrinkage"] == 0.5

@@ -123,6 +123,7 @@ def evaluate(
     use_gpu: bool | None = None,
     index: str = "exact",
     nprobe: int = 32,
+    whitening: PCAWhitening | None = None,
 ) -> dict:
     """Evaluate descriptors on the Met benchmark protocol.
 
@@ -145,6 +146,8 @@ def evaluate(
         index: ``exact`` (the protocol) or ``ivf`` (approximate faiss IVF-Flat, faster on large
             databases, may change predictions; see :mod:`artid.retrieval.index`).
         nprobe: IVF cells visited per query.
+        whitening: an already fitted whitening to apply instead of fitting one on ``database``
+            (with ``whiten=True``); ``dim`` and ``shrinkage`` are then ignored.
 
     Returns:
         JSON-able dict: ``settings``, ``k``, ``tau``, ``val`` / ``test`` metrics (fractions),
@@ -163,10 +166,14 @@ def evaluate(
     db = np.ascontiguousarray(database.matrix, dtype=np.float32)
     qv = None if val is None else val.matrix
     qt = None if test is None else test.matrix
-    whitening = None
-    if whiten:
+    if not whiten:
+        whitening = None
+    else:
         t = time.perf_counter()
-        whitening = PCAWhitening(dim=dim, shrinkage=shrinkage).fit(db)
+        if whitening is None:
+            whitening = PCAWhitening(dim=dim, shrinkage=shrinkage).fit(db)
+        else:
+            shrinkage = whitening.shrinkage
         db = whitening.transform(db)
         qv = None if qv is None else whitening.transform(qv)
         qt = None if qt is None else whitening.transform(qt)

@@ -29,12 +29,13 @@ class IVFSearcher:
         db: (N, D) float32 L2-normalised database descriptors (the index keeps its own copy).
         nlist: number of cells; default ``4 * sqrt(N)`` (faiss's usual rule), at most N / 39.
         nprobe: cells visited per query (more: slower and closer to exact).
-        train_size: database rows sampled to train the k-means (at most 64 per cell is plenty).
+        train_size: database rows sampled to train the k-means (default 40 per cell; faiss wants 39+).
+        niter: k-means iterations (10 is plenty for coarse cells).
         seed: sampling seed.
     """
 
     def __init__(self, db: np.ndarray, nlist: int | None = None, nprobe: int = 32,
-                 train_size: int | None = None, seed: int = 0) -> None:
+                 train_size: int | None = None, niter: int = 10, seed: int = 0) -> None:
         db = np.ascontiguousarray(db, dtype=np.float32)
         n, d = db.shape
         if nlist is None:
@@ -45,7 +46,8 @@ class IVFSearcher:
         t = time.perf_counter()
         quantizer = faiss.IndexFlatIP(d)
         self.index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
-        train_size = min(n, train_size or 64 * nlist)
+        self.index.cp.niter = niter
+        train_size = min(n, train_size or 40 * nlist)
         sample = np.random.default_rng(seed).choice(n, train_size, replace=False)
         self.index.train(db[np.sort(sample)])
         self.index.add(db)
