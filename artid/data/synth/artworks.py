@@ -210,7 +210,7 @@ def _scene(scene: str, d: Design, h: int, w: int) -> tuple[np.ndarray, np.ndarra
             prof = base + rc.uniform(0.05, 0.25) * (np.interp(xs, np.linspace(0, 1, len(knots)), knots) - 0.5)
             pts = [(0, h)] + [(x * (w - 1), p * h) for x, p in zip(xs[:: max(1, w // 64)], prof[:: max(1, w // 64)])]
             dr.polygon(pts + [(w - 1, h)], fill=1 + (i % (n - 1)))
-        count = max(int(rd.integers(2, 7)), len(d.motifs))
+        count = max(int(rd.integers(4, 12)), len(d.motifs))
         for j in range(count):
             m = d.motifs[j % len(d.motifs)]
             cx, cy = rd.uniform(0.05, 0.95) * w, rd.uniform(0.1, 0.9) * h
@@ -229,7 +229,7 @@ def _scene(scene: str, d: Design, h: int, w: int) -> tuple[np.ndarray, np.ndarra
         for ex in (-0.35, 0.35):
             dr.ellipse([cx + ex * hr - hr * 0.1, hy - hr * 0.1, cx + ex * hr + hr * 0.1, hy + hr * 0.05], fill=4)
         dr.line([(cx - hr * 0.3, hy + hr * 0.55), (cx + hr * 0.3, hy + hr * 0.55)], fill=4, width=max(1, int(hr * 0.08)))
-        for j in range(max(int(rd.integers(2, 6)), len(d.motifs))):
+        for j in range(max(int(rd.integers(3, 8)), len(d.motifs))):
             m = d.motifs[j % len(d.motifs)]
             draw_motif(dr, m, cx + rd.uniform(-0.6, 0.6) * sw, h * rd.uniform(0.7, 0.95), w * rd.uniform(0.04, 0.09),
                        fill=int(rd.integers(0, n)), rng=rd, line=1)
@@ -252,7 +252,7 @@ def _scene(scene: str, d: Design, h: int, w: int) -> tuple[np.ndarray, np.ndarra
             else:
                 dr.rectangle([cx - r * 0.6, table - r * tall, cx + r * 0.6, table + r * 0.2], fill=col)
                 dr.ellipse([cx - r * 0.6, table - r * tall - r * 0.2, cx + r * 0.6, table - r * tall + r * 0.2], fill=col)
-        for j in range(max(int(rd.integers(1, 4)), len(d.motifs))):
+        for j in range(max(int(rd.integers(3, 8)), len(d.motifs))):
             m = d.motifs[j % len(d.motifs)]
             draw_motif(dr, m, rd.uniform(0.1, 0.9) * w, rd.uniform(0.1, 0.5) * h, w * rd.uniform(0.06, 0.14),
                        fill=int(rd.integers(0, n)), rng=rd)
@@ -263,7 +263,7 @@ def _scene(scene: str, d: Design, h: int, w: int) -> tuple[np.ndarray, np.ndarra
         lab = np.minimum((field * n).astype(np.uint8), n - 1)
         img = Image.fromarray(lab, "L")
         dr = ImageDraw.Draw(img)
-        for _ in range(int(rc.integers(4, 14))):
+        for _ in range(int(rc.integers(8, 20))):
             x0, y0 = rc.uniform(-0.1, 0.9) * w, rc.uniform(-0.1, 0.9) * h
             x1, y1 = x0 + rc.uniform(0.05, 0.5) * w, y0 + rc.uniform(0.05, 0.5) * h
             col = int(rc.integers(0, n))
@@ -274,7 +274,7 @@ def _scene(scene: str, d: Design, h: int, w: int) -> tuple[np.ndarray, np.ndarra
                 dr.ellipse([x0, y0, x1, y1], fill=col)
             else:
                 dr.line([(x0, y0), (x1, y1)], fill=col, width=max(1, int(rc.uniform(0.01, 0.04) * w)))
-        for j in range(max(int(rd.integers(1, 5)), len(d.motifs))):
+        for j in range(max(int(rd.integers(3, 9)), len(d.motifs))):
             m = d.motifs[j % len(d.motifs)]
             draw_motif(dr, m, rd.uniform(0.1, 0.9) * w, rd.uniform(0.1, 0.9) * h, w * rd.uniform(0.08, 0.3),
                        fill=int(rd.integers(0, n)), rng=rd, line=int(rd.integers(0, n)))
@@ -298,9 +298,11 @@ def _painting(d: Design, h: int, w: int) -> np.ndarray:
     scene = {"still life": "still life"}.get(d.style, d.style)
     lab, shade = _scene(scene, d, h, w)
     pal = d.colours
-    rgb = pal[lab]
     rc = rng_for(d.composition, "paint")
     tex = value_noise(rc, h, w, cells=(4, 8, 16, 32), aspect=d.aspect)
+    # each region is painted with a mix of its colour and the next one, not a flat fill
+    mix = value_noise(rc, h, w, cells=(6, 12, 24, 48), aspect=d.aspect)[..., None]
+    rgb = pal[lab] * (1 - 0.5 * mix) + pal[(lab.astype(np.int64) + 1) % len(pal)] * 0.5 * mix
     strokes = value_noise(rc, h, w, cells=(24, 48), stretch=(1.0, 6.0) if rc.random() < 0.5 else (6.0, 1.0),
                           aspect=d.aspect)
     rgb = rgb * (0.78 + 0.3 * tex)[..., None] * (0.9 + 0.2 * strokes)[..., None] * shade[..., None]
@@ -564,7 +566,7 @@ def _coin(d: Design, h: int, w: int, pose: Pose) -> tuple[np.ndarray, np.ndarray
     r = 0.47 * w
     c = w / 2
     dr.ellipse([c - r * 0.9, c - r * 0.9, c + r * 0.9, c + r * 0.9], outline=200, width=max(1, int(0.03 * w)))
-    if pose.side == 0 and rc.random() < 0.6:
+    if pose.side == 0 and rc.random() < 0.35:
         # a profile head, its proportions drawn from the design
         hw, hh, nose, neck = rc.uniform(0.25, 0.4), rc.uniform(0.3, 0.5), rc.uniform(0.08, 0.2), rc.uniform(0.4, 0.7)
         dr.ellipse([c - r * hw, c - r * hh, c + r * hw * 0.9, c + r * hh * 0.8], fill=255)
@@ -605,6 +607,12 @@ def _coin(d: Design, h: int, w: int, pose: Pose) -> tuple[np.ndarray, np.ndarray
     return _age(rgb.astype(np.float32), d, h, w) if d.style != "gold" else rgb.astype(np.float32), alpha
 
 
+#: Works are drawn at least this large and then reduced with area averaging, so that fine
+#: detail (hatching, weave, legends) turns into the tone it would have in a real small photo
+#: instead of aliasing differently at every size.
+MIN_DRAW_SIZE = 256
+
+
 def render(design: Design, long_side: int, pose: Pose = Pose()) -> tuple[np.ndarray, np.ndarray]:
     """Render an exhibit.
 
@@ -616,6 +624,15 @@ def render(design: Design, long_side: int, pose: Pose = Pose()) -> tuple[np.ndar
     Returns:
         rgb (H, W, 3) float32 in [0, 1] and alpha (H, W) float32 (1 on the work).
     """
+    factor = min(4, -(-MIN_DRAW_SIZE // long_side))
+    rgb, alpha = _draw(design, long_side * factor, pose)
+    if factor > 1:
+        h, w = size_for(design, long_side)
+        rgb, alpha = downsample(rgb, h, w), downsample(alpha, h, w)
+    return np.clip(rgb, 0, 1).astype(np.float32), np.clip(alpha, 0, 1).astype(np.float32)
+
+
+def _draw(design: Design, long_side: int, pose: Pose) -> tuple[np.ndarray, np.ndarray]:
     h, w = size_for(design, long_side)
     if design.kind == "painting":
         rgb = _painting(design, h, w)
@@ -626,22 +643,26 @@ def render(design: Design, long_side: int, pose: Pose = Pose()) -> tuple[np.ndar
     elif design.kind == "textile":
         rgb = _textile(design, h, w)
     elif design.kind == "vessel":
-        rgb, alpha = _vessel(design, h, w, pose)
-        return np.clip(rgb, 0, 1).astype(np.float32), alpha
+        return _vessel(design, h, w, pose)
     elif design.kind == "sculpture":
-        rgb, alpha = _sculpture(design, h, w, pose)
-        return np.clip(rgb, 0, 1).astype(np.float32), alpha
+        return _sculpture(design, h, w, pose)
     elif design.kind == "coin":
-        rgb, alpha = _coin(design, h, w, pose)
-        return np.clip(rgb, 0, 1).astype(np.float32), alpha
+        return _coin(design, h, w, pose)
     else:
         raise ValueError(f"unknown kind {design.kind!r}")
-    return np.clip(rgb, 0, 1).astype(np.float32), np.ones((h, w), np.float32)
+    return rgb, np.ones((h, w), np.float32)
 
 
 def is_flat(design: Design) -> bool:
     """True for works that hang on a wall (rendered edge to edge)."""
     return design.kind in FLAT_KINDS
+
+
+def downsample(field: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Area-averaging reduction of an (H, W) or (H, W, 3) float image to (h, w)."""
+    if field.ndim == 2:
+        return np.asarray(Image.fromarray(field.astype(np.float32), mode="F").resize((w, h), Image.BOX))
+    return np.stack([downsample(field[..., c], h, w) for c in range(field.shape[-1])], axis=-1)
 
 
 def resample(field: np.ndarray, h: int, w: int) -> np.ndarray:

@@ -84,5 +84,42 @@ def studio_photo(design: Design, view: int, rng: np.random.Generator, long_side:
         rgb = rgb * (1 - 0.5 * shadow)[..., None]
         region = rgb[y0:y0 + oh, x0:x0 + ow]
         rgb[y0:y0 + oh, x0:x0 + ow] = region * (1 - alpha[..., None]) + obj * alpha[..., None]
-    gain = np.clip(1.0 + rng.normal(0, 0.02, 3), 0.9, 1.1).astype(np.float32)
-    return to_pil(rgb * gain)
+    rgb = _campaign(rgb, rng, long_side)
+    return to_pil(rgb)
+
+
+#: Reference colours of a photographer's colour target (a row of patches beside the work).
+_TARGET = np.asarray([[0.45, 0.32, 0.26], [0.76, 0.58, 0.5], [0.37, 0.48, 0.61], [0.35, 0.42, 0.25],
+                      [0.5, 0.5, 0.69], [0.38, 0.74, 0.67], [0.85, 0.47, 0.17], [0.27, 0.36, 0.65],
+                      [0.76, 0.33, 0.38], [0.36, 0.24, 0.42], [0.62, 0.73, 0.25], [0.88, 0.63, 0.18],
+                      [0.95, 0.95, 0.95], [0.6, 0.6, 0.6], [0.3, 0.3, 0.3], [0.05, 0.05, 0.05]], np.float32)
+
+
+def _campaign(rgb: np.ndarray, rng: np.random.Generator, long_side: int) -> np.ndarray:
+    """The photography campaign a museum photo comes from: the nuisances of a real collection's
+    records (a colour target and ruler beside the work, old black-and-white record shots,
+    white balance and exposure of the day), which vary across the database, not with the work."""
+    r = rng.random()
+    h, w = rgb.shape[:2]
+    if r < 0.2:  # colour target and ruler in a strip beside the work
+        band = max(4, int(0.14 * max(h, w)))
+        strip = np.full((band, w, 3), 0.5, np.float32)
+        n = len(_TARGET)
+        cell = w / n
+        for i, col in enumerate(_TARGET):
+            strip[band // 8: band // 2, int(i * cell) + 1:int((i + 1) * cell) - 1] = col
+        ticks = (np.arange(w) // max(1, int(w / 40))) % 2 == 0
+        strip[int(band * 0.65):int(band * 0.9)] = np.where(ticks[:, None], 0.05, 0.95)
+        rgb = np.concatenate([rgb, strip], axis=0) if rng.random() < 0.7 else np.concatenate([strip, rgb], axis=0)
+        k = long_side / max(rgb.shape[:2])
+        if k < 1:
+            from artid.data.synth.artworks import resample
+            rgb = resample(rgb, max(4, int(rgb.shape[0] * k)), max(4, int(rgb.shape[1] * k)))
+    elif r < 0.35:  # an old black-and-white record photo
+        grey = rgb @ np.asarray([0.299, 0.587, 0.114], np.float32)
+        grey = np.clip((grey - 0.5) * rng.uniform(1.1, 1.5) + 0.5, 0, 1)
+        grey = grey + rng.normal(0, 0.03, grey.shape).astype(np.float32)
+        tone = np.asarray([1.0, 0.97, 0.9], np.float32) if rng.random() < 0.5 else np.ones(3, np.float32)
+        rgb = grey[..., None] * tone
+    gain = np.clip(1.0 + rng.normal(0, 0.04, 3), 0.88, 1.12).astype(np.float32) * rng.uniform(0.9, 1.1)
+    return np.clip(rgb * gain, 0, 1)
