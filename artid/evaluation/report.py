@@ -177,7 +177,7 @@ def write_html(out: Path, results: dict, images: dict[str, str]) -> Path:
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}
 table{{border-collapse:collapse;margin:.5em 0}}td,th{{border:1px solid #ccc;padding:.2em .6em;text-align:left}}
-figure{{display:inline-block;margin:.5em}}img{{max-width:520px}}.wide img{{max-width:1000px}}</style></head>
+figure{{display:inline-block;margin:.5em}}img{{max-width:520px}}</style></head>
 <body><h1>{title}</h1>
 <p>kNN classifier with k = <b>{results['k']}</b>, tau = <b>{results['tau']:g}</b>
 ({'tuned on the validation queries by GAP' if s['autotune'] else 'fixed'}). Metrics in percent.</p>
