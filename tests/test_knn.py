@@ -125,6 +125,7 @@ def test_k_larger_than_database_is_clamped(caplog):
     with caplog.at_level(logging.WARNING):
         sims, idx = clf.search(QUERY, 50)
     assert sims.shape == (1, 4) and "larger than the database" in caplog.text
+    assert clf.classify(sims, idx, 50, 10.0)[1][0] == clf.classify(sims, idx, 4, 10.0)[1][0]
 
 
 def test_bad_inputs():

@@ -183,6 +183,8 @@ class KNNClassifier:
     def _prepare(self, sims: np.ndarray, idx: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if sims.shape != idx.shape or sims.ndim != 2:
             raise ArtidError(f"sims {sims.shape} and idx {idx.shape} must be (Q, K) arrays of one shape")
+        if k > sims.shape[1] == self.size:
+            k = self.size  # the whole database was searched: fewer images than k
         if not 1 <= k <= sims.shape[1]:
             raise ArtidError(f"k={k} needs at least k neighbours per query; the search returned {sims.shape[1]}")
         nn_labels = self.labels[idx[:, :k]]
@@ -192,9 +194,9 @@ class KNNClassifier:
         """Predictions and confidences from neighbours already searched (their first k columns).
 
         Args:
-            sims: (Q, K) float32 similarities sorted descending, K >= k.
+            sims: (Q, K) float32 similarities sorted descending, K >= k (or K = the database size).
             idx: (Q, K) int64 database rows.
-            k: neighbours used.
+            k: neighbours used (a k above the database size means the whole database).
             tau: softmax temperature.
 
         Returns:
