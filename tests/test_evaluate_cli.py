@@ -180,3 +180,12 @@ def test_prefitted_whitening_is_used_as_given():
     a = evaluate(database, val, test, dim=6, shrinkage=0.5, report=False)
     b = evaluate(database, val, test, whitening=w, dim=999, report=False)
     assert a["test"] == b["test"] and b["settings"]["dim"] == 6 and b["settings"]["shrinkage"] == 0.5
+
+
+def test_val_distractor_ratio_keeps_met_queries_and_a_share_of_distractors(desc_dir, tmp_path):
+    run = tmp_path / "run"
+    assert main(["evaluate", "--descriptors", str(desc_dir), "--out", str(run), "--no-report",
+                 "--val-distractor-ratio", "0.2", "--distractor-ratio", "0.3"]) == 0
+    results = json.loads((run / "results.json").read_text())
+    assert results["val"]["queries"]["met"] == 15 and results["val"]["queries"]["total"] == 15 + 6
+    assert results["test"]["queries"]["total"] == 60 and list(results["test"]["gap_at_distractor_ratio"]) == ["0.3"]

@@ -47,6 +47,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument("--name", default="", help="row name in the table and report")
     o.add_argument("--distractor-ratio", type=float, action="append", metavar="R",
                    help="also report test GAP with only this share of distractors (repeatable; default 0.1 and 0.5)")
+    o.add_argument("--val-distractor-ratio", type=float, default=1.0, metavar="R",
+                   help="tune on val with only this share of its distractors (thesis table B.1)")
     o.add_argument("--no-report", action="store_true", help="skip the plots and HTML page")
 
 
@@ -99,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         distractor_ratios=tuple(args.distractor_ratio) if args.distractor_ratio else DEFAULT_RATIOS,
         name=args.name or ("PCAw" if args.whiten else "no PCAw"), report=not args.no_report,
         use_gpu={"auto": None, "cpu": False, "gpu": True}[args.device], index=args.index, nprobe=args.nprobe,
+        val_distractor_ratio=args.val_distractor_ratio,
     )
     for split in ("val", "test"):
         if split in results:

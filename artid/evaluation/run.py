@@ -33,6 +33,7 @@ from artid.evaluation.metrics import (
     gap,
     gap_at_distractor_ratio,
     gap_minus,
+    subsample_distractors,
 )
 from artid.retrieval.autotune import K_GRID, TAU_GRID, AutotuneResult, autotune
 from artid.retrieval.knn import KNNClassifier
@@ -124,6 +125,7 @@ def evaluate(
     index: str = "exact",
     nprobe: int = 32,
     whitening: PCAWhitening | None = None,
+    val_distractor_ratio: float = 1.0,
 ) -> dict:
     """Evaluate descriptors on the Met benchmark protocol.
 
@@ -148,6 +150,8 @@ def evaluate(
         nprobe: IVF cells visited per query.
         whitening: an already fitted whitening to apply instead of fitting one on ``database``
             (with ``whiten=True``); ``dim`` and ``shrinkage`` are then ignored.
+        val_distractor_ratio: keep only this share of the validation distractors (seeded), as
+            in table B.1 of the thesis, which tunes (k, tau) with fewer distractors.
 
     Returns:
         JSON-able dict: ``settings``, ``k``, ``tau``, ``val`` / ``test`` metrics (fractions),
@@ -160,6 +164,9 @@ def evaluate(
     if k is None and val is None:
         raise ArtidError("autotune needs validation descriptors (or give fixed k and tau)")
     _check_inputs(database, val, test)
+    if val is not None and val_distractor_ratio < 1.0:
+        keep = subsample_distractors(val.labels, val_distractor_ratio).tolist()
+        val = DescriptorSet(val.matrix[keep], [val.entries[i] for i in keep], val.model, val.settings)
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
 
@@ -204,6 +211,7 @@ def evaluate(
             "extraction": database.settings, "device": "gpu" if clf.use_gpu else "cpu",
             "index": index if index == "exact" else f"ivf (nprobe {nprobe})",
             "buckets": [list(b) for b in buckets], "distractor_ratios": list(distractor_ratios),
+            "val_distractor_ratio": val_distractor_ratio,
         },
     }
     tuned = None
