@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from artid.errors import ArtidError
-from artid.retrieval.knn import KNNClassifier, first_occurrences
+from artid.retrieval.knn import KNNClassifier, first_occurrences, gpu_count
 
 # database: e0, e1 of class 10, e2 of class 20, e3 of class 30; the query's similarities are
 # 0.6, 0.5, 0.4, 0.3 (the fifth coordinate makes it a unit vector)
@@ -129,6 +129,9 @@ def test_k_larger_than_database_is_clamped(caplog):
 
 
 def test_bad_inputs():
+    if gpu_count() == 0:
+        with pytest.raises(ArtidError, match="no GPU"):
+            KNNClassifier(DB, LABELS, use_gpu=True)
     with pytest.raises(ArtidError, match="rows but"):
         KNNClassifier(DB, LABELS[:3])
     clf = KNNClassifier(DB, LABELS)

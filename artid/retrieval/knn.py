@@ -144,6 +144,9 @@ class KNNClassifier:
         self.db = db
         self.labels = labels
         self.n_classes = int(n_classes)
+        if use_gpu and gpu_count() == 0:
+            raise ArtidError("GPU search asked for, but this faiss sees no GPU (faiss-cpu, or no CUDA device): "
+                             "search on the CPU or install a GPU build of faiss")
         self.use_gpu = gpu_count() > 0 if use_gpu is None else bool(use_gpu)
         self.searcher = searcher
         if threads is not None:
