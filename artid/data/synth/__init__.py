@@ -18,7 +18,7 @@ import logging
 import multiprocessing
 import os
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -87,7 +87,8 @@ class SynthConfig:
     def validate(self) -> None:
         """Raise ArtidError naming the first field out of range."""
         if self.classes < 10:
-            raise ArtidError(f"classes must be at least 10 (val and test need classes of their own), got {self.classes}")
+            raise ArtidError(f"classes must be at least 10 (val and test need classes of their own), "
+                             f"got {self.classes}")
         if not 32 <= self.image_size <= 4096:
             raise ArtidError(f"image_size must be between 32 and 4096 pixels, got {self.image_size}")
         if self.seed < 0:

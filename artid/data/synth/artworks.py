@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import colorsys
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from artid.data.synth.drawing import (
-    MOTIFS, blur, colour_map, draw_motif, resize_field, rgb255, value_noise,
+    MOTIFS, blur, colour_map, draw_motif, resize_field, value_noise,
 )
 from artid.data.synth.seeding import rng_for, sub_seed
 
@@ -76,7 +76,6 @@ class Design:
     detail: int
     age: float = 0.0
     flip: bool = False
-    extra: tuple[float, ...] = field(default=())
 
     @property
     def colours(self) -> np.ndarray:
@@ -228,7 +227,8 @@ def _scene(scene: str, d: Design, h: int, w: int) -> tuple[np.ndarray, np.ndarra
         dr.ellipse([cx - hr * 0.85, hy - hr, cx + hr * 0.85, hy + hr * 1.05], fill=0)
         for ex in (-0.35, 0.35):
             dr.ellipse([cx + ex * hr - hr * 0.1, hy - hr * 0.1, cx + ex * hr + hr * 0.1, hy + hr * 0.05], fill=4)
-        dr.line([(cx - hr * 0.3, hy + hr * 0.55), (cx + hr * 0.3, hy + hr * 0.55)], fill=4, width=max(1, int(hr * 0.08)))
+        dr.line([(cx - hr * 0.3, hy + hr * 0.55), (cx + hr * 0.3, hy + hr * 0.55)], fill=4,
+                width=max(1, int(hr * 0.08)))
         for j in range(max(int(rd.integers(3, 8)), len(d.motifs))):
             m = d.motifs[j % len(d.motifs)]
             draw_motif(dr, m, cx + rd.uniform(-0.6, 0.6) * sw, h * rd.uniform(0.7, 0.95), w * rd.uniform(0.04, 0.09),
@@ -251,7 +251,8 @@ def _scene(scene: str, d: Design, h: int, w: int) -> tuple[np.ndarray, np.ndarra
                 dr.ellipse([cx - r, table - 2 * r + r * 0.3, cx + r, table + r * 0.3], fill=col)
             else:
                 dr.rectangle([cx - r * 0.6, table - r * tall, cx + r * 0.6, table + r * 0.2], fill=col)
-                dr.ellipse([cx - r * 0.6, table - r * tall - r * 0.2, cx + r * 0.6, table - r * tall + r * 0.2], fill=col)
+                top = table - r * tall
+                dr.ellipse([cx - r * 0.6, top - r * 0.2, cx + r * 0.6, top + r * 0.2], fill=col)
         for j in range(max(int(rd.integers(3, 8)), len(d.motifs))):
             m = d.motifs[j % len(d.motifs)]
             draw_motif(dr, m, rd.uniform(0.1, 0.9) * w, rd.uniform(0.1, 0.5) * h, w * rd.uniform(0.06, 0.14),
@@ -496,7 +497,8 @@ def _sculpture(d: Design, h: int, w: int, pose: Pose) -> tuple[np.ndarray, np.nd
         direction = rc.normal(0, 1, 3)
         direction /= np.linalg.norm(direction) + 1e-6
         steps = np.arange(1, 4)[:, None] * 0.07 * direction[None, :]
-        parts.append((ys[j] + steps[:, 1], xs[j] + steps[:, 0], zs[j] + steps[:, 2], rs[j] * rc.uniform(0.35, 0.6) * np.ones(3)))
+        limb_r = rs[j] * rc.uniform(0.35, 0.6) * np.ones(3)
+        parts.append((ys[j] + steps[:, 1], xs[j] + steps[:, 0], zs[j] + steps[:, 2], limb_r))
     extra = int(rd.integers(1, 4))  # details: small knobs on the body
     idx = rd.integers(0, k, extra)
     parts.append((ys[idx] + rd.normal(0, 0.03, extra), xs[idx] + rd.choice([-1, 1], extra) * rs[idx] * 0.9,
@@ -572,8 +574,8 @@ def _coin(d: Design, h: int, w: int, pose: Pose) -> tuple[np.ndarray, np.ndarray
         dr.ellipse([c - r * hw, c - r * hh, c + r * hw * 0.9, c + r * hh * 0.8], fill=255)
         dr.polygon([(c - r * 0.3, c + r * 0.1), (c + r * 0.2, c + r * 0.1), (c + r * 0.25, c + r * neck),
                     (c - r * 0.35, c + r * neck)], fill=230)
-        dr.polygon([(c + r * hw * 0.85, c - r * 0.1), (c + r * (hw + nose), c + r * 0.02), (c + r * hw * 0.85, c + r * 0.08)],
-                   fill=255)
+        dr.polygon([(c + r * hw * 0.85, c - r * 0.1), (c + r * (hw + nose), c + r * 0.02),
+                    (c + r * hw * 0.85, c + r * 0.08)], fill=255)
         if rc.random() < 0.6:  # wreath or crown
             for i in range(7):
                 a = math.pi * (0.9 + 0.9 * i / 6)
@@ -602,7 +604,8 @@ def _coin(d: Design, h: int, w: int, pose: Pose) -> tuple[np.ndarray, np.ndarray
     patina = value_noise(rng_for(d.detail, "patina", pose.side), h, w, cells=(4, 12, 36))
     base = np.asarray(metal, np.float32) * (0.75 + 0.35 * patina)[..., None]
     if d.style == "bronze":
-        base = base * (1 - 0.5 * patina[..., None] ** 2) + np.asarray([0.2, 0.4, 0.3], np.float32) * 0.5 * patina[..., None] ** 2
+        green = patina[..., None] ** 2
+        base = base * (1 - 0.5 * green) + np.asarray([0.2, 0.4, 0.3], np.float32) * 0.5 * green
     rgb = base * shade[..., None] + 0.25 * np.clip(shade - 1.1, 0, 1)[..., None]
     return _age(rgb.astype(np.float32), d, h, w) if d.style != "gold" else rgb.astype(np.float32), alpha
 

@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from artid.data.synth.artworks import make_palette
-from artid.data.synth.drawing import colour_map, draw_motif, from_pil, to_pil, value_noise
+from artid.data.synth.drawing import colour_map, draw_motif, to_pil, value_noise
 from artid.data.synth.gallery import N_ROOMS, add_visitors, camera, photo_size, room
 
 #: Categories of non-art photos (written as the distractor's ``category``).
@@ -114,10 +114,10 @@ def noart_photo(seed: int, category: str, rng: np.random.Generator, long_side: i
         rgb = _tabletop(h, w, rng)
     elif category in ("empty gallery", "crowd"):
         rgb, _, tint = room(seed, int(rng.integers(0, N_ROOMS)), h, w, rng)
-        rgb = add_visitors(rgb, rng, int(rng.integers(0, 3)) if category == "empty gallery" else int(rng.integers(3, 7)))
+        people = int(rng.integers(0, 3)) if category == "empty gallery" else int(rng.integers(3, 7))
+        rgb = add_visitors(rgb, rng, people)
     else:
         raise ValueError(f"unknown non-art category {category!r}")
     return to_pil(camera(rgb, rng, tint))
 
 
-__all__ = ["NOART_CATEGORIES", "noart_photo", "from_pil"]

@@ -14,9 +14,10 @@ import math
 
 import numpy as np
 from PIL import Image, ImageDraw
+from scipy import ndimage
 
 from artid.data.synth.artworks import Design, Pose, is_flat, render
-from artid.data.synth.drawing import blur, from_pil, perspective_coeffs, to_pil, value_noise
+from artid.data.synth.drawing import blur, perspective_coeffs, to_pil, value_noise
 from artid.data.synth.seeding import rng_for
 
 #: Number of gallery rooms (the context shared by many visitor photos).
@@ -65,7 +66,7 @@ def room(seed: int, room_id: int, h: int, w: int, rng: np.random.Generator) -> t
     return rgb.astype(np.float32), horizon, tint
 
 
-def _frame(rgb: np.ndarray, rng: np.random.Generator, kind: str) -> np.ndarray:
+def frame_work(rgb: np.ndarray, rng: np.random.Generator, kind: str) -> np.ndarray:
     """Add a mat and/or a frame around a flat work; returns a larger (H', W', 3) image."""
     h, w = rgb.shape[:2]
     out = rgb
@@ -138,12 +139,11 @@ def camera(img: np.ndarray, rng: np.random.Generator, tint: np.ndarray, strength
     img = img * (1 - rng.uniform(0.1, 0.4) * strength * (xx ** 2 + yy ** 2) / 2)[..., None]
     r = rng.random()
     if r < 0.25 * strength:  # motion blur
-        from scipy.ndimage import uniform_filter1d
-        img = uniform_filter1d(img, size=max(2, int(rng.uniform(3, 9) * scale)), axis=int(rng.integers(0, 2)))
+        img = ndimage.uniform_filter1d(img, size=max(2, int(rng.uniform(3, 9) * scale)), axis=int(rng.integers(0, 2)))
     elif r < 0.8:
         img = blur(img, rng.uniform(0.3, 1.6) * scale * strength)
-    noise = rng.normal(0, rng.uniform(0.005, 0.035) * strength, (H, W, 1)).astype(np.float32)
-    chroma = rng.normal(0, 0.01 * strength, (H, W, 3)).astype(np.float32)
+    noise = rng.normal(0, rng.uniform(0.003, 0.02) * strength, (H, W, 1)).astype(np.float32)
+    chroma = rng.normal(0, 0.006 * strength, (H, W, 3)).astype(np.float32)
     return np.clip(img + noise + chroma, 0, 1)
 
 
@@ -175,16 +175,16 @@ def visitor_photo(design: Design, seed: int, rng: np.random.Generator, long_side
             canvas[ys, xs] = patch[py:py + ys.stop - ys.start, px:px + xs.stop - xs.start]
     flat = is_flat(design)
     # share of the photo the work fills: visitors mostly frame the work, sometimes with a lot of room
-    frac = float(np.clip(rng.beta(3.0, 2.0) * 0.75 + 0.25, 0.25, 0.98))
+    frac = float(min(0.98, 0.35 + 0.65 * rng.beta(4.0, 1.6)))
     if design.kind == "coin":
         frac *= 0.75
-    pose = Pose(angle=float(rng.uniform(-math.pi, math.pi)) if design.kind == "sculpture"
-                else float(rng.uniform(0, 2 * math.pi)) if design.kind == "vessel" else 0.0,
+    pose = Pose(angle=float(rng.normal(0, 0.6)) if design.kind == "sculpture"  # mostly from the front
+                else float(rng.normal(0, 0.8)) if design.kind == "vessel" else 0.0,
                 light=(float(rng.uniform(-0.7, 0.7)), float(rng.uniform(-0.8, -0.2))),
                 side=int(rng.random() < 0.3) if design.kind == "coin" else 0)
     if flat:
         art, alpha = render(design, max(16, int(frac * max(H, W) / 1.1)), pose)
-        art = _frame(art, rng, design.kind)
+        art = frame_work(art, rng, design.kind)
         alpha = np.ones(art.shape[:2], np.float32)
         h, w = art.shape[:2]
         k = min(1.0, frac * max(H, W) * 1.1 / max(h, w), 0.98 * H / h * 1.3, 0.98 * W / w * 1.3)
@@ -212,12 +212,12 @@ def visitor_photo(design: Design, seed: int, rng: np.random.Generator, long_side
         cy = top + h / 2
     if rng.random() < 0.2:  # partly out of the photo
         cx += rng.choice([-1, 1]) * w * rng.uniform(0.15, 0.35)
-    yaw = rng.uniform(-0.3, 0.3)
+    yaw = rng.uniform(-0.25, 0.25)
     roll = rng.normal(0, 0.04)
     x0, x1, y0, y1 = cx - w / 2, cx + w / 2, cy - h / 2, cy + h / 2
     shrink_l, shrink_r = max(0.0, yaw) * h * 0.5, max(0.0, -yaw) * h * 0.5
-    quad = [(x0 + abs(yaw) * w * 0.15 * (yaw > 0), y0 + shrink_l), (x1 - abs(yaw) * w * 0.15 * (yaw < 0), y0 + shrink_r),
-            (x1 - abs(yaw) * w * 0.15 * (yaw < 0), y1 - shrink_r), (x0 + abs(yaw) * w * 0.15 * (yaw > 0), y1 - shrink_l)]
+    in_l, in_r = abs(yaw) * w * 0.15 * (yaw > 0), abs(yaw) * w * 0.15 * (yaw < 0)  # the far side looks narrower
+    quad = [(x0 + in_l, y0 + shrink_l), (x1 - in_r, y0 + shrink_r), (x1 - in_r, y1 - shrink_r), (x0 + in_l, y1 - shrink_l)]
     cr, sr = math.cos(roll), math.sin(roll)
     quad = [(cx + (x - cx) * cr - (y - cy) * sr, cy + (x - cx) * sr + (y - cy) * cr) for x, y in quad]
     art = art * (0.8 + 0.3 * value_noise(rng, art.shape[0], art.shape[1], cells=(2, 4)))[..., None] ** 0.5

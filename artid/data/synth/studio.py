@@ -14,7 +14,7 @@ from PIL import Image
 
 from artid.data.synth.artworks import Design, Pose, is_flat, render, resample
 from artid.data.synth.drawing import blur, to_pil, value_noise
-from artid.data.synth.gallery import _frame
+from artid.data.synth.gallery import frame_work
 from artid.data.synth.seeding import rng_for
 
 
@@ -27,7 +27,8 @@ def _backdrop(design: Design, h: int, w: int, rng: np.random.Generator) -> np.nd
 
 
 def _back_of_canvas(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
-    linen = np.asarray([0.78, 0.7, 0.55], np.float32) * (0.85 + 0.25 * value_noise(rng, h, w, cells=(8, 32, 96)))[..., None]
+    weave = value_noise(rng, h, w, cells=(8, 32, 96))
+    linen = np.asarray([0.78, 0.7, 0.55], np.float32) * (0.85 + 0.25 * weave)[..., None]
     bar = max(2, int(0.07 * min(h, w)))
     wood = np.asarray([0.6, 0.45, 0.28], np.float32)
     linen[:bar], linen[-bar:], linen[:, :bar], linen[:, -bar:] = wood, wood, wood, wood
@@ -57,7 +58,7 @@ def studio_photo(design: Design, view: int, rng: np.random.Generator, long_side:
         elif view > 0 and design.kind == "painting" and r < 0.55:
             rgb = _back_of_canvas(h, w, rng)
         elif view > 0 and r < 0.75:  # in its frame
-            rgb = _frame(rgb, rng, design.kind)
+            rgb = frame_work(rgb, rng, design.kind)
             k = long_side / max(rgb.shape[:2])
             rgb = resample(rgb, max(4, int(rgb.shape[0] * k)), max(4, int(rgb.shape[1] * k)))
         elif view > 0:  # another shot: slight rotation on a backdrop
@@ -75,7 +76,10 @@ def studio_photo(design: Design, view: int, rng: np.random.Generator, long_side:
         fill = rng.uniform(0.78, 0.92)
         obj, alpha = render(design, int(long_side * fill), pose)
         oh, ow = obj.shape[:2]
-        H, W = (long_side, max(ow + 8, int(long_side * 0.8))) if oh >= ow else (max(oh + 8, int(long_side * 0.8)), long_side)
+        if oh >= ow:
+            H, W = long_side, max(ow + 8, int(long_side * 0.8))
+        else:
+            H, W = max(oh + 8, int(long_side * 0.8)), long_side
         rgb = _backdrop(design, H, W, rng)
         y0, x0 = (H - oh) // 2, (W - ow) // 2
         shadow = np.zeros((H, W), np.float32)
