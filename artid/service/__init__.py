@@ -1,0 +1,10 @@
+"""The recognition service: index bundles, the recognizer, the HTTP API and the web page.
+
+- :mod:`artid.service.collection`: read a collection (plain folder or Met-format root) and its metadata.
+- :mod:`artid.service.bundle`: the index bundle folder (layout, atomic generations, add / remove).
+- :mod:`artid.service.calibrate`: the acceptance threshold for a target rate of accepted distractors.
+- :mod:`artid.service.builder`: describe a collection with a model and build or extend a bundle.
+- :mod:`artid.service.recognizer`: one model + index: photo -> top matches, accepted or not.
+- :mod:`artid.service.upload`: checking and decoding uploaded photos.
+- :mod:`artid.service.api`: the FastAPI app (``create_app``) and its web page (``static/``).
+"""

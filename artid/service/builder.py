@@ -1,0 +1,342 @@
+"""Building and extending index bundles: describe images, whiten, tune, calibrate, write.
+
+``build_bundle`` turns a collection (plain folder or Met-format root) into a bundle;
+``add_to_bundle`` and ``remove_from_bundle`` change an existing bundle without
+touching the rest: new images are described with the bundle's own model, size,
+scales and whitening, and the classifier's k, tau and threshold are kept.
+
+Describing images is the long part; it is done in chunks cached under
+``<bundle>/.work/`` so that an interrupted build resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from artid.data.entries import DISTRACTOR, Entry
+from artid.descriptors import DescriptorSet, load_descriptors, save_descriptors
+from artid.errors import ArtidError
+from artid.service import bundle as bundles
+from artid.service.calibrate import Calibration, calibrate_threshold
+from artid.service.collection import (Artwork, Collection, Queries, is_met_root, read_collection,
+                                      read_met_collection, read_met_queries, read_queries)
+
+log = logging.getLogger(__name__)
+
+THUMBNAIL_SIZE = 256
+#: Images described between two saves of the work cache.
+CHUNK = 128
+WORK = ".work"
+
+
+@dataclass
+class BuildOptions:
+    """Settings of ``artid index build``.
+
+    Attributes:
+        model: backbone name or checkpoint path (see :func:`artid.models.build_embedder`).
+        max_size: longer side of images, in pixels.
+        scales: image scales whose descriptors are summed (``(1.0,)`` = single scale).
+        whitening_dim: PCA-whitening output dimension; 0 = no whitening; None = whiten
+            only when the database has at least as many images as descriptor dimensions.
+        k, tau: classifier settings; None = tuned by GAP on the validation queries.
+        target_false_accept: fraction of validation distractors that may be accepted.
+        threshold: a fixed acceptance threshold instead of calibrating one.
+        device: torch device for the model.
+    """
+
+    model: str = "efficientnet_lite0"
+    max_size: int = 500
+    scales: tuple[float, ...] = (1.0,)
+    whitening_dim: int | None = None
+    k: int | None = None
+    tau: float | None = None
+    target_false_accept: float = 0.05
+    threshold: float | None = None
+    device: str = "cpu"
+
+
+#: k and tau used when they are not tuned (no validation photo of the collection).
+#: With k = 1 the confidence is a monotone function of the nearest similarity, so the
+#: accept / reject order does not depend on tau.
+UNTUNED_K, UNTUNED_TAU = 1, 30.0
+
+
+def _cache_key(spec: dict[str, Any], settings: dict[str, Any], entries: list[Entry], root: Path) -> str:
+    h = hashlib.sha256(json.dumps([spec, settings, str(root.resolve())], sort_keys=True).encode())
+    for e in entries:
+        h.update(f"{e.path}\0{e.label}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def describe(entries: list[Entry], image_root: Path, embedder: Any, settings: dict[str, Any], work: Path,
+             name: str, device: Any = "cpu") -> DescriptorSet:
+    """Descriptors of images, resumable: finished chunks are kept under ``work``.
+
+    Args:
+        entries: images to describe (paths relative to ``image_root``).
+        image_root: folder of the images.
+        embedder: an :class:`artid.models.Embedder`.
+        settings: ``max_size`` and ``scales``.
+        work: cache folder (chunks of an interrupted run are reused when the inputs match).
+        name: label of the progress bar and of the cache files.
+        device: torch device.
+
+    Returns:
+        Descriptors, (M, D) float32 L2-normalised, of the images that could be read (M <= len(entries));
+        the others are listed in ``failures``.
+    """
+    import torch
+
+    from artid.data.images import ImageLoadError, load_image, to_tensor
+
+    key = _cache_key(embedder.spec, settings, entries, image_root)
+    folder = work / f"{name}-{key}"
+    folder.mkdir(parents=True, exist_ok=True)
+    scales = tuple(float(s) for s in settings["scales"])
+    embedder = embedder.to(device).eval()
+    parts: list[DescriptorSet] = []
+    starts = list(range(0, len(entries), CHUNK))
+    done = sum(1 for s in starts if (folder / f"part-{s:08d}.json").is_file())
+    if done:
+        log.info("resuming %s: %d of %d chunks already described", name, done, len(starts))
+    bar = tqdm(total=len(entries), desc=f"describing {name}", unit="img")
+    for start in starts:
+        part = folder / f"part-{start:08d}"
+        chunk = entries[start:start + CHUNK]
+        if part.with_suffix(".json").is_file():
+            parts.append(load_descriptors(part, validate=False))
+            bar.update(len(chunk))
+            continue
+        rows, kept, failures = [], [], []
+        with torch.inference_mode():
+            for e in chunk:
+                try:
+                    img = load_image(image_root / e.path, max_size=int(settings["max_size"]))
+                except ImageLoadError as exc:
+                    log.warning("skipping %s", exc)
+                    failures.append({"path": e.path, "error": str(exc)})
+                    bar.update(1)
+                    continue
+                x = to_tensor(img).unsqueeze(0).to(device)
+                v = embedder(x) if scales == (1.0,) else embedder.embed_multiscale(x, scales=scales)
+                rows.append(v.float().cpu().numpy())
+                kept.append(e)
+                bar.update(1)
+        matrix = np.concatenate(rows) if rows else np.zeros((0, embedder.dim), dtype=np.float32)
+        dset = DescriptorSet(matrix=matrix, entries=kept, model=embedder.spec, settings=settings, failures=failures)
+        save_descriptors(part, dset)
+        parts.append(dset)
+    bar.close()
+    matrix = np.concatenate([p.matrix for p in parts]).astype(np.float32)
+    return DescriptorSet(matrix=matrix, entries=[e for p in parts for e in p.entries], model=embedder.spec,
+                         settings=settings, failures=[f for p in parts for f in p.failures])
+
+
+def make_thumbnail(path: Path, size: int = THUMBNAIL_SIZE) -> bytes:
+    """JPEG bytes of an image shrunk to ``size`` px on its longer side."""
+    from artid.data.images import load_image
+
+    buf = io.BytesIO()
+    load_image(path, max_size=size).save(buf, format="JPEG", quality=85)
+    return buf.getvalue()
+
+
+def _thumbnails(bundle_dir: Path, artworks: list[Artwork], dset: DescriptorSet, image_root: Path) -> dict[int, str]:
+    first: dict[int, str] = {}
+    for e in dset.entries:
+        first.setdefault(e.label, e.path)
+    out = {}
+    for a in tqdm(artworks, desc="thumbnails", unit="artwork", disable=len(artworks) < 50):
+        if a.label in first:
+            out[a.label] = bundles.store_thumbnail(bundle_dir, make_thumbnail(image_root / first[a.label]))
+    return out
+
+
+def _keep_described(artworks: list[Artwork], dset: DescriptorSet) -> list[Artwork]:
+    present = set(int(x) for x in np.unique(dset.labels)) if len(dset.entries) else set()
+    dropped = [a.key for a in artworks if a.label not in present]
+    if dropped:
+        log.warning("%d artwork(s) have no readable image and are left out (first: %r)", len(dropped), dropped[0])
+    kept = [a for a in artworks if a.label in present]
+    if not kept:
+        raise ArtidError("no image of the collection could be read")
+    return kept
+
+
+def _load_sources(source: Path, val: Path | None, metadata: Path | None) -> tuple[Collection, Queries | None]:
+    if is_met_root(source):
+        collection = read_met_collection(source, metadata=metadata)
+        if val is not None:
+            raise ArtidError("--val is for plain collection folders; a Met-format root brings its own valset.json")
+        try:
+            queries = read_met_queries(source, "val")
+        except ArtidError as exc:
+            log.warning("no validation queries: %s", exc)
+            queries = None
+        return collection, queries
+    collection = read_collection(source, metadata=metadata)
+    queries = read_queries(val, {a.key: a.label for a in collection.artworks}) if val is not None else None
+    return collection, queries
+
+
+def _prefer_spread(tuned: Any) -> tuple[int, float]:
+    """The best (k, tau) by validation GAP; among ties the smallest k, then the largest tau.
+
+    Small collections often tie over much of the grid (GAP 100%); the largest tau then spreads
+    the confidences a visitor sees instead of leaving them all near 1/N.
+    """
+    gap = np.asarray(tuned.gap)
+    rows, cols = np.nonzero(gap >= gap.max() - 1e-12)
+    i = int(rows.min())
+    j = int(cols[rows == i].max())
+    return int(tuned.ks[i]), float(tuned.taus[j])
+
+
+def build_bundle(source: str | Path, out: str | Path, options: BuildOptions, val: str | Path | None = None,
+                 metadata: str | Path | None = None) -> Path:
+    """Build an index bundle from a collection.
+
+    Args:
+        source: a plain collection folder or a Met-format root.
+        out: the bundle folder to write (an existing bundle there is replaced atomically).
+        options: model, image and classifier settings.
+        val: validation queries for a plain collection (``<key>/*`` and ``_distractors/*``).
+        metadata: metadata file (default: the collection's ``metadata.csv`` / ``.json``).
+
+    Returns:
+        The bundle folder.
+
+    Raises:
+        ArtidError: unreadable inputs, or neither validation distractors nor a fixed threshold.
+    """
+    from artid.models import build_embedder
+    from artid.retrieval.autotune import autotune
+    from artid.retrieval.knn import KNNClassifier
+    from artid.retrieval.whitening import PCAWhitening
+
+    source, out = Path(source), Path(out)
+    collection, queries = _load_sources(source, Path(val) if val else None, Path(metadata) if metadata else None)
+    if queries is None and options.threshold is None:
+        raise ArtidError("no validation queries to calibrate the acceptance threshold on: give --val "
+                         "(photos of the artworks in <key>/ and of other things in _distractors/) or --threshold")
+    embedder = build_embedder(options.model)
+    out.mkdir(parents=True, exist_ok=True)
+    model_ref = options.model
+    if Path(options.model).is_file():
+        model_ref = bundles.store_model_file(out, Path(options.model))
+    settings = {"max_size": int(options.max_size), "scales": [float(s) for s in options.scales]}
+    work = out / WORK
+    raw = describe(collection.entries, collection.image_root, embedder, settings, work, "database", options.device)
+    artworks = _keep_described(collection.artworks, raw)
+
+    whitening = None
+    dim = options.whitening_dim
+    if dim is None:
+        dim = 512 if raw.matrix.shape[0] >= raw.matrix.shape[1] else 0
+        if dim == 0:
+            log.info("no whitening: %d database images are fewer than the %d descriptor dimensions "
+                     "(force it with --whitening-dim)", raw.matrix.shape[0], raw.matrix.shape[1])
+    if dim > 0:
+        whitening = PCAWhitening(dim=dim).fit(raw.matrix)
+    searched = whitening.transform(raw.matrix) if whitening is not None else raw.matrix
+    db = DescriptorSet(matrix=searched, entries=raw.entries, model=raw.model,
+                       settings={**settings, "whitened": whitening is not None}, failures=raw.failures)
+    clf = KNNClassifier(searched, db.labels, n_classes=len(artworks), use_gpu=False)
+
+    k, tau = options.k, options.tau
+    info: dict[str, Any] = {"source": str(source.resolve()), "kind": "met" if is_met_root(source) else "folder",
+                            "database_failures": len(raw.failures)}
+    calibration: Calibration
+    if queries is not None:
+        qraw = describe(queries.entries, queries.image_root, embedder, settings, work, "validation", options.device)
+        q = whitening.transform(qraw.matrix) if whitening is not None else qraw.matrix
+        labels = qraw.labels
+        known = {a.label for a in artworks}
+        labels = np.where(np.isin(labels, list(known)) | (labels == DISTRACTOR), labels, DISTRACTOR)
+        if k is None or tau is None:
+            if (labels != DISTRACTOR).any():
+                tuned = autotune(clf, q, labels)
+                best_k, best_tau = _prefer_spread(tuned)
+                k = best_k if k is None else k
+                tau = best_tau if tau is None else tau
+                info["autotune"] = {"k": best_k, "tau": best_tau, "val_gap": tuned.best_gap,
+                                    "val_acc": tuned.acc}
+            else:
+                log.warning("no validation photo of the collection's artworks: k=%d, tau=%g untuned",
+                            UNTUNED_K, UNTUNED_TAU)
+        k = UNTUNED_K if k is None else k
+        tau = UNTUNED_TAU if tau is None else tau
+        pred, conf = clf.predict(q, k, tau)
+        if options.threshold is not None:
+            calibration = Calibration.given(options.threshold)
+        else:
+            calibration = calibrate_threshold(conf, (pred == labels) & (labels != DISTRACTOR),
+                                              labels == DISTRACTOR, options.target_false_accept)
+        info["validation_queries"] = int(len(labels))
+    else:
+        k = UNTUNED_K if k is None else k
+        tau = UNTUNED_TAU if tau is None else tau
+        calibration = Calibration.given(float(options.threshold))  # checked above: not None
+    thumbs = _thumbnails(out, artworks, raw, collection.image_root)
+    data = bundles.BundleData(
+        model={"ref": model_ref, "spec": embedder.spec}, extraction=settings, descriptors=db,
+        whitening=whitening, artworks=artworks, thumbnails=thumbs, k=int(k), tau=float(tau),
+        calibration=calibration, info=info)
+    bundles.write_bundle(out, data, f"build from {source}")
+    shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def add_to_bundle(bundle_dir: str | Path, source: str | Path, keys: list[str] | None = None,
+                  metadata: str | Path | None = None, device: str = "cpu") -> list[Artwork]:
+    """Add the artworks of a plain collection folder to an existing bundle.
+
+    Args:
+        bundle_dir: the bundle.
+        source: a collection folder (one sub-folder of images per artwork).
+        keys: only these sub-folders (default: all).
+        metadata: metadata file (default: the folder's ``metadata.csv`` / ``.json``).
+        device: torch device for the model.
+
+    Returns:
+        The artworks added.
+    """
+    from artid.models import build_embedder
+
+    bundle_dir = Path(bundle_dir)
+    data = bundles.load_bundle(bundle_dir)
+    collection = read_collection(source, metadata=metadata, first_label=bundles.next_label(data), keys=keys)
+    existing = {a.key for a in data.artworks}
+    clash = [a.key for a in collection.artworks if a.key in existing]
+    if clash:
+        raise ArtidError(f"artwork {', '.join(map(repr, clash))} is already in the bundle "
+                         "(remove it first to replace its images)")
+    ref = str(data.model.get("ref", ""))
+    embedder = build_embedder(str(bundle_dir / ref) if (bundle_dir / ref).is_file() else ref)
+    raw = describe(collection.entries, collection.image_root, embedder, data.extraction, bundle_dir / WORK,
+                   "added", device)
+    artworks = _keep_described(collection.artworks, raw)
+    matrix = data.whitening.transform(raw.matrix) if data.whitening is not None else raw.matrix
+    thumbs = _thumbnails(bundle_dir, artworks, raw, collection.image_root)
+    new = bundles.with_artworks(data, artworks, matrix, raw.entries, thumbs)
+    bundles.write_bundle(bundle_dir, new, f"add {len(artworks)} artwork(s) from {source}")
+    shutil.rmtree(bundle_dir / WORK, ignore_errors=True)
+    return artworks
+
+
+def remove_from_bundle(bundle_dir: str | Path, keys: list[str]) -> None:
+    """Remove artworks (by key) and all their images from a bundle."""
+    bundle_dir = Path(bundle_dir)
+    data = bundles.load_bundle(bundle_dir)
+    bundles.write_bundle(bundle_dir, bundles.without_artworks(data, keys), f"remove {', '.join(keys)}")

@@ -1,0 +1,144 @@
+"""The acceptance threshold: when a confidence is high enough to tell a visitor "this is X".
+
+The classifier always predicts some artwork; a photo of something outside the
+collection (a distractor) must instead be answered "not recognised". A prediction
+is *accepted* when its confidence is strictly greater than the threshold. The
+threshold is chosen on validation queries (photos of the collection's artworks
+mixed with distractors) as the lowest value at which at most a target fraction of
+the distractors is accepted, which keeps as many right answers as that allows.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from artid.errors import ArtidError
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """An acceptance threshold and what it gave on the validation queries.
+
+    Attributes:
+        threshold: accept a prediction when its confidence is > threshold.
+        target_false_accept: the fraction of distractors that may be accepted (asked for).
+        false_accept: fraction of validation distractors accepted at the threshold (achieved).
+        precision: right predictions among all accepted queries (distractors included).
+        recall: right and accepted predictions among the non-distractor queries.
+        accuracy: right predictions among the non-distractor queries (threshold ignored).
+        n_queries: non-distractor validation queries.
+        n_distractors: distractor validation queries.
+        source: ``"validation"`` when calibrated, ``"given"`` when set by the user.
+    """
+
+    threshold: float
+    target_false_accept: float | None
+    false_accept: float | None
+    precision: float | None
+    recall: float | None
+    accuracy: float | None
+    n_queries: int
+    n_distractors: int
+    source: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> "Calibration":
+        return cls(**{k: obj.get(k) for k in cls.__dataclass_fields__})
+
+    @classmethod
+    def given(cls, threshold: float) -> "Calibration":
+        """A threshold chosen by the user, with no validation figures."""
+        return cls(threshold=float(threshold), target_false_accept=None, false_accept=None, precision=None,
+                   recall=None, accuracy=None, n_queries=0, n_distractors=0, source="given")
+
+
+def _check(conf: np.ndarray, correct: np.ndarray, distractor: np.ndarray) -> tuple[np.ndarray, ...]:
+    conf = np.asarray(conf, dtype=np.float64).ravel()
+    correct = np.asarray(correct, dtype=bool).ravel()
+    distractor = np.asarray(distractor, dtype=bool).ravel()
+    if not (conf.size == correct.size == distractor.size):
+        raise ArtidError(f"calibration: confidence ({conf.size}), correct ({correct.size}) and "
+                         f"distractor ({distractor.size}) arrays differ in length")
+    if not np.isfinite(conf).all():
+        raise ArtidError("calibration: confidences contain NaN or infinity")
+    if (correct & distractor).any():
+        raise ArtidError("calibration: a distractor query cannot have a correct prediction")
+    return conf, correct, distractor
+
+
+def evaluate_threshold(threshold: float, conf: np.ndarray, correct: np.ndarray,
+                       distractor: np.ndarray) -> dict[str, float]:
+    """Precision, recall and false-accept rate of accepting ``conf > threshold``.
+
+    Args:
+        threshold: the acceptance threshold.
+        conf: (Q,) confidences of the predictions.
+        correct: (Q,) bool, the prediction is the query's artwork (False for distractors).
+        distractor: (Q,) bool, the query shows nothing of the collection.
+
+    Returns:
+        ``precision`` (1.0 when nothing is accepted), ``recall``, ``false_accept``
+        (NaN without distractors / queries where undefined) and ``accepted`` (count).
+    """
+    conf, correct, distractor = _check(conf, correct, distractor)
+    accepted = conf > threshold
+    n_acc = int(accepted.sum())
+    n_pos = int((~distractor).sum())
+    n_dis = int(distractor.sum())
+    right = int((accepted & correct).sum())
+    return {
+        "precision": right / n_acc if n_acc else 1.0,
+        "recall": right / n_pos if n_pos else math.nan,
+        "false_accept": int((accepted & distractor).sum()) / n_dis if n_dis else math.nan,
+        "accepted": float(n_acc),
+    }
+
+
+def calibrate_threshold(conf: np.ndarray, correct: np.ndarray, distractor: np.ndarray,
+                        target_false_accept: float = 0.05) -> Calibration:
+    """The lowest threshold that accepts at most ``target_false_accept`` of the distractors.
+
+    With the distractors' confidences sorted in descending order d_0 >= d_1 >= ..., and
+    m = floor(target * n_distractors), the threshold is d_m: exactly the distractors
+    with confidence > d_m are accepted, at most m of them (fewer when d_m is tied).
+    When m >= n_distractors every query is accepted (threshold 0: confidences are
+    softmax probabilities, always > 0).
+
+    Args:
+        conf: (Q,) confidences of the validation predictions.
+        correct: (Q,) bool, the prediction is the query's artwork.
+        distractor: (Q,) bool, the query is a distractor.
+        target_false_accept: allowed fraction of distractors accepted, in [0, 1].
+
+    Raises:
+        ArtidError: no distractor among the queries, or a target outside [0, 1].
+    """
+    conf, correct, distractor = _check(conf, correct, distractor)
+    if not 0.0 <= target_false_accept <= 1.0:
+        raise ArtidError(f"target false-accept rate must lie in [0, 1], got {target_false_accept}")
+    d = np.sort(conf[distractor])[::-1]
+    if d.size == 0:
+        raise ArtidError("cannot calibrate the acceptance threshold: the validation queries hold no distractor "
+                         "(add photos of things outside the collection, or give the threshold yourself)")
+    m = int(math.floor(target_false_accept * d.size + 1e-9))
+    threshold = 0.0 if m >= d.size else float(d[m])
+    figures = evaluate_threshold(threshold, conf, correct, distractor)
+    n_pos = int((~distractor).sum())
+    return Calibration(
+        threshold=threshold,
+        target_false_accept=float(target_false_accept),
+        false_accept=figures["false_accept"],
+        precision=figures["precision"],
+        recall=None if n_pos == 0 else figures["recall"],
+        accuracy=float(correct[~distractor].mean()) if n_pos else None,
+        n_queries=n_pos,
+        n_distractors=int(d.size),
+        source="validation",
+    )

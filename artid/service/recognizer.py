@@ -1,0 +1,208 @@
+"""One model and one index, loaded once: a photo in, the best-matching artworks out.
+
+The :class:`Recognizer` is what the CLI, the HTTP API and the benchmarks share. It
+describes a photo exactly as the database images were described (same model, same
+image size, same scales, same whitening), searches the index and applies the kNN
+classifier with the bundle's (k, tau). The prediction is *accepted* when its
+confidence is above the bundle's calibrated threshold; otherwise the answer is
+"not recognised".
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from PIL import Image
+
+from artid.errors import ArtidError
+from artid.retrieval.knn import KNNClassifier
+from artid.service.bundle import BundleData, load_bundle
+from artid.service.collection import Artwork
+
+log = logging.getLogger(__name__)
+
+#: Neighbours searched to list alternative artworks (the decision uses the bundle's k).
+LIST_NEIGHBOURS = 20
+
+
+@dataclass(frozen=True)
+class Match:
+    """One candidate artwork for a photo.
+
+    Attributes:
+        artwork: the artwork and its metadata.
+        similarity: cosine similarity of its closest image to the photo (the class score s_c).
+        confidence: its softmax share among the ``max(k, LIST_NEIGHBOURS)`` nearest images,
+            used to rank and draw the candidates.
+        thumbnail: thumbnail file name inside the bundle, or None.
+    """
+
+    artwork: Artwork
+    similarity: float
+    confidence: float
+    thumbnail: str | None
+
+    def to_json(self, thumbnail_url: Callable[[str], str] | None = None) -> dict[str, Any]:
+        out = self.artwork.to_json()
+        out.update(similarity=round(self.similarity, 6), confidence=round(self.confidence, 6))
+        out["thumbnail"] = (thumbnail_url(self.thumbnail) if thumbnail_url else self.thumbnail) \
+            if self.thumbnail else None
+        return out
+
+
+@dataclass
+class Recognition:
+    """The answer for one photo.
+
+    Attributes:
+        accepted: confidence > threshold: the photo shows ``prediction``.
+        confidence: the kNN classifier's confidence in ``prediction`` (bundle's k and tau):
+            the number the threshold was calibrated on.
+        threshold: the bundle's acceptance threshold.
+        prediction: the best match (reported even when not accepted).
+        matches: up to 5 best matches, best first.
+        timing: milliseconds spent per stage.
+    """
+
+    accepted: bool
+    confidence: float
+    threshold: float
+    prediction: Match
+    matches: list[Match]
+    timing: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self, thumbnail_url: Callable[[str], str] | None = None) -> dict[str, Any]:
+        return {
+            "accepted": self.accepted,
+            "recognised": self.prediction.artwork.title if self.accepted else None,
+            "confidence": round(self.confidence, 6),
+            "threshold": self.threshold,
+            "prediction": self.prediction.to_json(thumbnail_url),
+            "matches": [m.to_json(thumbnail_url) for m in self.matches],
+            "timing_ms": {k: round(v, 2) for k, v in self.timing.items()},
+        }
+
+
+def fit_max_size(img: Image.Image, max_size: int) -> Image.Image:
+    """Shrink ``img`` so that its longer side is at most ``max_size`` (aspect kept, never enlarged)."""
+    from artid.data.images import resize_max
+
+    return resize_max(img, max_size)
+
+
+class Recognizer:
+    """A bundle's model, index and classifier, ready to recognise photos.
+
+    Thread-safe for concurrent :meth:`recognize` calls (inference only, no shared
+    mutable state); the HTTP API still bounds how many run at once.
+
+    Args:
+        data: the bundle's contents.
+        embedder: the model the bundle names (an :class:`artid.models.Embedder`).
+        device: torch device the embedder runs on.
+        top: number of matches listed.
+    """
+
+    def __init__(self, data: BundleData, embedder: Any, device: Any = "cpu", top: int = 5) -> None:
+        import torch
+
+        self.data = data
+        self.device = torch.device(device)
+        self.embedder = embedder.to(self.device).eval()
+        self.top = int(top)
+        self.artworks = data.artwork_by_label()
+        self.classifier = KNNClassifier(np.asarray(data.descriptors.matrix, dtype=np.float32), data.labels,
+                                        n_classes=data.n_classes, use_gpu=False)
+        self.max_size = int(data.extraction.get("max_size", 500))
+        self.scales = tuple(float(s) for s in data.extraction.get("scales", [1.0]))
+        self.threshold = float(data.calibration.threshold)
+        if getattr(embedder, "dim", None) is not None and data.whitening is None \
+                and int(embedder.dim) != data.descriptors.matrix.shape[1]:
+            raise ArtidError(f"the model gives {embedder.dim}-d descriptors but the bundle holds "
+                             f"{data.descriptors.matrix.shape[1]}-d ones")
+
+    @classmethod
+    def from_bundle(cls, path: str | Path, device: Any = "cpu", top: int = 5) -> "Recognizer":
+        """Load a bundle and the model it names (a name, or a checkpoint inside the bundle)."""
+        from artid.models import build_embedder
+
+        path = Path(path)
+        data = load_bundle(path)
+        ref = str(data.model.get("ref", ""))
+        if not ref:
+            raise ArtidError(f"{path / 'bundle.json'} names no model")
+        local = path / ref
+        embedder = build_embedder(str(local) if local.is_file() else ref)
+        return cls(data, embedder, device=device, top=top)
+
+    def describe(self, images: list[Image.Image]) -> np.ndarray:
+        """Descriptors of photos, as searched in the index.
+
+        Args:
+            images: RGB images of any size (shrunk to the bundle's ``max_size``).
+
+        Returns:
+            (B, d) float32 L2-normalised rows (whitened when the bundle is).
+        """
+        import torch
+
+        from artid.data.images import to_tensor
+
+        rows = []
+        with torch.inference_mode():
+            for img in images:
+                x = to_tensor(fit_max_size(img, self.max_size)).unsqueeze(0).to(self.device)
+                if self.scales == (1.0,):
+                    v = self.embedder.forward(x)
+                else:
+                    v = self.embedder.embed_multiscale(x, scales=self.scales)
+                rows.append(v.float().cpu().numpy())
+        desc = np.concatenate(rows).astype(np.float32)
+        if self.data.whitening is not None:
+            desc = self.data.whitening.transform(desc)
+        return desc
+
+    def recognize_descriptors(self, desc: np.ndarray) -> list[Recognition]:
+        """Recognitions of (B, d) float32 searched descriptors (see :meth:`describe`)."""
+        k = self.classifier.clamp_k(self.data.k)
+        k_list = min(max(k, LIST_NEIGHBOURS), self.classifier.size)
+        sims, idx = self.classifier.search(desc, k_list, progress=False)
+        _, conf = self.classifier.classify(sims, idx, k, self.data.tau)
+        tops = self.classifier.top_classes(sims, idx, k_list, self.data.tau, n=self.top)
+        out = []
+        for c, top in zip(conf, tops):  # top[0] is the predicted class (the nearest image's)
+            matches = [Match(self.artworks[label], s, share, self.data.thumbnails.get(label))
+                       for label, s, share in top]
+            out.append(Recognition(accepted=bool(c > self.threshold), confidence=float(c),
+                                   threshold=self.threshold, prediction=matches[0], matches=matches))
+        return out
+
+    def recognize(self, images: list[Image.Image]) -> list[Recognition]:
+        """Recognise RGB photos; each answer carries its ``timing`` (embed and search, ms)."""
+        if not images:
+            return []
+        t0 = time.perf_counter()
+        desc = self.describe(images)
+        t1 = time.perf_counter()
+        out = self.recognize_descriptors(desc)
+        t2 = time.perf_counter()
+        for r in out:
+            r.timing = {"embed": 1000 * (t1 - t0) / len(images), "search": 1000 * (t2 - t1) / len(images)}
+        return out
+
+    def recognize_paths(self, paths: list[str | Path]) -> list[Recognition]:
+        """Recognise image files (read safely: EXIF orientation, modes, decompression bombs)."""
+        from artid.data.images import load_image
+
+        t0 = time.perf_counter()
+        images = [load_image(p, max_size=self.max_size) for p in paths]
+        load_ms = 1000 * (time.perf_counter() - t0) / max(len(paths), 1)
+        out = self.recognize(images)
+        for r in out:
+            r.timing = {"load": load_ms, **r.timing}
+        return out
