@@ -112,3 +112,17 @@ def jpeg_bytes(img: Image.Image) -> bytes:
 
 def read_json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def built_bundle(tmp_path_factory) -> tuple[Path, Path]:
+    """A bundle built once per test session from :func:`make_collection` (6 artworks) and its
+    validation photos with the offline default model; returns (bundle folder, data folder)."""
+    base = tmp_path_factory.getbasetemp() / "service-bundle"
+    bundle = base / "bundle"
+    if not (bundle / "bundle.json").is_file():
+        from artid.service.builder import BuildOptions, build_bundle
+
+        make_collection(base / "collection")
+        make_validation(base / "val")
+        build_bundle(base / "collection", bundle, BuildOptions(max_size=128), val=base / "val")
+    return bundle, base

@@ -190,17 +190,33 @@ def _load_sources(source: Path, val: Path | None, metadata: Path | None) -> tupl
     return collection, queries
 
 
-def _prefer_spread(tuned: Any) -> tuple[int, float]:
-    """The best (k, tau) by validation GAP; among ties the smallest k, then the largest tau.
+def _choose_k_tau(clf: Any, tuned: Any, labels: np.ndarray, target: float) -> tuple[int, float]:
+    """The (k, tau) to serve with: best validation GAP, ties broken by the service's own aim.
 
-    Small collections often tie over much of the grid (GAP 100%); the largest tau then spreads
-    the confidences a visitor sees instead of leaving them all near 1/N.
+    Small collections often tie over much of the grid (GAP 100%). Among tied points the one
+    with the highest recall at the target false-accept rate wins, then precision, then the
+    widest margin between the least confident accepted right answer and the threshold (a tau
+    so small that every confidence sits near 1/N, or so large that they saturate near 1.0,
+    leaves no margin), then the smaller k.
     """
     gap = np.asarray(tuned.gap)
-    rows, cols = np.nonzero(gap >= gap.max() - 1e-12)
-    i = int(rows.min())
-    j = int(cols[rows == i].max())
-    return int(tuned.ks[i]), float(tuned.taus[j])
+    distractor = labels == DISTRACTOR
+    best: tuple[float, float, int, float] | None = None
+    choice = (int(tuned.best_k), float(tuned.best_tau))
+    for i, j in zip(*np.nonzero(gap >= gap.max() - 1e-12)):
+        k, tau = int(tuned.ks[i]), float(tuned.taus[j])
+        pred, conf = clf.classify(tuned.sims, tuned.idx, k, tau)
+        correct = (pred == labels) & ~distractor
+        if distractor.any():
+            cal = calibrate_threshold(conf, correct, distractor, target)
+            accepted = correct & (conf > cal.threshold)
+            margin = float(conf[accepted].min() - cal.threshold) if accepted.any() else 0.0
+            score = (cal.recall or 0.0, cal.precision or 0.0, margin, -k)
+        else:
+            score = (0.0, 0.0, 0.0, -k)
+        if best is None or score > best:
+            best, choice = score, (k, tau)
+    return choice
 
 
 def build_bundle(source: str | Path, out: str | Path, options: BuildOptions, val: str | Path | None = None,
@@ -266,8 +282,8 @@ def build_bundle(source: str | Path, out: str | Path, options: BuildOptions, val
         labels = np.where(np.isin(labels, list(known)) | (labels == DISTRACTOR), labels, DISTRACTOR)
         if k is None or tau is None:
             if (labels != DISTRACTOR).any():
-                tuned = autotune(clf, q, labels)
-                best_k, best_tau = _prefer_spread(tuned)
+                tuned = autotune(clf, q, labels, keep_neighbours=True)
+                best_k, best_tau = _choose_k_tau(clf, tuned, labels, options.target_false_accept)
                 k = best_k if k is None else k
                 tau = best_tau if tau is None else tau
                 info["autotune"] = {"k": best_k, "tau": best_tau, "val_gap": tuned.best_gap,

@@ -37,19 +37,19 @@ class Match:
     Attributes:
         artwork: the artwork and its metadata.
         similarity: cosine similarity of its closest image to the photo (the class score s_c).
-        confidence: its softmax share among the ``max(k, LIST_NEIGHBOURS)`` nearest images,
-            used to rank and draw the candidates.
+        share: its softmax share (same tau) among the classes of the ``max(k, LIST_NEIGHBOURS)``
+            nearest images; only the prediction's ``Recognition.confidence`` is thresholded.
         thumbnail: thumbnail file name inside the bundle, or None.
     """
 
     artwork: Artwork
     similarity: float
-    confidence: float
+    share: float
     thumbnail: str | None
 
     def to_json(self, thumbnail_url: Callable[[str], str] | None = None) -> dict[str, Any]:
         out = self.artwork.to_json()
-        out.update(similarity=round(self.similarity, 6), confidence=round(self.confidence, 6))
+        out.update(similarity=round(self.similarity, 6), share=round(self.share, 6))
         out["thumbnail"] = (thumbnail_url(self.thumbnail) if thumbnail_url else self.thumbnail) \
             if self.thumbnail else None
         return out

@@ -55,6 +55,18 @@ function artworkFacts(a) {
   return dl;
 }
 
+// The decision's confidence as a bar, with a tick at the acceptance threshold.
+function confidenceBar(result) {
+  const bar = el("div", { class: "bar confidence", role: "meter", "aria-valuemin": "0", "aria-valuemax": "1",
+    "aria-valuenow": result.confidence.toFixed(4), title: "confidence (tick: acceptance threshold)" });
+  const fill = el("span");
+  fill.style.width = percent(Math.max(0, Math.min(1, result.confidence)));
+  const tick = el("i", { class: "threshold" });
+  tick.style.left = percent(Math.max(0, Math.min(1, result.threshold)));
+  bar.append(fill, tick);
+  return bar;
+}
+
 function render(result) {
   const verdict = $("verdict");
   verdict.replaceChildren();
@@ -62,14 +74,15 @@ function render(result) {
   if (result.accepted) {
     verdict.className = "card accepted";
     verdict.append(el("div", { class: "label" }, "Recognised"), el("h3", { id: "answer-title" }, best.title),
-      el("div", { class: "meta" }, "confidence " + percent(result.confidence)), artworkFacts(best));
+      el("div", { class: "meta" }, "confidence " + percent(result.confidence)), confidenceBar(result),
+      artworkFacts(best));
   } else {
     verdict.className = "card rejected";
     verdict.append(el("div", { class: "label" }, "Not recognised"),
       el("h3", { id: "answer-title" }, "This does not look like an artwork of the collection."),
       el("p", { class: "meta" }, "The closest match, " + best.title + ", has confidence " +
         percent(result.confidence) + ", below the acceptance threshold of " + percent(result.threshold) +
-        ". Try again closer, straight on, with less glare."));
+        ". Try again closer, straight on, with less glare."), confidenceBar(result));
   }
   const list = $("matches");
   list.replaceChildren();
@@ -80,12 +93,13 @@ function render(result) {
     const body = el("div");
     body.append(el("div", { class: "title" }, m.title));
     const meta = [m.artist, m.date].filter(Boolean).join(", ");
-    body.append(el("div", { class: "meta" }, (meta ? meta + " \u00b7 " : "") + "confidence " + percent(m.confidence)
-      + " \u00b7 similarity " + m.similarity.toFixed(3)));
+    body.append(el("div", { class: "meta" }, (meta ? meta + " \u00b7 " : "") + "similarity " + m.similarity.toFixed(3)));
+    // the bar shows how close the artwork's nearest image is to the photo (cosine similarity)
+    const closeness = Math.max(0, Math.min(1, m.similarity));
     const bar = el("div", { class: "bar", role: "meter", "aria-valuemin": "0", "aria-valuemax": "1",
-      "aria-valuenow": String(m.confidence) });
+      "aria-valuenow": closeness.toFixed(3), title: "similarity " + m.similarity.toFixed(3) });
     const fill = el("span");
-    fill.style.width = percent(Math.max(0, Math.min(1, m.confidence)));
+    fill.style.width = percent(closeness);
     bar.append(fill);
     body.append(bar);
     li.append(img, body);

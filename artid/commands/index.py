@@ -1,0 +1,118 @@
+"""``artid index``: build an index bundle from a collection, add or remove artworks, describe a bundle."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+HELP = "build, extend or inspect an index bundle (what `artid recognize` and `artid serve` load)"
+
+
+def _parse_scales(text: str) -> tuple[float, ...]:
+    if text == "ss":
+        return (1.0,)
+    if text == "ms":
+        return (1.0, 2 ** -0.5, 0.5)
+    try:
+        return tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"scales must be 'ss', 'ms' or numbers like 1,0.707: {text!r}") from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    b = sub.add_parser("build", help="build a bundle from a collection folder or a Met-format root",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    b.add_argument("source", help="collection folder (one sub-folder of images per artwork, optional "
+                                  "metadata.csv/.json) or a Met-format root (artid synth output, the real Met)")
+    b.add_argument("--out", required=True, help="bundle folder to write (an existing bundle is replaced atomically)")
+    b.add_argument("--val", help="validation photos of a collection folder: <key>/*.jpg of its artworks and "
+                                 "_distractors/*.jpg of other things (a Met root uses its valset.json)")
+    b.add_argument("--metadata", help="metadata file (default: metadata.csv or metadata.json in the collection)")
+    b.add_argument("--model", default="efficientnet_lite0", help="backbone name or artid checkpoint file "
+                                                                 "(a checkpoint is copied into the bundle)")
+    b.add_argument("--max-size", type=int, default=500, help="longer image side in pixels")
+    b.add_argument("--scales", type=_parse_scales, default=(1.0,), help="'ss', 'ms' or a comma list")
+    b.add_argument("--whitening-dim", type=int, default=None,
+                   help="PCA-whitening dimension, 0 for none (default: 512 when the database has at least as "
+                        "many images as descriptor dimensions, else none)")
+    b.add_argument("--k", type=int, help="kNN classifier k (default: tuned by GAP on the validation photos)")
+    b.add_argument("--tau", type=float, help="softmax temperature (default: tuned with k)")
+    b.add_argument("--false-accept", type=float, default=0.05,
+                   help="fraction of validation distractors the threshold may accept")
+    b.add_argument("--threshold", type=float, help="fixed acceptance threshold instead of calibrating one")
+    b.add_argument("--device", default="cpu", help="torch device for the model (cpu, cuda, cuda:1, ...)")
+
+    a = sub.add_parser("add", help="add the artworks of a collection folder to a bundle (nothing else is rebuilt)")
+    a.add_argument("bundle", help="bundle folder")
+    a.add_argument("source", help="collection folder with one sub-folder per new artwork")
+    a.add_argument("--only", nargs="+", metavar="KEY", help="add only these sub-folders")
+    a.add_argument("--metadata", help="metadata file (default: the folder's metadata.csv/.json)")
+    a.add_argument("--device", default="cpu", help="torch device for the model")
+
+    r = sub.add_parser("remove", help="remove artworks (by key) from a bundle")
+    r.add_argument("bundle", help="bundle folder")
+    r.add_argument("keys", nargs="+", metavar="KEY", help="artwork keys (folder names or Met ids)")
+
+    i = sub.add_parser("info", help="what a bundle holds: model, counts, k, tau, threshold and its figures")
+    i.add_argument("bundle", help="bundle folder")
+    i.add_argument("--json", action="store_true", help="print the manifest as JSON")
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+def run(args: argparse.Namespace) -> int:
+    from artid.service import builder
+    from artid.service.bundle import read_manifest
+
+    if args.action == "build":
+        options = builder.BuildOptions(model=args.model, max_size=args.max_size, scales=args.scales,
+                                       whitening_dim=args.whitening_dim, k=args.k, tau=args.tau,
+                                       target_false_accept=args.false_accept, threshold=args.threshold,
+                                       device=args.device)
+        out = builder.build_bundle(args.source, args.out, options, val=args.val, metadata=args.metadata)
+        _print_info(read_manifest(out), str(out))
+    elif args.action == "add":
+        added = builder.add_to_bundle(args.bundle, args.source, keys=args.only, metadata=args.metadata,
+                                      device=args.device)
+        print(f"added {len(added)} artwork(s): {', '.join(a.key for a in added)}")
+    elif args.action == "remove":
+        builder.remove_from_bundle(args.bundle, args.keys)
+        print(f"removed {len(args.keys)} artwork(s): {', '.join(args.keys)}")
+    else:
+        meta = read_manifest(args.bundle)
+        if args.json:
+            print(json.dumps(meta, indent=1))
+        else:
+            _print_info(meta, args.bundle)
+    return 0
+
+
+def _print_info(meta: dict, where: str) -> None:
+    cal = meta.get("calibration", {})
+    cls = meta.get("classifier", {})
+    spec = meta.get("model", {}).get("spec", {})
+    name = spec.get("backbone", {}).get("name") or meta.get("model", {}).get("ref")
+    print(f"bundle       {where} ({meta.get('generation')}, updated {meta.get('updated')})")
+    print(f"artworks     {meta.get('artworks')} ({meta.get('images')} images)")
+    print(f"model        {name}, {meta.get('dim')}-d descriptors{', whitened' if meta.get('whitened') else ''}, "
+          f"max size {meta.get('extraction', {}).get('max_size')}, scales {meta.get('extraction', {}).get('scales')}")
+    print(f"classifier   k={cls.get('k')} tau={cls.get('tau')} N={cls.get('n_classes')}")
+    if cal.get("source") == "validation":
+        print(f"threshold    {cal.get('threshold'):.6g} (calibrated on {cal.get('n_queries')} photos + "
+              f"{cal.get('n_distractors')} distractors for {_pct(cal.get('target_false_accept'))} "
+              f"distractors accepted)")
+        print(f"on validation: distractors accepted {_pct(cal.get('false_accept'))}, precision "
+              f"{_pct(cal.get('precision'))}, recall {_pct(cal.get('recall'))}, accuracy {_pct(cal.get('accuracy'))}")
+    else:
+        print(f"threshold    {cal.get('threshold')} (given, not calibrated)")
+    n_cal = None
+    for h in meta.get("history", []):
+        if str(h.get("operation", "")).startswith("build"):
+            n_cal = h.get("artworks")
+    if n_cal is not None and n_cal != meta.get("artworks"):
+        print(f"note         the threshold was calibrated with {n_cal} artworks; after adding or removing "
+              f"artworks, rebuild to recalibrate it")

@@ -1,0 +1,48 @@
+"""``artid recognize``: which artwork of a bundle each photo shows (top 5, or "not recognised")."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+HELP = "recognise photos with an index bundle: top-5 artworks with confidence, or 'not recognised'"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("photos", nargs="+", metavar="PHOTO", help="image files")
+    parser.add_argument("--bundle", required=True, help="index bundle folder (`artid index build`)")
+    parser.add_argument("--top", type=int, default=5, help="matches listed per photo")
+    parser.add_argument("--json", action="store_true", help="one JSON object per photo, one per line")
+    parser.add_argument("--device", default="cpu", help="torch device for the model")
+
+
+def run(args: argparse.Namespace) -> int:
+    from artid.data.images import ImageLoadError
+    from artid.service.recognizer import Recognizer
+
+    recognizer = Recognizer.from_bundle(args.bundle, device=args.device, top=args.top)
+    failed = 0
+    for path in args.photos:
+        try:
+            result = recognizer.recognize_paths([path])[0]
+        except ImageLoadError as exc:
+            failed += 1
+            if args.json:
+                print(json.dumps({"photo": path, "error": str(exc)}))
+            else:
+                print(f"{path}: error: {exc}")
+            continue
+        if args.json:
+            print(json.dumps({"photo": path, **result.to_json()}))
+            continue
+        best = result.prediction.artwork
+        if result.accepted:
+            print(f"{path}: {best.title} ({best.key})  confidence {100 * result.confidence:.1f}%")
+        else:
+            print(f"{path}: not recognised  (closest: {best.title}, confidence {100 * result.confidence:.1f}% "
+                  f"<= threshold {100 * result.threshold:.1f}%)")
+        for rank, m in enumerate(result.matches, 1):
+            who = ", ".join(x for x in (m.artwork.artist, m.artwork.date) if x)
+            print(f"  {rank}. {m.artwork.title}{f' ({who})' if who else ''} [{m.artwork.key}]  "
+                  f"similarity {m.similarity:.3f}  share {100 * m.share:.1f}%")
+    return 2 if failed else 0

@@ -1,0 +1,258 @@
+"""Index bundles: collection folders and metadata, threshold calibration, atomic writes, add/remove."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from artid.data.entries import Entry
+from artid.descriptors import DescriptorSet
+from artid.errors import ArtidError
+from artid.service import bundle as bundles
+from artid.service.calibrate import Calibration, calibrate_threshold, evaluate_threshold
+from artid.service.collection import Artwork, read_collection, read_metadata, read_queries
+from service_helpers import artwork, built_bundle, distractor, jpeg_bytes, make_collection, photo_of
+
+
+# ---------------------------------------------------------------- calibration
+
+def test_threshold_accepts_at_most_the_target_share_of_distractors():
+    # 10 distractors, target 20% -> the 2 most confident may be accepted, the threshold is the 3rd
+    dis = np.array([0.95, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1])
+    pos = np.array([0.99, 0.85, 0.75, 0.5])
+    conf = np.concatenate([pos, dis])
+    correct = np.array([True, True, False, True] + [False] * 10)
+    distractor = np.array([False] * 4 + [True] * 10)
+    cal = calibrate_threshold(conf, correct, distractor, target_false_accept=0.2)
+    assert cal.threshold == 0.8
+    assert cal.false_accept == pytest.approx(0.2)
+    # accepted: 0.99 (right), 0.85 (right), 0.95 and 0.9 (distractors); 0.8 itself is not accepted
+    assert cal.precision == pytest.approx(2 / 4)
+    assert cal.recall == pytest.approx(2 / 4)
+    assert cal.accuracy == pytest.approx(3 / 4)
+    assert (cal.n_queries, cal.n_distractors, cal.source) == (4, 10, "validation")
+    assert evaluate_threshold(cal.threshold, conf, correct, distractor)["accepted"] == 4
+
+
+def test_threshold_with_ties_never_exceeds_the_target():
+    dis = np.array([0.9, 0.9, 0.9, 0.1])
+    cal = calibrate_threshold(np.concatenate([[0.95], dis]), np.array([True] + [False] * 4),
+                              np.array([False] + [True] * 4), target_false_accept=0.5)
+    assert cal.false_accept == 0.0  # accepting one 0.9 would accept all three tied ones (75% > 50%)
+    assert cal.recall == 1.0
+
+
+def test_threshold_extremes_and_errors():
+    conf = np.array([0.9, 0.2, 0.3])
+    correct = np.array([True, False, False])
+    distractor = np.array([False, True, True])
+    assert calibrate_threshold(conf, correct, distractor, 1.0).threshold == 0.0
+    assert calibrate_threshold(conf, correct, distractor, 0.0).threshold == 0.3
+    with pytest.raises(ArtidError, match="no distractor"):
+        calibrate_threshold(conf[:1], correct[:1], distractor[:1])
+    with pytest.raises(ArtidError, match="differ in length"):
+        calibrate_threshold(conf, correct[:2], distractor)
+    with pytest.raises(ArtidError, match=r"\[0, 1\]"):
+        calibrate_threshold(conf, correct, distractor, 1.5)
+
+
+def test_calibration_json_round_trip():
+    cal = Calibration.given(0.42)
+    assert Calibration.from_json(json.loads(json.dumps(cal.to_json()))) == cal
+
+
+# ---------------------------------------------------------------- collections
+
+def test_collection_folder_with_csv_metadata(tmp_path):
+    root = make_collection(tmp_path / "c", n=3, photos_per_artwork=2)
+    (root / "_ignored").mkdir()
+    coll = read_collection(root, first_label=10)
+    assert [a.key for a in coll.artworks] == ["art-0", "art-1", "art-2"]
+    assert [a.label for a in coll.artworks] == [10, 11, 12]
+    assert coll.artworks[1].title == "Portrait of a Lady" and coll.artworks[1].date == "1810"
+    assert [e.path for e in coll.entries[:2]] == ["art-0/0.jpg", "art-0/1.jpg"]
+    assert {e.label for e in coll.entries} == {10, 11, 12}
+
+
+def test_metadata_json_forms_and_defaults(tmp_path):
+    root = tmp_path / "c"
+    for key in ("a", "b"):
+        (root / key).mkdir(parents=True)
+        artwork(0).save(root / key / "x.png")
+    (root / "metadata.json").write_text(json.dumps({"a": {"title": "Alpha", "museum_room": "12"}}))
+    coll = read_collection(root)
+    assert coll.artworks[0].title == "Alpha" and coll.artworks[0].extra == {"museum_room": "12"}
+    assert coll.artworks[1].title == "b"  # no metadata: the key
+    listed = tmp_path / "list.json"
+    listed.write_text(json.dumps([{"id": "b", "artist": "Bea"}]))
+    assert read_metadata(listed) == {"b": {"artist": "Bea"}}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("title,artist\nX,Y\n", "no 'key'"),
+    ("key,title\na,A\na,B\n", "described twice"),
+])
+def test_bad_metadata_names_the_file(tmp_path, text, message):
+    path = tmp_path / "metadata.csv"
+    path.write_text(text)
+    with pytest.raises(ArtidError, match=message) as err:
+        read_metadata(path)
+    assert "metadata.csv" in str(err.value)
+
+
+def test_artwork_folder_without_images_is_an_error(tmp_path):
+    (tmp_path / "c" / "empty").mkdir(parents=True)
+    with pytest.raises(ArtidError, match="holds no images"):
+        read_collection(tmp_path / "c")
+    with pytest.raises(ArtidError, match="does not exist"):
+        read_collection(tmp_path / "missing")
+
+
+def test_validation_queries(tmp_path):
+    root = tmp_path / "val"
+    (root / "a").mkdir(parents=True)
+    (root / "_distractors").mkdir()
+    photo_of(artwork(1), 1).save(root / "a" / "p.jpg")
+    distractor(1).save(root / "_distractors" / "d.jpg")
+    q = read_queries(root, {"a": 4})
+    assert [(e.path, e.label, e.kind) for e in q.entries] == [("a/p.jpg", 4, "met"), ("_distractors/d.jpg", -1, "other")]
+    (root / "zzz").mkdir()
+    with pytest.raises(ArtidError, match="names no artwork"):
+        read_queries(root, {"a": 4})
+
+
+# ---------------------------------------------------------------- bundle storage (no model)
+
+def _data(tmp_path: Path, n: int = 4, per: int = 2, dim: int = 8) -> bundles.BundleData:
+    rng = np.random.default_rng(0)
+    m = rng.normal(size=(n * per, dim)).astype(np.float32)
+    m /= np.linalg.norm(m, axis=1, keepdims=True)
+    entries = [Entry(path=f"k{i // per}/{i % per}.jpg", label=i // per, kind="exhibit") for i in range(n * per)]
+    arts = [Artwork(key=f"k{i}", label=i, title=f"T{i}") for i in range(n)]
+    thumbs = {i: bundles.store_thumbnail(tmp_path, jpeg_bytes(artwork(i).resize((32, 32)))) for i in range(n)}
+    return bundles.BundleData(model={"ref": "efficientnet_lite0", "spec": {}}, extraction={"max_size": 64, "scales": [1.0]},
+                              descriptors=DescriptorSet(matrix=m, entries=entries), whitening=None, artworks=arts,
+                              thumbnails=thumbs, k=3, tau=10.0, calibration=Calibration.given(0.5))
+
+
+def test_bundle_round_trip(tmp_path):
+    data = _data(tmp_path)
+    bundles.write_bundle(tmp_path, data, "test")
+    back = bundles.load_bundle(tmp_path)
+    np.testing.assert_array_equal(back.descriptors.matrix, data.descriptors.matrix)
+    assert back.artworks == data.artworks and back.thumbnails == data.thumbnails
+    assert (back.k, back.tau, back.calibration) == (3, 10.0, data.calibration)
+    meta = bundles.read_manifest(tmp_path)
+    assert meta["generation"] == "gen-000001" and meta["images"] == 8 and meta["artworks"] == 4
+
+
+def test_add_and_remove_keep_the_rest(tmp_path):
+    data = _data(tmp_path)
+    bundles.write_bundle(tmp_path, data, "build")
+    removed_thumb = data.thumbnails[1]
+    bundles.write_bundle(tmp_path, bundles.without_artworks(bundles.load_bundle(tmp_path), ["k1"]), "remove")
+    back = bundles.load_bundle(tmp_path)
+    assert [a.key for a in back.artworks] == ["k0", "k2", "k3"]
+    np.testing.assert_array_equal(back.descriptors.matrix, np.delete(data.descriptors.matrix, [2, 3], axis=0))
+    assert not (tmp_path / "thumbnails" / removed_thumb).exists()  # files of removed artworks are collected
+    assert sorted(p.name for p in tmp_path.glob("gen-*")) == ["gen-000002"]
+
+    new = Artwork(key="new", label=bundles.next_label(back), title="New")
+    assert new.label == 4
+    vec = np.eye(1, 8, dtype=np.float32)
+    thumb = bundles.store_thumbnail(tmp_path, jpeg_bytes(artwork(9).resize((32, 32))))
+    added = bundles.with_artworks(back, [new], vec, [Entry("new/0.jpg", 4, "exhibit")], {4: thumb})
+    bundles.write_bundle(tmp_path, added, "add")
+    back = bundles.load_bundle(tmp_path)
+    assert back.artworks[-1] == new and back.descriptors.matrix.shape == (7, 8)
+    np.testing.assert_array_equal(back.descriptors.matrix[-1], vec[0])
+    assert [h["operation"] for h in bundles.read_manifest(tmp_path)["history"]] == ["build", "remove", "add"]
+    with pytest.raises(ArtidError, match="already in the bundle"):
+        bundles.with_artworks(back, [new], vec, [Entry("new/0.jpg", 4, "exhibit")], {})
+    with pytest.raises(ArtidError, match="no artwork 'nope'"):
+        bundles.without_artworks(back, ["nope"])
+
+
+def test_interrupted_write_leaves_the_old_bundle(tmp_path, monkeypatch):
+    data = _data(tmp_path)
+    bundles.write_bundle(tmp_path, data, "build")
+    before = (tmp_path / "bundle.json").read_bytes()
+    smaller = bundles.without_artworks(data, ["k0"])
+
+    import faiss
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(faiss, "write_index", crash)
+    with pytest.raises(KeyboardInterrupt):
+        bundles.write_bundle(tmp_path, smaller, "remove")
+    monkeypatch.undo()
+    assert (tmp_path / "bundle.json").read_bytes() == before
+    assert len(bundles.load_bundle(tmp_path).artworks) == 4  # the old generation, complete
+    assert (tmp_path / ".gen-000002.tmp").is_dir()  # the stray half-written generation...
+    bundles.write_bundle(tmp_path, smaller, "remove")
+    assert not (tmp_path / ".gen-000002.tmp").exists()  # ...is removed by the next change
+    assert len(bundles.load_bundle(tmp_path).artworks) == 3
+
+
+def test_second_writer_is_refused_while_one_holds_the_lock(tmp_path):
+    data = _data(tmp_path)
+    with bundles.bundle_lock(tmp_path):
+        with pytest.raises(ArtidError, match="being changed by another process"):
+            bundles.write_bundle(tmp_path, data, "build")
+    bundles.write_bundle(tmp_path, data, "build")
+
+
+def test_not_a_bundle_and_broken_bundle(tmp_path):
+    with pytest.raises(ArtidError, match="not an index bundle"):
+        bundles.load_bundle(tmp_path)
+    bundles.write_bundle(tmp_path, _data(tmp_path), "build")
+    os.remove(tmp_path / "gen-000001" / "index.faiss")
+    with pytest.raises(ArtidError, match="index.faiss"):
+        bundles.load_bundle(tmp_path)
+
+
+# ---------------------------------------------------------------- building with the model
+
+@pytest.mark.slow
+def test_built_bundle_recognises_its_artworks_and_rejects_distractors(tmp_path_factory):
+    from artid.service.recognizer import Recognizer
+
+    bundle, _ = built_bundle(tmp_path_factory)
+    meta = bundles.read_manifest(bundle)
+    cal = meta["calibration"]
+    assert cal["source"] == "validation" and cal["n_queries"] == 12 and cal["n_distractors"] == 12
+    assert cal["false_accept"] <= 0.05 and cal["recall"] == 1.0 and cal["precision"] == 1.0
+    assert meta["artworks"] == 6 and len(list((bundle / "thumbnails").iterdir())) == 6
+    rec = Recognizer.from_bundle(bundle)
+    results = rec.recognize([photo_of(artwork(i, 112), 500 + i) for i in range(6)] + [distractor(300 + i) for i in range(3)])
+    assert [r.prediction.artwork.key for r in results[:6]] == [f"art-{i}" for i in range(6)]
+    assert [r.accepted for r in results] == [True] * 6 + [False] * 3
+    assert all(len(r.matches) == 5 for r in results)
+
+
+@pytest.mark.slow
+def test_add_then_remove_through_the_builder(tmp_path_factory, tmp_path):
+    from artid.service.builder import add_to_bundle, remove_from_bundle
+    from artid.service.recognizer import Recognizer
+
+    source, _ = built_bundle(tmp_path_factory)
+    bundle = tmp_path / "b"
+    shutil.copytree(source, bundle)
+    more = tmp_path / "more"
+    (more / "newcomer").mkdir(parents=True)
+    artwork(40).save(more / "newcomer" / "0.jpg")
+    added = add_to_bundle(bundle, more)
+    assert [(a.key, a.label, a.title) for a in added] == [("newcomer", 6, "newcomer")]
+    rec = Recognizer.from_bundle(bundle)
+    assert rec.recognize([photo_of(artwork(40), 1)])[0].prediction.artwork.key == "newcomer"
+    remove_from_bundle(bundle, ["newcomer", "art-0"])
+    data = bundles.load_bundle(bundle)
+    assert [a.key for a in data.artworks] == [f"art-{i}" for i in range(1, 6)]
+    assert 0 not in set(data.labels.tolist()) and 6 not in set(data.labels.tolist())
