@@ -84,7 +84,7 @@ def decode_image(data: bytes, limits: UploadLimits) -> Image.Image:
         raise UploadError(415, "the uploaded file is not an image in a supported format "
                                f"({', '.join(ALLOWED_FORMATS)})") from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise UploadError(400, f"the image header cannot be read ({exc})") from None
+        raise UploadError(400, f"the image is truncated or corrupt: its header cannot be read ({exc})") from None
     if img.format not in ALLOWED_FORMATS:
         raise UploadError(415, f"image format {img.format} is not accepted ({', '.join(ALLOWED_FORMATS)})")
     width, height = img.size

@@ -1,0 +1,178 @@
+"""The HTTP API: recognition, "not recognised", every refused request as JSON 4xx, the busy 503."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import threading
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from artid.service.api import create_app
+from artid.service.recognizer import Recognizer
+from artid.service.upload import UploadLimits
+from service_helpers import TITLES, artwork, built_bundle, distractor, jpeg_bytes, photo_of
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    bundle, _ = built_bundle(tmp_path_factory)
+    recognizer = Recognizer.from_bundle(bundle)
+    app = create_app(recognizer, bundle, limits=UploadLimits(max_bytes=200_000, max_pixels=1_000_000))
+    with TestClient(app) as client:
+        yield client, recognizer, bundle
+
+
+def post_image(client, data: bytes, ctype: str = "image/jpeg", name: str = "photo.jpg"):
+    return client.post("/recognize", files={"image": (name, data, ctype)})
+
+
+def assert_healthy(client):
+    r = client.get("/health")
+    assert r.status_code == 200 and r.json()["status"] == "ok"
+    r = post_image(client, jpeg_bytes(photo_of(artwork(4), 77)))
+    assert r.status_code == 200 and r.json()["prediction"]["key"] == "art-4"
+
+
+def test_recognises_a_photo_of_an_artwork(service):
+    client, recognizer, _ = service
+    r = post_image(client, jpeg_bytes(photo_of(artwork(2), 31)))
+    assert r.status_code == 200
+    body = r.json()
+    assert body["accepted"] is True
+    assert body["prediction"]["key"] == "art-2" and body["recognised"] == TITLES[2]
+    assert body["prediction"]["artist"] == "Painter 2" and body["prediction"]["url"] == "https://example.org/2"
+    assert body["confidence"] > body["threshold"] == recognizer.threshold
+    assert len(body["matches"]) == 5 and body["matches"][0]["key"] == "art-2"
+    assert {"read", "queue", "decode", "embed", "search", "total"} <= set(body["timing_ms"])
+    thumb = client.get(body["prediction"]["thumbnail"])
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(thumb.content)).size[0] > 0
+
+
+def test_raw_image_body_is_accepted(service):
+    client, _, _ = service
+    r = client.post("/recognize", content=jpeg_bytes(photo_of(artwork(5), 8)), headers={"content-type": "image/jpeg"})
+    assert r.status_code == 200 and r.json()["prediction"]["key"] == "art-5"
+
+
+def test_distractor_is_not_recognised(service):
+    client, _, _ = service
+    buf = io.BytesIO()
+    distractor(77).save(buf, format="PNG")
+    body = post_image(client, buf.getvalue(), "image/png", "street.png").json()
+    assert body["accepted"] is False and body["recognised"] is None
+    assert body["confidence"] <= body["threshold"]
+    assert len(body["matches"]) == 5  # the closest artworks are still listed
+
+
+def _bomb_png() -> bytes:
+    buf = io.BytesIO()
+    Image.new("1", (4000, 4000)).save(buf, format="PNG")  # 16 MP of zeros: a few kB on the wire
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("make, ctype, status, words", [
+    (lambda: b"", "image/jpeg", 400, "empty"),
+    (lambda: b"hello, I am not a picture", "text/plain", 415, "content type"),
+    (lambda: b"hello, I am not a picture" * 10, "image/jpeg", 415, "not an image"),
+    (lambda: jpeg_bytes(photo_of(artwork(1), 1))[:300], "image/jpeg", 400, "truncated"),  # in the header
+    (lambda: jpeg_bytes(photo_of(artwork(1), 1))[:2000], "image/jpeg", 400, "truncated"),  # in the pixels
+    (lambda: b"\xff" * 300_000, "image/jpeg", 413, "bytes"),
+    (_bomb_png, "image/png", 413, "pixels"),
+])
+def test_bad_uploads_get_json_4xx_and_the_service_stays_healthy(service, make, ctype, status, words):
+    client, _, _ = service
+    r = post_image(client, make(), ctype)
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/json"
+    assert r.json()["status"] == status and words in r.json()["detail"]
+    assert_healthy(client)
+
+
+def test_missing_field_and_wrong_body(service):
+    client, _, _ = service
+    r = client.post("/recognize", files={"photo": ("p.jpg", jpeg_bytes(artwork(0)), "image/jpeg")})
+    assert r.status_code == 422 and "'image'" in r.json()["detail"]
+    r = client.post("/recognize", json={"image": "x"})
+    assert r.status_code == 415
+    r = client.get("/recognize")
+    assert r.status_code == 405 and r.json()["status"] == 405
+    assert_healthy(client)
+
+
+@pytest.mark.parametrize("path", [
+    "/thumbnails/..%2Fbundle.json",
+    "/thumbnails/%2e%2e%2fbundle.json",
+    "/thumbnails/..%2F..%2F..%2Fetc%2Fpasswd",
+    "/thumbnails/bundle.json",
+    "/thumbnails/0123456789abcdef0123456789abcdef.jpg",  # well-formed, but no artwork's
+    "/thumbnails/../bundle.json",
+    "/static/../bundle.json",
+    "/static/..%2F..%2Fbundle.json",
+])
+def test_path_traversal_gets_404(service, path):
+    client, _, _ = service
+    r = client.get(path)
+    assert r.status_code == 404
+    assert b"generation" not in r.content and b"root:" not in r.content
+    assert_healthy(client)
+
+
+def test_web_page_and_assets(service):
+    client, _, _ = service
+    page = client.get("/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert 'accept="image/*"' in page.text and 'capture="environment"' in page.text
+    assert "http" not in page.text.replace("https://", "").split("<body>")[0]  # nothing from a CDN
+    for asset in ("/static/app.js", "/static/style.css"):
+        assert client.get(asset).status_code == 200
+    health = client.get("/health").json()
+    assert health["artworks"] == 6 and health["images"] == 6
+
+
+def test_busy_service_answers_503_instead_of_queueing(service):
+    _, recognizer, bundle = service
+    release = threading.Event()
+    entered = threading.Event()
+
+    class Slow:
+        """The real recognizer, held up until the test releases it."""
+
+        data, threshold = recognizer.data, recognizer.threshold
+
+        def recognize(self, images):
+            entered.set()
+            release.wait(30)
+            return recognizer.recognize(images)
+
+    app = create_app(Slow(), bundle, workers=1, max_queue=1)
+    photo = jpeg_bytes(photo_of(artwork(3), 5))
+
+    async def scenario():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            def send():
+                return client.post("/recognize", files={"image": ("p.jpg", photo, "image/jpeg")})
+
+            first = asyncio.create_task(send())
+            second = asyncio.create_task(send())  # waits in the queue
+            while not entered.is_set():
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.05)
+            third = await send()  # capacity 2 is used up
+            health = (await client.get("/health")).json()
+            release.set()
+            return third, health, await first, await second
+
+    third, health, first, second = asyncio.run(scenario())
+    assert third.status_code == 503 and third.headers["retry-after"] == "1"
+    assert third.json()["status"] == 503
+    assert health["in_flight"] == 2 and health["capacity"] == 2 and health["refused_busy"] == 1
+    assert first.status_code == second.status_code == 200
+    assert first.json()["prediction"]["key"] == "art-3"
