@@ -256,3 +256,88 @@ def test_add_then_remove_through_the_builder(tmp_path_factory, tmp_path):
     data = bundles.load_bundle(bundle)
     assert [a.key for a in data.artworks] == [f"art-{i}" for i in range(1, 6)]
     assert 0 not in set(data.labels.tolist()) and 6 not in set(data.labels.tolist())
+
+
+def _met_root(root: Path) -> Path:
+    """A 4-class Met-format root: MET/<id>/0.jpg, val queries (2 photos + 4 distractors), ground truth."""
+    db, val = [], []
+    for i, met_id in enumerate((11, 22, 33, 44)):
+        (root / "MET" / str(met_id)).mkdir(parents=True)
+        artwork(i).save(root / "MET" / str(met_id) / "0.jpg")
+        db.append({"id": met_id, "path": f"MET/{met_id}/0.jpg"})
+    (root / "test_met").mkdir()
+    (root / "test_noart").mkdir()
+    for i, met_id in ((0, 11), (2, 33)):
+        photo_of(artwork(i), 60 + i).save(root / "test_met" / f"q{i}.jpg")
+        val.append({"path": f"test_met/q{i}.jpg", "MET_id": met_id})
+    for j in range(4):
+        distractor(70 + j).save(root / "test_noart" / f"n{j}.jpg")
+        val.append({"path": f"test_noart/n{j}.jpg"})
+    (root / "ground_truth").mkdir()
+    (root / "ground_truth" / "MET_database.json").write_text(json.dumps(db))
+    (root / "ground_truth" / "valset.json").write_text(json.dumps(val))
+    return root
+
+
+@pytest.mark.slow
+def test_build_from_a_met_root_and_recognize_command(tmp_path, capsys):
+    import argparse
+
+    from artid.commands import index, recognize
+
+    def run(module, argv):
+        parser = argparse.ArgumentParser()
+        module.add_arguments(parser)
+        return module.run(parser.parse_args(argv))
+
+    root = _met_root(tmp_path / "met")
+    out = tmp_path / "bundle"
+    assert run(index, ["build", str(root), "--out", str(out), "--max-size", "128"]) == 0
+    meta = bundles.read_manifest(out)
+    assert meta["artworks"] == 4 and meta["calibration"]["n_queries"] == 2 and meta["calibration"]["n_distractors"] == 4
+    assert not (out / ".work").exists()  # the resumable work files are gone once the bundle is committed
+    capsys.readouterr()
+    photo = tmp_path / "visit.jpg"
+    photo_of(artwork(3), 5).save(photo)
+    other = tmp_path / "street.jpg"
+    distractor(99).save(other)
+    assert run(recognize, [str(photo), str(other), "--bundle", str(out), "--json"]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert lines[0]["accepted"] and lines[0]["prediction"]["key"] == "44" and lines[0]["recognised"] == "Met object 44"
+    assert not lines[1]["accepted"] and lines[1]["recognised"] is None
+    assert run(recognize, [str(other), "--bundle", str(out)]) == 0
+    assert "not recognised" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_interrupted_build_resumes_without_describing_finished_images(tmp_path, monkeypatch):
+    import artid.data.images as images
+    from artid.service import builder
+
+    coll = make_collection(tmp_path / "c", n=5)
+    out = tmp_path / "b"
+    monkeypatch.setattr(builder, "CHUNK", 2)
+    real_load = images.load_image
+    calls: list[str] = []
+
+    def load_then_stop(path, *args, **kwargs):
+        calls.append(Path(path).parent.name)
+        if len(calls) == 4:
+            raise KeyboardInterrupt  # Ctrl+C during the second chunk [art-2, art-3]
+        return real_load(path, *args, **kwargs)
+
+    monkeypatch.setattr(images, "load_image", load_then_stop)
+    options = builder.BuildOptions(max_size=96, threshold=0.5)
+    with pytest.raises(KeyboardInterrupt):
+        builder.build_bundle(coll, out, options)
+    assert not (out / "bundle.json").exists()
+    calls.clear()
+    monkeypatch.setattr(images, "load_image", lambda path, *a, **k: (calls.append(Path(path).parent.name),
+                                                                    real_load(path, *a, **k))[1])
+    builder.build_bundle(coll, out, options)
+    described = [c for c in calls if c != "c"]
+    # chunk [art-0, art-1] was finished before: only art-2..4 are described, then the 5 thumbnails
+    # are made (load_image is their reader too)
+    assert described == ["art-2", "art-3", "art-4"] + [f"art-{i}" for i in range(5)]
+    assert bundles.load_bundle(out).n_classes == 5
+    assert bundles.read_manifest(out)["calibration"]["source"] == "given"

@@ -30,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     b.add_argument("--val", help="validation photos of a collection folder: <key>/*.jpg of its artworks and "
                                  "_distractors/*.jpg of other things (a Met root uses its valset.json)")
     b.add_argument("--metadata", help="metadata file (default: metadata.csv or metadata.json in the collection)")
+    b.add_argument("--split", choices=("database", "mini"), default="database",
+                   help="which exhibits of a Met-format root to index")
     b.add_argument("--model", default="efficientnet_lite0", help="backbone name or artid checkpoint file "
                                                                  "(a checkpoint is copied into the bundle)")
     b.add_argument("--max-size", type=int, default=500, help="longer image side in pixels")
@@ -73,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
                                        whitening_dim=args.whitening_dim, k=args.k, tau=args.tau,
                                        target_false_accept=args.false_accept, threshold=args.threshold,
                                        device=args.device)
-        out = builder.build_bundle(args.source, args.out, options, val=args.val, metadata=args.metadata)
+        out = builder.build_bundle(args.source, args.out, options, val=args.val, metadata=args.metadata,
+                                   split=args.split)
         _print_info(read_manifest(out), str(out))
     elif args.action == "add":
         added = builder.add_to_bundle(args.bundle, args.source, keys=args.only, metadata=args.metadata,

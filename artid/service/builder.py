@@ -174,9 +174,10 @@ def _keep_described(artworks: list[Artwork], dset: DescriptorSet) -> list[Artwor
     return kept
 
 
-def _load_sources(source: Path, val: Path | None, metadata: Path | None) -> tuple[Collection, Queries | None]:
+def _load_sources(source: Path, val: Path | None, metadata: Path | None,
+                  split: str = "database") -> tuple[Collection, Queries | None]:
     if is_met_root(source):
-        collection = read_met_collection(source, metadata=metadata)
+        collection = read_met_collection(source, split=split, metadata=metadata)
         if val is not None:
             raise ArtidError("--val is for plain collection folders; a Met-format root brings its own valset.json")
         try:
@@ -220,7 +221,7 @@ def _choose_k_tau(clf: Any, tuned: Any, labels: np.ndarray, target: float) -> tu
 
 
 def build_bundle(source: str | Path, out: str | Path, options: BuildOptions, val: str | Path | None = None,
-                 metadata: str | Path | None = None) -> Path:
+                 metadata: str | Path | None = None, split: str = "database") -> Path:
     """Build an index bundle from a collection.
 
     Args:
@@ -229,6 +230,7 @@ def build_bundle(source: str | Path, out: str | Path, options: BuildOptions, val
         options: model, image and classifier settings.
         val: validation queries for a plain collection (``<key>/*`` and ``_distractors/*``).
         metadata: metadata file (default: the collection's ``metadata.csv`` / ``.json``).
+        split: for a Met-format root, ``database`` or ``mini`` (the mini database).
 
     Returns:
         The bundle folder.
@@ -242,7 +244,8 @@ def build_bundle(source: str | Path, out: str | Path, options: BuildOptions, val
     from artid.retrieval.whitening import PCAWhitening
 
     source, out = Path(source), Path(out)
-    collection, queries = _load_sources(source, Path(val) if val else None, Path(metadata) if metadata else None)
+    collection, queries = _load_sources(source, Path(val) if val else None, Path(metadata) if metadata else None,
+                                        split)
     if queries is None and options.threshold is None:
         raise ArtidError("no validation queries to calibrate the acceptance threshold on: give --val "
                          "(photos of the artworks in <key>/ and of other things in _distractors/) or --threshold")
