@@ -18,10 +18,15 @@ from artid.data.synth.gallery import frame_work
 from artid.data.synth.seeding import rng_for
 
 
+#: Backdrops of studio shots: seamless paper in greys and a few coloured cloths.
+_BACKDROPS = [[0.85, 0.85, 0.85], [0.95, 0.95, 0.94], [0.12, 0.12, 0.13], [0.55, 0.58, 0.62], [0.8, 0.76, 0.68],
+              [0.2, 0.3, 0.5], [0.45, 0.15, 0.15], [0.3, 0.4, 0.3]]
+
+
 def _backdrop(design: Design, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
-    col = np.asarray(rng_for(design.composition, "backdrop").choice(
-        [[0.85, 0.85, 0.85], [0.95, 0.95, 0.94], [0.12, 0.12, 0.13], [0.55, 0.58, 0.62], [0.8, 0.76, 0.68]]),
-        np.float32)
+    # the museum's usual backdrop for this work, sometimes another one
+    usual = rng_for(design.composition, "backdrop").choice(_BACKDROPS[:5])
+    col = np.asarray(usual if rng.random() < 0.6 else rng.choice(_BACKDROPS), np.float32)
     yy = np.linspace(0, 1, h, dtype=np.float32)[:, None, None]
     return col * (1.05 - 0.2 * yy) * np.ones((1, w, 1), np.float32)
 
@@ -61,6 +66,10 @@ def studio_photo(design: Design, view: int, rng: np.random.Generator, long_side:
             rgb = frame_work(rgb, rng, design.kind)
             k = long_side / max(rgb.shape[:2])
             rgb = resample(rgb, max(4, int(rgb.shape[0] * k)), max(4, int(rgb.shape[1] * k)))
+        elif view == 0 and design.kind == "painting" and r < 0.3:  # photographed in its frame
+            rgb = frame_work(rgb, rng, design.kind)
+            k = long_side / max(rgb.shape[:2])
+            rgb = resample(rgb, max(4, int(rgb.shape[0] * k)), max(4, int(rgb.shape[1] * k)))
         elif view > 0:  # another shot: slight rotation on a backdrop
             img = to_pil(rgb).rotate(float(rng.normal(0, 2.0)), resample=Image.BILINEAR, expand=False,
                                      fillcolor=(230, 230, 228))
@@ -88,6 +97,13 @@ def studio_photo(design: Design, view: int, rng: np.random.Generator, long_side:
         rgb = rgb * (1 - 0.5 * shadow)[..., None]
         region = rgb[y0:y0 + oh, x0:x0 + ow]
         rgb[y0:y0 + oh, x0:x0 + ow] = region * (1 - alpha[..., None]) + obj * alpha[..., None]
+    if is_flat(design) and rng.random() < 0.2:  # shot with a margin of the copy stand around it
+        h, w = rgb.shape[:2]
+        m = max(1, int(rng.uniform(0.04, 0.12) * max(h, w)))
+        board = _backdrop(design, h + 2 * m, w + 2 * m, rng)
+        board[m:m + h, m:m + w] = rgb
+        k = long_side / max(board.shape[:2])
+        rgb = resample(board, max(4, int(board.shape[0] * k)), max(4, int(board.shape[1] * k)))
     rgb = _campaign(rgb, rng, long_side)
     return to_pil(rgb)
 
@@ -125,5 +141,14 @@ def _campaign(rgb: np.ndarray, rng: np.random.Generator, long_side: int) -> np.n
         grey = grey + rng.normal(0, 0.03, grey.shape).astype(np.float32)
         tone = np.asarray([1.0, 0.97, 0.9], np.float32) if rng.random() < 0.5 else np.ones(3, np.float32)
         rgb = grey[..., None] * tone
+    elif r < 0.5:  # faded colour film: a cast and lower contrast
+        cast = np.asarray(rng.choice([[1.1, 1.0, 0.8], [1.08, 0.92, 1.0], [0.92, 1.0, 1.08]]), np.float32)
+        rgb = (rgb - 0.5) * rng.uniform(0.7, 0.9) + 0.5 + 0.05
+        rgb = rgb * cast
+    if rng.random() < 0.35:  # uneven lighting across the work
+        h, w = rgb.shape[:2]
+        a = rng.uniform(0, 2 * np.pi)
+        yy, xx = np.mgrid[-1:1:complex(0, h), -1:1:complex(0, w)].astype(np.float32)
+        rgb = rgb * (1.0 + rng.uniform(0.08, 0.2) * (xx * np.cos(a) + yy * np.sin(a)))[..., None]
     gain = np.clip(1.0 + rng.normal(0, 0.04, 3), 0.88, 1.12).astype(np.float32) * rng.uniform(0.9, 1.1)
     return np.clip(rgb * gain, 0, 1)
