@@ -121,6 +121,9 @@ class Recognizer:
         self.max_size = int(data.extraction.get("max_size", 500))
         self.scales = tuple(float(s) for s in data.extraction.get("scales", [1.0]))
         self.threshold = float(data.calibration.threshold)
+        #: k limited to the database size once (artworks removed since the build may leave fewer images).
+        self.k = self.classifier.clamp_k(int(data.k))
+        self.k_list = min(max(self.k, LIST_NEIGHBOURS), self.classifier.size)
         if getattr(embedder, "dim", None) is not None and data.whitening is None \
                 and int(embedder.dim) != data.descriptors.matrix.shape[1]:
             raise ArtidError(f"the model gives {embedder.dim}-d descriptors but the bundle holds "
@@ -169,11 +172,9 @@ class Recognizer:
 
     def recognize_descriptors(self, desc: np.ndarray) -> list[Recognition]:
         """Recognitions of (B, d) float32 searched descriptors (see :meth:`describe`)."""
-        k = self.classifier.clamp_k(self.data.k)
-        k_list = min(max(k, LIST_NEIGHBOURS), self.classifier.size)
-        sims, idx = self.classifier.search(desc, k_list, progress=False)
-        _, conf = self.classifier.classify(sims, idx, k, self.data.tau)
-        tops = self.classifier.top_classes(sims, idx, k_list, self.data.tau, n=self.top)
+        sims, idx = self.classifier.search(desc, self.k_list, progress=False)
+        _, conf = self.classifier.classify(sims, idx, self.k, self.data.tau)
+        tops = self.classifier.top_classes(sims, idx, self.k_list, self.data.tau, n=self.top)
         out = []
         for c, top in zip(conf, tops):  # top[0] is the predicted class (the nearest image's)
             matches = [Match(self.artworks[label], s, share, self.data.thumbnails.get(label))
