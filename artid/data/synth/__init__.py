@@ -187,6 +187,8 @@ def _check_root(root: Path, config: SynthConfig) -> None:
             raise ArtidError(f"{root} holds a synthetic benchmark made with other settings ({diff}); "
                              f"choose another output folder or delete it")
         log.info("resuming the benchmark in %s (images already written are kept)", root)
+        for stale in root.rglob("*.jpg.tmp"):  # half-written when the last run was interrupted
+            stale.unlink()
     elif root.exists() and any(root.iterdir()):
         raise ArtidError(f"output folder {root} is not empty and holds no synthetic benchmark; choose an empty folder")
     write_json(stamp, wanted)
@@ -214,6 +216,7 @@ def generate(out_dir: str | Path, config: SynthConfig) -> dict[str, Any]:
                            config.distractor_ratio, config.other_share, config.mini_share, config.single_share)
     written = _map(partial(_run_job, root=str(root), seed=config.seed, image_size=config.image_size),
                    plan.jobs, config.workers, "images", config.progress)
+    image_seconds = time.perf_counter() - start
     labelled = _map(partial(_call, fn=_attributes, seed=config.seed),
                     list(enumerate(plan.members)), config.workers, "attributes", config.progress)
     vocab = vocabulary()
@@ -238,7 +241,7 @@ def generate(out_dir: str | Path, config: SynthConfig) -> dict[str, Any]:
         "images_total": len(plan.jobs),
         "images_written": n_written,
         "seconds": round(seconds, 2),
-        "images_per_second": round(n_written / seconds, 1) if seconds > 0 else None,
+        "images_per_second": round(n_written / image_seconds, 1) if image_seconds > 0 else None,
     }
     log.info("synthetic benchmark in %s: %s", root, summary)
     return summary
