@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import json
 import multiprocessing as mp
 import socket
@@ -110,7 +109,8 @@ async def load(url: str, photos: list[bytes], clients: int, seconds: float, max_
             sent += 1
             t = time.perf_counter()
             try:
-                r = await http.post(f"{url}recognize", files={"image": ("p.jpg", photos[i % len(photos)], "image/jpeg")})
+                photo = photos[i % len(photos)]
+                r = await http.post(f"{url}recognize", files={"image": ("p.jpg", photo, "image/jpeg")})
                 ok = r.status_code == 200 and "prediction" in r.json()
                 key = str(r.status_code)
             except httpx.HTTPError as exc:

@@ -120,7 +120,8 @@ def test_validation_queries(tmp_path):
     photo_of(artwork(1), 1).save(root / "a" / "p.jpg")
     distractor(1).save(root / "_distractors" / "d.jpg")
     q = read_queries(root, {"a": 4})
-    assert [(e.path, e.label, e.kind) for e in q.entries] == [("a/p.jpg", 4, "met"), ("_distractors/d.jpg", -1, "other")]
+    assert [(e.path, e.label, e.kind) for e in q.entries] == [("a/p.jpg", 4, "met"),
+                                                              ("_distractors/d.jpg", -1, "other")]
     (root / "zzz").mkdir()
     with pytest.raises(ArtidError, match="names no artwork"):
         read_queries(root, {"a": 4})
@@ -135,7 +136,8 @@ def _data(tmp_path: Path, n: int = 4, per: int = 2, dim: int = 8) -> bundles.Bun
     entries = [Entry(path=f"k{i // per}/{i % per}.jpg", label=i // per, kind="exhibit") for i in range(n * per)]
     arts = [Artwork(key=f"k{i}", label=i, title=f"T{i}") for i in range(n)]
     thumbs = {i: bundles.store_thumbnail(tmp_path, jpeg_bytes(artwork(i).resize((32, 32)))) for i in range(n)}
-    return bundles.BundleData(model={"ref": "efficientnet_lite0", "spec": {}}, extraction={"max_size": 64, "scales": [1.0]},
+    return bundles.BundleData(model={"ref": "efficientnet_lite0", "spec": {}},
+                              extraction={"max_size": 64, "scales": [1.0]},
                               descriptors=DescriptorSet(matrix=m, entries=entries), whitening=None, artworks=arts,
                               thumbnails=thumbs, k=3, tau=10.0, calibration=Calibration.given(0.5))
 
@@ -231,7 +233,8 @@ def test_built_bundle_recognises_its_artworks_and_rejects_distractors(tmp_path_f
     assert cal["false_accept"] <= 0.05 and cal["recall"] == 1.0 and cal["precision"] == 1.0
     assert meta["artworks"] == 6 and len(list((bundle / "thumbnails").iterdir())) == 6
     rec = Recognizer.from_bundle(bundle)
-    results = rec.recognize([photo_of(artwork(i, 112), 500 + i) for i in range(6)] + [distractor(300 + i) for i in range(3)])
+    photos = [photo_of(artwork(i), 500 + i) for i in range(6)] + [distractor(300 + i) for i in range(3)]
+    results = rec.recognize(photos)
     assert [r.prediction.artwork.key for r in results[:6]] == [f"art-{i}" for i in range(6)]
     assert [r.accepted for r in results] == [True] * 6 + [False] * 3
     assert all(len(r.matches) == 5 for r in results)
