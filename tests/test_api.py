@@ -176,3 +176,41 @@ def test_busy_service_answers_503_instead_of_queueing(service):
     assert health["in_flight"] == 2 and health["capacity"] == 2 and health["refused_busy"] == 1
     assert first.status_code == second.status_code == 200
     assert first.json()["prediction"]["key"] == "art-3"
+
+
+# ---------------------------------------------------------------- upload decoding (no model)
+
+def test_decode_applies_exif_orientation_and_flattens_alpha():
+    from artid.service.upload import decode_image
+
+    img = Image.new("RGB", (40, 20), (200, 10, 10))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", exif=exif.tobytes())
+    out = decode_image(buf.getvalue(), UploadLimits())
+    assert out.mode == "RGB" and out.size == (20, 40)
+    buf = io.BytesIO()
+    Image.new("RGBA", (8, 8), (0, 0, 0, 0)).save(buf, format="PNG")
+    assert decode_image(buf.getvalue(), UploadLimits()).getpixel((3, 3)) == (255, 255, 255)
+
+
+@pytest.mark.parametrize("ctype, ok", [("image/jpeg", True), ("image/heic", True), ("application/octet-stream", True),
+                                       ("text/html", False), ("application/pdf", False)])
+def test_content_types(ctype, ok):
+    from artid.service.upload import UploadError, check_content_type
+
+    if ok:
+        check_content_type(ctype)
+    else:
+        with pytest.raises(UploadError) as err:
+            check_content_type(ctype)
+        assert err.value.status == 415
+
+
+def test_bad_service_settings_are_artid_errors(service):
+    from artid.errors import ArtidError
+
+    _, recognizer, bundle = service
+    with pytest.raises(ArtidError, match="at least 1 worker"):
+        create_app(recognizer, bundle, workers=0)

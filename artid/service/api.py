@@ -31,6 +31,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from artid import __version__
+from artid.errors import ArtidError
 from artid.service.bundle import THUMBNAIL_RE, THUMBNAILS
 from artid.service.recognizer import Recognizer
 from artid.service.upload import UploadError, UploadLimits, check_content_type, decode_image
@@ -117,7 +118,8 @@ def create_app(recognizer: Recognizer, bundle_dir: str | Path, limits: UploadLim
         max_queue: recognitions allowed to wait for a worker; more get 503.
     """
     if workers < 1 or max_queue < 0:
-        raise ValueError("workers must be >= 1 and max_queue >= 0")
+        raise ArtidError(f"the service needs at least 1 worker and a queue of 0 or more "
+                         f"(got workers={workers}, queue={max_queue})")
     limits = limits or UploadLimits()
     thumbs_dir = (Path(bundle_dir) / THUMBNAILS).resolve()
     thumbnails = set(recognizer.data.thumbnails.values())
