@@ -160,7 +160,7 @@ def visitor_photo(design: Design, seed: int, rng: np.random.Generator, long_side
         RGB image (before JPEG compression).
     """
     H, W = photo_size(rng, long_side)
-    canvas, horizon, tint = room(seed, int(rng.integers(0, N_ROOMS)), H, W, rng)
+    canvas, _, tint = room(seed, int(rng.integers(0, N_ROOMS)), H, W, rng)
     for _ in range(int(rng.integers(0, 3))):  # neighbouring works on the wall
         x0, fw = rng.uniform(-0.3, 1.0) * W, rng.uniform(0.1, 0.3) * W
         y0, fh = rng.uniform(0.05, 0.35) * H, rng.uniform(0.15, 0.35) * H
