@@ -1,0 +1,113 @@
+"""``artid extract``: images -> descriptor files (``<out>/<name>.npy`` + ``.json``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+import torch
+
+from artid.data.images import DEFAULT_MAX_SIZE
+from artid.data.met import GT_FILES
+from artid.errors import ArtidError
+from artid.extraction import ExtractionSettings, extract_lists, folder_source, list_source, met_sources
+from artid.models import DEFAULT_BACKBONE, MULTI_SCALE, SINGLE_SCALE, build_embedder
+
+HELP = "extract global descriptors (GeM, multi-scale) of a Met-format dataset, an image folder or a list"
+log = logging.getLogger(__name__)
+
+
+def parse_scales(text: str) -> tuple[float, ...]:
+    """``ms`` / ``ss`` / comma-separated factors in (0, 1] -> scales."""
+    text = text.strip().lower()
+    if text == "ms":
+        return MULTI_SCALE
+    if text == "ss":
+        return SINGLE_SCALE
+    try:
+        scales = tuple(float(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise ArtidError(f"--scales: expected ms, ss or numbers like 1,0.7071,0.5, got {text!r}") from None
+    if not scales or any(not 0 < s <= 4 for s in scales):
+        raise ArtidError(f"--scales: factors must be in (0, 4], got {text!r}")
+    return scales
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> cuda when present, else cpu; otherwise the named device (checked)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ArtidError(f"--device: unknown device {name!r} (auto, cpu, cuda, cuda:1, ...)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ArtidError("--device cuda: no CUDA GPU is available here; use --device cpu")
+    return device
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--root", help="Met-format dataset root (ground-truth JSONs + images)")
+    src.add_argument("--folder", help="a folder of images (searched recursively; unlabelled)")
+    src.add_argument("--list", dest="list_file", help="text file with one 'PATH [LABEL]' per line")
+    parser.add_argument("--out", required=True, help="output folder: <out>/<split or name>.npy/.json")
+    parser.add_argument("--splits", default="database,val,test",
+                        help=f"splits of --root to extract, comma-separated ({', '.join(GT_FILES)})")
+    parser.add_argument("--name", help="output name for --folder/--list (default: folder name / list file stem)")
+    parser.add_argument("--model", default=DEFAULT_BACKBONE,
+                        help="backbone name (efficientnet_lite0, r18in, r50swsl, timm names, tv:<name>) "
+                             "or an artid checkpoint file")
+    parser.add_argument("--weights", help="local weights file for a --model backbone name")
+    parser.add_argument("--scales", default="ms", help="ms (1, 2^-0.5, 1/2), ss (1), or factors like 1,0.5")
+    parser.add_argument("--max-size", type=int, default=DEFAULT_MAX_SIZE,
+                        help="resize images so that the longer side is at most this (0: keep size)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="images per forward pass (same-size images only); default 32 on GPU, 4 on CPU")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="image-decoding processes (default: 1 on a CPU device, 4 with a GPU)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float16"],
+                        help="computation precision (float16 on GPU only); files are float32")
+    parser.add_argument("--shard-size", type=int, default=256, help="images per resumable shard")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's)")
+
+
+def run(args: argparse.Namespace) -> int:
+    device = resolve_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    gpu = device.type == "cuda"
+    settings = ExtractionSettings(
+        scales=parse_scales(args.scales),
+        max_size=args.max_size or None,
+        dtype=args.dtype,
+        batch_size=args.batch_size or (32 if gpu else 4),
+        workers=args.workers if args.workers is not None else (min(4, os.cpu_count() or 1) if gpu else 1),
+        shard_size=args.shard_size,
+    )
+    if settings.batch_size < 1 or settings.workers < 0:
+        raise ArtidError("--batch-size must be at least 1 and --workers at least 0")
+    if args.root:
+        splits = [s.strip() for s in args.splits.split(",") if s.strip()]
+        unknown = [s for s in splits if s not in GT_FILES]
+        if unknown or not splits:
+            raise ArtidError(f"--splits: unknown split(s) {', '.join(unknown) or '(none)'}; "
+                             f"expected some of {', '.join(GT_FILES)}")
+        lists = met_sources(args.root, splits)
+    elif args.folder:
+        lists = [folder_source(args.folder, args.name)]
+    else:
+        lists = [list_source(args.list_file, args.name)]
+    emb = build_embedder(args.model, weights=args.weights)
+    log.info("model %s (D=%d) on %s, scales %s, max size %s, batch %d, %d decoding workers",
+             emb.spec["backbone"].get("name"), emb.dim, device, settings.scales, settings.max_size,
+             settings.batch_size, settings.workers)
+    results = extract_lists(lists, emb, args.out, settings, device)
+    for name, dset in results.items():
+        print(f"{name}: {dset.matrix.shape[0]} descriptors of dimension {dset.matrix.shape[1]} -> "
+              f"{args.out}/{name}.npy")
+        for failure in dset.failures:
+            print(f"  failed: {failure['path']}: {failure['error']}")
+    return 0

@@ -1,0 +1,204 @@
+"""The extraction loop: decode in workers, batch by size, embed, write shards, merge."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from artid.data.images import DEFAULT_MAX_SIZE
+from artid.descriptors import DescriptorSet, load_descriptors
+from artid.errors import ArtidError
+from artid.extraction.batching import SizeBuckets
+from artid.extraction.decode import decode_stream
+from artid.extraction.shards import ShardStore, _differences
+from artid.extraction.sources import ImageList
+from artid.extraction.speed import optimize_for_inference
+from artid.models.embedder import MULTI_SCALE, Embedder
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16}
+
+
+@dataclass(frozen=True)
+class ExtractionSettings:
+    """How descriptors are computed (first three) and how fast (the rest).
+
+    Attributes:
+        scales: image-pyramid factors; ``(1,)`` is single-scale.
+        max_size: longer-side bound of the input images (None: original size).
+        dtype: ``float32`` or ``float16`` (GPU) computation; descriptors are stored as float32.
+        batch_size: images per forward pass (images of one size only).
+        workers: decoding processes (0: decode in the main process).
+        shard_size: images per shard of resumable work.
+        fold_bn, channels_last: inference optimisations (checked not to change descriptors).
+    """
+
+    scales: tuple[float, ...] = MULTI_SCALE
+    max_size: int | None = DEFAULT_MAX_SIZE
+    dtype: str = "float32"
+    batch_size: int = 8
+    workers: int = 1
+    shard_size: int = 256
+    fold_bn: bool = True
+    channels_last: bool = True
+
+    def descriptor_settings(self) -> dict[str, Any]:
+        """The settings that define the descriptors (recorded in manifests, checked on resume)."""
+        return {"scales": [float(s) for s in self.scales], "max_size": self.max_size, "dtype": self.dtype}
+
+
+def _to_batch(items: list[tuple[int, np.ndarray]], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """(H, W, 3) uint8 images of one size -> (B, 3, H, W) in [0, 1], channels-last layout."""
+    stacked = torch.from_numpy(np.stack([pixels for _, pixels in items]))  # (B, H, W, 3)
+    batch = stacked.to(device, non_blocking=True).permute(0, 3, 1, 2)  # channels-last strides
+    return batch.to(dtype).div_(255.0)
+
+
+class BatchEmbedder:
+    """Runs an (optimised copy of an) embedder on batches of decoded images.
+
+    Args:
+        emb: the embedder (not modified).
+        settings: extraction settings.
+        device: where to compute.
+    """
+
+    def __init__(self, emb: Embedder, settings: ExtractionSettings, device: torch.device) -> None:
+        if settings.dtype not in DTYPES:
+            raise ArtidError(f"unknown dtype {settings.dtype!r}; expected one of {', '.join(DTYPES)}")
+        if settings.dtype == "float16" and device.type == "cpu":
+            raise ArtidError("--dtype float16 needs a GPU (--device cuda); on the CPU use float32")
+        self.model, self.optimizations = optimize_for_inference(
+            emb, fold_bn=settings.fold_bn, channels_last=settings.channels_last, device=device)
+        self.dtype = DTYPES[settings.dtype]
+        self.model = self.model.to(self.dtype)
+        self.scales = tuple(settings.scales)
+        self.device = device
+
+    @torch.inference_mode()
+    def __call__(self, items: list[tuple[int, np.ndarray]]) -> np.ndarray:
+        """(B, D) float32 L2-normalised descriptors of the images, in order."""
+        x = _to_batch(items, self.device, self.dtype)
+        v = self.model.embed_multiscale(x, self.scales)
+        v = torch.nn.functional.normalize(v.float(), dim=-1)  # re-normalise after a float16 pass
+        return v.cpu().numpy()
+
+
+def _existing_result(out: Path, model: dict[str, Any], settings: dict[str, Any]) -> DescriptorSet | None:
+    """A finished descriptor file made the same way, or None if there is none; refuse a different one."""
+    manifest = out.with_name(out.name + ".json")
+    if not manifest.is_file() or not out.with_name(out.name + ".npy").is_file():
+        return None
+    try:
+        meta = json.loads(manifest.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, OSError):
+        meta = {}
+    diffs = _differences({"model": meta.get("model"), "settings": meta.get("settings")},
+                         {"model": model, "settings": settings})
+    if diffs:
+        raise ArtidError(f"{manifest} already exists and was made differently ({'; '.join(diffs)[:600]}); "
+                         "choose another --out or delete it")
+    return load_descriptors(out)
+
+
+def extract_list(images: ImageList, emb: Embedder, out: str | Path, settings: ExtractionSettings,
+                 device: torch.device | str = "cpu", runner: BatchEmbedder | None = None,
+                 progress: bool = True) -> DescriptorSet:
+    """Extract (or finish extracting) the descriptors of one image list into ``<out>.npy/.json``.
+
+    Resumable: finished shards of an interrupted run with the same model, settings and entries
+    are kept; a finished output made the same way is returned as it is.
+
+    Args:
+        images: the image list.
+        emb: the embedder.
+        out: output path without suffix.
+        settings: extraction settings.
+        device: where to compute.
+        runner: a prepared :class:`BatchEmbedder` (to share one between lists).
+        progress: show a progress bar.
+
+    Returns:
+        The descriptor set written (readable images only; the others in ``failures``).
+    """
+    out = Path(out)
+    device = torch.device(device)
+    model_spec = emb.spec
+    dsettings = settings.descriptor_settings()
+    done = _existing_result(out, model_spec, dsettings)
+    if done is not None:
+        log.info("%s already extracted (%d descriptors); skipping", out, len(done.entries))
+        return done
+    store = ShardStore(out, images.entries, model_spec, dsettings, settings.shard_size)
+    store.open()
+    todo_shards = [s for s in range(store.n_shards) if s not in store.done_shards()]
+    files = [images.path_of(e) for e in images.entries]
+    todo = [i for s in todo_shards for i in store.shard_range(s)]
+    if todo:
+        runner = runner or BatchEmbedder(emb, settings, device)
+        _run_shards(store, todo_shards, todo, files, settings, runner, progress, images.name)
+    dset = store.merge()
+    if dset.failures:
+        log.warning("%s: %d image(s) could not be read and are left out (listed in %s.json)",
+                    images.name, len(dset.failures), out)
+    return dset
+
+
+def _run_shards(store: ShardStore, shards: list[int], todo: list[int], files: list[Path],
+                settings: ExtractionSettings, runner: BatchEmbedder, progress: bool, name: str) -> None:
+    shard_of = {i: s for s in shards for i in store.shard_range(s)}
+    remaining = {s: len(store.shard_range(s)) for s in shards}
+    vectors: dict[int, np.ndarray] = {}
+    failures: dict[int, str] = {}
+    buckets = SizeBuckets(settings.batch_size)
+    total = len(store.entries)
+    bar = tqdm(total=total, initial=total - len(todo), unit="img", desc=name, disable=not progress,
+               dynamic_ncols=True, smoothing=0.1)
+
+    def run_batch(batch: list[tuple[int, np.ndarray]]) -> None:
+        for (index, _), vec in zip(batch, runner(batch)):
+            vectors[index] = vec
+        bar.update(len(batch))
+
+    try:
+        for item in decode_stream(todo, files, settings.max_size, settings.workers):
+            shard = shard_of[item.index]
+            if item.error is not None:
+                failures[item.index] = item.error
+                bar.update(1)
+                log.debug("%s", item.error)
+            else:
+                for batch in buckets.add(item.index, item.pixels):
+                    run_batch(batch)
+            remaining[shard] -= 1
+            if remaining[shard] == 0:  # the shard's last image arrived: finish and store it
+                for batch in buckets.flush():
+                    run_batch(batch)
+                positions = store.shard_range(shard)
+                store.write_shard(shard, {i: vectors.pop(i) for i in positions if i in vectors},
+                                  {i: failures.pop(i) for i in positions if i in failures})
+    finally:
+        bar.close()
+
+
+def extract_lists(lists: Sequence[ImageList], emb: Embedder, out_dir: str | Path, settings: ExtractionSettings,
+                  device: torch.device | str = "cpu", progress: bool = True) -> dict[str, DescriptorSet]:
+    """Extract several image lists into ``<out_dir>/<name>.npy/.json`` with one prepared model."""
+    out_dir = Path(out_dir)
+    device = torch.device(device)
+    runner: BatchEmbedder | None = None
+    results = {}
+    for images in lists:
+        out = out_dir / images.name
+        if runner is None and _existing_result(out, emb.spec, settings.descriptor_settings()) is None:
+            runner = BatchEmbedder(emb, settings, device)
+        results[images.name] = extract_list(images, emb, out, settings, device, runner, progress)
+    return results
