@@ -344,3 +344,21 @@ def test_interrupted_build_resumes_without_describing_finished_images(tmp_path, 
     assert described == ["art-2", "art-3", "art-4"] + [f"art-{i}" for i in range(5)]
     assert bundles.load_bundle(out).n_classes == 5
     assert bundles.read_manifest(out)["calibration"]["source"] == "given"
+
+
+@pytest.mark.slow
+def test_a_checkpoint_model_is_copied_into_the_bundle(tmp_path):
+    from artid.models import build_embedder, save_checkpoint
+    from artid.service.builder import BuildOptions, build_bundle
+    from artid.service.recognizer import Recognizer
+
+    ckpt = tmp_path / "trained.pt"
+    save_checkpoint(ckpt, build_embedder("efficientnet_lite0"), {"note": "test"})
+    coll = make_collection(tmp_path / "c", n=3)
+    out = tmp_path / "b"
+    build_bundle(coll, out, BuildOptions(model=str(ckpt), max_size=96, threshold=0.5))
+    ref = bundles.read_manifest(out)["model"]["ref"]
+    assert ref.startswith("models/") and (out / ref).is_file()
+    ckpt.unlink()  # the bundle does not need the original file any more
+    rec = Recognizer.from_bundle(out)
+    assert rec.recognize([photo_of(artwork(2), 9)])[0].prediction.artwork.key == "art-2"
