@@ -124,5 +124,5 @@ def built_bundle(tmp_path_factory) -> tuple[Path, Path]:
 
         make_collection(base / "collection")
         make_validation(base / "val")
-        build_bundle(base / "collection", bundle, BuildOptions(max_size=128), val=base / "val")
+        build_bundle(base / "collection", bundle, BuildOptions(max_size=128, workers=0), val=base / "val")
     return bundle, base

@@ -45,6 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="fraction of validation distractors the threshold may accept")
     b.add_argument("--threshold", type=float, help="fixed acceptance threshold instead of calibrating one")
     b.add_argument("--device", default="cpu", help="torch device for the model (cpu, cuda, cuda:1, ...)")
+    b.add_argument("--workers", type=int, default=1, help="image-decoding processes (0: in the main process)")
 
     a = sub.add_parser("add", help="add the artworks of a collection folder to a bundle (nothing else is rebuilt)")
     a.add_argument("bundle", help="bundle folder")
@@ -52,6 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a.add_argument("--only", nargs="+", metavar="KEY", help="add only these sub-folders")
     a.add_argument("--metadata", help="metadata file (default: the folder's metadata.csv/.json)")
     a.add_argument("--device", default="cpu", help="torch device for the model")
+    a.add_argument("--workers", type=int, default=1, help="image-decoding processes (0: in the main process)")
 
     r = sub.add_parser("remove", help="remove artworks (by key) from a bundle")
     r.add_argument("bundle", help="bundle folder")
@@ -74,13 +76,13 @@ def run(args: argparse.Namespace) -> int:
         options = builder.BuildOptions(model=args.model, max_size=args.max_size, scales=args.scales,
                                        whitening_dim=args.whitening_dim, k=args.k, tau=args.tau,
                                        target_false_accept=args.false_accept, threshold=args.threshold,
-                                       device=args.device)
+                                       device=args.device, workers=args.workers)
         out = builder.build_bundle(args.source, args.out, options, val=args.val, metadata=args.metadata,
                                    split=args.split)
         _print_info(read_manifest(out), str(out))
     elif args.action == "add":
         added = builder.add_to_bundle(args.bundle, args.source, keys=args.only, metadata=args.metadata,
-                                      device=args.device)
+                                      device=args.device, workers=args.workers)
         print(f"added {len(added)} artwork(s): {', '.join(a.key for a in added)}")
     elif args.action == "remove":
         builder.remove_from_bundle(args.bundle, args.keys)

@@ -5,7 +5,7 @@
 touching the rest: new images are described with the bundle's own model, size,
 scales and whitening, and the classifier's k, tau and threshold are kept.
 
-Describing images is the long part; it is done in chunks cached under
+Describing images is the long part; :mod:`artid.extraction` does it in shards kept under
 ``<bundle>/.work/`` so that an interrupted build resumes where it stopped.
 """
 
@@ -24,7 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from artid.data.entries import DISTRACTOR, Entry
-from artid.descriptors import DescriptorSet, load_descriptors, save_descriptors
+from artid.descriptors import DescriptorSet
 from artid.errors import ArtidError
 from artid.service import bundle as bundles
 from artid.service.calibrate import Calibration, calibrate_threshold
@@ -34,8 +34,8 @@ from artid.service.collection import (Artwork, Collection, Queries, is_met_root,
 log = logging.getLogger(__name__)
 
 THUMBNAIL_SIZE = 256
-#: Images described between two saves of the work cache.
-CHUNK = 128
+#: Images per resumable shard of descriptor extraction.
+CHUNK = 256
 WORK = ".work"
 
 
@@ -53,6 +53,7 @@ class BuildOptions:
         target_false_accept: fraction of validation distractors that may be accepted.
         threshold: a fixed acceptance threshold instead of calibrating one.
         device: torch device for the model.
+        workers: image-decoding processes (0: decode in the main process).
     """
 
     model: str = "efficientnet_lite0"
@@ -64,6 +65,7 @@ class BuildOptions:
     target_false_accept: float = 0.05
     threshold: float | None = None
     device: str = "cpu"
+    workers: int = 1
 
 
 #: k and tau used when they are not tuned (no validation photo of the collection).
@@ -80,67 +82,31 @@ def _cache_key(spec: dict[str, Any], settings: dict[str, Any], entries: list[Ent
 
 
 def describe(entries: list[Entry], image_root: Path, embedder: Any, settings: dict[str, Any], work: Path,
-             name: str, device: Any = "cpu") -> DescriptorSet:
-    """Descriptors of images, resumable: finished chunks are kept under ``work``.
+             name: str, device: Any = "cpu", workers: int = 1) -> DescriptorSet:
+    """Descriptors of images with :mod:`artid.extraction` (batched, resumable shards under ``work``).
 
     Args:
         entries: images to describe (paths relative to ``image_root``).
         image_root: folder of the images.
         embedder: an :class:`artid.models.Embedder`.
         settings: ``max_size`` and ``scales``.
-        work: cache folder (chunks of an interrupted run are reused when the inputs match).
-        name: label of the progress bar and of the cache files.
+        work: folder of the resumable work (shards of an interrupted run are reused when the
+            model, settings and images are the same).
+        name: label of the progress bar and of the work files.
         device: torch device.
+        workers: image-decoding processes (0: decode in this process).
 
     Returns:
         Descriptors, (M, D) float32 L2-normalised, of the images that could be read (M <= len(entries));
         the others are listed in ``failures``.
     """
-    import torch
-
-    from artid.data.images import ImageLoadError, load_image, to_tensor
+    from artid.extraction import ExtractionSettings, ImageList, extract_list
 
     key = _cache_key(embedder.spec, settings, entries, image_root)
-    folder = work / f"{name}-{key}"
-    folder.mkdir(parents=True, exist_ok=True)
-    scales = tuple(float(s) for s in settings["scales"])
-    embedder = embedder.to(device).eval()
-    parts: list[DescriptorSet] = []
-    starts = list(range(0, len(entries), CHUNK))
-    done = sum(1 for s in starts if (folder / f"part-{s:08d}.json").is_file())
-    if done:
-        log.info("resuming %s: %d of %d chunks already described", name, done, len(starts))
-    bar = tqdm(total=len(entries), desc=f"describing {name}", unit="img")
-    for start in starts:
-        part = folder / f"part-{start:08d}"
-        chunk = entries[start:start + CHUNK]
-        if part.with_suffix(".json").is_file():
-            parts.append(load_descriptors(part, validate=False))
-            bar.update(len(chunk))
-            continue
-        rows, kept, failures = [], [], []
-        with torch.inference_mode():
-            for e in chunk:
-                try:
-                    img = load_image(image_root / e.path, max_size=int(settings["max_size"]))
-                except ImageLoadError as exc:
-                    log.warning("skipping %s", exc)
-                    failures.append({"path": e.path, "error": str(exc)})
-                    bar.update(1)
-                    continue
-                x = to_tensor(img).unsqueeze(0).to(device)
-                v = embedder(x) if scales == (1.0,) else embedder.embed_multiscale(x, scales=scales)
-                rows.append(v.float().cpu().numpy())
-                kept.append(e)
-                bar.update(1)
-        matrix = np.concatenate(rows) if rows else np.zeros((0, embedder.dim), dtype=np.float32)
-        dset = DescriptorSet(matrix=matrix, entries=kept, model=embedder.spec, settings=settings, failures=failures)
-        save_descriptors(part, dset)
-        parts.append(dset)
-    bar.close()
-    matrix = np.concatenate([p.matrix for p in parts]).astype(np.float32)
-    return DescriptorSet(matrix=matrix, entries=[e for p in parts for e in p.entries], model=embedder.spec,
-                         settings=settings, failures=[f for p in parts for f in p.failures])
+    extraction = ExtractionSettings(scales=tuple(float(s) for s in settings["scales"]),
+                                    max_size=int(settings["max_size"]), workers=workers, shard_size=CHUNK)
+    return extract_list(ImageList(name, entries, image_root), embedder, work / f"{name}-{key}", extraction,
+                        device=device)
 
 
 def make_thumbnail(path: Path, size: int = THUMBNAIL_SIZE) -> bytes:
@@ -256,7 +222,8 @@ def build_bundle(source: str | Path, out: str | Path, options: BuildOptions, val
         model_ref = bundles.store_model_file(out, Path(options.model))
     settings = {"max_size": int(options.max_size), "scales": [float(s) for s in options.scales]}
     work = out / WORK
-    raw = describe(collection.entries, collection.image_root, embedder, settings, work, "database", options.device)
+    raw = describe(collection.entries, collection.image_root, embedder, settings, work, "database", options.device,
+                   options.workers)
     artworks = _keep_described(collection.artworks, raw)
 
     whitening = None
@@ -278,7 +245,8 @@ def build_bundle(source: str | Path, out: str | Path, options: BuildOptions, val
                             "database_failures": len(raw.failures)}
     calibration: Calibration
     if queries is not None:
-        qraw = describe(queries.entries, queries.image_root, embedder, settings, work, "validation", options.device)
+        qraw = describe(queries.entries, queries.image_root, embedder, settings, work, "validation",
+                        options.device, options.workers)
         q = whitening.transform(qraw.matrix) if whitening is not None else qraw.matrix
         labels = qraw.labels
         known = {a.label for a in artworks}
@@ -318,7 +286,7 @@ def build_bundle(source: str | Path, out: str | Path, options: BuildOptions, val
 
 
 def add_to_bundle(bundle_dir: str | Path, source: str | Path, keys: list[str] | None = None,
-                  metadata: str | Path | None = None, device: str = "cpu") -> list[Artwork]:
+                  metadata: str | Path | None = None, device: str = "cpu", workers: int = 1) -> list[Artwork]:
     """Add the artworks of a plain collection folder to an existing bundle.
 
     Args:
@@ -327,6 +295,7 @@ def add_to_bundle(bundle_dir: str | Path, source: str | Path, keys: list[str] | 
         keys: only these sub-folders (default: all).
         metadata: metadata file (default: the folder's ``metadata.csv`` / ``.json``).
         device: torch device for the model.
+        workers: image-decoding processes.
 
     Returns:
         The artworks added.
@@ -344,7 +313,7 @@ def add_to_bundle(bundle_dir: str | Path, source: str | Path, keys: list[str] | 
     ref = str(data.model.get("ref", ""))
     embedder = build_embedder(str(bundle_dir / ref) if (bundle_dir / ref).is_file() else ref)
     raw = describe(collection.entries, collection.image_root, embedder, data.extraction, bundle_dir / WORK,
-                   "added", device)
+                   "added", device, workers)
     artworks = _keep_described(collection.artworks, raw)
     matrix = data.whitening.transform(raw.matrix) if data.whitening is not None else raw.matrix
     thumbs = _thumbnails(bundle_dir, artworks, raw, collection.image_root)
