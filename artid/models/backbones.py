@@ -217,11 +217,15 @@ def _missing_weights(name: str, arch: str, source: str) -> ArtidError:
     )
 
 
-def _timm_model(arch: str, weights: Path | None, random_init: bool) -> nn.Module:
-    timm = _timm()
-    if not timm.is_model(arch.split(".")[0]):
+def _check_timm_name(arch: str) -> None:
+    if not _timm().is_model(arch.split(".")[0]):
         raise ArtidError(f"unknown backbone {arch!r}: not a name of artid ({', '.join([DEFAULT_BACKBONE, *ALIASES])}) "
                          "nor of timm; torchvision names take the prefix tv:")
+
+
+def _timm_model(arch: str, weights: Path | None, random_init: bool) -> nn.Module:
+    timm = _timm()
+    _check_timm_name(arch)
     if random_init:
         return timm.create_model(arch, pretrained=False)
     assert weights is not None
@@ -291,6 +295,7 @@ def create_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = N
         mean, std = LITE0_MEAN, LITE0_STD
         library = "timm"
     elif library == "timm":
+        _check_timm_name(arch)
         if not random_init and weights is None:
             weights, source = _find_cached_timm_weights(arch)
             if weights is None:
