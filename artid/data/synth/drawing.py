@@ -67,30 +67,12 @@ def to_pil(img: np.ndarray) -> Image.Image:
     return Image.fromarray((np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8), "RGB")
 
 
-def from_pil(img: Image.Image) -> np.ndarray:
-    """PIL image -> (H, W, 3) float32 in [0, 1]."""
-    return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
-
-
-def rgb255(colour: np.ndarray) -> tuple[int, int, int]:
-    """(3,) float colour in [0, 1] -> 8-bit tuple for PIL."""
-    c = np.clip(np.asarray(colour, np.float64), 0.0, 1.0) * 255.0
-    return int(c[0]), int(c[1]), int(c[2])
-
-
 def blur(field: np.ndarray, radius: float) -> np.ndarray:
     """Gaussian blur (sigma = ``radius`` pixels) of an (H, W) or (H, W, 3) float image."""
     if radius <= 0.05:
         return field
     sigma = (radius, radius, 0) if field.ndim == 3 else radius
     return ndimage.gaussian_filter(field.astype(np.float32), sigma=sigma, mode="nearest", truncate=3.0)
-
-
-def shade_height(height: np.ndarray, light: tuple[float, float], strength: float) -> np.ndarray:
-    """Lambert-like relief shading of a height field -> (H, W) multiplier around 1."""
-    gy, gx = np.gradient(height.astype(np.float32))
-    lx, ly = light
-    return 1.0 + strength * (-(gx * lx + gy * ly))
 
 
 def _polygon(cx: float, cy: float, radii: list[float], angle: float) -> list[tuple[float, float]]:
