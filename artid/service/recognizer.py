@@ -130,8 +130,20 @@ class Recognizer:
                              f"{data.descriptors.matrix.shape[1]}-d ones")
 
     @classmethod
-    def from_bundle(cls, path: str | Path, device: Any = "cpu", top: int = 5) -> "Recognizer":
-        """Load a bundle and the model it names (a name, or a checkpoint inside the bundle)."""
+    def from_bundle(cls, path: str | Path, device: Any = "cpu", top: int = 5, optimize: bool = True) -> "Recognizer":
+        """Load a bundle and the model it names (a name, or a checkpoint inside the bundle).
+
+        Args:
+            path: the bundle folder.
+            device: torch device for the model.
+            top: number of matches listed.
+            optimize: run an inference-optimised copy of the model (BatchNorm folded,
+                channels-last; :func:`artid.extraction.speed.optimize_for_inference` checks
+                that it gives the same descriptors), as the bundle's own images were described.
+        """
+        import torch
+
+        from artid.extraction.speed import optimize_for_inference
         from artid.models import build_embedder
 
         path = Path(path)
@@ -141,6 +153,9 @@ class Recognizer:
             raise ArtidError(f"{path / 'bundle.json'} names no model")
         local = path / ref
         embedder = build_embedder(str(local) if local.is_file() else ref)
+        if optimize:
+            embedder, applied = optimize_for_inference(embedder, device=torch.device(device))
+            log.info("model optimisations: %s", ", ".join(k for k, v in applied.items() if v) or "none")
         return cls(data, embedder, device=device, top=top)
 
     def describe(self, images: list[Image.Image]) -> np.ndarray:
