@@ -49,6 +49,8 @@ class TinyEmbedder(nn.Module):
     @torch.no_grad()
     def set_projector_from_whitening(self, mean: np.ndarray, p: np.ndarray) -> None:
         p = torch.as_tensor(p, dtype=torch.float32)
+        if self.projector.out_features != p.shape[1]:
+            self.projector = nn.Linear(p.shape[0], p.shape[1])
         self.projector.weight.copy_(p.T)
         self.projector.bias.copy_(-torch.as_tensor(mean, dtype=torch.float32) @ p)
 
@@ -206,3 +208,40 @@ def test_class_balanced_sampler_draws_classes_uniformly():
     freq = np.bincount(drawn) / drawn.size
     assert np.allclose(freq, 1 / 3, atol=0.015)
     assert len(s) == 30000
+
+
+@pytest.mark.slow
+def test_artid_train_checkpoint_loads_in_artid_extract(tmp_path):
+    """End to end on a tiny synthetic benchmark: `artid train` -> best.pt -> `artid extract --model`."""
+    from artid.cli import main
+    from artid.data.synth import SynthConfig, generate
+    from artid.descriptors import load_descriptors
+    from artid.models import build_embedder
+
+    root = tmp_path / "synth"
+    generate(root, SynthConfig(classes=10, seed=0, image_size=48, met_queries=4, val_share=0.5,
+                               distractor_ratio=1.0, progress=False))
+    run_dir = tmp_path / "run"
+    argv = ["train", "dnet", "--root", str(root), "--out", str(run_dir), "--model", "random:resnet18",
+            "--epochs", "1", "--batch-size", "8", "--image-size", "32", "--max-size", "48", "--lr", "1e-4",
+            "--projector-dim", "8", "--loss", "arcface", "--device", "cpu"]
+    assert main(argv) == 0
+    state_after_one = torch.load(run_dir / STATE_FILE, weights_only=True)["model"]
+    assert main(argv[:argv.index("--epochs") + 1] + ["2"] + argv[argv.index("--epochs") + 2:]) == 0  # resumes
+    log = [json.loads(line) for line in (run_dir / LOG_FILE).read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [0, 1, 2] and {"acc", "gap", "param_acc"} <= set(log[-1])
+    assert not torch.equal(state_after_one["projector.weight"],
+                           torch.load(run_dir / STATE_FILE, weights_only=True)["model"]["projector.weight"])
+
+    best = run_dir / BEST_FILE
+    emb = build_embedder(best)
+    assert emb.dim == 8 and emb.projector is not None
+    out = tmp_path / "desc"
+    assert main(["extract", "--root", str(root), "--out", str(out), "--model", str(best), "--splits", "val",
+                 "--scales", "ss", "--max-size", "48", "--device", "cpu"]) == 0
+    ds = load_descriptors(out / "val")
+    assert ds.matrix.shape[1] == 8
+    x = torch.rand(1, 3, 40, 48)
+    saved = build_embedder(run_dir / "epoch_002.pt")
+    with torch.no_grad():
+        assert torch.allclose(emb(x), saved(x)) or log[-1]["best_epoch"] != 2

@@ -160,8 +160,10 @@ class DNet(MethodBase):
         sampling: ``random`` (shuffle) or ``balanced`` (class-balanced).
         class_weights: weight the loss by inverse class frequency.
         retrain_classifier: freeze the embedder and train a fresh classifier only.
-        val_labels: (Q,) class indices of the validation queries (-1 distractors), for the
+        val_labels: (Q,) class ids of the validation queries (-1 distractors), for the
             parametric figures; None skips them.
+        class_ids: (C,) class id of each class index (to compare predictions with ``val_labels``);
+            default: the indices themselves.
         num_workers: loader workers.
     """
 
@@ -170,7 +172,8 @@ class DNet(MethodBase):
     def __init__(self, source: ImageSource, labels: np.ndarray, n_classes: int, transform: Transform, dim: int,
                  loss: str = "ce", scale: float | None = None, margin: float = 0.5, batch_size: int = 256,
                  sampling: str = "random", class_weights: bool = False, retrain_classifier: bool = False,
-                 val_labels: np.ndarray | None = None, num_workers: int = 0) -> None:
+                 val_labels: np.ndarray | None = None, class_ids: np.ndarray | None = None,
+                 num_workers: int = 0) -> None:
         if loss not in ("ce", "arcface"):
             raise ValueError(f"unknown DNet loss {loss!r}")
         if sampling not in ("random", "balanced"):
@@ -181,6 +184,7 @@ class DNet(MethodBase):
         self.margin, self.batch_size, self.sampling = margin, batch_size, sampling
         self.train_backbone = not retrain_classifier
         self.val_labels = val_labels
+        self.class_ids = np.arange(n_classes) if class_ids is None else np.asarray(class_ids, dtype=np.int64)
         self.num_workers = num_workers
         self.head = CosineClassifier(dim, n_classes)
         self.weights = (inverse_frequency_weights(torch.from_numpy(self.labels), n_classes)
@@ -220,6 +224,6 @@ class DNet(MethodBase):
     def validate(self, model: nn.Module, query_descriptors: np.ndarray | None) -> dict[str, Any]:
         if query_descriptors is None or self.val_labels is None:
             return {}
-        t, fig = tune_temperature(self.class_cosines(query_descriptors), self.val_labels)
+        t, fig = tune_temperature(self.class_cosines(query_descriptors), self.val_labels, self.class_ids)
         return {"param_acc": fig["acc"], "param_gap": fig["gap"], "param_gap_minus": fig["gap_minus"],
                 "param_temperature": t}

@@ -155,14 +155,12 @@ class Trainer:
         device: decided once by the caller.
         validator: model -> metrics dict (must contain ``config.select_metric``), or None.
         checkpoint_writer: (path, model, meta) -> None; default :func:`default_checkpoint_writer`.
-        on_start: called with the model before the first epoch of a fresh run (not on resume),
-            e.g. to initialise the projector from PCA-whitening.
+        invalidate: called whenever the weights changed (clears cached descriptors).
     """
 
     def __init__(self, model: nn.Module, method: Method, config: TrainConfig, device: torch.device,
                  validator: Callable[[nn.Module], dict[str, Any]] | None = None,
                  checkpoint_writer: Callable[[Path, nn.Module, dict[str, Any]], None] | None = None,
-                 on_start: Callable[[nn.Module], Any] | None = None,
                  invalidate: Callable[[], None] | None = None) -> None:
         if config.epochs < 1:
             raise ArtidError(f"epochs must be at least 1, got {config.epochs}")
@@ -171,7 +169,6 @@ class Trainer:
         self.model, self.method, self.config, self.device = model, method, config, device
         self.validator = validator
         self.write_checkpoint = checkpoint_writer or default_checkpoint_writer
-        self.on_start = on_start
         self.invalidate = invalidate or (lambda: None)
         self.out_dir = Path(config.out_dir)
         self.use_amp = bool(config.amp and device.type == "cuda")
@@ -219,15 +216,22 @@ class Trainer:
             "history": json.dumps(self.result.history),
         }
 
+    @staticmethod
+    def saved_state(out_dir: Path) -> dict[str, Any] | None:
+        """The trainer state stored in ``out_dir`` (None when there is none)."""
+        path = Path(out_dir) / STATE_FILE
+        if not path.is_file():
+            return None
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
+            raise ArtidError(f"{path}: cannot read the trainer state ({exc}); delete it to start over") from None
+
     def resume(self) -> bool:
         """Load the trainer state of ``out_dir`` when there is one; return whether it did."""
-        if not self.state_path.is_file():
+        st = self.saved_state(self.out_dir)
+        if st is None:
             return False
-        try:
-            st = torch.load(self.state_path, map_location=self.device, weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
-            raise ArtidError(f"{self.state_path}: cannot read the trainer state ({exc}); "
-                             "delete it to start over") from None
         if st.get("method") != self.method.name:
             raise ArtidError(f"{self.state_path} belongs to a {st.get('method')!r} run, not {self.method.name!r}; "
                              "use another --out folder")
@@ -250,9 +254,6 @@ class Trainer:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         resumed = resume and self.resume()
         if not resumed:
-            if self.on_start is not None:
-                self.on_start(self.model)
-                self.invalidate()
             if self.validator is not None:
                 v = self.validator(self.model)
                 v.update(self.method.validate(self.model, getattr(self.validator, "last_query_descriptors", None)))

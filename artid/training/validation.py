@@ -140,13 +140,14 @@ def parametric_predict(cos: np.ndarray, temperature: float) -> tuple[np.ndarray,
     return p.argmax(axis=1).astype(np.int64), p.max(axis=1)
 
 
-def tune_temperature(cos: np.ndarray, labels: np.ndarray,
+def tune_temperature(cos: np.ndarray, labels: np.ndarray, class_ids: np.ndarray | None = None,
                      grid: tuple[float, ...] = TEMPERATURE_GRID) -> tuple[float, dict[str, float]]:
     """The softmax temperature of the parametric classifier with the best GAP on the given queries.
 
     Args:
         cos: (Q, C) cosine-classifier outputs of the validation queries.
-        labels: (Q,) class indices, -1 for distractors.
+        labels: (Q,) class ids, -1 for distractors.
+        class_ids: (C,) class id of each column of ``cos`` (default: the column index).
         grid: temperatures tried (first best wins on ties).
 
     Returns:
@@ -157,6 +158,8 @@ def tune_temperature(cos: np.ndarray, labels: np.ndarray,
     best_t, best = grid[0], {"gap": -1.0}
     for t in grid:
         pred, conf = parametric_predict(cos, t)
+        if class_ids is not None:
+            pred = class_ids[pred]
         g = gap(pred, conf, labels)
         if g > best["gap"]:
             best_t, best = t, {"gap": g, "gap_minus": gap_minus(pred, conf, labels),
@@ -166,32 +169,33 @@ def tune_temperature(cos: np.ndarray, labels: np.ndarray,
 
 @torch.no_grad()
 def init_projector_from_whitening(model: nn.Module, database: ImageSource,
-                                  embed: Callable[[nn.Module, ImageSource], np.ndarray]) -> int:
+                                  embed: Callable[[nn.Module, ImageSource], np.ndarray],
+                                  dim: int | None = None) -> int:
     """Initialise the embedder's FC projector with PCA-whitening of the starting descriptors.
 
-    The projector is first set to the identity (so the model outputs the plain GeM
-    descriptor), the database is embedded, whitening is fitted, and the projector set to
-    ``weight = P^T, bias = -m P``. The projector is square (D -> D); when the database is
-    too small for D whitened dimensions (covariance rank r < D), the remaining D - r output
-    dimensions start at zero weight.
+    The projector is first set to the identity (so the model outputs the plain pooled
+    descriptor), the database is embedded, whitening is fitted and the projector set to
+    ``weight = P^T, bias = -m P`` (thesis 4.4.1). The projector is D -> D as in the paper
+    unless the database is too small for D whitened dimensions (covariance rank r < D):
+    then it is D -> r (``PCAWhitening`` clamps and says so).
 
     Args:
-        model: an embedder with a projector.
+        model: an embedder (a projector is created when it has none).
         database: the training images.
         embed: (model, source) -> (N, D) descriptors.
+        dim: output dimension (default D).
 
     Returns:
-        r, the number of whitened dimensions.
+        The projector's output dimension.
     """
     from artid.retrieval.whitening import PCAWhitening
 
-    d = int(model.dim)
+    d = int(getattr(model, "num_features", model.dim))
     model.set_projector_from_whitening(np.zeros(d, np.float32), np.eye(d, dtype=np.float32))
     desc = embed(model, database)
-    w = PCAWhitening(dim=d, shrinkage=1.0).fit(desc)
-    p = np.zeros((d, d), dtype=np.float32)
-    p[:, :w.projection.shape[1]] = w.projection
-    model.set_projector_from_whitening(w.mean, p)
-    log.info("projector initialised from PCA-whitening of %d database descriptors (%d of %d dimensions)",
-             desc.shape[0], w.projection.shape[1], d)
-    return int(w.projection.shape[1])
+    w = PCAWhitening(dim=dim or d, shrinkage=1.0).fit(desc)
+    model.set_projector_from_whitening(w.mean, w.projection)
+    out = int(w.projection.shape[1])
+    log.info("projector initialised from PCA-whitening of %d database descriptors (%d -> %d)",
+             desc.shape[0], d, out)
+    return out

@@ -1,0 +1,86 @@
+"""``artid train``: train the embedder on the database images (contrastive, SimSiam, DNet) or reproduce Table 5.3."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = ("train the embedder on the collection (contrastive with mined pairs, SimSiam, DNet CE/ArcFace); "
+        "checkpoints load with `artid extract --model`")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--root", type=Path, required=True, help="Met-format dataset root (database + val)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="run folder: epoch_NNN.pt checkpoints, best.pt, trainer_state.pt, log.jsonl, run.json; "
+                        "running the same command again resumes from it")
+    p.add_argument("--model", default="efficientnet_lite0", help="backbone name or artid checkpoint to start from")
+    p.add_argument("--split", choices=("database", "mini"), default="database", help="training images")
+    p.add_argument("--epochs", type=int, default=None, help="default: the paper's (contrastive 10, simsiam 15, dnet 25)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="pairs (contrastive, default 64) or images (simsiam 64 x 2 views, dnet 256)")
+    p.add_argument("--lr", type=float, default=1e-7,
+                   help="backbone + projector learning rate (the paper's 1e-7 is tuned for the Met)")
+    p.add_argument("--head-lr", type=float, default=1e-3, help="learning rate of the classifier / SimSiam MLPs")
+    p.add_argument("--weight-decay", type=float, default=1e-6)
+    p.add_argument("--lr-drop-epoch", type=int, default=None, help="divide the lr by 10 after this epoch (default: half)")
+    p.add_argument("--accum-steps", type=int, default=1, help="batches per optimiser step (gradient accumulation)")
+    p.add_argument("--no-amp", dest="amp", action="store_false", help="no mixed precision (it is used on CUDA only)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--image-size", type=int, default=500, help="side of the square training crops")
+    p.add_argument("--max-size", type=int, default=500, help="longer side images are loaded at")
+    p.add_argument("--eval-batch", type=int, default=32, help="images per batch when embedding database and queries")
+    p.add_argument("--workers", type=int, default=0, help="data-loader worker processes")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--no-projector", dest="projector", action="store_false",
+                   help="no FC projector (by default one is added, initialised from PCA-whitening)")
+    p.add_argument("--projector-dim", type=int, default=None,
+                   help="projector output size (default D; keep it well below the number of database images)")
+    p.add_argument("--no-validate", dest="validate", action="store_false",
+                   help="skip the per-epoch kNN validation (the best epoch is then the lowest loss)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="train_method", metavar="METHOD", required=True)
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    c = sub.add_parser("contrastive", formatter_class=fmt,
+                       help="Siamese contrastive loss, hard negatives mined every epoch, a positive strategy")
+    _common(c)
+    c.add_argument("--positives", default="con-syn", choices=("con-syn", "con-syn+real", "con-syn+real-closest"))
+    c.add_argument("--margin", type=float, default=1.8)
+    c.add_argument("--negative-pool", type=int, default=10, help="negatives drawn from this many nearest")
+    s = sub.add_parser("simsiam", formatter_class=fmt, help="SimSiam: two views, projector/predictor MLPs")
+    _common(s)
+    d = sub.add_parser("dnet", formatter_class=fmt, help="cosine classifier with CE or ArcFace (+ long-tail variants)")
+    _common(d)
+    d.add_argument("--loss", choices=("ce", "arcface"), default="ce")
+    d.add_argument("--scale", type=float, default=None, help="logit scale (default 30 for ce, 64 for arcface)")
+    d.add_argument("--margin", type=float, default=0.5, help="ArcFace angular margin")
+    d.add_argument("--sampling", choices=("random", "balanced"), default="random")
+    d.add_argument("--class-weights", action="store_true", help="weight the loss by inverse class frequency")
+    d.add_argument("--retrain-classifier", action="store_true",
+                   help="freeze the embedder (--model: a trained checkpoint) and train a fresh classifier")
+    t = sub.add_parser("table53", formatter_class=fmt,
+                       help="reproduce the shape of Table 5.3 on a synthetic benchmark (every method, briefly)")
+    from artid.training.table53 import add_arguments as table_arguments
+    table_arguments(t)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.train_method == "table53":
+        from artid.training.table53 import run as run_table
+        return run_table(args)
+    from artid.training.runs import RunSpec, spec_fields, train
+
+    values = {k: getattr(args, k) for k in spec_fields() if hasattr(args, k)}
+    spec = RunSpec(method=args.train_method, **{k: v for k, v in values.items() if k != "method"})
+    result = train(spec)
+    last = result.history[-1] if result.history else {}
+    print(f"trained {spec.method} for {last.get('epoch', 0)} epochs in {spec.out}")
+    best = next((r for r in result.history if r.get("epoch") == result.best_epoch), None)
+    if best is not None and "acc" in best:
+        print(f"best epoch {result.best_epoch}: val kNN ACC {100 * best['acc']:.1f}, GAP {100 * best['gap']:.1f}"
+              f" (single scale, no whitening) -> {result.best_checkpoint}")
+    elif result.best_checkpoint:
+        print(f"best epoch {result.best_epoch} -> {result.best_checkpoint}")
+    return 0
