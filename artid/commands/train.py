@@ -9,6 +9,15 @@ HELP = ("train the embedder on the collection (contrastive with mined pairs, Sim
         "checkpoints load with `artid extract --model`")
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a default only where there is one worth showing (not None, not a flag's False/True)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None or isinstance(action.default, bool) or action.default is argparse.SUPPRESS:
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", type=Path, required=True, help="Met-format dataset root (database + val)")
     p.add_argument("--out", type=Path, required=True,
@@ -22,16 +31,16 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=1e-7,
                    help="backbone + projector learning rate (the paper's 1e-7 is tuned for the Met)")
     p.add_argument("--head-lr", type=float, default=1e-3, help="learning rate of the classifier / SimSiam MLPs")
-    p.add_argument("--weight-decay", type=float, default=1e-6)
+    p.add_argument("--weight-decay", type=float, default=1e-6, help="Adam weight decay")
     p.add_argument("--lr-drop-epoch", type=int, default=None, help="divide the lr by 10 after this epoch (default: half)")
     p.add_argument("--accum-steps", type=int, default=1, help="batches per optimiser step (gradient accumulation)")
     p.add_argument("--no-amp", dest="amp", action="store_false", help="no mixed precision (it is used on CUDA only)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of every random choice (pairs, augmentations)")
     p.add_argument("--image-size", type=int, default=500, help="side of the square training crops")
     p.add_argument("--max-size", type=int, default=500, help="longer side images are loaded at")
     p.add_argument("--eval-batch", type=int, default=32, help="images per batch when embedding database and queries")
     p.add_argument("--workers", type=int, default=0, help="data-loader worker processes")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
     p.add_argument("--no-projector", dest="projector", action="store_false",
                    help="no FC projector (by default one is added, initialised from PCA-whitening)")
     p.add_argument("--projector-dim", type=int, default=None,
@@ -42,21 +51,23 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="train_method", metavar="METHOD", required=True)
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = _HelpFormatter
     c = sub.add_parser("contrastive", formatter_class=fmt,
                        help="Siamese contrastive loss, hard negatives mined every epoch, a positive strategy")
     _common(c)
     c.add_argument("--positives", default="con-syn", choices=("con-syn", "con-syn+real", "con-syn+real-closest"))
-    c.add_argument("--margin", type=float, default=1.8)
+    c.add_argument("--margin", type=float, default=1.8, help="contrastive margin on the descriptor distance")
     c.add_argument("--negative-pool", type=int, default=10, help="negatives drawn from this many nearest")
     s = sub.add_parser("simsiam", formatter_class=fmt, help="SimSiam: two views, projector/predictor MLPs")
     _common(s)
     d = sub.add_parser("dnet", formatter_class=fmt, help="cosine classifier with CE or ArcFace (+ long-tail variants)")
     _common(d)
-    d.add_argument("--loss", choices=("ce", "arcface"), default="ce")
+    d.add_argument("--loss", choices=("ce", "arcface"), default="ce",
+                   help="cross-entropy on scaled cosines, or ArcFace (additive angular margin)")
     d.add_argument("--scale", type=float, default=None, help="logit scale (default 30 for ce, 64 for arcface)")
     d.add_argument("--margin", type=float, default=0.5, help="ArcFace angular margin")
-    d.add_argument("--sampling", choices=("random", "balanced"), default="random")
+    d.add_argument("--sampling", choices=("random", "balanced"), default="random",
+                   help="shuffled images, or class-balanced (a class uniformly, then one of its images)")
     d.add_argument("--class-weights", action="store_true", help="weight the loss by inverse class frequency")
     d.add_argument("--retrain-classifier", action="store_true",
                    help="freeze the embedder (--model: a trained checkpoint) and train a fresh classifier")

@@ -43,7 +43,8 @@ ROWS: dict[str, dict[str, Any] | None] = {
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", type=Path, required=True, help="folder for the benchmark, the runs and the table")
+    p.add_argument("--out", type=Path, required=True, help="folder for the synthetic benchmark, the runs and the table (table53.md, table53.json); "
+                        "running the same command again resumes, skipping finished rows")
     p.add_argument("--root", type=Path, default=None,
                    help="an existing Met-format root (default: generate a synthetic one in OUT/synth)")
     p.add_argument("--classes", type=int, default=300, help="synthetic classes")
@@ -53,10 +54,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=1e-5, help="backbone learning rate of every method")
     p.add_argument("--whiten-dim", type=int, default=64, help="PCA-whitening dimension of the evaluation")
     p.add_argument("--projector-dim", type=int, default=64, help="FC projector size (PCAw-initialised)")
-    p.add_argument("--model", default="efficientnet_lite0")
+    p.add_argument("--model", default="efficientnet_lite0", help="backbone every row starts from")
     p.add_argument("--rows", default=",".join(ROWS), help="comma-separated subset of the rows")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic benchmark and of every run")
 
 
 def _embed_all(model: torch.nn.Module, sources: dict[str, EntryImages], device: torch.device) -> dict[str, np.ndarray]:
