@@ -245,3 +245,11 @@ def test_artid_train_checkpoint_loads_in_artid_extract(tmp_path):
     saved = build_embedder(run_dir / "epoch_002.pt")
     with torch.no_grad():
         assert torch.allclose(emb(x), saved(x)) or log[-1]["best_epoch"] != 2
+
+    # classifier re-training on the trained checkpoint keeps its projector (and all its weights)
+    retrain = tmp_path / "retrain"
+    assert main(["train", "dnet", "--root", str(root), "--out", str(retrain), "--model", str(best), "--epochs", "1",
+                 "--batch-size", "8", "--image-size", "32", "--max-size", "48", "--retrain-classifier",
+                 "--no-validate", "--device", "cpu"]) == 0
+    retrained = build_embedder(retrain / BEST_FILE).state_dict()
+    assert all(torch.equal(v, retrained[k]) for k, v in emb.state_dict().items())

@@ -170,8 +170,10 @@ def train(spec: RunSpec) -> TrainResult:
         if d_out is not None:  # give the model the projector shape the saved weights have
             d_in = model.num_features
             model.set_projector_from_whitening(np.zeros(d_in, np.float32), np.zeros((d_in, d_out), np.float32))
-    elif spec.projector:
+    elif spec.projector and model.projector is None:
         init_projector_from_whitening(model, db_source, embed, dim=spec.projector_dim)
+    elif spec.projector:  # a checkpoint that has its (trained) projector: keep it
+        log.info("keeping the projector of %s (%d -> %d)", spec.model, model.num_features, model.dim)
     dim = model.dim
 
     epochs = spec.epochs or DEFAULT_EPOCHS[spec.method]
