@@ -27,7 +27,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from artid.data.synth.attributes import labels_of, vocabulary
-from artid.data.synth.distractors import noart_photo
+from artid.data.synth.distractors import noart_photo, reproduction_photo
 from artid.data.synth.families import Member, design_of
 from artid.data.synth.gallery import visitor_photo
 from artid.data.synth.layout import Job, Plan, make_plan, write_ground_truth, write_json
@@ -39,6 +39,10 @@ log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 STUDIO_JPEG_QUALITY = 92
+#: Share of the other-art distractors that are reproductions (a catalogue or Wikimedia Commons
+#: picture of the work itself, as most of the Met's other-art queries are); the rest are visitor
+#: photos taken in another museum's galleries.
+REPRODUCTION_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -126,7 +130,10 @@ def render_job(job: Job, seed: int, image_size: int) -> Image.Image:
         return visitor_photo(design_of(seed, "met", job.index, job.member), seed, rng, image_size)
     if job.kind == "other":
         assert job.member is not None
-        return visitor_photo(design_of(seed, "other", job.index, job.member), seed, rng, image_size)
+        design = design_of(seed, "other", job.index, job.member)
+        if rng.random() < REPRODUCTION_SHARE:
+            return reproduction_photo(design, rng, image_size)
+        return visitor_photo(design, seed, rng, image_size)
     if job.kind == "noart":
         assert job.category is not None
         return noart_photo(seed, job.category, rng, image_size)
@@ -137,7 +144,7 @@ def jpeg_quality(job: Job, seed: int) -> int:
     """Studio photos are saved at high quality, visitor photos at what a phone or a web upload leaves."""
     if job.kind == "studio":
         return STUDIO_JPEG_QUALITY
-    return int(rng_for(seed, "jpeg", job.kind, job.index, job.view).integers(40, 93))
+    return int(rng_for(seed, "jpeg", job.kind, job.index, job.view).integers(60, 96))
 
 
 def _run_job(job: Job, root: str, seed: int, image_size: int) -> bool:

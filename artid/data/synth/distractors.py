@@ -1,4 +1,5 @@
-"""Non-art distractor photos: streets, nature, textures, empty galleries, crowds.
+"""Distractor photos: reproductions of other artworks, and non-art photos (streets, nature,
+textures, empty galleries, crowds).
 
 They go through the same camera as the visitor photos (colour cast, blur, noise, JPEG),
 so that only their content, not the way they were taken, sets them apart.
@@ -9,9 +10,10 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-from artid.data.synth.artworks import make_palette
+from artid.data.synth.artworks import Design, make_palette
 from artid.data.synth.drawing import colour_map, draw_motif, to_pil, value_noise
 from artid.data.synth.gallery import N_ROOMS, add_visitors, camera, photo_size, room
+from artid.data.synth.studio import studio_photo
 
 #: Categories of non-art photos (written as the distractor's ``category``).
 NOART_CATEGORIES = ("street", "nature", "texture", "empty gallery", "crowd", "tabletop")
@@ -98,6 +100,14 @@ def _tabletop(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
         else:
             dr.rounded_rectangle([cx - r, cy - r * 0.6, cx + r, cy + r * 0.6], radius=r * 0.2, fill=col)
     return np.asarray(img, np.float32) / 255.0
+
+
+def reproduction_photo(design: Design, rng: np.random.Generator, long_side: int) -> Image.Image:
+    """A reproduction of an artwork that is not in the collection, as found on the web: the
+    work photographed by its own museum (the same kind of picture as the database's studio
+    photos), lightly recompressed and colour-shifted by its trip through the web."""
+    rgb = np.asarray(studio_photo(design, 0, rng, long_side), np.float32) / 255.0
+    return to_pil(camera(rgb, rng, np.ones(3, np.float32), strength=0.3))
 
 
 def noart_photo(seed: int, category: str, rng: np.random.Generator, long_side: int) -> Image.Image:

@@ -28,7 +28,7 @@ class Member:
     relation: str | None
 
 
-def plan_families(n_classes: int, rng: np.random.Generator, singleton_share: float = 0.4,
+def plan_families(n_classes: int, rng: np.random.Generator, singleton_share: float = 0.75,
                   max_size: int = 8) -> list[Member]:
     """Assign classes 0..n-1 to families.
 

@@ -85,10 +85,10 @@ def studio_photo(design: Design, view: int, rng: np.random.Generator, long_side:
         fill = rng.uniform(0.78, 0.92)
         obj, alpha = render(design, int(long_side * fill), pose)
         oh, ow = obj.shape[:2]
-        if oh >= ow:
-            H, W = long_side, max(ow + 8, int(long_side * 0.8))
+        if oh >= ow:  # (the object is at most 92% of the long side, so it always fits)
+            H, W = long_side, min(long_side, max(ow + 8, int(long_side * 0.8)))
         else:
-            H, W = max(oh + 8, int(long_side * 0.8)), long_side
+            H, W = min(long_side, max(oh + 8, int(long_side * 0.8))), long_side
         rgb = _backdrop(design, H, W, rng)
         y0, x0 = (H - oh) // 2, (W - ow) // 2
         shadow = np.zeros((H, W), np.float32)
@@ -121,7 +121,7 @@ def _campaign(rgb: np.ndarray, rng: np.random.Generator, long_side: int) -> np.n
     white balance and exposure of the day), which vary across the database, not with the work."""
     r = rng.random()
     h, w = rgb.shape[:2]
-    if r < 0.2:  # colour target and ruler in a strip beside the work
+    if r < 0.15:  # colour target and ruler in a strip beside the work
         band = max(4, int(0.14 * max(h, w)))
         strip = np.full((band, w, 3), 0.5, np.float32)
         n = len(_TARGET)
@@ -135,13 +135,13 @@ def _campaign(rgb: np.ndarray, rng: np.random.Generator, long_side: int) -> np.n
         if k < 1:
             from artid.data.synth.artworks import resample
             rgb = resample(rgb, max(4, int(rgb.shape[0] * k)), max(4, int(rgb.shape[1] * k)))
-    elif r < 0.35:  # an old black-and-white record photo
+    elif r < 0.23:  # an old black-and-white record photo
         grey = rgb @ np.asarray([0.299, 0.587, 0.114], np.float32)
         grey = np.clip((grey - 0.5) * rng.uniform(1.1, 1.5) + 0.5, 0, 1)
         grey = grey + rng.normal(0, 0.03, grey.shape).astype(np.float32)
         tone = np.asarray([1.0, 0.97, 0.9], np.float32) if rng.random() < 0.5 else np.ones(3, np.float32)
         rgb = grey[..., None] * tone
-    elif r < 0.5:  # faded colour film: a cast and lower contrast
+    elif r < 0.33:  # faded colour film: a cast and lower contrast
         cast = np.asarray(rng.choice([[1.1, 1.0, 0.8], [1.08, 0.92, 1.0], [0.92, 1.0, 1.08]]), np.float32)
         rgb = (rgb - 0.5) * rng.uniform(0.7, 0.9) + 0.5 + 0.05
         rgb = rgb * cast
