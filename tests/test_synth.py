@@ -224,3 +224,16 @@ def test_command_writes_and_reports(tmp_path, capsys):
     summary = json.loads(out[: out.rindex("}") + 1])
     assert summary["classes"] == 12 and summary["images_written"] == summary["images_total"]
     assert len(load_split(tmp_path / "cli", "test").entries) == summary["test_met"] * 3
+
+
+def test_default_val_share_gives_val_about_the_mets_129_queries():
+    from artid.data.synth.layout import make_plan
+
+    assert SynthConfig(met_queries=1132).n_val_share == pytest.approx(129 / 1132)  # the Met's own split
+    assert SynthConfig(met_queries=5000).n_val_share == 0.1
+    assert SynthConfig(met_queries=300).n_val_share == 0.4  # small benchmarks: capped, test keeps 60%
+    assert SynthConfig(met_queries=300, val_share=0.2).n_val_share == 0.2
+    cfg = SynthConfig(classes=1000, met_queries=400)
+    plan = make_plan(cfg.classes, 0, cfg.n_met_queries, cfg.n_val_share, 0.0, 0.5, 0.15, 0.6)
+    n_val = sum("MET_id" in r for r in plan.val)
+    assert 110 <= n_val <= 150 and n_val + sum("MET_id" in r for r in plan.test) == 400

@@ -43,6 +43,11 @@ STUDIO_JPEG_QUALITY = 92
 #: picture of the work itself, as most of the Met's other-art queries are); the rest are visitor
 #: photos taken in another museum's galleries.
 REPRODUCTION_SHARE = 0.5
+#: The Met's validation set: 129 of its 1,132 Met queries (about 11%).
+MET_VAL_QUERIES = 129
+MET_VAL_SHARE = 0.1
+#: The largest val share the default gives to small benchmarks (test keeps the majority).
+MAX_AUTO_VAL_SHARE = 0.4
 
 
 @dataclass(frozen=True)
@@ -58,7 +63,9 @@ class SynthConfig:
             whitening then gains nothing), so use 192 px for smoke runs only.
         met_queries: visitor photos of exhibits, val + test (default: 30% of the classes,
             at most 1,132 as in the Met).
-        val_share: share of the query classes that go to val (the rest to test).
+        val_share: share of the query classes that go to val (the rest to test). Default: the
+            Met's share (about 10%) where that gives val the Met's 129 Met queries, else as much
+            as needed for 129, at most 40%: tuning k and tau on a few dozen queries is noise.
         distractor_ratio: distractors per Met query in each split (the Met test set: ~18).
         other_share: share of the distractors that are other artworks (the rest non-art).
         mini_share: share of the classes in the mini database (it always holds every query class).
@@ -71,7 +78,7 @@ class SynthConfig:
     seed: int = 0
     image_size: int = 500
     met_queries: int | None = None
-    val_share: float = 0.1
+    val_share: float | None = None
     distractor_ratio: float = 18.0
     other_share: float = 0.565
     mini_share: float = 0.15
@@ -85,10 +92,18 @@ class SynthConfig:
             return self.met_queries
         return min(1132, max(10, int(round(0.3 * self.classes))))
 
+    @property
+    def n_val_share(self) -> float:
+        """The val share in use (``val_share``, or the default described above)."""
+        if self.val_share is not None:
+            return self.val_share
+        return float(min(MAX_AUTO_VAL_SHARE, max(MET_VAL_SHARE, MET_VAL_QUERIES / self.n_met_queries)))
+
     def content(self) -> dict[str, Any]:
         """The fields that determine the output (everything but workers and progress)."""
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("workers", "progress")}
         out["met_queries"] = self.n_met_queries
+        out["val_share"] = self.n_val_share
         return out
 
     def validate(self) -> None:
@@ -104,6 +119,8 @@ class SynthConfig:
             raise ArtidError(f"met_queries must be at least 2 (one for val, one for test), got {self.n_met_queries}")
         for name in ("val_share", "other_share", "mini_share", "single_share"):
             value = getattr(self, name)
+            if value is None and name == "val_share":
+                continue
             if not 0.0 <= value <= 1.0:
                 raise ArtidError(f"{name} must be between 0 and 1, got {value}")
         if self.distractor_ratio < 0:
@@ -222,7 +239,7 @@ def generate(out_dir: str | Path, config: SynthConfig) -> dict[str, Any]:
     root = Path(out_dir)
     _check_root(root, config)
     start = time.perf_counter()
-    plan: Plan = make_plan(config.classes, config.seed, config.n_met_queries, config.val_share,
+    plan: Plan = make_plan(config.classes, config.seed, config.n_met_queries, config.n_val_share,
                            config.distractor_ratio, config.other_share, config.mini_share, config.single_share)
     written = _map(partial(_run_job, root=str(root), seed=config.seed, image_size=config.image_size),
                    plan.jobs, config.workers, "images", config.progress)
