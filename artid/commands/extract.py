@@ -10,6 +10,7 @@ import torch
 
 from artid.data.images import DEFAULT_MAX_SIZE
 from artid.data.met import GT_FILES
+from artid.devices import resolve_device
 from artid.errors import ArtidError
 from artid.extraction import ExtractionSettings, extract_lists, folder_source, list_source, met_sources
 from artid.models import DEFAULT_BACKBONE, MULTI_SCALE, SINGLE_SCALE, build_embedder
@@ -32,19 +33,6 @@ def parse_scales(text: str) -> tuple[float, ...]:
     if not scales or any(not 0 < s <= 4 for s in scales):
         raise ArtidError(f"--scales: factors must be in (0, 4], got {text!r}")
     return scales
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> cuda when present, else cpu; otherwise the named device (checked)."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ArtidError(f"--device: unknown device {name!r} (auto, cpu, cuda, cuda:1, ...)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ArtidError("--device cuda: no CUDA GPU is available here; use --device cpu")
-    return device
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
