@@ -42,7 +42,7 @@ STUDIO_JPEG_QUALITY = 92
 #: Share of the other-art distractors that are reproductions (a catalogue or Wikimedia Commons
 #: picture of the work itself, as most of the Met's other-art queries are); the rest are visitor
 #: photos taken in another museum's galleries.
-REPRODUCTION_SHARE = 0.5
+REPRODUCTION_SHARE = 0.7
 #: The Met's validation set: 129 of its 1,132 Met queries (about 11%).
 MET_VAL_QUERIES = 129
 MET_VAL_SHARE = 0.1

@@ -175,13 +175,13 @@ def visitor_photo(design: Design, seed: int, rng: np.random.Generator, long_side
             canvas[ys, xs] = patch[py:py + ys.stop - ys.start, px:px + xs.stop - xs.start]
     flat = is_flat(design)
     # share of the photo the work fills: visitors mostly frame the work, sometimes with a lot of room
-    frac = float(min(0.98, 0.35 + 0.65 * rng.beta(4.0, 1.6)))
+    frac = float(min(0.98, 0.5 + 0.5 * rng.beta(4.0, 1.6)))
     if design.kind == "coin":
-        frac *= 0.75
-    pose = Pose(angle=float(rng.normal(0, 0.6)) if design.kind == "sculpture"  # mostly from the front
+        frac *= 0.85  # small, in a case
+    pose = Pose(angle=float(rng.normal(0, 0.4)) if design.kind == "sculpture"  # mostly from the front
                 else float(rng.normal(0, 0.8)) if design.kind == "vessel" else 0.0,
                 light=(float(rng.uniform(-0.7, 0.7)), float(rng.uniform(-0.8, -0.2))),
-                side=int(rng.random() < 0.3) if design.kind == "coin" else 0)
+                side=int(rng.random() < 0.2) if design.kind == "coin" else 0)
     if flat:
         art, alpha = render(design, max(16, int(frac * max(H, W) / 1.1)), pose)
         art = frame_work(art, rng, design.kind)
@@ -192,9 +192,9 @@ def visitor_photo(design: Design, seed: int, rng: np.random.Generator, long_side
         cx = W * rng.uniform(0.35, 0.65)
         cy = H * rng.uniform(0.4, 0.55)
     else:  # on a plinth that runs out of the bottom of the photo
-        art, alpha = render(design, max(16, int(frac * H * 0.85)), pose)
+        art, alpha = render(design, max(16, int(frac * H * 0.92)), pose)
         oh, ow = art.shape[:2]
-        ph = max(2, int(oh * rng.uniform(0.5, 1.0)))
+        ph = max(2, int(oh * rng.uniform(0.3, 0.8)))
         pw = max(ow, int(ow * rng.uniform(1.0, 1.4)))
         pcol = np.asarray(rng.choice([[0.92, 0.92, 0.9], [0.15, 0.15, 0.16], [0.6, 0.55, 0.5]]), np.float32)
         full = np.zeros((oh + ph, pw, 3), np.float32)
