@@ -44,10 +44,10 @@ class DemoConfig:
     """
 
     out: Path = Path("runs/demo")
-    classes: int = 1500
-    image_size: int = 320
-    distractor_ratio: float = 6.0
-    met_queries: int = 300
+    classes: int = 600
+    image_size: int = 256
+    distractor_ratio: float = 8.0
+    met_queries: int = 350
     model: str = "efficientnet_lite0"
     dim: int = 512
     seed: int = 0
