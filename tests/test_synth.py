@@ -237,3 +237,22 @@ def test_default_val_share_gives_val_about_the_mets_129_queries():
     plan = make_plan(cfg.classes, 0, cfg.n_met_queries, cfg.n_val_share, 0.0, 0.5, 0.15, 0.6)
     n_val = sum("MET_id" in r for r in plan.val)
     assert 110 <= n_val <= 150 and n_val + sum("MET_id" in r for r in plan.test) == 400
+
+
+def test_families_leave_most_exhibits_unique():
+    from artid.data.synth.families import plan_families
+
+    members = plan_families(20000, rng_for(0, "families"))
+    sizes = Counter(m.family for m in members)
+    related = sum(n for n in sizes.values() if n > 1) / len(members)
+    assert 0.25 < related < 0.42  # about a third of the classes have a near-identical relative
+    assert max(sizes.values()) <= 8
+    assert all((m.relation is None) == (i == 0) for fam in _by_family(members).values() for i, m in enumerate(fam))
+
+
+def _by_family(members: list) -> dict:
+    out: dict = {}
+    for m in members:
+        out.setdefault(m.family, []).append(m)
+    return {f: sorted(ms, key=lambda m: m.relation is not None) for f, ms in out.items()}
+

@@ -58,9 +58,10 @@ class SynthConfig:
         classes: exhibits in the database (the Met has 224,408).
         seed: everything written is a function of the seed and the other content fields.
         image_size: longer side of every image in pixels (the Met ships 500). Measured with the
-            offline EfficientNet-Lite0: at 320 px the paper's orderings hold (multi-scale and
-            PCA-whitening help); at 192 px they do not (the half scale leaves 96 px, and
-            whitening then gains nothing), so use 192 px for smoke runs only.
+            offline EfficientNet-Lite0 (``artid demo`` defaults: 600 classes, 350 Met queries,
+            8 distractors per query): at 256 px the paper's orderings hold (multi-scale and
+            PCA-whitening help, k=1 halves GAP); at 192 px whitening gained nothing (the half
+            scale leaves 96 px), so use 192 px for smoke runs only.
         met_queries: visitor photos of exhibits, val + test (default: 30% of the classes,
             at most 1,132 as in the Met).
         val_share: share of the query classes that go to val (the rest to test). Default: the
