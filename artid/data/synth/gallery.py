@@ -47,7 +47,7 @@ def room(seed: int, room_id: int, h: int, w: int, rng: np.random.Generator) -> t
     wall = np.clip(wall + rr.normal(0, 0.04, 3), 0, 1)
     floor = np.asarray(rr.choice([[0.45, 0.3, 0.18], [0.6, 0.58, 0.55], [0.3, 0.2, 0.13], [0.75, 0.72, 0.66]]),
                        np.float32)
-    tint = np.clip(np.asarray([1.0, 1.0, 1.0]) + rr.normal(0, 0.08, 3), 0.75, 1.2).astype(np.float32)
+    tint = np.clip(np.asarray([1.0, 1.0, 1.0]) + rr.normal(0, 0.05, 3), 0.85, 1.15).astype(np.float32)
     planks = bool(rr.random() < 0.5)
     horizon = float(np.clip(rr.uniform(0.7, 0.9) + rng.normal(0, 0.06), 0.55, 1.05))
     tex = value_noise(rng, h, w, cells=(3, 9))
@@ -132,9 +132,10 @@ def camera(img: np.ndarray, rng: np.random.Generator, tint: np.ndarray, strength
     """Light and camera: colour cast, exposure, vignetting, blur, sensor noise (JPEG comes at saving)."""
     H, W = img.shape[:2]
     scale = max(H, W) / 500.0
-    cast = tint * np.clip(1.0 + rng.normal(0, 0.05 * strength, 3), 0.75, 1.25)
+    # phones balance white and exposure automatically: casts and exposure errors are mild
+    cast = tint * np.clip(1.0 + rng.normal(0, 0.03 * strength, 3), 0.85, 1.15)
     img = img * cast.astype(np.float32)
-    img = np.clip(img * rng.uniform(0.75, 1.2), 0, None) ** rng.uniform(0.85, 1.15)
+    img = np.clip(img * rng.uniform(0.85, 1.15), 0, None) ** rng.uniform(0.85, 1.15)
     yy, xx = np.mgrid[-1:1:complex(0, H), -1:1:complex(0, W)].astype(np.float32)
     img = img * (1 - rng.uniform(0.1, 0.4) * strength * (xx ** 2 + yy ** 2) / 2)[..., None]
     r = rng.random()
