@@ -256,3 +256,12 @@ def _by_family(members: list) -> dict:
         out.setdefault(m.family, []).append(m)
     return {f: sorted(ms, key=lambda m: m.relation is not None) for f, ms in out.items()}
 
+
+
+def test_refuses_to_resume_a_benchmark_of_an_older_generator(tmp_path):
+    root = tmp_path / "old"
+    stamp = root / "ground_truth" / "synth_config.json"
+    stamp.parent.mkdir(parents=True)
+    stamp.write_text(json.dumps({"format": 1, **TINY.content()}))  # same settings, older images
+    with pytest.raises(ArtidError, match="format: 1 -> 2"):
+        generate(root, TINY)
