@@ -92,8 +92,8 @@ def plot_examples(predictions: Path, image_root: Path, database: list[Entry], ou
         for ax in (query, top):
             ax.set_xticks([])
             ax.set_yticks([])
-    axes[0, 0].set_ylabel("visitor photo (query)")
-    axes[1, 0].set_ylabel("studio photo of the named exhibit")
+    axes[0, 0].set_ylabel("query photo")
+    axes[1, 0].set_ylabel("named exhibit\n(studio photo)")
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=90)
