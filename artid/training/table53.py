@@ -6,6 +6,10 @@ the same way on the test queries: descriptors of the best epoch's model, PCA-whi
 fitted on the database, (k, tau) tuned on val GAP, kNN classifier; the parametric rows
 use the DNet head with its softmax temperature tuned on val GAP. Each row's result is
 saved as it finishes, so an interrupted run resumes where it stopped.
+
+The default size (300 classes: 534 database images, 107 test Met queries, 96 px) runs in
+20-30 minutes on 2 shared CPU cores. One test query is 0.9 points of ACC there, so rows a few
+points apart are not distinguishable; the table shows the shape, not the paper's margins.
 """
 
 from __future__ import annotations
@@ -51,7 +55,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--synth-size", type=int, default=128, help="synthetic image size (longer side)")
     p.add_argument("--size", type=int, default=96, help="load size and training crop size")
     p.add_argument("--epochs", type=int, default=3, help="epochs of every method")
-    p.add_argument("--lr", type=float, default=1e-5, help="backbone learning rate of every method")
+    p.add_argument("--lr", type=float, default=1e-4,
+                   help="backbone learning rate of every method. The paper's 1e-7 over ~10 epochs of the Met's "
+                        "397k images sums to about 7e-3 of lr x steps; 3 epochs of a few hundred images need "
+                        "~1e-4 for a similar budget (at 1e-5 the weights move by 1e-4 of their norm and no row "
+                        "differs from the baseline)")
     p.add_argument("--whiten-dim", type=int, default=64, help="PCA-whitening dimension of the evaluation")
     p.add_argument("--projector-dim", type=int, default=64, help="FC projector size (PCAw-initialised)")
     p.add_argument("--model", default="efficientnet_lite0", help="backbone every row starts from")
