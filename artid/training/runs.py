@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from artid.data.met import load_split
+from artid.devices import resolve_device
 from artid.errors import ArtidError
 from artid.training.augment import train_transform
 from artid.training.data import EntryImages, LabelIndex
@@ -102,19 +102,6 @@ class RunSpec:
         d = asdict(self)
         d["root"], d["out"] = str(self.root), str(self.out)
         return d
-
-
-def resolve_device(name: str) -> torch.device:
-    """The device of the run, decided once: ``auto`` is CUDA when available, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ArtidError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ArtidError(f"device {name} asked for, but torch sees no CUDA GPU here; use --device cpu")
-    return device
 
 
 def _check(spec: RunSpec) -> None:

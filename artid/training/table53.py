@@ -18,7 +18,6 @@ import argparse
 import json
 import logging
 import time
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +25,10 @@ import numpy as np
 import torch
 
 from artid.data.met import load_split
+from artid.devices import resolve_device
 from artid.errors import ArtidError
 from artid.training.data import EntryImages
-from artid.training.runs import RunSpec, resolve_device, train
+from artid.training.runs import RunSpec, train
 from artid.training.trainer import BEST_FILE, BEST_HEAD_FILE
 from artid.training.validation import embed_images, parametric_predict, tune_temperature
 
