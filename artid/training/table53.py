@@ -109,6 +109,8 @@ def _parametric_scores(head_file: Path, desc: dict[str, np.ndarray], labels: dic
 def format_table(results: dict[str, dict[str, Any]]) -> str:
     lines = ["| Method | GAP | GAP- | ACC | best epoch | minutes |", "|---|---|---|---|---|---|"]
     for section, key in (("Parametric classification", "parametric"), ("kNN classification", "knn")):
+        if not any(r.get(key) for r in results.values()):
+            continue
         lines.append(f"| *{section}* | | | | | |")
         for name, r in results.items():
             s = r.get(key)
