@@ -39,7 +39,7 @@ class DemoConfig:
         model: backbone name or checkpoint (default: the offline ImageNet EfficientNet-Lite0).
         dim: PCA-whitening output dimension.
         seed: benchmark seed.
-        workers: processes for image generation and decoding.
+        workers: processes for image generation (and for decoding when extracting on a GPU).
         device: torch device for extraction.
     """
 
@@ -70,7 +70,8 @@ EXAMPLES_ROW = 3
 
 def _extract(cfg: DemoConfig, root: Path, scales: tuple[float, ...], name: str) -> dict[str, DescriptorSet]:
     emb = build_embedder(cfg.model)
-    settings = ExtractionSettings(scales=scales, workers=max(0, cfg.workers - 1))
+    settings = ExtractionSettings(scales=scales, batch_size=1 if cfg.device == "cpu" else 32,
+                                  workers=0 if cfg.device == "cpu" else cfg.workers)
     return extract_lists(met_sources(root, ["database", "val", "test"]), emb, cfg.out / "descriptors" / name,
                          settings, cfg.device)
 

@@ -52,9 +52,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-size", type=int, default=DEFAULT_MAX_SIZE,
                         help="resize images so that the longer side is at most this (0: keep size)")
     parser.add_argument("--batch-size", type=int, default=None,
-                        help="images per forward pass (same-size images only); default 32 on GPU, 4 on CPU")
+                        help="images per forward pass (same-size images only); default 32 on GPU, 1 on CPU "
+                             "(measured fastest there: benchmarks/extract_throughput.py --variants)")
     parser.add_argument("--workers", type=int, default=None,
-                        help="image-decoding processes (default: 1 on a CPU device, 4 with a GPU)")
+                        help="image-decoding processes (default: 0 on a CPU device, where decoding in the main "
+                             "process leaves the cores to the network; 4 with a GPU)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float16"],
                         help="computation precision (float16 on GPU only); files are float32")
@@ -71,8 +73,8 @@ def run(args: argparse.Namespace) -> int:
         scales=parse_scales(args.scales),
         max_size=args.max_size or None,
         dtype=args.dtype,
-        batch_size=args.batch_size or (32 if gpu else 4),
-        workers=args.workers if args.workers is not None else (min(4, os.cpu_count() or 1) if gpu else 1),
+        batch_size=args.batch_size or (32 if gpu else 1),
+        workers=args.workers if args.workers is not None else (min(4, os.cpu_count() or 1) if gpu else 0),
         shard_size=args.shard_size,
     )
     if settings.batch_size < 1 or settings.workers < 0:
