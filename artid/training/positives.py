@@ -8,6 +8,7 @@ with a ``pick`` method, registered in :data:`STRATEGIES`.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import ClassVar
 
 import numpy as np
@@ -16,12 +17,13 @@ import numpy as np
 SYNTHETIC = -1
 
 
-class PositiveStrategy:
+class PositiveStrategy(ABC):
     """Base class. ``needs_closest`` tells the trainer to compute closest positives each epoch."""
 
     name: ClassVar[str] = ""
     needs_closest: ClassVar[bool] = False
 
+    @abstractmethod
     def pick(self, members: list[np.ndarray], rng: np.random.Generator,
              closest: np.ndarray | None = None) -> np.ndarray:
         """Choose the positive of every anchor.
@@ -36,7 +38,6 @@ class PositiveStrategy:
         Returns:
             (N,) int64: :data:`SYNTHETIC` or the index of a real positive.
         """
-        raise NotImplementedError
 
 
 class ConSyn(PositiveStrategy):
