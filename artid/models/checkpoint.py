@@ -61,11 +61,9 @@ def save_checkpoint(path: str | Path, emb: Embedder, meta: dict[str, Any] | None
 
 
 def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
+    """Hex SHA-256 of a file's bytes."""
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

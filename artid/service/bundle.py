@@ -114,14 +114,6 @@ class BundleData:
             raise ArtidError(f"bundle: k must be >= 1, got {self.k}")
 
 
-def file_sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _fsync_file(path: Path) -> None:
     with open(path, "rb") as f:
         os.fsync(f.fileno())
@@ -176,9 +168,11 @@ def store_thumbnail(bundle: Path, jpeg: bytes) -> str:
 
 def store_model_file(bundle: Path, checkpoint: Path) -> str:
     """Copy a checkpoint into ``bundle/models`` by content; returns its path relative to the bundle."""
+    from artid.models.checkpoint import file_sha256
+
     folder = bundle / MODELS
     folder.mkdir(parents=True, exist_ok=True)
-    name = file_sha(checkpoint)[:32] + checkpoint.suffix
+    name = file_sha256(checkpoint)[:32] + checkpoint.suffix
     target = folder / name
     if not target.is_file():
         tmp = folder / f".{name}.tmp"
