@@ -17,6 +17,7 @@ import numpy as np
 
 from artid import __version__
 from artid.data.entries import Entry
+from artid.data.jsonfile import read_json
 from artid.errors import ArtidError
 
 FORMAT = "artid-descriptors/1"
@@ -121,11 +122,7 @@ def load_descriptors(path: str | Path, mmap: bool = False, validate: bool = True
     for p in (npy, manifest):
         if not p.is_file():
             raise ArtidError(f"descriptor file {p} not found (a descriptor set is a .npy matrix with a .json manifest)")
-    try:
-        with open(manifest, encoding="utf-8") as f:
-            meta = json.load(f)
-    except json.JSONDecodeError as exc:
-        raise ArtidError(f"{manifest}: not valid JSON ({exc})") from None
+    meta = read_json(manifest)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or "entries" not in meta:
         raise ArtidError(f"{manifest}: not an artid descriptor manifest (expected format {FORMAT!r})")
     try:

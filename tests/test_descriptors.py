@@ -70,3 +70,11 @@ def test_pickled_npy_is_refused(tmp_path: Path) -> None:
     np.save(tmp_path / "db.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(ArtidError, match="cannot be read as a NumPy array"):
         load_descriptors(tmp_path / "db")
+
+
+def test_non_utf8_manifest_names_file(tmp_path: Path) -> None:
+    save_descriptors(tmp_path / "d", _dset())
+    manifest = tmp_path / "d.json"
+    manifest.write_bytes(manifest.read_text().replace("MET/1/0.jpg", "MET/1/\xe9.jpg").encode("latin-1"))
+    with pytest.raises(ArtidError, match=r"d.json: not UTF-8 text"):
+        load_descriptors(tmp_path / "d")

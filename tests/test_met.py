@@ -73,3 +73,41 @@ def test_invalid_json_names_file(tmp_path: Path) -> None:
     (tmp_path / "valset.json").write_text("[{")
     with pytest.raises(ArtidError, match="valset.json: not valid JSON"):
         load_split(tmp_path, "val")
+
+
+def test_non_utf8_ground_truth_names_file(tmp_path: Path) -> None:
+    (tmp_path / "valset.json").write_bytes(b'[{"path": "test_met/\xff.jpg", "MET_id": 7}]')
+    with pytest.raises(ArtidError, match=r"valset.json: not UTF-8 text \(byte 0xff at offset 20\)"):
+        load_split(tmp_path, "val")
+
+
+@pytest.mark.parametrize(
+    "split, entries, message",
+    [
+        ("database", [{"id": 1, "path": "MET/1/0.jpg"}, {"id": 1, "path": "MET/1/0.jpg"}],
+         r"entry 1 \(MET/1/0.jpg\) repeats entry 0"),
+        ("val", [{"path": "test_met/a.jpg", "MET_id": 3}, {"path": "test_other/b.jpg"},
+                 {"path": "test_met/a.jpg", "MET_id": 4}],
+         r"entry 2 \(test_met/a.jpg\) repeats entry 0"),
+        ("val", [{"path": "test_met/a.jpg", "MET_id": -1}], r"entry 0 \(test_met/a.jpg\) has 'MET_id' -1"),
+        ("database", [{"id": -5, "path": "MET/1/0.jpg"}], r"entry 0 \(MET/1/0.jpg\) has 'id' -5"),
+        ("database", [{"id": 2**63, "path": "MET/1/0.jpg"}], r"entry 0 \(MET/1/0.jpg\) has 'id' 9223372036854775808"),
+        ("val", [{"path": "test_met/a.jpg", "MET_id": 7.5}], r"entry 0 has a non-integer 'MET_id': 7.5"),
+        ("val", [{"path": "test_met/a.jpg", "MET_id": None}], r"entry 0 has a non-integer 'MET_id': None"),
+        ("database", [{"id": True, "path": "MET/1/0.jpg"}], r"entry 0 has a non-integer 'id': True"),
+    ],
+)
+def test_duplicate_and_impossible_entries_are_refused(tmp_path: Path, split: str, entries: list,
+                                                      message: str) -> None:
+    name = {"database": "MET_database.json", "val": "valset.json"}[split]
+    (tmp_path / name).write_text(json.dumps(entries))
+    with pytest.raises(ArtidError, match=message) as info:
+        load_split(tmp_path, split)
+    assert str(info.value).startswith(str(tmp_path / name))
+
+
+def test_same_path_spelled_differently_is_a_duplicate(tmp_path: Path) -> None:
+    entries = [{"id": 1, "path": "MET/1/0.jpg"}, {"id": 1, "path": "MET\\1\\0.jpg"}]
+    (tmp_path / "MET_database.json").write_text(json.dumps(entries))
+    with pytest.raises(ArtidError, match=r"entry 1 .* repeats entry 0"):
+        load_split(tmp_path, "database")

@@ -8,12 +8,12 @@ under ``<root>/images/`` (the layout the public reference scripts expect).
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from artid.data.entries import DISTRACTOR, Entry
+from artid.data.jsonfile import read_json
 from artid.errors import ArtidError
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,8 @@ GT_FILES = {
 QUERY_SPLITS = ("val", "test")
 #: Folder of a query image -> its kind.
 QUERY_FOLDER_KINDS = {"test_met": "met", "test_other": "other", "test_noart": "noart"}
+#: Largest class id that fits the int64 label arrays of the later stages.
+MAX_CLASS_ID = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -72,31 +74,37 @@ def find_ground_truth(root: str | Path, split: str) -> Path:
 
 
 def _read_json_array(path: Path) -> list:
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except json.JSONDecodeError as exc:
-        raise ArtidError(f"{path}: not valid JSON ({exc})") from None
-    except OSError as exc:
-        raise ArtidError(f"{path}: cannot be read ({exc.strerror})") from None
+    data = read_json(path)
     if not isinstance(data, list):
         raise ArtidError(f"{path}: expected a JSON array of entries, found {type(data).__name__}")
     return data
 
 
-def _int_field(path: Path, i: int, item: dict, key: str) -> int:
+def _class_id(path: Path, i: int, item: dict, key: str) -> int:
+    """The class id ``item[key]``: an integer (or integer string) in 0 .. :data:`MAX_CLASS_ID`."""
     value = item[key]
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise ArtidError(f"{path}: entry {i} has a non-integer {key!r}: {value!r}")
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
         raise ArtidError(f"{path}: entry {i} has a non-integer {key!r}: {value!r}") from None
+    if not 0 <= number <= MAX_CLASS_ID:
+        raise ArtidError(f"{path}: entry {i} ({item['path']}) has {key!r} {number}; Met class ids are "
+                         f"integers from 0 to {MAX_CLASS_ID} (a distractor has no {key!r} at all)")
+    return number
 
 
 def parse_entries(path: Path, data: list, split: str) -> list[Entry]:
-    """Turn the JSON array of ``path`` into entries, naming the entry at fault on error."""
+    """Turn the JSON array of ``path`` into entries, naming the entry at fault on error.
+
+    An image listed twice is refused: it would be counted twice (a query weighs double in GAP and
+    ACC; a studio photo changes its class's neighbour count), and the official files list every
+    image once, so a repeat means the file was merged or edited wrongly. Negative or oversized ids
+    are refused too (-1 is the distractor label, which a listed ``MET_id`` would fake).
+    """
     entries = []
+    first_seen: dict[str, int] = {}
     for i, item in enumerate(data):
         if not isinstance(item, dict):
             raise ArtidError(f"{path}: entry {i} is not an object: {item!r:.80}")
@@ -109,7 +117,7 @@ def parse_entries(path: Path, data: list, split: str) -> list[Entry]:
             folder = rel.replace("\\", "/").split("/")[0]
             kind = QUERY_FOLDER_KINDS.get(folder)
             if "MET_id" in item:
-                label = _int_field(path, i, item, "MET_id")
+                label = _class_id(path, i, item, "MET_id")
                 kind = "met"
             else:
                 label = DISTRACTOR
@@ -121,8 +129,13 @@ def parse_entries(path: Path, data: list, split: str) -> list[Entry]:
         else:
             if "id" not in item:
                 raise ArtidError(f"{path}: entry {i} ({rel}) has no 'id'")
-            label = _int_field(path, i, item, "id")
+            label = _class_id(path, i, item, "id")
             kind = "exhibit"
+        key = str(PurePosixPath(rel.replace("\\", "/")))
+        if key in first_seen:
+            raise ArtidError(f"{path}: entry {i} ({rel}) repeats entry {first_seen[key]}: every image may be "
+                             "listed only once (it would otherwise be counted twice)")
+        first_seen[key] = i
         entries.append(Entry(path=rel, label=label, kind=kind))
     return entries
 
@@ -146,7 +159,8 @@ def load_split(root: str | Path, split: str) -> Split:
         The split; ``image_root`` says where its images were found (None if not on disk).
 
     Raises:
-        ArtidError: missing file, invalid JSON, or an entry without a usable path / id.
+        ArtidError: missing file, text that is not UTF-8 JSON, an entry without a usable path / id,
+            an impossible id, or an image listed twice.
     """
     root = Path(root)
     gt = find_ground_truth(root, split)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ import torch
 from tqdm import tqdm
 
 from artid.data.images import DEFAULT_MAX_SIZE
+from artid.data.jsonfile import read_json
 from artid.descriptors import DescriptorSet, load_descriptors
 from artid.errors import ArtidError
 from artid.extraction.batching import SizeBuckets
@@ -98,8 +98,10 @@ def _existing_result(out: Path, model: dict[str, Any], settings: dict[str, Any])
     if not manifest.is_file() or not out.with_name(out.name + ".npy").is_file():
         return None
     try:
-        meta = json.loads(manifest.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, OSError):
+        meta = read_json(manifest)
+    except ArtidError:
+        meta = {}
+    if not isinstance(meta, dict):
         meta = {}
     diffs = _differences({"model": meta.get("model"), "settings": meta.get("settings")},
                          {"model": model, "settings": settings})

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from artid.data.entries import Entry
+from artid.data.jsonfile import read_json
 from artid.descriptors import DescriptorSet, save_descriptors
 from artid.errors import ArtidError
 
@@ -96,9 +97,11 @@ class ShardStore:
         run_file = self.parts / "run.json"
         if run_file.is_file():
             try:
-                old = json.loads(run_file.read_text(encoding="utf-8"))
-            except (json.JSONDecodeError, OSError) as exc:
-                raise ArtidError(f"{run_file}: unreadable ({exc}); delete {self.parts} to start over") from None
+                old = read_json(run_file)
+            except ArtidError as exc:
+                raise ArtidError(f"{exc}; delete {self.parts} to start over") from None
+            if not isinstance(old, dict):
+                raise ArtidError(f"{run_file}: not an extraction record; delete {self.parts} to start over")
             self.shard_size = int(old.get("shard_size", self.shard_size))
             new = dict(self.run_info, shard_size=self.shard_size)
             diffs = _differences(old, new)
