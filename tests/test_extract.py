@@ -201,3 +201,23 @@ def test_command_rejects_bad_options(met: Path, tmp_path: Path):
         extract_cmd.run(_args(root=met, out=tmp_path, splits="mini", device="cpu", dtype="float16"))
     with pytest.raises(ArtidError, match="--scales"):
         extract_cmd.parse_scales("1,big")
+
+
+@pytest.mark.parametrize("option, value", [
+    ("max_size", -1), ("batch_size", 0), ("batch_size", -3), ("workers", -1), ("shard_size", 0),
+    ("threads", -2), ("threads", 0), ("scales", ","),
+])
+def test_command_refuses_nonsensical_options(met: Path, tmp_path: Path, option: str, value: object):
+    """Refused with the option's name before any work (``--max-size -1`` used to shrink images to 1x1)."""
+    out = tmp_path / "out"
+    args = _args(**{"root": met, "out": out, "splits": "mini", "scales": "ss", "device": "cpu", option: value})
+    with pytest.raises(ArtidError, match=f"--{option.replace('_', '-')}"):
+        extract_cmd.run(args)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("field, value", [("max_size", -1), ("batch_size", 0), ("workers", -1),
+                                          ("shard_size", 0), ("scales", ()), ("scales", (1.0, -0.5))])
+def test_settings_refuse_nonsense(field: str, value: object):
+    with pytest.raises(ArtidError, match=field):
+        ExtractionSettings(**{field: value})

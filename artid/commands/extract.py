@@ -64,21 +64,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's)")
 
 
+def check_options(args: argparse.Namespace) -> None:
+    """Refuse numeric options that make no sense, naming the option (before any work is done)."""
+    minimum = {"--max-size": (args.max_size, 0), "--batch-size": (args.batch_size, 1),
+               "--workers": (args.workers, 0), "--shard-size": (args.shard_size, 1), "--threads": (args.threads, 1)}
+    for option, (value, least) in minimum.items():
+        if value is not None and value < least:
+            meaning = " (0 keeps the original size)" if option == "--max-size" else ""
+            raise ArtidError(f"{option} must be at least {least}{meaning}, got {value}")
+
+
 def run(args: argparse.Namespace) -> int:
+    check_options(args)
+    scales = parse_scales(args.scales)
     device = resolve_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     gpu = device.type == "cuda"
     settings = ExtractionSettings(
-        scales=parse_scales(args.scales),
+        scales=scales,
         max_size=args.max_size or None,
         dtype=args.dtype,
         batch_size=args.batch_size or (32 if gpu else 1),
         workers=args.workers if args.workers is not None else (min(4, os.cpu_count() or 1) if gpu else 0),
         shard_size=args.shard_size,
     )
-    if settings.batch_size < 1 or settings.workers < 0:
-        raise ArtidError("--batch-size must be at least 1 and --workers at least 0")
     if args.root:
         splits = [s.strip() for s in args.splits.split(",") if s.strip()]
         unknown = [s for s in splits if s not in GT_FILES]

@@ -50,6 +50,16 @@ class ExtractionSettings:
     fold_bn: bool = True
     channels_last: bool = True
 
+    def __post_init__(self) -> None:
+        if not self.scales or not all(s > 0 for s in self.scales):
+            raise ArtidError(f"scales must be one or more positive factors, got {self.scales!r}")
+        if self.max_size is not None and self.max_size < 0:
+            raise ArtidError(f"max_size must be None, 0 (original size) or positive, got {self.max_size}")
+        for name in ("batch_size", "workers", "shard_size"):
+            least = 0 if name == "workers" else 1
+            if getattr(self, name) < least:
+                raise ArtidError(f"{name} must be at least {least}, got {getattr(self, name)}")
+
     def descriptor_settings(self) -> dict[str, Any]:
         """The settings that define the descriptors (recorded in manifests, checked on resume)."""
         return {"scales": [float(s) for s in self.scales], "max_size": self.max_size, "dtype": self.dtype}
