@@ -100,7 +100,9 @@ def fbeta_per_image(
     return fbeta_from_counts((t & p).sum(1), t.sum(1), p.sum(1), beta, z)
 
 
-def mean_fbeta(y_true: np.ndarray, y_pred: np.ndarray, beta: float = IMET_BETA, zero_division: float = 0.0) -> float:
+def mean_fbeta(
+    y_true: np.ndarray, y_pred: np.ndarray, beta: float = IMET_BETA, zero_division: float = 0.0
+) -> float:
     """Mean per-image F-beta, the iMet Collection metric at ``beta=2`` (the default).
 
     Equals scikit-learn's ``fbeta_score(y_true, y_pred, beta=beta, average="samples",
