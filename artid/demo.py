@@ -20,6 +20,8 @@ from artid.descriptors import DescriptorSet
 from artid.evaluation.examples import plot_examples
 from artid.evaluation.report import format_table
 from artid.evaluation.run import evaluate
+from artid.retrieval.autotune import K_GRID
+from artid.retrieval.pipeline import PipelineConfig
 from artid.extraction import ExtractionSettings, extract_lists, met_sources
 from artid.models import MULTI_SCALE, SINGLE_SCALE, build_embedder
 
@@ -55,14 +57,14 @@ class DemoConfig:
     device: str = "cpu"
 
 
-#: The rows of Table 5.1: (row name, descriptor set, whiten, evaluate() options).
-ROWS: list[tuple[str, str, bool, dict[str, Any]]] = [
-    ("1  SS", "ss", False, {}),
-    ("2  PCAw SS", "ss", True, {}),
-    ("3  MS", "ms", False, {}),
-    ("4  PCAw MS", "ms", True, {}),
-    ("5  PCAw MS k=1", "ms", True, {"ks": (1,)}),
-    ("6  PCAw MS, val w/o distractors", "ms", True, {"val_distractor_ratio": 0.0}),
+#: The rows of Table 5.1: (row name, descriptor set, whitening, k grid, share of val distractors).
+ROWS: list[tuple[str, str, str, tuple[int, ...] | None, float]] = [
+    ("1  SS", "ss", "none", None, 1.0),
+    ("2  PCAw SS", "ss", "pcaw", None, 1.0),
+    ("3  MS", "ms", "none", None, 1.0),
+    ("4  PCAw MS", "ms", "pcaw", None, 1.0),
+    ("5  PCAw MS k=1", "ms", "pcaw", (1,), 1.0),
+    ("6  PCAw MS, val w/o distractors", "ms", "pcaw", None, 0.0),
 ]
 #: The row whose test answers are drawn in ``examples.png`` (the paper's best untrained setting).
 EXAMPLES_ROW = 3
@@ -96,11 +98,12 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         seconds[f"extract_{name}"] = time.perf_counter() - t
     t = time.perf_counter()
     rows = []
-    for row_name, desc, whiten, options in ROWS:
+    for row_name, desc, whiten, ks, val_share in ROWS:
         d = descriptors[desc]
         slug = re.sub(r"[^A-Za-z0-9]+", "_", row_name).strip("_")  # "6  PCAw MS, val w/o ..." -> "6_PCAw_MS_val_w_o_..."
-        rows.append(evaluate(d["database"], d["val"], d["test"], cfg.out / "runs" / slug, whiten=whiten,
-                             dim=cfg.dim, name=row_name, **options))
+        config = PipelineConfig(whiten=whiten, dim=cfg.dim, ks=ks or K_GRID)
+        rows.append(evaluate(d["database"], d["val"], d["test"], cfg.out / "runs" / slug, config=config,
+                             name=row_name, val_distractor_ratio=val_share))
     seconds["evaluate"] = time.perf_counter() - t
     examples = _draw_examples(root, rows[EXAMPLES_ROW], cfg.out / "examples.png")
     seconds["total"] = time.perf_counter() - t0

@@ -31,7 +31,7 @@ import time
 
 import numpy as np
 
-from artid.evaluation.metrics import accuracy, gap, gap_minus
+from artid.metrics.ilr import accuracy, gap, gap_minus
 from artid.retrieval.autotune import K_GRID, autotune
 from artid.retrieval.knn import KNNClassifier, exact_search
 
@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     t = time.perf_counter()
     sims, idx = clf.search(qt, tuned.best_k)
     t_test_search = time.perf_counter() - t
-    pred, conf = clf.classify(sims, idx, tuned.best_k, tuned.best_tau)
+    pred, conf, _ = clf.classify(sims, idx, tuned.best_k, tuned.best_tau)
     scores = gap(pred, conf, lt), gap_minus(pred, conf, lt), accuracy(pred, conf, lt)
     t_test = time.perf_counter() - t
     searches = tuned.search_seconds + t_test_search
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     sub_sims, sub_idx = clf.search(qv[sub], max(tuned.ks), progress=False)
     wrong_pred, bitwise, max_rel, batch_changes = 0, 0, 0.0, 0
     for (k, tau), (p_naive, c_naive) in naive.items():
-        p_fast, c_fast = clf.classify(sub_sims, sub_idx, k, tau)
+        p_fast, c_fast, _ = clf.classify(sub_sims, sub_idx, k, tau)
         wrong_pred += int(np.sum(p_fast != p_naive))
         bitwise += int(np.sum(c_fast == c_naive))
         max_rel = max(max_rel, float(np.max(np.abs(c_fast - c_naive) / c_naive)))
@@ -238,7 +238,7 @@ def compare_ivf(db, labels, qv, lv, qt, lt, clf, tuned, pred, scores, t_autotune
     t = time.perf_counter()
     sims, idx = approx.search(qt, tuned.best_k)
     t_search_ivf = time.perf_counter() - t
-    p_ivf, c_ivf = approx.classify(sims, idx, tuned.best_k, tuned.best_tau)
+    p_ivf, c_ivf, _ = approx.classify(sims, idx, tuned.best_k, tuned.best_tau)
     changed = int(np.sum(p_ivf != pred))
     met = lt >= 0
     print(f"5. IVF-Flat ({ivf.index.nlist} cells, nprobe {ivf.index.nprobe}; build {ivf.build_seconds:.1f}s): "

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from artid.errors import ArtidError
-from artid.evaluation.metrics import gap, gap_minus
+from artid.metrics.ilr import gap, gap_minus
 from artid.retrieval.autotune import K_GRID, TAU_GRID, autotune
 from artid.retrieval.knn import KNNClassifier
 
@@ -31,7 +31,7 @@ def test_grid_equals_classify_at_every_point():
     sims, idx = clf.search(q, 50)
     for i, k in enumerate(result.ks):
         for j, tau in enumerate(result.taus):
-            pred, conf = clf.classify(sims, idx, k, tau)
+            pred, conf, _ = clf.classify(sims, idx, k, tau)
             assert result.gap[i, j] == gap(pred, conf, labels)
             assert result.gap_minus[i, j] == gap_minus(pred, conf, labels)
     assert result.best_gap == result.gap.max()

@@ -16,6 +16,9 @@ from artid.data.entries import Entry
 from artid.descriptors import DescriptorSet, save_descriptors
 from artid.errors import ArtidError
 from artid.evaluation.run import evaluate
+from artid.retrieval.pipeline import PipelineConfig
+
+RAW = PipelineConfig(whiten="none")
 
 
 def main(argv: list[str]) -> int:
@@ -64,48 +67,50 @@ def desc_dir(tmp_path: Path) -> Path:
 
 def test_evaluate_autotune_writes_run_folder(desc_dir, tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["evaluate", "--descriptors", str(desc_dir), "--out", str(run), "--dim", "8"]) == 0
+    assert main(["evaluate", "--descriptors", str(desc_dir), "--out", str(run), "--dim", "8", "--whiten", "pcaw"]) == 0
     out = capsys.readouterr().out
     assert "GAP  GAP-" in out and "test set" in out and "val set" in out
     results = json.loads((run / "results.json").read_text())
-    assert results["settings"]["dim"] == 8 and results["settings"]["autotune"]
+    assert results["pipeline"]["projection"]["dims"] == [8] and results["settings"]["k"] is None
     assert len(results["autotune"]["grid"]) == 9 * 12
     assert (results["k"], results["tau"]) == (results["autotune"]["best_k"], results["autotune"]["best_tau"])
     assert results["val"]["gap"] == pytest.approx(results["autotune"]["best_gap"])
     assert f"{100 * results['test']['gap']:.1f}" in out
-    assert results["test"]["queries"] == {"total": 60, "met": 20, "other": 20, "noart": 20}
+    assert results["test"]["queries"] == {"total": 60, "M": 20, "unreadable": 0, "met": 20, "other": 20, "noart": 20}
     assert sum(b["queries"] for b in results["test"]["accuracy_by_bucket"]) == 20
     assert len((run / "grid.csv").read_text().splitlines()) == 1 + 108
     assert len((run / "predictions_test.csv").read_text().splitlines()) == 1 + 60
     page = (run / "index.html").read_text()
     for png in ("pr_curve.png", "confidences.png", "accuracy_by_bucket.png", "grid.png"):
         assert f'src="{png}"' in page and (run / png).stat().st_size > 1000
-    assert (run / "whitening.npz").is_file()
+    assert (run / "pipeline" / "whitening-0.npz").is_file()
 
 
 def test_fixed_k_tau_without_whitening(desc_dir, tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["evaluate", "--database", str(desc_dir / "database.npy"), "--test", str(desc_dir / "test"),
-                 "--no-whiten", "--k", "3", "--tau", "20", "--out", str(run), "--no-report"]) == 0
+                 "--whiten", "none", "--k", "3", "--tau", "20", "--out", str(run), "--no-report"]) == 0
     results = json.loads((run / "results.json").read_text())
     assert (results["k"], results["tau"]) == (3, 20.0)
-    assert "val" not in results and not (run / "whitening.npz").exists() and not (run / "index.html").exists()
+    assert "val" not in results and not (run / "pipeline" / "whitening-0.npz").exists()
+    assert not (run / "index.html").exists()
 
 
 def test_evaluate_function_matches_cli_and_is_repeatable(desc_dir, tmp_path):
     database, val, test = _sets()
-    a = evaluate(database, val, test, whiten=False, name="a")
-    b = evaluate(database, val, test, whiten=False, name="b")
+    a = evaluate(database, val, test, config=RAW, name="a")
+    b = evaluate(database, val, test, config=RAW, name="b")
     assert a["test"] == b["test"] and a["run_dir"] is None
-    c = evaluate(database, val, test, whiten=False, k=a["k"], tau=a["tau"])
+    c = evaluate(database, val, test, config=PipelineConfig(whiten="none", k=a["k"], tau=a["tau"]))
     assert c["test"]["gap"] == a["test"]["gap"]
 
 
-def test_dim_larger_than_possible_is_clamped(desc_dir, tmp_path, caplog):
+def test_dim_larger_than_the_database_supports_is_capped(desc_dir, tmp_path, caplog):
     run = tmp_path / "run"
-    assert main(["evaluate", "--descriptors", str(desc_dir), "--out", str(run), "--no-report"]) == 0
-    assert json.loads((run / "results.json").read_text())["settings"]["dim"] == 16
-    assert "larger than possible" in caplog.text
+    assert main(["evaluate", "--descriptors", str(desc_dir), "--out", str(run), "--no-report", "--whiten", "pcaw"]) == 0
+    # 16-D descriptors: at most 16 dimensions, whatever --dim says (default 512)
+    assert json.loads((run / "results.json").read_text())["pipeline"]["projection"]["dims"] == [16]
+    assert "needs more data" in caplog.text
 
 
 def test_official_pickle_end_to_end(met_root, tmp_path, capsys):
@@ -114,9 +119,9 @@ def test_official_pickle_end_to_end(met_root, tmp_path, capsys):
             (("train_descriptors", 4), ("val_descriptors", 3), ("test_descriptors", 3))}
     (tmp_path / "descriptors.pkl").write_bytes(pickle.dumps(data))
     assert main(["evaluate", "--official-pickle", str(tmp_path / "descriptors.pkl"), "--ground-truth",
-                 str(met_root), "--no-whiten", "--out", str(tmp_path / "run"), "--no-report"]) == 0
+                 str(met_root), "--whiten", "none", "--out", str(tmp_path / "run"), "--no-report"]) == 0
     results = json.loads((tmp_path / "run" / "results.json").read_text())
-    assert results["settings"]["n_classes"] == 3 and results["test"]["queries"]["met"] == 2
+    assert results["pipeline"]["n_classes"] == 3 and results["test"]["queries"]["met"] == 2
 
 
 def _err(capsys, argv: list[str]) -> str:
@@ -169,17 +174,7 @@ def test_ivf_index_option(desc_dir, tmp_path):
     assert main(["evaluate", "--descriptors", str(desc_dir), "--out", str(run), "--no-report", "--index", "ivf",
                  "--nprobe", "4"]) == 0
     results = json.loads((run / "results.json").read_text())
-    assert results["settings"]["index"] == "ivf (nprobe 4)" and "index_build" in results["timings"]
-
-
-def test_prefitted_whitening_is_used_as_given():
-    from artid.retrieval.whitening import PCAWhitening
-
-    database, val, test = _sets()
-    w = PCAWhitening(dim=6, shrinkage=0.5).fit(database.matrix)
-    a = evaluate(database, val, test, dim=6, shrinkage=0.5, report=False)
-    b = evaluate(database, val, test, whitening=w, dim=999, report=False)
-    assert a["test"] == b["test"] and b["settings"]["dim"] == 6 and b["settings"]["shrinkage"] == 0.5
+    assert results["settings"]["index"] == "ivf" and results["settings"]["nprobe"] == 4
 
 
 def test_val_distractor_ratio_keeps_met_queries_and_a_share_of_distractors(desc_dir, tmp_path):

@@ -30,7 +30,7 @@ def _conf(k: int, tau: float, n: int) -> float:
 def test_confidence_formula_by_hand(k, tau):
     clf = KNNClassifier(DB, LABELS)
     assert clf.n_classes == 3
-    pred, conf = clf.predict(QUERY, k, tau)
+    pred, _, conf = clf.predict(QUERY, k, tau)
     assert pred.tolist() == [10]
     assert conf[0] == pytest.approx(_conf(k, tau, 3), rel=1e-12)
 
@@ -38,15 +38,15 @@ def test_confidence_formula_by_hand(k, tau):
 def test_class_score_is_the_max_of_its_images():
     # k=2: both neighbours are class 10, so only one class is present: e^{6} / (e^{6} + 2)
     clf = KNNClassifier(DB, LABELS)
-    _, conf = clf.predict(QUERY, 2, 10.0)
+    _, _, conf = clf.predict(QUERY, 2, 10.0)
     s = float(np.float32(0.6))
     assert conf[0] == pytest.approx(math.exp(10 * s) / (math.exp(10 * s) + 2), rel=1e-12)
 
 
 def test_number_of_classes_counts_absent_classes():
     small, large = KNNClassifier(DB, LABELS), KNNClassifier(DB, LABELS, n_classes=224_408)
-    _, c_small = small.predict(QUERY, 3, 10.0)
-    _, c_large = large.predict(QUERY, 3, 10.0)
+    _, _, c_small = small.predict(QUERY, 3, 10.0)
+    _, _, c_large = large.predict(QUERY, 3, 10.0)
     assert c_large[0] == pytest.approx(_conf(3, 10.0, 224_408), rel=1e-12)
     assert c_large[0] < c_small[0] / 100  # the N-term dominates for large N
     with pytest.raises(ArtidError, match="smaller than"):
@@ -58,7 +58,7 @@ def test_top_classes():
     sims, idx = clf.search(QUERY, 4)
     top = clf.top_classes(sims, idx, 4, 10.0, n=2)
     assert [c for c, _, _ in top[0]] == [10, 20]
-    pred, conf = clf.classify(sims, idx, 4, 10.0)
+    pred, _, conf = clf.classify(sims, idx, 4, 10.0)
     assert top[0][0][2] == pytest.approx(conf[0])
     assert top[0][1][1] == pytest.approx(0.4)
     assert top[0][1][2] == pytest.approx(conf[0] * math.exp(10 * (top[0][1][1] - top[0][0][1])))
@@ -113,7 +113,7 @@ def test_search_matches_brute_force():
 def test_vectorised_equals_naive_loop(k, tau):
     db, labels, queries = _random(seed=k)
     clf = KNNClassifier(db, labels, n_classes=500)
-    pred, conf = clf.predict(queries, k, tau)
+    pred, _, conf = clf.predict(queries, k, tau)
     ref_pred, ref_conf = _naive(db, labels, 500, queries, k, tau)
     np.testing.assert_array_equal(pred, ref_pred)
     # faiss and NumPy round float32 similarities differently (~1e-7), which exp(tau s) amplifies by tau
@@ -125,7 +125,7 @@ def test_k_larger_than_database_is_clamped(caplog):
     with caplog.at_level(logging.WARNING):
         sims, idx = clf.search(QUERY, 50)
     assert sims.shape == (1, 4) and "larger than the database" in caplog.text
-    assert clf.classify(sims, idx, 50, 10.0)[1][0] == clf.classify(sims, idx, 4, 10.0)[1][0]
+    assert clf.classify(sims, idx, 50, 10.0).score[0] == clf.classify(sims, idx, 4, 10.0).score[0]
 
 
 def test_bad_inputs():

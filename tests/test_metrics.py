@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from artid.errors import ArtidError
-from artid.evaluation.metrics import (
+from artid.metrics.ilr import (
     accuracy,
     accuracy_by_bucket,
     gap,

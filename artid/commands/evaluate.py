@@ -8,6 +8,7 @@ from pathlib import Path
 
 from artid.descriptors import DescriptorSet, load_descriptors
 from artid.errors import ArtidError
+from artid.retrieval.pipeline import WHITEN_MODES, PipelineConfig
 
 HELP = ("Evaluate descriptors on the Met protocol: PCA-whitening, kNN classifier, (k, tau) autotune on val, "
         "GAP / GAP- / ACC on test, and a run folder with results.json, the grid and an HTML report.")
@@ -15,8 +16,10 @@ HELP = ("Evaluate descriptors on the Met protocol: PCA-whitening, kNN classifier
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     src = p.add_argument_group("descriptors (one of three ways)")
-    src.add_argument("--descriptors", metavar="DIR", type=Path,
-                     help="folder written by `artid extract` (DIR/database, DIR/val, DIR/test)")
+    src.add_argument("--descriptors", metavar="DIR", type=Path, action="append",
+                     help="folder written by `artid extract` (DIR/database, DIR/val, DIR/test); give it twice "
+                          "or more to concatenate the descriptors of several models (thesis appendix B.1: each "
+                          "part normalised and whitened on its own, then concatenated and re-normalised)")
     src.add_argument("--database-name", default="database", choices=["database", "mini"],
                      help="which database file of --descriptors to use (mini: the mini Met database)")
     src.add_argument("--database", metavar="FILE", type=Path, help="database descriptor file (.npy + .json)")
@@ -27,9 +30,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     src.add_argument("--ground-truth", metavar="ROOT", type=Path,
                      help="dataset root (or its ground_truth folder's parent) for --official-pickle")
     w = p.add_argument_group("whitening")
-    w.add_argument("--whiten", action=argparse.BooleanOptionalAction, default=True,
-                   help="learn PCA-whitening on the database and apply it")
-    w.add_argument("--dim", type=int, default=512, help="whitening output dimension")
+    w.add_argument("--whiten", choices=WHITEN_MODES, default="auto",
+                   help="none: raw descriptors; pcaw: PCA-whitening learned on the database (the paper's "
+                        "protocol with --dim 512); auto: whichever of raw, PCAw at --dim and at half of it "
+                        "gives the best validation GAP")
+    w.add_argument("--dim", type=int, default=512,
+                   help="whitening output dimension (capped, with a warning, at half the number of database images)")
     w.add_argument("--shrinkage", type=float, default=1.0, help="whitening shrinkage (1 full, 0 plain PCA)")
     c = p.add_argument_group("classifier")
     c.add_argument("--k", type=int, help="fixed number of neighbours (with --tau)")
@@ -67,22 +73,29 @@ def load_inputs(args: argparse.Namespace) -> tuple[DescriptorSet, DescriptorSet 
         sets = load_official_descriptors(args.official_pickle, args.ground_truth)
         return sets["database"], sets["val"], sets["test"]
     if args.descriptors is not None:
-        d = args.descriptors
-        if not d.is_dir():
-            raise ArtidError(f"descriptor folder {d} not found")
-        db_path, val_path, test_path = d / args.database_name, d / "val", d / "test"
-        val_path = val_path if (d / "val.npy").exists() else None
-        test_path = test_path if (d / "test.npy").exists() else None
-        if val_path is None and test_path is None:
-            raise ArtidError(f"{d} holds neither val.npy nor test.npy: extract the query splits first")
-    else:
-        if args.database is None:
-            raise ArtidError("--database FILE is needed with --val/--test")
-        db_path, val_path, test_path = args.database, args.val, args.test
-    database = load_descriptors(db_path)
-    val = load_descriptors(val_path) if val_path is not None else None
-    test = load_descriptors(test_path) if test_path is not None else None
+        folders = [_folder_sets(d, args.database_name) for d in args.descriptors]
+        present = [tuple(x is not None for x in f) for f in folders]
+        if len(set(present)) > 1:
+            raise ArtidError("the --descriptors folders hold different splits: each needs the same val/test files")
+        return tuple(None if f[0] is None else [x for x in f] for f in zip(*folders))  # type: ignore[return-value]
+    if args.database is None:
+        raise ArtidError("--database FILE is needed with --val/--test")
+    database = load_descriptors(args.database)
+    val = load_descriptors(args.val) if args.val is not None else None
+    test = load_descriptors(args.test) if args.test is not None else None
     return database, val, test
+
+
+def _folder_sets(d: Path, database_name: str) -> tuple[DescriptorSet, DescriptorSet | None, DescriptorSet | None]:
+    if not d.is_dir():
+        raise ArtidError(f"descriptor folder {d} not found")
+    val_path = d / "val" if (d / "val.npy").exists() else None
+    test_path = d / "test" if (d / "test.npy").exists() else None
+    if val_path is None and test_path is None:
+        raise ArtidError(f"{d} holds neither val.npy nor test.npy: extract the query splits first")
+    return (load_descriptors(d / database_name),
+            load_descriptors(val_path) if val_path is not None else None,
+            load_descriptors(test_path) if test_path is not None else None)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -93,14 +106,24 @@ def run(args: argparse.Namespace) -> int:
         raise ArtidError("give both --k and --tau, or neither (then they are tuned on val)")
     if args.autotune and args.k is not None:
         raise ArtidError("--autotune and --k/--tau exclude each other")
+    if not 0.0 <= args.val_distractor_ratio <= 1.0:
+        raise ArtidError(f"--val-distractor-ratio must be within [0, 1], got {args.val_distractor_ratio}")
+    for r in args.distractor_ratio or ():
+        if not 0.0 <= r <= 1.0:
+            raise ArtidError(f"--distractor-ratio must be within [0, 1], got {r}")
+    config = PipelineConfig(whiten=args.whiten, dim=args.dim, shrinkage=args.shrinkage, k=args.k, tau=args.tau,
+                            index=args.index, nprobe=args.nprobe,
+                            use_gpu={"auto": None, "cpu": False, "gpu": True}[args.device])
+    try:
+        config.check()
+    except ArtidError as exc:
+        raise ArtidError(f"{exc} (--whiten/--dim/--shrinkage/--k/--tau)") from None
     database, val, test = load_inputs(args)
     out = args.out or Path("runs") / time.strftime("evaluate-%Y%m%d-%H%M%S")
     results = evaluate(
-        database, val, test, out,
-        whiten=args.whiten, dim=args.dim, shrinkage=args.shrinkage, k=args.k, tau=args.tau,
+        database, val, test, out, config=config,
         distractor_ratios=tuple(args.distractor_ratio) if args.distractor_ratio else DEFAULT_RATIOS,
-        name=args.name or ("PCAw" if args.whiten else "no PCAw"), report=not args.no_report,
-        use_gpu={"auto": None, "cpu": False, "gpu": True}[args.device], index=args.index, nprobe=args.nprobe,
+        name=args.name or f"whiten {args.whiten}", report=not args.no_report,
         val_distractor_ratio=args.val_distractor_ratio,
     )
     for split in ("val", "test"):

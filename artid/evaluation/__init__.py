@@ -1,1 +1,1 @@
-"""Evaluation: the Met benchmark's metrics, the evaluation run and its report. No torch here."""
+"""Evaluation: the evaluation run and its report. No torch here."""

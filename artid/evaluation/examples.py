@@ -25,13 +25,13 @@ CASES = (
 
 
 def read_predictions(path: Path) -> list[dict[str, str]]:
-    """The rows of a predictions CSV (path, kind, label, prediction, confidence, correct)."""
+    """The rows of a predictions CSV (path, kind, label, prediction, score, confidence, correct)."""
     try:
         with open(path, newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
     except OSError as exc:
         raise ArtidError(f"{path}: cannot read the predictions ({exc.strerror})") from None
-    missing = {"path", "kind", "label", "prediction", "confidence", "correct"} - set(rows[0] if rows else {})
+    missing = {"path", "kind", "label", "prediction", "score", "confidence", "correct"} - set(rows[0] if rows else {})
     if missing:
         raise ArtidError(f"{path}: not a predictions file (missing columns {sorted(missing)})")
     return rows
@@ -45,7 +45,7 @@ def pick_examples(rows: list[dict[str, str]], per_case: tuple[int, int, int] = (
     """
     picked = []
     for (title, keep), n in zip(CASES, per_case):
-        cands = sorted((r for r in rows if keep(r)), key=lambda r: -float(r["confidence"]))
+        cands = sorted((r for r in rows if keep(r)), key=lambda r: (-float(r["score"]), r["path"]))
         if title == "not in the collection" and cands:  # a typical one, not the worst
             cands = cands[len(cands) // 2:]
         picked += [(title, r) for r in cands[:n]]

@@ -22,8 +22,8 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 import numpy as np  # noqa: E402
 
 from artid.data.entries import DISTRACTOR  # noqa: E402
-from artid.descriptors import DescriptorSet  # noqa: E402
-from artid.evaluation.metrics import precision_recall  # noqa: E402
+from artid.data.entries import Entry  # noqa: E402
+from artid.metrics.ilr import precision_recall  # noqa: E402
 from artid.retrieval.autotune import AutotuneResult  # noqa: E402
 
 #: Query groups of the confidence plot: name -> colour.
@@ -31,10 +31,10 @@ GROUPS = {"Met, correct": "tab:green", "Met, wrong": "tab:red", "other-art distr
           "non-art distractor": "tab:gray"}
 
 
-def query_groups(dset: DescriptorSet, pred: np.ndarray) -> dict[str, np.ndarray]:
+def query_groups(entries: list[Entry], pred: np.ndarray) -> dict[str, np.ndarray]:
     """Boolean masks (Q,) of the four groups of :data:`GROUPS`."""
-    labels = dset.labels
-    kinds = np.array(dset.kinds)
+    labels = np.array([e.label for e in entries], dtype=np.int64)
+    kinds = np.array([e.kind for e in entries])
     met = labels != DISTRACTOR
     return {
         "Met, correct": met & (pred == labels),
@@ -44,13 +44,14 @@ def query_groups(dset: DescriptorSet, pred: np.ndarray) -> dict[str, np.ndarray]
     }
 
 
-def plot_pr_curve(path: Path, pred: np.ndarray, conf: np.ndarray, labels: np.ndarray, title: str) -> None:
-    """Precision against recall over the confidence ranking, with and without distractors."""
+def plot_pr_curve(path: Path, pred: np.ndarray, conf: np.ndarray, labels: np.ndarray, keys: np.ndarray,
+                  title: str) -> None:
+    """Precision against recall over the score ranking, with and without distractors."""
     fig, ax = plt.subplots(figsize=(5.5, 4.2))
     known = labels != DISTRACTOR
     for name, keep, style in (("all queries (GAP)", np.ones_like(known), "-"),
                               ("no distractors (GAP-)", known, "--")):
-        precision, recall = precision_recall(pred[keep], conf[keep], labels[keep])
+        precision, recall = precision_recall(pred[keep], conf[keep], labels[keep], keys[keep])
         ax.plot(np.r_[0.0, recall], np.r_[1.0, precision], style, label=name)
     ax.set_xlabel("recall (correct Met queries / all Met queries)")
     ax.set_ylabel("precision")
@@ -64,17 +65,21 @@ def plot_pr_curve(path: Path, pred: np.ndarray, conf: np.ndarray, labels: np.nda
     plt.close(fig)
 
 
-def plot_confidences(path: Path, conf: np.ndarray, groups: dict[str, np.ndarray], title: str) -> None:
-    """Histograms of log10 confidence per query group (density, so small groups stay visible)."""
+def plot_scores(path: Path, score: np.ndarray, groups: dict[str, np.ndarray], title: str) -> None:
+    """Histograms of the ranking score (log-odds of the top class) per query group (density, so
+    small groups stay visible). The confidence ``sigmoid(score)`` sits at 1.0 for most queries at
+    a large tau; the log-odds spread them out. Unreadable queries (score -inf) are left out."""
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    logc = np.log10(np.clip(conf, 1e-300, None))
-    lo, hi = float(logc.min()), float(logc.max())
+    finite = np.isfinite(score)
+    logc = np.where(finite, score, 0.0)
+    groups = {name: mask & finite for name, mask in groups.items()}
+    lo, hi = (float(logc[finite].min()), float(logc[finite].max())) if finite.any() else (0.0, 1.0)
     bins = np.linspace(lo, hi if hi > lo else lo + 1, 40)
     for name, mask in groups.items():
         if mask.any():
             ax.hist(logc[mask], bins=bins, histtype="step", linewidth=1.6, density=True,
                     color=GROUPS[name], label=f"{name} ({int(mask.sum())})")
-    ax.set_xlabel("log10 confidence")
+    ax.set_xlabel("log-odds of the top class (ranking score)")
     ax.set_ylabel("density")
     ax.set_title(title)
     ax.legend(fontsize=8)
@@ -128,14 +133,22 @@ def pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}"
 
 
+def whitening_label(result: dict) -> str:
+    """``PCAw 512`` (or ``PCAw 512+256`` for concatenated parts) or ``raw``."""
+    proj = result.get("pipeline", {}).get("projection", {})
+    if proj.get("whiten") != "pcaw":
+        return "raw"
+    return "PCAw " + "+".join(str(d) for d in proj.get("dims", []))
+
+
 def format_table(results: Sequence[dict], split: str = "test") -> str:
     """The paper-style table: one row per evaluation (GAP, GAP-, ACC in percent, k, tau)."""
-    header = ["", "GAP", "GAP-", "ACC", "k", "tau"]
+    header = ["", "GAP", "GAP-", "ACC", "k", "tau", "whitening"]
     rows = []
     for r in results:
         m = r.get(split) or {}
         rows.append([r.get("name") or "-", pct(m.get("gap")), pct(m.get("gap_minus")), pct(m.get("acc")),
-                     str(r["k"]), f"{r['tau']:g}"])
+                     str(r["k"]), f"{r['tau']:g}", whitening_label(r)])
     widths = [max(len(x) for x in col) for col in zip(header, *rows)]
     line = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
                                    for i, (c, w) in enumerate(zip(cells, widths)))
@@ -152,15 +165,18 @@ def _metrics_table(name: str, m: dict) -> str:
             f"<tr><td>GAP-</td><td>{pct(m['gap_minus'])}</td></tr>"
             f"<tr><td>ACC</td><td>{pct(m['acc'])}</td></tr>{ratios}"
             f"<tr><td>queries</td><td>{q['total']} ({q['met']} Met, {q['other']} other-art, "
-            f"{q['noart']} non-art)</td></tr></table>")
+            f"{q['noart']} non-art; M = {q['M']}; {q['unreadable']} unreadable, counted as wrong)</td></tr></table>")
 
 
 def write_html(out: Path, results: dict, images: dict[str, str]) -> Path:
     """``out/index.html``: settings, metric tables and the plots (relative links, no scripts)."""
-    s = results["settings"]
-    settings = "".join(f"<tr><td>{html.escape(str(key))}</td><td>{html.escape(str(s[key]))}</td></tr>"
-                       for key in ("whiten", "dim", "shrinkage", "autotune", "n_classes", "database_images",
-                                   "descriptor_dim", "device", "index"))
+    s, p = results["settings"], results["pipeline"]
+    shown = {"whitening asked": s["whiten"], "whitening used": p["projection"]["whiten"],
+             "dimensions": p["projection"]["dims"], "k": results["k"], "tau": results["tau"],
+             "tuned on val": s["k"] is None, "N (classes)": p["n_classes"], "database images": s["database_images"],
+             "descriptor dimensions": s["descriptor_dims"], "device": s["device"], "index": s["index"]}
+    settings = "".join(f"<tr><td>{html.escape(str(key))}</td><td>{html.escape(str(v))}</td></tr>"
+                       for key, v in shown.items())
     blocks = [_metrics_table(f"{split} set", results[split]) for split in ("val", "test") if split in results]
     buckets = ""
     main = results.get("test") or results.get("val")
@@ -180,7 +196,7 @@ table{{border-collapse:collapse;margin:.5em 0}}td,th{{border:1px solid #ccc;padd
 figure{{display:inline-block;margin:.5em}}img{{max-width:520px}}</style></head>
 <body><h1>{title}</h1>
 <p>kNN classifier with k = <b>{results['k']}</b>, tau = <b>{results['tau']:g}</b>
-({'tuned on the validation queries by GAP' if s['autotune'] else 'fixed'}). Metrics in percent.</p>
+({'tuned on the validation queries by GAP' if s['k'] is None else 'fixed'}). Metrics in percent.</p>
 <table>{settings}</table>
 {''.join(blocks)}
 {buckets}
@@ -197,19 +213,20 @@ figure{{display:inline-block;margin:.5em}}img{{max-width:520px}}</style></head>
 def write_report(
     out: Path,
     results: dict,
-    dset: DescriptorSet,
+    entries: list[Entry],
     pred: np.ndarray,
-    conf: np.ndarray,
+    score: np.ndarray,
     tuned: AutotuneResult | None,
 ) -> dict[str, str]:
     """Write the plots for one query set and the HTML page; returns file names relative to ``out``."""
     split = "test" if "test" in results else "val"
-    labels = dset.labels
+    labels = np.array([e.label for e in entries], dtype=np.int64)
+    keys = np.array([e.path for e in entries], dtype=str)
     images = {}
-    plot_pr_curve(out / "pr_curve.png", pred, conf, labels, f"precision-recall ({split})")
+    plot_pr_curve(out / "pr_curve.png", pred, score, labels, keys, f"precision-recall ({split})")
     images["Precision-recall behind GAP"] = "pr_curve.png"
-    plot_confidences(out / "confidences.png", conf, query_groups(dset, pred), f"confidence by query group ({split})")
-    images["Confidence distributions"] = "confidences.png"
+    plot_scores(out / "confidences.png", score, query_groups(entries, pred), f"ranking score by query group ({split})")
+    images["Score distributions (log-odds of the top class)"] = "confidences.png"
     plot_buckets(out / "accuracy_by_bucket.png", results[split]["accuracy_by_bucket"],
                  f"accuracy by class size ({split})")
     images["Accuracy by database images per class"] = "accuracy_by_bucket.png"

@@ -171,7 +171,7 @@ class ShardStore:
             if info["ok"]:
                 matrices.append(np.load(npy, allow_pickle=False))
                 entries.extend(self.entries[i] for i in info["ok"])
-            failures.extend({"path": self.entries[i].path, "error": msg} for i, msg in info["failures"])
+            failures.extend({**self.entries[i].to_json(), "error": msg} for i, msg in info["failures"])
         if not entries:
             raise ArtidError(f"no image of {self.out.name} could be read ({len(failures)} failures; first: "
                              f"{failures[0]['error'] if failures else 'none'})")

@@ -4,7 +4,7 @@ ONE exact search at the largest k serves the whole grid: neighbours for a smalle
 prefix, class scores are the similarities at first occurrences of each label, and for one tau
 the softmax denominators of every k are the running sums of the same terms. The whole
 108-point grid costs one search plus a few milliseconds of NumPy per point, and every point's
-predictions and confidences equal those of :meth:`KNNClassifier.classify` at that point bit for
+predictions and ranking scores equal those of :meth:`KNNClassifier.classify` at that point bit for
 bit (same arithmetic in the same order).
 """
 
@@ -19,8 +19,8 @@ import numpy as np
 
 from artid.data.entries import DISTRACTOR
 from artid.errors import ArtidError
-from artid.evaluation.metrics import micro_ap, rank_order
-from artid.retrieval.knn import KNNClassifier, first_occurrences, softmax_terms
+from artid.metrics.ilr import micro_ap, rank_order
+from artid.retrieval.knn import KNNClassifier, first_occurrences, log_odds
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,7 @@ def grid_scores(
     labels: np.ndarray,
     ks: Sequence[int],
     taus: Sequence[float],
+    keys: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """GAP and GAP- at every (k, tau) from one set of neighbours.
 
@@ -84,6 +85,7 @@ def grid_scores(
         idx: (Q, K) int64 database rows.
         labels: (Q,) true classes, -1 for distractors.
         ks, taus: the grid.
+        keys: (Q,) tie-break keys of the ranking (query paths), or None (input order).
 
     Returns:
         gap (len(ks), len(taus)), gap_minus (same), accuracy.
@@ -92,7 +94,6 @@ def grid_scores(
     s = sims[:, :kmax].astype(np.float64)
     nn_labels = clf.labels[idx[:, :kmax]]
     first = first_occurrences(nn_labels)
-    absent_count = clf.n_classes - np.cumsum(first, axis=1)  # (Q, kmax): N - n_present for each k
     labels = np.asarray(labels)
     known = labels != DISTRACTOR
     correct = known & (nn_labels[:, 0] == labels)
@@ -100,13 +101,13 @@ def grid_scores(
     acc = float(correct[known].mean()) if m else 0.0
     gaps = np.zeros((len(ks), len(taus)))
     gaps_minus = np.zeros((len(ks), len(taus)))
+    keys_known = None if keys is None else np.asarray(keys)[known]
     for j, tau in enumerate(taus):
-        terms, absent = softmax_terms(s, first, tau)
-        running = np.cumsum(terms, axis=1)
+        scores = log_odds(s, first, clf.n_classes, tau)
         for i, k in enumerate(ks):
-            conf = 1.0 / (running[:, k - 1] + absent_count[:, k - 1] * absent)
-            gaps[i, j] = micro_ap(correct[rank_order(conf)], m)
-            gaps_minus[i, j] = micro_ap(correct[known][rank_order(conf[known])], m)
+            score = scores[:, k - 1]
+            gaps[i, j] = micro_ap(correct[rank_order(score, keys)], m)
+            gaps_minus[i, j] = micro_ap(correct[known][rank_order(score[known], keys_known)], m)
     return gaps, gaps_minus, acc
 
 
@@ -117,6 +118,7 @@ def autotune(
     ks: Sequence[int] = K_GRID,
     taus: Sequence[float] = TAU_GRID,
     keep_neighbours: bool = False,
+    keys: Sequence[str] | np.ndarray | None = None,
 ) -> AutotuneResult:
     """Tune (k, tau) by GAP on validation queries with one search at the largest k.
 
@@ -126,6 +128,7 @@ def autotune(
         labels: (Q,) true classes, -1 for distractors.
         ks, taus: the grid (default: the thesis' 9 x 12).
         keep_neighbours: keep the (Q, max k) search results in the result (for reports).
+        keys: (Q,) tie-break keys of the ranking (query paths); None = input order.
 
     Returns:
         The whole grid of scores and the best point.
@@ -145,7 +148,8 @@ def autotune(
     t0 = time.perf_counter()
     sims, idx = clf.search(queries, max(ks_ok))
     t1 = time.perf_counter()
-    gaps, gaps_minus, acc = grid_scores(clf, sims, idx, labels, ks_ok, taus)
+    gaps, gaps_minus, acc = grid_scores(clf, sims, idx, labels, ks_ok, taus,
+                                       None if keys is None else np.asarray(keys))
     t2 = time.perf_counter()
     i, j = np.unravel_index(int(np.argmax(gaps)), gaps.shape)  # argmax: first maximum in k-then-tau order
     log.info("autotune: best k=%d tau=%g val GAP %.1f (one search %.2fs, %d-point grid %.3fs)",

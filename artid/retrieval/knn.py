@@ -12,11 +12,19 @@ Everything after the search is vectorised over queries. Neighbours come sorted b
 so a class's score is the similarity at its first occurrence in the row, and the neighbours for
 a smaller k are a prefix of those for a larger k: one search at the largest k serves every k
 (see :mod:`artid.retrieval.autotune`).
+
+Ranking queries by that confidence is fragile: at a large tau, ``conf = 1 / (1 + excess)``
+with ``excess = sum_{c != top} exp(tau (s_c - s_max))`` rounds to exactly 1.0 for many queries,
+and their order is then arbitrary. Queries are therefore ranked by the top class's log-odds,
+``score = log(conf / (1 - conf)) = -log(excess)``, computed in float64 with log-sum-exp over
+all N classes (classes with no neighbour included): it is monotone in the confidence and never
+saturates. The 0..1 confidence (``sigmoid(score)``) stays for display.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import NamedTuple
 
 import faiss
 import numpy as np
@@ -89,21 +97,57 @@ def first_occurrences(nn_labels: np.ndarray) -> np.ndarray:
     return first
 
 
-def softmax_terms(sims: np.ndarray, first: np.ndarray, tau: float) -> tuple[np.ndarray, np.ndarray]:
-    """Numerator-scaled softmax terms: ``exp(tau (s_c - s_max))`` at class-score positions, else 0.
+def log_odds(sims: np.ndarray, first: np.ndarray, n_classes: int, tau: float) -> np.ndarray:
+    """The top class's log-odds for every number of neighbours k = 1..K at once.
+
+    ``score_k = -log(excess_k)`` with ``excess_k = sum_{c present, c != top} exp(tau (s_c - s_max))
+    + (N - n_present) exp(-tau s_max)``, the classes present being those among the first k
+    neighbours. The sum over present classes is scaled by its largest term (the second class,
+    which comes first in the row), so every partial sum is >= 1 and its log is exact; the
+    absent classes join through ``logaddexp``. Nothing rounds to a constant at any tau.
 
     Args:
         sims: (Q, K) float64 similarities, sorted descending.
         first: (Q, K) bool from :func:`first_occurrences`.
+        n_classes: N of the softmax.
         tau: temperature.
 
     Returns:
-        terms (Q, K) float64 and absent (Q,) float64 = ``exp(-tau s_max)`` (an absent class's term
-        on the same scale). ``conf = 1 / (cumsum(terms)[k-1] + (N - n_present) * absent)``.
+        (Q, K) float64; column k-1 is the score with k neighbours (+inf when the database has a
+        single class, so that no other class can take any probability).
     """
     s0 = sims[:, 0]
-    terms = np.where(first, np.exp(tau * (sims - s0[:, None])), 0.0)
-    return terms, np.exp(-tau * s0)
+    other = first.copy()
+    other[:, 0] = False
+    has_second = other.any(axis=1)
+    rows = np.arange(len(sims))
+    s2 = np.where(has_second, sims[rows, np.argmax(other, axis=1)], s0)
+    terms = np.where(other, np.exp(tau * (sims - s2[:, None])), 0.0)
+    absent = n_classes - np.cumsum(first, axis=1)
+    with np.errstate(divide="ignore"):
+        log_other = np.log(np.cumsum(terms, axis=1)) + (tau * (s2 - s0))[:, None]
+        log_absent = np.log(absent.astype(np.float64)) - (tau * s0)[:, None]
+    return -np.logaddexp(log_other, log_absent)
+
+
+def confidence(score: np.ndarray) -> np.ndarray:
+    """The softmax confidence of the top class, ``sigmoid(score)``, from its log-odds (for display)."""
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-np.asarray(score, dtype=np.float64)))
+
+
+class Classified(NamedTuple):
+    """The classifier's answer for Q queries.
+
+    Attributes:
+        pred: (Q,) int64 class of the nearest neighbour.
+        score: (Q,) float64 log-odds of that class: what queries are ranked by.
+        conf: (Q,) float64 softmax confidence in [0, 1] (``sigmoid(score)``), for display.
+    """
+
+    pred: np.ndarray
+    score: np.ndarray
+    conf: np.ndarray
 
 
 class KNNClassifier:
@@ -193,7 +237,7 @@ class KNNClassifier:
         nn_labels = self.labels[idx[:, :k]]
         return sims[:, :k].astype(np.float64), nn_labels, first_occurrences(nn_labels)
 
-    def classify(self, sims: np.ndarray, idx: np.ndarray, k: int, tau: float) -> tuple[np.ndarray, np.ndarray]:
+    def classify(self, sims: np.ndarray, idx: np.ndarray, k: int, tau: float) -> Classified:
         """Predictions and confidences from neighbours already searched (their first k columns).
 
         Args:
@@ -203,16 +247,15 @@ class KNNClassifier:
             tau: softmax temperature.
 
         Returns:
-            pred (Q,) int64 class of the nearest neighbour; conf (Q,) float64 softmax confidence
-            over all ``n_classes`` classes (absent classes count with score 0).
+            The nearest neighbour's class, its log-odds and its softmax confidence over all
+            ``n_classes`` classes (absent classes count with score 0).
         """
         s, nn_labels, first = self._prepare(sims, idx, k)
-        terms, absent = softmax_terms(s, first, tau)
-        denom = np.cumsum(terms, axis=1)[:, -1] + (self.n_classes - first.sum(axis=1)) * absent
-        return nn_labels[:, 0].copy(), 1.0 / denom
+        score = log_odds(s, first, self.n_classes, tau)[:, -1]
+        return Classified(nn_labels[:, 0].copy(), score, confidence(score))
 
-    def predict(self, queries: np.ndarray, k: int, tau: float) -> tuple[np.ndarray, np.ndarray]:
-        """Search then :meth:`classify`: (Q,) int64 predictions, (Q,) float64 confidences."""
+    def predict(self, queries: np.ndarray, k: int, tau: float) -> Classified:
+        """Search then :meth:`classify`."""
         sims, idx = self.search(queries, k)
         return self.classify(sims, idx, min(k, sims.shape[1]), tau)
 
@@ -226,8 +269,9 @@ class KNNClassifier:
             classes appear among the k neighbours).
         """
         s, nn_labels, first = self._prepare(sims, idx, k)
-        terms, absent = softmax_terms(s, first, tau)
-        denom = np.cumsum(terms, axis=1)[:, -1] + (self.n_classes - first.sum(axis=1)) * absent
+        s0 = s[:, :1]
+        terms = np.where(first, np.exp(tau * (s - s0)), 0.0)
+        denom = terms.sum(axis=1) + (self.n_classes - first.sum(axis=1)) * np.exp(-tau * s0[:, 0])
         probs = terms / denom[:, None]
         # positions of class scores, in rank order (first occurrences are already sorted by score)
         pos = np.argsort(~first, axis=1, kind="stable")[:, :n]

@@ -188,7 +188,7 @@ class Recognizer:
     def recognize_descriptors(self, desc: np.ndarray) -> list[Recognition]:
         """Recognitions of (B, d) float32 searched descriptors (see :meth:`describe`)."""
         sims, idx = self.classifier.search(desc, self.k_list, progress=False)
-        _, conf = self.classifier.classify(sims, idx, self.k, self.data.tau)
+        _, _, conf = self.classifier.classify(sims, idx, self.k, self.data.tau)
         tops = self.classifier.top_classes(sims, idx, self.k_list, self.data.tau, n=self.top)
         out = []
         for c, top in zip(conf, tops):  # top[0] is the predicted class (the nearest image's)

@@ -3,8 +3,14 @@
 Every function takes the classifier's output and the ground truth as arrays of the same length Q:
 
 - ``pred``: (Q,) int predicted class per query (the classifier never predicts "distractor");
-- ``conf``: (Q,) float confidence of that prediction;
-- ``labels``: (Q,) int true class, or -1 (:data:`artid.data.entries.DISTRACTOR`) for a distractor.
+- ``score``: (Q,) float ranking score of that prediction: anything monotone in the
+  confidence (artid ranks by the top class's log-odds, which never saturates; see
+  :mod:`artid.retrieval.knn`); ``-inf`` for a query that got no prediction (unreadable image);
+- ``labels``: (Q,) int true class, or -1 (:data:`artid.data.entries.DISTRACTOR`) for a distractor;
+- ``keys``: optional (Q,) tie-break keys (the query paths). Queries are ranked by score,
+  descending; queries with exactly equal scores are ordered by key, ascending, so the ranking
+  (and GAP) does not depend on the order of the input files. Without keys, ties keep the input
+  order.
 
 Values are fractions in [0, 1]; multiply by 100 for the paper's tables.
 """
@@ -31,11 +37,20 @@ def _check(pred: np.ndarray, conf: np.ndarray, labels: np.ndarray) -> tuple[np.n
     if not (pred.ndim == conf.ndim == labels.ndim == 1) or not (len(pred) == len(conf) == len(labels)):
         raise ArtidError(
             "metrics need three 1-D arrays of one length; "
-            f"got pred {pred.shape}, conf {conf.shape}, labels {labels.shape}"
+            f"got pred {pred.shape}, score {conf.shape}, labels {labels.shape}"
         )
     if np.isnan(conf).any():
-        raise ArtidError("metrics: a confidence is NaN")
+        raise ArtidError("metrics: a ranking score is NaN")
     return pred, conf, labels
+
+
+def _keys(keys: Sequence[str] | np.ndarray | None, n: int) -> np.ndarray | None:
+    if keys is None:
+        return None
+    keys = np.asarray(keys)
+    if keys.shape != (n,):
+        raise ArtidError(f"metrics: {n} queries but tie-break keys of shape {keys.shape}")
+    return keys
 
 
 def micro_ap(correct_sorted: np.ndarray, n_positive: int) -> float:
@@ -47,42 +62,51 @@ def micro_ap(correct_sorted: np.ndarray, n_positive: int) -> float:
     return float(np.sum((hits / ranks)[correct_sorted]) / n_positive)
 
 
-def rank_order(conf: np.ndarray) -> np.ndarray:
-    """Indices sorting queries by confidence, descending; ties keep the input order (stable sort)."""
-    return np.argsort(-np.asarray(conf, dtype=np.float64), kind="stable")
+def rank_order(score: np.ndarray, keys: np.ndarray | None = None) -> np.ndarray:
+    """Indices sorting queries by score, descending; equal scores by key, ascending.
+
+    Without keys, equal scores keep the input order (a stable sort).
+    """
+    neg = -np.asarray(score, dtype=np.float64)
+    if keys is None:
+        return np.argsort(neg, kind="stable")
+    return np.lexsort((np.asarray(keys), neg))
 
 
-def gap(pred: np.ndarray, conf: np.ndarray, labels: np.ndarray) -> float:
+def gap(pred: np.ndarray, conf: np.ndarray, labels: np.ndarray, keys: Sequence[str] | np.ndarray | None = None) -> float:
     """Global Average Precision (micro-AP) over ALL queries, distractors included.
 
-    Queries are sorted by confidence, descending. ``r(i) = 1`` when the query at rank ``i``
+    Queries are sorted by score, descending. ``r(i) = 1`` when the query at rank ``i``
     is not a distractor and its prediction is right; ``p(i)`` is the precision of ranks
     ``1..i``; GAP = ``sum_i p(i) r(i) / M`` with M the number of non-distractor queries.
-    Ties in confidence are broken by the input order (a stable sort), so the value is
+    Equal scores are ordered by ``keys`` (or by input order without keys), so the value is
     deterministic. Returns 0.0 when there is no non-distractor query.
 
     Args:
         pred: (Q,) int predicted classes.
-        conf: (Q,) float confidences.
+        conf: (Q,) float ranking scores (confidence or log-odds).
         labels: (Q,) int true classes, -1 for distractors.
+        keys: (Q,) tie-break keys (query paths), or None.
 
     Returns:
         GAP as a fraction in [0, 1].
     """
     pred, conf, labels = _check(pred, conf, labels)
     correct = (labels != DISTRACTOR) & (pred == labels)
-    order = rank_order(conf)
+    order = rank_order(conf, _keys(keys, len(pred)))
     return micro_ap(correct[order], int(np.sum(labels != DISTRACTOR)))
 
 
-def gap_minus(pred: np.ndarray, conf: np.ndarray, labels: np.ndarray) -> float:
+def gap_minus(pred: np.ndarray, conf: np.ndarray, labels: np.ndarray,
+              keys: Sequence[str] | np.ndarray | None = None) -> float:
     """GAP computed over the non-distractor queries only (the paper's GAP-).
 
-    Same ranking rule as :func:`gap` (descending confidence, ties in input order).
+    Same ranking rule as :func:`gap` (descending score, ties by key).
     """
     pred, conf, labels = _check(pred, conf, labels)
+    keys = _keys(keys, len(pred))
     keep = labels != DISTRACTOR
-    return gap(pred[keep], conf[keep], labels[keep])
+    return gap(pred[keep], conf[keep], labels[keep], None if keys is None else keys[keep])
 
 
 def accuracy(pred: np.ndarray, conf: np.ndarray, labels: np.ndarray) -> float:
@@ -97,7 +121,8 @@ def accuracy(pred: np.ndarray, conf: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(pred[keep] == labels[keep]))
 
 
-def precision_recall(pred: np.ndarray, conf: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def precision_recall(pred: np.ndarray, conf: np.ndarray, labels: np.ndarray,
+                     keys: Sequence[str] | np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The precision-recall curve behind :func:`gap`: one point per rank.
 
     Returns:
@@ -106,7 +131,7 @@ def precision_recall(pred: np.ndarray, conf: np.ndarray, labels: np.ndarray) -> 
         precision values at the ranks of correct predictions, summed over M.
     """
     pred, conf, labels = _check(pred, conf, labels)
-    correct = ((labels != DISTRACTOR) & (pred == labels))[rank_order(conf)]
+    correct = ((labels != DISTRACTOR) & (pred == labels))[rank_order(conf, _keys(keys, len(pred)))]
     hits = np.cumsum(correct)
     m = max(int(np.sum(labels != DISTRACTOR)), 1)
     return hits / np.arange(1, len(correct) + 1), hits / m
@@ -145,12 +170,15 @@ def accuracy_by_bucket(
     return rows
 
 
-def subsample_distractors(labels: np.ndarray, ratio: float, seed: int = 0) -> np.ndarray:
+def subsample_distractors(labels: np.ndarray, ratio: float, seed: int = 0,
+                          keys: Sequence[str] | np.ndarray | None = None) -> np.ndarray:
     """Indices of the queries kept when only ``ratio`` of the distractors are kept (appendix B.5).
 
     The thesis (table B.1) lowers the share of out-of-distribution queries "by removing the
     appropriate amount of distractor queries": every non-distractor query stays, and
     ``round(ratio * n_distractors)`` distractors chosen uniformly at random (seeded) stay.
+    With ``keys`` the distractors are drawn from their key order, so the same distractors stay
+    whatever the order of the input.
 
     Returns:
         (Q',) int64 indices into the query arrays, in increasing order (the input order).
@@ -159,18 +187,23 @@ def subsample_distractors(labels: np.ndarray, ratio: float, seed: int = 0) -> np
         raise ArtidError(f"distractor ratio must be within [0, 1], got {ratio}")
     labels = np.asarray(labels)
     distractors = np.flatnonzero(labels == DISTRACTOR)
+    keys = _keys(keys, len(labels))
+    if keys is not None:
+        distractors = distractors[np.argsort(keys[distractors], kind="stable")]
     n_keep = int(round(ratio * len(distractors)))
     chosen = np.random.default_rng(seed).choice(distractors, size=n_keep, replace=False)
     return np.sort(np.concatenate([np.flatnonzero(labels != DISTRACTOR), chosen]))
 
 
 def gap_at_distractor_ratio(
-    pred: np.ndarray, conf: np.ndarray, labels: np.ndarray, ratio: float, seed: int = 0
+    pred: np.ndarray, conf: np.ndarray, labels: np.ndarray, ratio: float, seed: int = 0,
+    keys: Sequence[str] | np.ndarray | None = None,
 ) -> float:
     """GAP after keeping only ``ratio`` of the distractor queries (see :func:`subsample_distractors`).
 
     ``ratio=1`` gives :func:`gap`, ``ratio=0`` gives :func:`gap_minus`.
     """
     pred, conf, labels = _check(pred, conf, labels)
-    keep = subsample_distractors(labels, ratio, seed)
-    return gap(pred[keep], conf[keep], labels[keep])
+    keys = _keys(keys, len(pred))
+    keep = subsample_distractors(labels, ratio, seed, keys)
+    return gap(pred[keep], conf[keep], labels[keep], None if keys is None else keys[keep])
