@@ -10,14 +10,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
+from artid.attributes import IMetDataset
 from artid.commands import synth as synth_command
 from artid.data.met import load_split
-from artid.data.synth import SynthConfig, generate
+from artid.data.synth import FORMAT_VERSION, SynthConfig, generate
 from artid.data.synth.artworks import KINDS, make_design, render, vary
 from artid.data.synth.attributes import colour_name, dominant_colours, vocabulary
-from artid.data.synth.layout import views_per_class
+from artid.data.synth.families import design_of
+from artid.data.synth.gallery import map_points
+from artid.data.synth.layout import make_plan, views_per_class
 from artid.data.synth.seeding import rng_for
 from artid.errors import ArtidError
 
@@ -227,8 +230,6 @@ def test_command_writes_and_reports(tmp_path, capsys):
 
 
 def test_default_val_share_gives_val_about_the_mets_129_queries():
-    from artid.data.synth.layout import make_plan
-
     assert SynthConfig(met_queries=1132).n_val_share == pytest.approx(129 / 1132)  # the Met's own split
     assert SynthConfig(met_queries=5000).n_val_share == 0.1
     assert SynthConfig(met_queries=300).n_val_share == 0.4  # small benchmarks: capped, test keeps 60%
@@ -262,6 +263,72 @@ def test_refuses_to_resume_a_benchmark_of_an_older_generator(tmp_path):
     root = tmp_path / "old"
     stamp = root / "ground_truth" / "synth_config.json"
     stamp.parent.mkdir(parents=True)
-    stamp.write_text(json.dumps({"format": 1, **TINY.content()}))  # same settings, older images
-    with pytest.raises(ArtidError, match="format: 1 -> 2"):
+    old = FORMAT_VERSION - 1
+    stamp.write_text(json.dumps({"format": old, **TINY.content()}))  # same settings, older generator
+    with pytest.raises(ArtidError, match=f"format: {old} -> {FORMAT_VERSION}"):
         generate(root, TINY)
+
+
+def test_imet_layout_reads_back_through_the_imet_reader(bench):
+    root, summary = bench
+    attributes = _gt(root, "attributes.json")
+    ds = IMetDataset(root / "imet")
+    assert ds.kind == "custom" and list(ds.groups) == ["department", "style", "colour", "motif"]
+    assert ds.label_names == attributes["labels"]
+    exhibit_ids = [e["attribute_ids"] for e in attributes["exhibits"]]
+    expected = {"train": [(r["path"], r["id"]) for r in _gt(root, "MET_database.json")],
+                "val": [(r["path"], r["MET_id"]) for r in _gt(root, "valset.json") if "MET_id" in r],
+                "test": [(r["path"], r["MET_id"]) for r in _gt(root, "testset.json") if "MET_id" in r]}
+    assert ds.available_splits() == ["train", "val", "test"]
+    for name, rows in expected.items():
+        split = ds.split(name)
+        assert [p.resolve() for p in split.paths] == [(root / p).resolve() for p, _ in rows]  # no copies
+        targets = split.targets()
+        for row, (_, c) in enumerate(rows):
+            assert np.flatnonzero(targets[row]).tolist() == sorted(exhibit_ids[c])
+    assert len(ds.split("val").ids) == summary["val_met"] and len(ds.split("test").ids) == summary["test_met"]
+
+
+def _visible_share(quad: np.ndarray, size: tuple[int, int]) -> tuple[float, float]:
+    """(area of the quad inside the photo / photo area, / quad area), rasterised at 4x."""
+    w, h = size
+    mask = Image.new("L", (w * 4, h * 4), 0)
+    ImageDraw.Draw(mask).polygon([(4 * x, 4 * y) for x, y in quad], fill=1)
+    inside = np.asarray(mask).sum() / 16
+    x, y = quad[:, 0], quad[:, 1]
+    area = 0.5 * abs(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1)))
+    return inside / (w * h), inside / area
+
+
+def test_placements_mark_the_exhibit_in_every_met_query(bench):
+    root, _ = bench
+    data = _gt(root, "placements.json")
+    queries = [r for n in ("valset.json", "testset.json") for r in _gt(root, n) if "MET_id" in r]
+    assert data["version"] == FORMAT_VERSION and sorted(data["placements"]) == sorted(r["path"] for r in queries)
+    plan = make_plan(TINY.classes, TINY.seed, TINY.n_met_queries, TINY.n_val_share, TINY.distractor_ratio,
+                     TINY.other_share, TINY.mini_share, TINY.single_share)
+    jobs = {j.path: j for j in plan.jobs}
+    grid = [(u, v) for u in np.linspace(0.05, 0.95, 12) for v in np.linspace(0.05, 0.95, 12)]
+    true_corr, shifted_corr = [], []
+    for path, corners in data["placements"].items():
+        quad = np.asarray(corners, np.float64)
+        assert quad.shape == (4, 2)
+        photo = np.asarray(Image.open(root / path).convert("L"), np.float32)
+        share, visible = _visible_share(quad, photo.shape[::-1])
+        assert 0.1 <= share <= 0.9 and visible >= 0.5  # the documented ranges (visitor_photo_placed)
+        job = jobs[path]
+        ref = render(design_of(TINY.seed, "met", job.index, job.member), 48)[0].mean(-1)
+
+        def corr(q: np.ndarray) -> float:  # the photo inside q, against the exhibit's own render
+            a, b = [], []
+            for (u, v), (x, y) in zip(grid, map_points([(0, 0), (1, 0), (1, 1), (0, 1)], q.tolist(), grid)):
+                if 0 <= x < photo.shape[1] and 0 <= y < photo.shape[0]:
+                    a.append(photo[int(y), int(x)])
+                    rh, rw = ref.shape
+                    b.append(ref[min(int(v * rh), rh - 1), min(int(u * rw), rw - 1)])
+            return float(np.corrcoef(a, b)[0, 1])
+
+        true_corr.append(corr(quad))
+        shifted_corr.append(corr(quad + [0.35 * np.ptp(quad[:, 0]), 0.0]))
+    assert np.median(true_corr) > 0.7
+    assert np.median(np.subtract(true_corr, shifted_corr)) > 0.3

@@ -127,7 +127,7 @@ class IMetDataset:
         return out
 
     def split(self, name: str) -> IMetSplit:
-        """One split; ``test`` is read from ``test.csv`` if present, else from ``sample_submission.csv`` (unlabelled)."""
+        """One split; ``test`` comes from ``test.csv``, else from ``sample_submission.csv`` (ids only, unlabelled)."""
         if name not in SPLITS:
             raise ArtidError(f"unknown split {name!r}; expected one of {', '.join(SPLITS)}")
         if name not in self._splits:

@@ -3,9 +3,11 @@
 ``generate(out_dir, SynthConfig(classes=300, image_size=192))`` writes a Met-format root
 (``MET/<id>/<n>.jpg``, ``test_met|test_other|test_noart/*.jpg``, ``ground_truth/*.json``
 read by :func:`artid.data.met.load_split`) plus ``ground_truth/attributes.json`` (iMet-style
-attribute labels of every exhibit). Studio photos of procedurally generated exhibits
-(paintings, prints, textiles, photographs, vessels, sculptures, coins; families of
-near-identical works; 1-10 views with the Met's long tail) form the database; visitor
+attribute labels of every exhibit), the same labels in the iMet Collection layout under ``imet/``
+(read by :class:`artid.attributes.IMetDataset`) and ``ground_truth/placements.json`` (where each
+Met query's exhibit is in the photo); see :mod:`artid.data.synth.annotations`. Studio photos of
+procedurally generated exhibits (paintings, prints, textiles, photographs, vessels, sculptures,
+coins; families of near-identical works; 1-10 views with the Met's long tail) form the database; visitor
 photos in gallery rooms are the Met queries; other artworks and non-art photos are the
 distractors. Output is a pure function of the config (not of the number of workers);
 an interrupted run resumes, keeping the images already written.
@@ -26,10 +28,11 @@ from typing import Any
 from PIL import Image
 from tqdm import tqdm
 
+from artid.data.synth.annotations import write_attributes, write_imet, write_placements
 from artid.data.synth.attributes import labels_of, vocabulary
 from artid.data.synth.distractors import noart_photo, reproduction_photo
 from artid.data.synth.families import Member, design_of
-from artid.data.synth.gallery import visitor_photo
+from artid.data.synth.gallery import visitor_photo, visitor_photo_placed
 from artid.data.synth.layout import Job, Plan, make_plan, write_ground_truth, write_json
 from artid.data.synth.seeding import rng_for
 from artid.data.synth.studio import studio_photo
@@ -38,8 +41,9 @@ from artid.errors import ArtidError
 log = logging.getLogger(__name__)
 
 #: Bumped whenever the same config renders other images, so that an old folder is not resumed
-#: with a mix of old and new images (2: the visitor photos and distractors of issue 4's rework).
-FORMAT_VERSION = 2
+#: with a mix of old and new images or files (2: the visitor photos and distractors of issue 4's
+#: rework; 3: same images, plus imet/ and ground_truth/placements.json).
+FORMAT_VERSION = 3
 STUDIO_JPEG_QUALITY = 92
 #: Share of the other-art distractors that are reproductions (the other museum's own picture of
 #: the work, as found on the web: the Met's other-art queries come from Wikimedia Commons' art
@@ -143,22 +147,27 @@ def _save_jpeg(img: Image.Image, path: Path, quality: int) -> None:
 
 def render_job(job: Job, seed: int, image_size: int) -> Image.Image:
     """The image of one job, and nothing else (a pure function of its arguments)."""
+    return render_placed(job, seed, image_size)[0]
+
+
+def render_placed(job: Job, seed: int, image_size: int) -> tuple[Image.Image, list[tuple[float, float]] | None]:
+    """The image of one job and, for a Met query, the exhibit's quadrilateral in it (else None)."""
     rng = rng_for(seed, job.kind, job.index, job.view)
-    if job.kind == "studio":
-        assert job.member is not None
-        return studio_photo(design_of(seed, "met", job.index, job.member), job.view, rng, image_size)
     if job.kind == "met":
         assert job.member is not None
-        return visitor_photo(design_of(seed, "met", job.index, job.member), seed, rng, image_size)
+        return visitor_photo_placed(design_of(seed, "met", job.index, job.member), seed, rng, image_size)
+    if job.kind == "studio":
+        assert job.member is not None
+        return studio_photo(design_of(seed, "met", job.index, job.member), job.view, rng, image_size), None
     if job.kind == "other":
         assert job.member is not None
         design = design_of(seed, "other", job.index, job.member)
         if rng.random() < REPRODUCTION_SHARE:
-            return reproduction_photo(design, rng, image_size)
-        return visitor_photo(design, seed, rng, image_size)
+            return reproduction_photo(design, rng, image_size), None
+        return visitor_photo(design, seed, rng, image_size), None
     if job.kind == "noart":
         assert job.category is not None
-        return noart_photo(seed, job.category, rng, image_size)
+        return noart_photo(seed, job.category, rng, image_size), None
     raise ValueError(f"unknown job kind {job.kind!r}")
 
 
@@ -169,16 +178,21 @@ def jpeg_quality(job: Job, seed: int) -> int:
     return int(rng_for(seed, "jpeg", job.kind, job.index, job.view).integers(60, 96))
 
 
-def _run_job(job: Job, root: str, seed: int, image_size: int) -> bool:
+def _run_job(job: Job, root: str, seed: int, image_size: int) -> tuple[bool, list[tuple[float, float]] | None]:
+    """Render and save one image unless it exists; a Met query's placement is computed either way
+    (on resume, by rendering the photo again without saving it)."""
     path = Path(root) / job.path
-    if path.is_file():
-        return False
-    _save_jpeg(render_job(job, seed, image_size), path, jpeg_quality(job, seed))
-    return True
+    exists = path.is_file()
+    if exists and job.kind != "met":
+        return False, None
+    img, quad = render_placed(job, seed, image_size)
+    if not exists:
+        _save_jpeg(img, path, jpeg_quality(job, seed))
+    return not exists, quad
 
 
-def _attributes(c: int, member: Member, seed: int) -> tuple[int, list[str]]:
-    return c, labels_of(design_of(seed, "met", c, member))
+def _attributes(c: int, member: Member, seed: int) -> list[str]:
+    return labels_of(design_of(seed, "met", c, member))
 
 
 def _map(fn: Any, items: list[Any], workers: int, desc: str, progress: bool) -> list[Any]:
@@ -246,21 +260,18 @@ def generate(out_dir: str | Path, config: SynthConfig) -> dict[str, Any]:
     start = time.perf_counter()
     plan: Plan = make_plan(config.classes, config.seed, config.n_met_queries, config.n_val_share,
                            config.distractor_ratio, config.other_share, config.mini_share, config.single_share)
-    written = _map(partial(_run_job, root=str(root), seed=config.seed, image_size=config.image_size),
+    results = _map(partial(_run_job, root=str(root), seed=config.seed, image_size=config.image_size),
                    plan.jobs, config.workers, "images", config.progress)
     image_seconds = time.perf_counter() - start
-    labelled = _map(partial(_call, fn=_attributes, seed=config.seed),
-                    list(enumerate(plan.members)), config.workers, "attributes", config.progress)
-    vocab = vocabulary()
-    index = {label: i for i, label in enumerate(vocab)}
-    exhibits = [{"id": c, "labels": labels, "attribute_ids": [index[x] for x in labels],
-                 "family": plan.members[c].family, "relation": plan.members[c].relation or "original"}
-                for c, labels in labelled]
-    write_json(root / "ground_truth" / "attributes.json",
-               {"format": "artid-synth-attributes", "version": FORMAT_VERSION, "labels": vocab, "exhibits": exhibits})
+    labels = _map(partial(_call, fn=_attributes, seed=config.seed),
+                  list(enumerate(plan.members)), config.workers, "attributes", config.progress)
+    write_attributes(root, plan, labels, vocabulary(), FORMAT_VERSION)
+    write_imet(root, plan, labels, vocabulary())
+    write_placements(root, {job.path: quad for job, (_, quad) in zip(plan.jobs, results) if quad is not None},
+                     FORMAT_VERSION)
     write_ground_truth(root, plan)
     seconds = time.perf_counter() - start
-    n_written = int(sum(written))
+    n_written = int(sum(w for w, _ in results))
     summary = {
         "root": str(root),
         "classes": config.classes,
@@ -283,4 +294,4 @@ def _row_kind(row: dict[str, Any]) -> str:
     return "met" if "MET_id" in row else row["path"].split("/")[0].replace("test_", "")
 
 
-__all__ = ["SynthConfig", "generate", "render_job"]
+__all__ = ["FORMAT_VERSION", "SynthConfig", "generate", "render_job", "render_placed"]
