@@ -10,7 +10,9 @@ from pathlib import Path
 from artid.data.synth import SynthConfig, generate
 
 HELP = ("Generate a synthetic Met-like benchmark (studio photos of procedural exhibits, visitor photos in "
-        "galleries, other-art and non-art distractors) in the Met dataset's layout and JSON format.")
+        "galleries, other-art and non-art distractors) in the Met dataset's layout and JSON format, with the "
+        "exhibits' attribute labels in the iMet Collection layout (ROOT/imet/) and where each visitor photo "
+        "shows its exhibit (ROOT/ground_truth/placements.json).")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
