@@ -180,6 +180,46 @@ def test_busy_service_answers_503_instead_of_queueing(service):
     assert first.json()["prediction"]["key"] == "art-3"
 
 
+def test_default_service_answers_a_burst_of_20_concurrent_photos(service):
+    _, recognizer, bundle = service
+    release = threading.Event()
+
+    class Held:
+        """The real recognizer, held up until every request of the burst has been admitted or refused."""
+
+        data, threshold = recognizer.data, recognizer.threshold
+
+        def recognize(self, images):
+            assert release.wait(60)
+            return recognizer.recognize(images)
+
+    app = create_app(Held(), bundle)  # the defaults `artid serve` uses
+    photos = [jpeg_bytes(photo_of(artwork(i % 6), 200 + i)) for i in range(20)]
+    with TestClient(app) as client:
+        answers: list = [None] * 20
+
+        def send(i: int) -> None:
+            answers[i] = post_image(client, photos[i])
+
+        threads = [threading.Thread(target=send, args=(i,)) for i in range(20)]
+        for t in threads:
+            t.start()
+        admission = app.state.admission
+        while admission.in_flight + admission.refused < 20 and any(t.is_alive() for t in threads):
+            release.wait(0.01)  # every request is either waiting for a worker or refused
+        release.set()
+        for t in threads:
+            t.join(60)
+    assert [a.status_code for a in answers] == [200] * 20
+    assert [a.json()["prediction"]["key"] for a in answers] == [f"art-{i % 6}" for i in range(20)]
+
+
+def test_default_capacity_follows_the_machine():
+    from artid.service.api import DEFAULT_QUEUE, default_workers
+
+    assert default_workers() >= 1 and DEFAULT_QUEUE >= 20
+
+
 # ---------------------------------------------------------------- upload decoding (no model)
 
 def test_decode_applies_exif_orientation_and_flattens_alpha():

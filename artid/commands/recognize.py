@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 
+from artid.commands.argtypes import positive_int
+
 HELP = "recognise photos with an index bundle: top-5 artworks with confidence, or 'not recognised'"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("photos", nargs="+", metavar="PHOTO", help="image files")
     parser.add_argument("--bundle", required=True, help="index bundle folder (`artid index build`)")
-    parser.add_argument("--top", type=int, default=5, help="matches listed per photo")
+    parser.add_argument("--top", type=positive_int, default=5, help="matches listed per photo (>= 1)")
     parser.add_argument("--json", action="store_true", help="one JSON object per photo, one per line")
     parser.add_argument("--device", default="cpu", help="torch device for the model")
 

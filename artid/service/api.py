@@ -8,9 +8,10 @@ Routes:
     ``GET /static/...``        the page's script and style sheet
 
 One :class:`~artid.service.recognizer.Recognizer` serves every request. Decoding
-and inference run in worker threads, at most ``workers`` at once; at most
-``max_queue`` more requests wait, and any beyond that are answered 503 at once
-(with ``Retry-After``) instead of piling up. Every error is JSON:
+and inference run in worker threads, at most ``workers`` at once (default: the
+machine's CPU count); at most ``max_queue`` more requests wait (default
+:data:`~artid.service.capacity.DEFAULT_QUEUE`), and any beyond that are answered 503
+at once (with ``Retry-After``) instead of piling up. Every error is JSON:
 ``{"detail": "<message>", "status": <code>}``.
 """
 
@@ -33,8 +34,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from artid import __version__
 from artid.errors import ArtidError
 from artid.service.bundle import THUMBNAIL_RE, THUMBNAILS
+from artid.service.capacity import DEFAULT_QUEUE, default_workers
 from artid.service.recognizer import Recognizer
 from artid.service.upload import UploadError, UploadLimits, check_content_type, decode_image
+
+__all__ = ["DEFAULT_QUEUE", "create_app", "default_workers"]
 
 log = logging.getLogger(__name__)
 
@@ -107,16 +111,19 @@ async def _image_bytes(request: Request, limits: UploadLimits) -> bytes:
 
 
 def create_app(recognizer: Recognizer, bundle_dir: str | Path, limits: UploadLimits | None = None,
-               workers: int = 1, max_queue: int = 8) -> FastAPI:
+               workers: int | None = None, max_queue: int = DEFAULT_QUEUE) -> FastAPI:
     """Build the service around a loaded recognizer.
 
     Args:
         recognizer: the shared model + index.
         bundle_dir: the bundle folder (thumbnails are served from its ``thumbnails/`` only).
         limits: upload limits (default :class:`UploadLimits`).
-        workers: recognitions running at once (threads).
+        workers: recognitions running at once (threads); None = :func:`default_workers`
+            (the CPUs this process may use).
         max_queue: recognitions allowed to wait for a worker; more get 503.
     """
+    if workers is None:
+        workers = default_workers()
     if workers < 1 or max_queue < 0:
         raise ArtidError(f"the service needs at least 1 worker and a queue of 0 or more "
                          f"(got workers={workers}, queue={max_queue})")
