@@ -126,3 +126,24 @@ def built_bundle(tmp_path_factory) -> tuple[Path, Path]:
         make_validation(base / "val")
         build_bundle(base / "collection", bundle, BuildOptions(max_size=128, workers=0), val=base / "val")
     return bundle, base
+
+
+def small_bundle_data(bundle: Path, n: int = 4, per: int = 2, dim: int = 8):
+    """Bundle contents without a model: ``n`` artworks ``k0..`` with ``per`` random unit rows each
+    (``dim``-d, no whitening), their thumbnails stored in ``bundle``; k=3, tau=10, threshold 0.5."""
+    from artid.data.entries import Entry
+    from artid.descriptors import DescriptorSet
+    from artid.service import bundle as bundles
+    from artid.service.calibrate import Calibration
+    from artid.service.collection import Artwork
+
+    rng = np.random.default_rng(0)
+    m = rng.normal(size=(n * per, dim)).astype(np.float32)
+    m /= np.linalg.norm(m, axis=1, keepdims=True)
+    entries = [Entry(path=f"k{i // per}/{i % per}.jpg", label=i // per, kind="exhibit") for i in range(n * per)]
+    arts = [Artwork(key=f"k{i}", label=i, title=f"T{i}") for i in range(n)]
+    thumbs = {i: bundles.store_thumbnail(bundle, jpeg_bytes(artwork(i).resize((32, 32)))) for i in range(n)}
+    return bundles.BundleData(model={"ref": "efficientnet_lite0", "spec": {}},
+                              extraction={"max_size": 64, "scales": [1.0]},
+                              descriptors=DescriptorSet(matrix=m, entries=entries), whitening=None, artworks=arts,
+                              thumbnails=thumbs, k=3, tau=10.0, calibration=Calibration.given(0.5))

@@ -16,7 +16,8 @@ from artid.errors import ArtidError
 from artid.service import bundle as bundles
 from artid.service.calibrate import Calibration, calibrate_threshold, evaluate_threshold
 from artid.service.collection import Artwork, read_collection, read_metadata, read_queries
-from service_helpers import artwork, built_bundle, distractor, jpeg_bytes, make_collection, photo_of
+from service_helpers import (artwork, built_bundle, distractor, jpeg_bytes, make_collection, photo_of,
+                             small_bundle_data)
 
 
 # ---------------------------------------------------------------- calibration
@@ -129,17 +130,7 @@ def test_validation_queries(tmp_path):
 
 # ---------------------------------------------------------------- bundle storage (no model)
 
-def _data(tmp_path: Path, n: int = 4, per: int = 2, dim: int = 8) -> bundles.BundleData:
-    rng = np.random.default_rng(0)
-    m = rng.normal(size=(n * per, dim)).astype(np.float32)
-    m /= np.linalg.norm(m, axis=1, keepdims=True)
-    entries = [Entry(path=f"k{i // per}/{i % per}.jpg", label=i // per, kind="exhibit") for i in range(n * per)]
-    arts = [Artwork(key=f"k{i}", label=i, title=f"T{i}") for i in range(n)]
-    thumbs = {i: bundles.store_thumbnail(tmp_path, jpeg_bytes(artwork(i).resize((32, 32)))) for i in range(n)}
-    return bundles.BundleData(model={"ref": "efficientnet_lite0", "spec": {}},
-                              extraction={"max_size": 64, "scales": [1.0]},
-                              descriptors=DescriptorSet(matrix=m, entries=entries), whitening=None, artworks=arts,
-                              thumbnails=thumbs, k=3, tau=10.0, calibration=Calibration.given(0.5))
+_data = small_bundle_data
 
 
 def test_bundle_round_trip(tmp_path):
@@ -186,12 +177,10 @@ def test_interrupted_write_leaves_the_old_bundle(tmp_path, monkeypatch):
     before = (tmp_path / "bundle.json").read_bytes()
     smaller = bundles.without_artworks(data, ["k0"])
 
-    import faiss
-
     def crash(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(faiss, "write_index", crash)
+    monkeypatch.setattr(bundles, "fsync_file", crash)  # killed with the new generation's files half-synced
     with pytest.raises(KeyboardInterrupt):
         bundles.write_bundle(tmp_path, smaller, "remove")
     monkeypatch.undo()
@@ -215,8 +204,9 @@ def test_not_a_bundle_and_broken_bundle(tmp_path):
     with pytest.raises(ArtidError, match="not an index bundle"):
         bundles.load_bundle(tmp_path)
     bundles.write_bundle(tmp_path, _data(tmp_path), "build")
-    os.remove(tmp_path / "gen-000001" / "index.faiss")
-    with pytest.raises(ArtidError, match="index.faiss"):
+    assert not (tmp_path / "gen-000001" / "index.faiss").exists()  # the service searches database.npy
+    os.remove(tmp_path / "gen-000001" / "database.npy")
+    with pytest.raises(ArtidError, match="database"):
         bundles.load_bundle(tmp_path)
 
 
@@ -252,7 +242,8 @@ def test_add_then_remove_through_the_builder(tmp_path_factory, tmp_path):
     (more / "newcomer").mkdir(parents=True)
     artwork(40).save(more / "newcomer" / "0.jpg")
     added = add_to_bundle(bundle, more, workers=0)
-    assert [(a.key, a.label, a.title) for a in added] == [("newcomer", 6, "newcomer")]
+    assert [(a.key, a.label, a.title) for a in added.artworks] == [("newcomer", 6, "newcomer")]
+    assert added.failures == []
     rec = Recognizer.from_bundle(bundle)
     assert rec.recognize([photo_of(artwork(40), 1)])[0].prediction.artwork.key == "newcomer"
     remove_from_bundle(bundle, ["newcomer", "art-0"])
@@ -315,11 +306,11 @@ def test_build_from_a_met_root_and_recognize_command(tmp_path, capsys):
 @pytest.mark.slow
 def test_interrupted_build_resumes_without_describing_finished_images(tmp_path, monkeypatch):
     import artid.extraction.decode as decode
-    from artid.service import builder
+    from artid.service import builder, describing
 
     coll = make_collection(tmp_path / "c", n=5)
     out = tmp_path / "b"
-    monkeypatch.setattr(builder, "CHUNK", 2)
+    monkeypatch.setattr(describing, "CHUNK", 2)
     real_load = decode.load_image
     calls: list[str] = []
 

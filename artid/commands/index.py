@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
+
+from artid.commands.argtypes import fraction, non_negative_int, positive_float, positive_int
 
 HELP = "build, extend or inspect an index bundle (what `artid recognize` and `artid serve` load)"
 
@@ -34,18 +37,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="which exhibits of a Met-format root to index")
     b.add_argument("--model", default="efficientnet_lite0", help="backbone name or artid checkpoint file "
                                                                  "(a checkpoint is copied into the bundle)")
-    b.add_argument("--max-size", type=int, default=500, help="longer image side in pixels")
+    b.add_argument("--max-size", type=positive_int, default=500, help="longer image side in pixels")
     b.add_argument("--scales", type=_parse_scales, default=(1.0,), help="'ss', 'ms' or a comma list")
-    b.add_argument("--whitening-dim", type=int, default=None,
+    b.add_argument("--whitening-dim", type=non_negative_int, default=None,
                    help="PCA-whitening dimension, 0 for none (default: 512 when the database has at least as "
                         "many images as descriptor dimensions, else none)")
-    b.add_argument("--k", type=int, help="kNN classifier k (default: tuned by GAP on the validation photos)")
-    b.add_argument("--tau", type=float, help="softmax temperature (default: tuned with k)")
-    b.add_argument("--false-accept", type=float, default=0.05,
+    b.add_argument("--k", type=positive_int, help="kNN classifier k (default: tuned by GAP on the validation photos)")
+    b.add_argument("--tau", type=positive_float, help="softmax temperature, > 0 (default: tuned with k)")
+    b.add_argument("--false-accept", type=fraction, default=0.05,
                    help="fraction of validation distractors the threshold may accept")
     b.add_argument("--threshold", type=float, help="fixed acceptance threshold instead of calibrating one")
     b.add_argument("--device", default="cpu", help="torch device for the model (cpu, cuda, cuda:1, ...)")
-    b.add_argument("--workers", type=int, default=1, help="image-decoding processes (0: in the main process)")
+    b.add_argument("--workers", type=non_negative_int, default=1, help="image-decoding processes (0: in the main process)")
 
     a = sub.add_parser("add", help="add the artworks of a collection folder to a bundle (nothing else is rebuilt)")
     a.add_argument("bundle", help="bundle folder")
@@ -53,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a.add_argument("--only", nargs="+", metavar="KEY", help="add only these sub-folders")
     a.add_argument("--metadata", help="metadata file (default: the folder's metadata.csv/.json)")
     a.add_argument("--device", default="cpu", help="torch device for the model")
-    a.add_argument("--workers", type=int, default=1, help="image-decoding processes (0: in the main process)")
+    a.add_argument("--workers", type=non_negative_int, default=1, help="image-decoding processes (0: in the main process)")
 
     r = sub.add_parser("remove", help="remove artworks (by key) from a bundle")
     r.add_argument("bundle", help="bundle folder")
@@ -83,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
     elif args.action == "add":
         added = builder.add_to_bundle(args.bundle, args.source, keys=args.only, metadata=args.metadata,
                                       device=args.device, workers=args.workers)
-        print(f"added {len(added)} artwork(s): {', '.join(a.key for a in added)}")
+        print(f"added {len(added.artworks)} artwork(s): {', '.join(a.key for a in added.artworks)}")
+        _print_failures(added.failures)
     elif args.action == "remove":
         builder.remove_from_bundle(args.bundle, args.keys)
         print(f"removed {len(args.keys)} artwork(s): {', '.join(args.keys)}")
@@ -118,6 +122,22 @@ def _print_info(meta: dict, where: str) -> None:
     for h in meta.get("history", []):
         if str(h.get("operation", "")).startswith("build"):
             n_cal = h.get("artworks")
+    for h in meta.get("history", []):
+        if h.get("failures"):
+            print(f"unreadable   {len(h['failures'])} image(s) left out by '{h.get('operation')}' ({h.get('time')}):")
+            _print_failures(h["failures"], header=False)
     if n_cal is not None and n_cal != meta.get("artworks"):
         print(f"note         the threshold was calibrated with {n_cal} artworks; after adding or removing "
               f"artworks, rebuild to recalibrate it")
+
+
+def _print_failures(failures: list[dict[str, Any]], header: bool = True, limit: int = 20) -> None:
+    """List images that could not be read (the first ``limit``; the bundle's history keeps them all)."""
+    if not failures:
+        return
+    if header:
+        print(f"{len(failures)} image(s) could not be read and were left out (`artid index info` lists them):")
+    for f in failures[:limit]:
+        print(f"  {f.get('path')}: {f.get('error')}")
+    if len(failures) > limit:
+        print(f"  ... and {len(failures) - limit} more (`artid index info --json` lists all)")

@@ -1,19 +1,16 @@
-"""Building and extending index bundles: describe images, whiten, tune, calibrate, write.
+"""Building index bundles: describe images, whiten, tune, calibrate, write.
 
-``build_bundle`` turns a collection (plain folder or Met-format root) into a bundle;
-``add_to_bundle`` and ``remove_from_bundle`` change an existing bundle without
-touching the rest: new images are described with the bundle's own model, size,
-scales and whitening, and the classifier's k, tau and threshold are kept.
+``build_bundle`` turns a collection (plain folder or Met-format root) into a bundle, holding
+the bundle's writer lock for the whole build. ``add_to_bundle`` and ``remove_from_bundle``
+(:mod:`artid.service.editing`, importable from here) change an existing bundle without
+touching the rest.
 
-Describing images is the long part; :mod:`artid.extraction` does it in shards kept under
-``<bundle>/.work/`` so that an interrupted build resumes where it stopped.
+Describing images is the long part; :mod:`artid.service.describing` does it in resumable
+shards kept under ``<bundle>/.work/`` so that an interrupted build resumes where it stopped.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 import logging
 import shutil
 from dataclasses import dataclass
@@ -21,22 +18,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
-from artid.data.entries import DISTRACTOR, Entry
+from artid.data.entries import DISTRACTOR
 from artid.descriptors import DescriptorSet
 from artid.errors import ArtidError
 from artid.service import bundle as bundles
 from artid.service.calibrate import Calibration, calibrate_threshold
-from artid.service.collection import (Artwork, Collection, Queries, is_met_root, read_collection,
-                                      read_met_collection, read_met_queries, read_queries)
+from artid.service.collection import (Collection, Queries, is_met_root, read_collection, read_met_collection,
+                                      read_met_queries, read_queries)
+from artid.service.describing import (WORK, describe, keep_described, make_thumbnail, named_failures,
+                                      store_thumbnails)
+from artid.service.editing import AddResult, add_to_bundle, remove_from_bundle
+
+__all__ = ["AddResult", "BuildOptions", "add_to_bundle", "build_bundle", "describe", "make_thumbnail",
+           "remove_from_bundle"]
 
 log = logging.getLogger(__name__)
-
-THUMBNAIL_SIZE = 256
-#: Images per resumable shard of descriptor extraction.
-CHUNK = 256
-WORK = ".work"
 
 
 @dataclass
@@ -74,72 +71,6 @@ class BuildOptions:
 UNTUNED_K, UNTUNED_TAU = 1, 30.0
 
 
-def _cache_key(spec: dict[str, Any], settings: dict[str, Any], entries: list[Entry], root: Path) -> str:
-    h = hashlib.sha256(json.dumps([spec, settings, str(root.resolve())], sort_keys=True).encode())
-    for e in entries:
-        h.update(f"{e.path}\0{e.label}\n".encode())
-    return h.hexdigest()[:16]
-
-
-def describe(entries: list[Entry], image_root: Path, embedder: Any, settings: dict[str, Any], work: Path,
-             name: str, device: Any = "cpu", workers: int = 1) -> DescriptorSet:
-    """Descriptors of images with :mod:`artid.extraction` (batched, resumable shards under ``work``).
-
-    Args:
-        entries: images to describe (paths relative to ``image_root``).
-        image_root: folder of the images.
-        embedder: an :class:`artid.models.Embedder`.
-        settings: ``max_size`` and ``scales``.
-        work: folder of the resumable work (shards of an interrupted run are reused when the
-            model, settings and images are the same).
-        name: label of the progress bar and of the work files.
-        device: torch device.
-        workers: image-decoding processes (0: decode in this process).
-
-    Returns:
-        Descriptors, (M, D) float32 L2-normalised, of the images that could be read (M <= len(entries));
-        the others are listed in ``failures``.
-    """
-    from artid.extraction import ExtractionSettings, ImageList, extract_list
-
-    key = _cache_key(embedder.spec, settings, entries, image_root)
-    extraction = ExtractionSettings(scales=tuple(float(s) for s in settings["scales"]),
-                                    max_size=int(settings["max_size"]), workers=workers, shard_size=CHUNK)
-    return extract_list(ImageList(name, entries, image_root), embedder, work / f"{name}-{key}", extraction,
-                        device=device)
-
-
-def make_thumbnail(path: Path, size: int = THUMBNAIL_SIZE) -> bytes:
-    """JPEG bytes of an image shrunk to ``size`` px on its longer side."""
-    from artid.data.images import load_image
-
-    buf = io.BytesIO()
-    load_image(path, max_size=size).save(buf, format="JPEG", quality=85)
-    return buf.getvalue()
-
-
-def _thumbnails(bundle_dir: Path, artworks: list[Artwork], dset: DescriptorSet, image_root: Path) -> dict[int, str]:
-    first: dict[int, str] = {}
-    for e in dset.entries:
-        first.setdefault(e.label, e.path)
-    out = {}
-    for a in tqdm(artworks, desc="thumbnails", unit="artwork", disable=len(artworks) < 50):
-        if a.label in first:
-            out[a.label] = bundles.store_thumbnail(bundle_dir, make_thumbnail(image_root / first[a.label]))
-    return out
-
-
-def _keep_described(artworks: list[Artwork], dset: DescriptorSet) -> list[Artwork]:
-    present = set(int(x) for x in np.unique(dset.labels)) if len(dset.entries) else set()
-    dropped = [a.key for a in artworks if a.label not in present]
-    if dropped:
-        log.warning("%d artwork(s) have no readable image and are left out (first: %r)", len(dropped), dropped[0])
-    kept = [a for a in artworks if a.label in present]
-    if not kept:
-        raise ArtidError("no image of the collection could be read")
-    return kept
-
-
 def _load_sources(source: Path, val: Path | None, metadata: Path | None,
                   split: str = "database") -> tuple[Collection, Queries | None]:
     if is_met_root(source):
@@ -172,7 +103,7 @@ def _choose_k_tau(clf: Any, tuned: Any, labels: np.ndarray, target: float) -> tu
     choice = (int(tuned.best_k), float(tuned.best_tau))
     for i, j in zip(*np.nonzero(gap >= gap.max() - 1e-12)):
         k, tau = int(tuned.ks[i]), float(tuned.taus[j])
-        pred, conf = clf.classify(tuned.sims, tuned.idx, k, tau)
+        pred, _, conf = clf.classify(tuned.sims, tuned.idx, k, tau)
         correct = (pred == labels) & ~distractor
         if distractor.any():
             cal = calibrate_threshold(conf, correct, distractor, target)
@@ -202,19 +133,29 @@ def build_bundle(source: str | Path, out: str | Path, options: BuildOptions, val
         The bundle folder.
 
     Raises:
-        ArtidError: unreadable inputs, or neither validation distractors nor a fixed threshold.
+        ArtidError: unreadable inputs, neither validation distractors nor a fixed threshold, or
+            another change of the bundle running (the writer lock is held for the whole build).
     """
-    from artid.models import build_embedder
-    from artid.retrieval.autotune import autotune
-    from artid.retrieval.knn import KNNClassifier
-    from artid.retrieval.whitening import PCAWhitening
-
     source, out = Path(source), Path(out)
     collection, queries = _load_sources(source, Path(val) if val else None, Path(metadata) if metadata else None,
                                         split)
     if queries is None and options.threshold is None:
         raise ArtidError("no validation queries to calibrate the acceptance threshold on: give --val "
                          "(photos of the artworks in <key>/ and of other things in _distractors/) or --threshold")
+    with bundles.changing(out) as change:
+        _build(source, out, options, collection, queries, change)
+    shutil.rmtree(out / WORK, ignore_errors=True)
+    return out
+
+
+def _build(source: Path, out: Path, options: BuildOptions, collection: Collection, queries: Queries | None,
+           change: bundles.BundleChange) -> None:
+    """The body of :func:`build_bundle`, run while ``change`` holds the bundle's writer lock."""
+    from artid.models import build_embedder
+    from artid.retrieval.autotune import autotune
+    from artid.retrieval.knn import KNNClassifier
+    from artid.retrieval.whitening import PCAWhitening
+
     embedder = build_embedder(options.model)
     out.mkdir(parents=True, exist_ok=True)
     model_ref = options.model
@@ -224,7 +165,7 @@ def build_bundle(source: str | Path, out: str | Path, options: BuildOptions, val
     work = out / WORK
     raw = describe(collection.entries, collection.image_root, embedder, settings, work, "database", options.device,
                    options.workers)
-    artworks = _keep_described(collection.artworks, raw)
+    artworks = keep_described(collection.artworks, raw)
 
     whitening = None
     dim = options.whitening_dim
@@ -264,7 +205,7 @@ def build_bundle(source: str | Path, out: str | Path, options: BuildOptions, val
                             UNTUNED_K, UNTUNED_TAU)
         k = UNTUNED_K if k is None else k
         tau = UNTUNED_TAU if tau is None else tau
-        pred, conf = clf.predict(q, k, tau)
+        pred, _, conf = clf.predict(q, k, tau)
         if options.threshold is not None:
             calibration = Calibration.given(options.threshold)
         else:
@@ -275,56 +216,11 @@ def build_bundle(source: str | Path, out: str | Path, options: BuildOptions, val
         k = UNTUNED_K if k is None else k
         tau = UNTUNED_TAU if tau is None else tau
         calibration = Calibration.given(float(options.threshold))  # checked above: not None
-    thumbs = _thumbnails(out, artworks, raw, collection.image_root)
+    thumbs = store_thumbnails(out, artworks, raw, collection.image_root)
     data = bundles.BundleData(
         model={"ref": model_ref, "spec": embedder.spec}, extraction=settings, descriptors=db,
         whitening=whitening, artworks=artworks, thumbnails=thumbs, k=int(k), tau=float(tau),
         calibration=calibration, info=info)
-    bundles.write_bundle(out, data, f"build from {source}")
-    shutil.rmtree(work, ignore_errors=True)
-    return out
+    change.commit(data, f"build from {source}", failures=named_failures(raw, collection.image_root))
 
 
-def add_to_bundle(bundle_dir: str | Path, source: str | Path, keys: list[str] | None = None,
-                  metadata: str | Path | None = None, device: str = "cpu", workers: int = 1) -> list[Artwork]:
-    """Add the artworks of a plain collection folder to an existing bundle.
-
-    Args:
-        bundle_dir: the bundle.
-        source: a collection folder (one sub-folder of images per artwork).
-        keys: only these sub-folders (default: all).
-        metadata: metadata file (default: the folder's ``metadata.csv`` / ``.json``).
-        device: torch device for the model.
-        workers: image-decoding processes.
-
-    Returns:
-        The artworks added.
-    """
-    from artid.models import build_embedder
-
-    bundle_dir = Path(bundle_dir)
-    data = bundles.load_bundle(bundle_dir)
-    collection = read_collection(source, metadata=metadata, first_label=bundles.next_label(data), keys=keys)
-    existing = {a.key for a in data.artworks}
-    clash = [a.key for a in collection.artworks if a.key in existing]
-    if clash:
-        raise ArtidError(f"artwork {', '.join(map(repr, clash))} is already in the bundle "
-                         "(remove it first to replace its images)")
-    ref = str(data.model.get("ref", ""))
-    embedder = build_embedder(str(bundle_dir / ref) if (bundle_dir / ref).is_file() else ref)
-    raw = describe(collection.entries, collection.image_root, embedder, data.extraction, bundle_dir / WORK,
-                   "added", device, workers)
-    artworks = _keep_described(collection.artworks, raw)
-    matrix = data.whitening.transform(raw.matrix) if data.whitening is not None else raw.matrix
-    thumbs = _thumbnails(bundle_dir, artworks, raw, collection.image_root)
-    new = bundles.with_artworks(data, artworks, matrix, raw.entries, thumbs)
-    bundles.write_bundle(bundle_dir, new, f"add {len(artworks)} artwork(s) from {source}")
-    shutil.rmtree(bundle_dir / WORK, ignore_errors=True)
-    return artworks
-
-
-def remove_from_bundle(bundle_dir: str | Path, keys: list[str]) -> None:
-    """Remove artworks (by key) and all their images from a bundle."""
-    bundle_dir = Path(bundle_dir)
-    data = bundles.load_bundle(bundle_dir)
-    bundles.write_bundle(bundle_dir, bundles.without_artworks(data, keys), f"remove {', '.join(keys)}")

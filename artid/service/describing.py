@@ -1,0 +1,106 @@
+"""Describing a collection's images for a bundle: descriptors (resumable), thumbnails, failures.
+
+Describing images is the long part of building or extending a bundle; :mod:`artid.extraction`
+does it in shards kept under ``<bundle>/.work/`` so that an interrupted change resumes where it
+stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from artid.data.entries import Entry
+from artid.descriptors import DescriptorSet
+from artid.errors import ArtidError
+from artid.service import bundle as bundles
+from artid.service.collection import Artwork
+
+log = logging.getLogger(__name__)
+
+THUMBNAIL_SIZE = 256
+#: Images per resumable shard of descriptor extraction.
+CHUNK = 256
+#: The bundle's sub-folder of resumable work (removed once a change is committed).
+WORK = ".work"
+
+
+def _cache_key(spec: dict[str, Any], settings: dict[str, Any], entries: list[Entry], root: Path) -> str:
+    h = hashlib.sha256(json.dumps([spec, settings, str(root.resolve())], sort_keys=True).encode())
+    for e in entries:
+        h.update(f"{e.path}\0{e.label}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def describe(entries: list[Entry], image_root: Path, embedder: Any, settings: dict[str, Any], work: Path,
+             name: str, device: Any = "cpu", workers: int = 1) -> DescriptorSet:
+    """Descriptors of images with :mod:`artid.extraction` (batched, resumable shards under ``work``).
+
+    Args:
+        entries: images to describe (paths relative to ``image_root``).
+        image_root: folder of the images.
+        embedder: an :class:`artid.models.Embedder`.
+        settings: ``max_size`` and ``scales``.
+        work: folder of the resumable work (shards of an interrupted run are reused when the
+            model, settings and images are the same).
+        name: label of the progress bar and of the work files.
+        device: torch device.
+        workers: image-decoding processes (0: decode in this process).
+
+    Returns:
+        Descriptors, (M, D) float32 L2-normalised, of the images that could be read (M <= len(entries));
+        the others are listed in ``failures``.
+    """
+    from artid.extraction import ExtractionSettings, ImageList, extract_list
+
+    key = _cache_key(embedder.spec, settings, entries, image_root)
+    extraction = ExtractionSettings(scales=tuple(float(s) for s in settings["scales"]),
+                                    max_size=int(settings["max_size"]), workers=workers, shard_size=CHUNK)
+    return extract_list(ImageList(name, entries, image_root), embedder, work / f"{name}-{key}", extraction,
+                        device=device)
+
+
+def make_thumbnail(path: Path, size: int = THUMBNAIL_SIZE) -> bytes:
+    """JPEG bytes of an image shrunk to ``size`` px on its longer side."""
+    from artid.data.images import load_image
+
+    buf = io.BytesIO()
+    load_image(path, max_size=size).save(buf, format="JPEG", quality=85)
+    return buf.getvalue()
+
+
+def store_thumbnails(bundle_dir: Path, artworks: list[Artwork], dset: DescriptorSet,
+                     image_root: Path) -> dict[int, str]:
+    """Thumbnails of the artworks' first described images, stored in the bundle; label -> name."""
+    first: dict[int, str] = {}
+    for e in dset.entries:
+        first.setdefault(e.label, e.path)
+    out = {}
+    for a in tqdm(artworks, desc="thumbnails", unit="artwork", disable=len(artworks) < 50):
+        if a.label in first:
+            out[a.label] = bundles.store_thumbnail(bundle_dir, make_thumbnail(image_root / first[a.label]))
+    return out
+
+
+def keep_described(artworks: list[Artwork], dset: DescriptorSet) -> list[Artwork]:
+    """The artworks with at least one described image (the others are left out with a warning)."""
+    present = set(int(x) for x in np.unique(dset.labels)) if len(dset.entries) else set()
+    dropped = [a.key for a in artworks if a.label not in present]
+    if dropped:
+        log.warning("%d artwork(s) have no readable image and are left out (first: %r)", len(dropped), dropped[0])
+    kept = [a for a in artworks if a.label in present]
+    if not kept:
+        raise ArtidError("no image of the collection could be read")
+    return kept
+
+
+def named_failures(dset: DescriptorSet, image_root: Path) -> list[dict[str, str]]:
+    """``{"path", "error"}`` of the images ``dset`` could not describe, paths joined to ``image_root``."""
+    return [{"path": str(image_root / f["path"]), "error": str(f["error"])} for f in dset.failures]

@@ -1,0 +1,80 @@
+"""Changing an existing bundle without rebuilding it: ``artid index add`` and ``artid index remove``.
+
+New images are described with the bundle's own model, size, scales and whitening; the
+classifier's k, tau and threshold are kept. Each change holds the bundle's writer lock from
+reading the bundle to committing the new generation, so a concurrent change is refused
+instead of being silently undone.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import NamedTuple
+
+from artid.errors import ArtidError
+from artid.service import bundle as bundles
+from artid.service import describing
+from artid.service.collection import Artwork, read_collection
+
+
+class AddResult(NamedTuple):
+    """What :func:`add_to_bundle` did: the artworks added, and ``{"path", "error"}`` of each image
+    that could not be read (paths as given: the source folder joined with the image's path)."""
+
+    artworks: list[Artwork]
+    failures: list[dict[str, str]]
+
+
+def add_to_bundle(bundle_dir: str | Path, source: str | Path, keys: list[str] | None = None,
+                  metadata: str | Path | None = None, device: str = "cpu", workers: int = 1) -> AddResult:
+    """Add the artworks of a plain collection folder to an existing bundle.
+
+    Args:
+        bundle_dir: the bundle.
+        source: a collection folder (one sub-folder of images per artwork).
+        keys: only these sub-folders (default: all).
+        metadata: metadata file (default: the folder's ``metadata.csv`` / ``.json``).
+        device: torch device for the model.
+        workers: image-decoding processes.
+
+    Returns:
+        The artworks added and the images that could not be read (also kept in the bundle's history).
+
+    Raises:
+        ArtidError: another change of the bundle is running (the lock is held from reading the
+            bundle to committing the new generation, so no change is lost), unreadable inputs.
+    """
+    from artid.models import build_embedder
+
+    bundle_dir = Path(bundle_dir)
+    with bundles.changing(bundle_dir) as change:  # no other change may commit between the read and the write
+        data = change.load()
+        collection = read_collection(source, metadata=metadata, first_label=bundles.next_label(data), keys=keys)
+        existing = {a.key for a in data.artworks}
+        clash = [a.key for a in collection.artworks if a.key in existing]
+        if clash:
+            raise ArtidError(f"artwork {', '.join(map(repr, clash))} is already in the bundle "
+                             "(remove it first to replace its images)")
+        ref = str(data.model.get("ref", ""))
+        embedder = build_embedder(str(bundle_dir / ref) if (bundle_dir / ref).is_file() else ref)
+        raw = describing.describe(collection.entries, collection.image_root, embedder, data.extraction,
+                                  bundle_dir / describing.WORK, "added", device, workers)
+        artworks = describing.keep_described(collection.artworks, raw)
+        failures = describing.named_failures(raw, collection.image_root)
+        matrix = data.whitening.transform(raw.matrix) if data.whitening is not None else raw.matrix
+        thumbs = describing.store_thumbnails(bundle_dir, artworks, raw, collection.image_root)
+        new = bundles.with_artworks(data, artworks, matrix, raw.entries, thumbs, failures=failures)
+        change.commit(new, f"add {len(artworks)} artwork(s) from {source}", failures=failures)
+    shutil.rmtree(bundle_dir / describing.WORK, ignore_errors=True)
+    return AddResult(artworks, failures)
+
+
+def remove_from_bundle(bundle_dir: str | Path, keys: list[str]) -> None:
+    """Remove artworks (by key) and all their images from a bundle.
+
+    Raises:
+        ArtidError: a key not in the bundle, removing every artwork, or another change running.
+    """
+    with bundles.changing(bundle_dir) as change:
+        change.commit(bundles.without_artworks(change.load(), keys), f"remove {', '.join(keys)}")
