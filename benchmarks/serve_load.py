@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from artid.service.capacity import DEFAULT_QUEUE, default_workers
+
 HOST = "127.0.0.1"
 
 
@@ -140,8 +142,10 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20.0, help="duration of each measurement")
     parser.add_argument("--max-requests", type=int, default=5000, help="request budget of each measurement")
     parser.add_argument("--max-photos", type=int, default=50, help="distinct photos used (cycled)")
-    parser.add_argument("--workers", type=int, default=1, help="server: recognitions at once")
-    parser.add_argument("--queue", type=int, default=None, help="server: waiting room (default: clients)")
+    parser.add_argument("--workers", type=int, default=default_workers(),
+                        help="server: recognitions at once (default: `artid serve`'s, the CPU count)")
+    parser.add_argument("--queue", type=int, default=DEFAULT_QUEUE,
+                        help="server: waiting room (default: `artid serve`'s)")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args()
     bundle = Path(args.bundle)
@@ -154,8 +158,8 @@ def main() -> int:
 
     port = _free_port()
     ctx = mp.get_context("spawn")
-    server = ctx.Process(target=_serve, args=(str(bundle), port, args.workers,
-                                              args.queue if args.queue is not None else args.clients), daemon=True)
+    print(f"server: {args.workers} worker(s), queue {args.queue}")
+    server = ctx.Process(target=_serve, args=(str(bundle), port, args.workers, args.queue), daemon=True)
     server.start()
     url = f"http://{HOST}:{port}/"
     try:
