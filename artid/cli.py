@@ -5,12 +5,29 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from types import ModuleType
+from typing import TextIO
 
 from artid import __version__
 from artid.commands import COMMANDS
 from artid.errors import ArtidError
+
+#: Seconds between two refreshes of a progress bar when stderr is not a terminal.
+LOG_PROGRESS_INTERVAL_S = 5
+
+
+def quiet_progress_in_logs(stream: TextIO) -> None:
+    """Let progress bars refresh every :data:`LOG_PROGRESS_INTERVAL_S` seconds when ``stream`` is a file.
+
+    In a log (CI, nohup) every refresh of a tqdm bar is one more ``\\r``-separated line, ten a
+    second by default. tqdm takes its defaults from ``TQDM_*`` environment variables, read when
+    tqdm is imported, so this must run before any command module is loaded; a value the user
+    set is kept.
+    """
+    if not stream.isatty():
+        os.environ.setdefault("TQDM_MININTERVAL", str(LOG_PROGRESS_INTERVAL_S))
 
 
 def _load(module_name: str) -> ModuleType | None:
@@ -43,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    quiet_progress_in_logs(sys.stderr)
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
