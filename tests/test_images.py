@@ -108,3 +108,8 @@ def test_to_tensor_shape_and_range():
     t = to_tensor(img)
     assert t.shape == (3, 1, 1) and t.dtype == torch.float32
     assert torch.allclose(t.flatten(), torch.tensor([0.0, 128 / 255, 1.0]))
+
+
+def test_negative_max_size_is_refused_not_a_1x1_image():
+    with pytest.raises(ArtidError, match="max_size must be"):
+        resize_max(_rgb(40, 20), -1)

@@ -75,7 +75,12 @@ def resize_max(img: Image.Image, max_size: int | None) -> Image.Image:
 
     Uses Pillow's antialiased bilinear filter; the shorter side is rounded to the nearest pixel
     (at least 1). ``max_size`` None or 0 keeps the image as it is.
+
+    Raises:
+        ArtidError: a negative ``max_size``.
     """
+    if max_size is not None and max_size < 0:
+        raise ArtidError(f"max_size must be None, 0 (original size) or positive, got {max_size}")
     if not max_size:
         return img
     w, h = img.size
