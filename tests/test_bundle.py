@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from artid.data.entries import Entry
-from artid.descriptors import DescriptorSet
 from artid.errors import ArtidError
 from artid.service import bundle as bundles
 from artid.service.calibrate import Calibration, calibrate_threshold, evaluate_threshold
