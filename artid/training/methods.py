@@ -25,7 +25,7 @@ from artid.training.losses import (arcface_logits, classification_loss, contrast
                                    inverse_frequency_weights, scaled_logits, simsiam_loss)
 from artid.training.mining import class_members, closest_positives, hard_negatives
 from artid.training.positives import SYNTHETIC, PositiveStrategy
-from artid.training.trainer import EpochContext
+from artid.training.config import EpochContext
 from artid.training.validation import EmbeddingCache, tune_temperature
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,7 @@ class MethodBase:
     name = "method"
     head: nn.Module | None = None
     train_backbone = True
+    select_prefixes: tuple[str, ...] = ()
 
     def begin_epoch(self, ctx: EpochContext) -> None:
         pass
@@ -52,21 +53,24 @@ class Contrastive(MethodBase):
         source: database images.
         labels: (N,) class indices.
         strategy: how positives are chosen.
-        transform: training augmentation (applied to both images of every pair).
+        transform: training augmentation of the anchors.
         database: cache of the database descriptors under the current weights (for mining).
         pairs_per_batch: 64 in the paper (128 images).
         margin: 1.8 in the paper.
         negative_pool: hard negatives come from this many nearest images of other classes (10).
         num_workers: loader workers.
+        other_transform: augmentation of the other image of every pair (default ``transform``;
+            in-situ positives put it in a synthetic gallery).
     """
 
     name = "contrastive"
 
     def __init__(self, source: ImageSource, labels: np.ndarray, strategy: PositiveStrategy, transform: Transform,
                  database: EmbeddingCache, pairs_per_batch: int = 64, margin: float = 1.8,
-                 negative_pool: int = 10, num_workers: int = 0) -> None:
+                 negative_pool: int = 10, num_workers: int = 0, other_transform: Transform | None = None) -> None:
         self.source, self.labels = source, np.asarray(labels, dtype=np.int64)
         self.strategy, self.transform, self.database = strategy, transform, database
+        self.other_transform = other_transform
         self.pairs_per_batch, self.margin, self.negative_pool = pairs_per_batch, margin, negative_pool
         self.num_workers = num_workers
         self.members = class_members(self.labels)
@@ -99,7 +103,8 @@ class Contrastive(MethodBase):
                  ctx.epoch, len(self.pairs), n_syn, self.last_mining_s)
 
     def batches(self, ctx: EpochContext) -> DataLoader:
-        return DataLoader(PairDataset(self.source, self.pairs, self.transform), batch_size=self.pairs_per_batch,
+        return DataLoader(PairDataset(self.source, self.pairs, self.transform, self.other_transform),
+                          batch_size=self.pairs_per_batch,
                           shuffle=True, generator=ctx.generator, num_workers=self.num_workers)
 
     def loss(self, model: nn.Module, batch: Any, device: torch.device) -> tuple[torch.Tensor, int]:
@@ -118,20 +123,22 @@ class SimSiam(MethodBase):
         dim: embedding size D (the MLPs are D -> D).
         images_per_batch: 64 in the paper.
         num_workers: loader workers.
+        other_transform: augmentation of the second view (default ``transform``).
     """
 
     name = "simsiam"
 
     def __init__(self, source: ImageSource, transform: Transform, dim: int, images_per_batch: int = 64,
-                 num_workers: int = 0) -> None:
-        self.source, self.transform = source, transform
+                 num_workers: int = 0, other_transform: Transform | None = None) -> None:
+        self.source, self.transform, self.other_transform = source, transform, other_transform
         self.images_per_batch, self.num_workers = images_per_batch, num_workers
         self.head = nn.ModuleDict({"projector": simsiam_projector(dim), "predictor": simsiam_predictor(dim)})
 
     def batches(self, ctx: EpochContext) -> DataLoader:
         # the MLPs' BatchNorm needs 2+ samples: drop a trailing batch of one image
         drop_last = len(self.source) % self.images_per_batch == 1
-        return DataLoader(TwoViewDataset(self.source, self.transform), batch_size=self.images_per_batch,
+        return DataLoader(TwoViewDataset(self.source, self.transform, self.other_transform),
+                          batch_size=self.images_per_batch,
                           shuffle=True, generator=ctx.generator, num_workers=self.num_workers, drop_last=drop_last)
 
     def loss(self, model: nn.Module, batch: Any, device: torch.device) -> tuple[torch.Tensor, int]:
@@ -168,6 +175,7 @@ class DNet(MethodBase):
     """
 
     name = "dnet"
+    select_prefixes = ("param_",)  # the parametric classifier gets its own best epoch (best_param.pt)
 
     def __init__(self, source: ImageSource, labels: np.ndarray, n_classes: int, transform: Transform, dim: int,
                  loss: str = "ce", scale: float | None = None, margin: float = 0.5, batch_size: int = 256,

@@ -1,19 +1,22 @@
 """The one training loop shared by every method.
 
-A method (see :mod:`artid.training.methods`) plugs into the loop through :class:`Method`:
-its head (extra parameters with their own learning rate), what happens at the start of
-an epoch (e.g. mining), the batches of an epoch, and the loss of a batch. The loop owns
-everything else: optimiser (Adam) and StepLR schedule, gradient accumulation, mixed
-precision on CUDA, frozen BatchNorm statistics, progress bar, per-epoch validation,
-a checkpoint per epoch (loadable by ``artid extract --model``), the best epoch, and an
-exact resume.
+A method (see :mod:`artid.training.methods`) plugs into the loop through
+:class:`~artid.training.config.Method`: its head (extra parameters with their own learning
+rate), what happens at the start of an epoch (e.g. mining), the batches of an epoch, and the
+loss of a batch. The loop owns everything else: optimiser (Adam) and learning-rate schedule
+(:mod:`.schedule`, stepped per optimiser step), gradient accumulation, optional mixed
+precision, frozen BatchNorm statistics, progress bar, validation of the untrained model and
+after every epoch, a checkpoint per epoch (loadable by ``artid extract --model``), the best
+epoch (:mod:`.selection`), and an exact resume.
 
 Exact resume: the random generators (torch, NumPy, Python) are re-seeded from
-``(seed, epoch)`` at the start of every epoch, so an epoch's randomness does not depend
-on what ran before it; the trainer-state file stores the model, head, optimiser,
-scheduler and grad-scaler states with the epoch, so a run resumed at an epoch boundary
-produces the same weights as an uninterrupted one. An epoch interrupted in the middle
-is redone from its start.
+``(seed, epoch)`` at the start of every epoch, and re-seeded again once the epoch is prepared
+(mining, which embeds the database), so the batches' randomness depends on neither what ran
+before the epoch nor whether the descriptors were cached. The trainer-state file stores the
+model, head, optimiser, scheduler, grad-scaler and selection states after every epoch (and
+after the validation of the untrained model); an epoch interrupted in the middle is redone
+from that start state, and ``log.jsonl`` is rewritten from the saved history, so a resumed
+run reproduces the uninterrupted one bit for bit (on the same machine and device).
 """
 
 from __future__ import annotations
@@ -22,12 +25,10 @@ import json
 import logging
 import os
 import random
-import shutil
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,6 +36,9 @@ from torch import nn
 from tqdm import tqdm
 
 from artid.errors import ArtidError
+from artid.training.config import EpochContext, Method, TrainConfig, TrainResult
+from artid.training.schedule import build_scheduler, steps_per_epoch
+from artid.training.selection import Selection
 
 log = logging.getLogger(__name__)
 
@@ -43,94 +47,16 @@ LOG_FILE = "log.jsonl"
 BEST_FILE = "best.pt"
 BEST_HEAD_FILE = "best_head.pt"
 
-
-@dataclass
-class TrainConfig:
-    """Settings of the loop (the paper's values as defaults where it gives them, thesis 5.1).
-
-    Attributes:
-        out_dir: run folder (checkpoints, trainer state, log).
-        epochs: number of epochs.
-        lr: backbone (and FC projector) learning rate; the paper's 1e-7 is tuned for the Met.
-        head_lr: learning rate of the method's head (classifier, SimSiam MLPs): 1e-3.
-        weight_decay: Adam weight decay, 1e-6.
-        lr_drop_epoch: epochs after which the learning rates are divided by 10
-            (default: half of ``epochs``, at least 1).
-        accum_steps: batches whose gradients are summed before one optimiser step.
-        amp: mixed precision (float16 autocast + grad scaler); used only on CUDA.
-        seed: base seed of every random choice.
-        select_metric: validation metric that picks the best epoch (higher is better).
-    """
-
-    out_dir: Path
-    epochs: int
-    lr: float = 1e-7
-    head_lr: float = 1e-3
-    weight_decay: float = 1e-6
-    lr_drop_epoch: int | None = None
-    accum_steps: int = 1
-    amp: bool = True
-    seed: int = 0
-    select_metric: str = "acc"
-
-    def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["out_dir"] = str(self.out_dir)
-        return d
+__all__ = ["BEST_FILE", "BEST_HEAD_FILE", "LOG_FILE", "STATE_FILE", "EpochContext", "Method", "TrainConfig",
+           "TrainResult", "Trainer", "default_checkpoint_writer"]
 
 
-@dataclass
-class EpochContext:
-    """What a method sees at the start of an epoch."""
-
-    epoch: int                       # 1-based
-    model: nn.Module
-    device: torch.device
-    rng: np.random.Generator         # seeded from (seed, epoch)
-    generator: torch.Generator       # seeded from (seed, epoch), for samplers
-
-
-class Method(Protocol):
-    """A training method: a small object the loop drives.
-
-    Attributes:
-        name: e.g. ``contrastive``, ``simsiam``, ``dnet``.
-        head: extra trainable module (trained with ``head_lr``), or None.
-        train_backbone: False freezes the embedder (classifier re-training).
-    """
-
-    name: str
-    head: nn.Module | None
-    train_backbone: bool
-
-    def begin_epoch(self, ctx: EpochContext) -> None:
-        """Prepare the epoch (mining, pair lists) with the current weights."""
-
-    def batches(self, ctx: EpochContext) -> Iterable[Any]:
-        """The epoch's batches (a DataLoader; its ``len`` drives the progress bar)."""
-
-    def loss(self, model: nn.Module, batch: Any, device: torch.device) -> tuple[torch.Tensor, int]:
-        """Scalar loss of one batch and the number of images it forwarded."""
-
-    def validate(self, model: nn.Module, query_descriptors: np.ndarray | None) -> dict[str, Any]:
-        """Extra validation figures (e.g. the parametric classifier's); may be empty."""
-
-
-@dataclass
-class TrainResult:
-    """Outcome of :meth:`Trainer.fit`: the history of epochs and the best one."""
-
-    history: list[dict[str, Any]] = field(default_factory=list)
-    best_epoch: int = 0
-    best_checkpoint: Path | None = None
-
-
-def _seed_all(seed: int, epoch: int) -> tuple[np.random.Generator, torch.Generator]:
-    s = (seed * 1_000_003 + epoch) % (2**31)
+def _seed_all(seed: int, epoch: int, phase: int = 0) -> tuple[np.random.Generator, torch.Generator]:
+    s = (seed * 1_000_003 + epoch * 7919 + phase) % (2**31)
     random.seed(s)
     np.random.seed(s)
     torch.manual_seed(s)
-    return np.random.default_rng([seed, epoch]), torch.Generator().manual_seed(s)
+    return np.random.default_rng([seed, epoch, phase]), torch.Generator().manual_seed(s)
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
@@ -153,7 +79,7 @@ class Trainer:
         method: the method.
         config: loop settings.
         device: decided once by the caller.
-        validator: model -> metrics dict (must contain ``config.select_metric``), or None.
+        validator: model -> metrics dict (containing ``config.select_metric``), or None.
         checkpoint_writer: (path, model, meta) -> None; default :func:`default_checkpoint_writer`.
         invalidate: called whenever the weights changed (clears cached descriptors).
     """
@@ -162,16 +88,15 @@ class Trainer:
                  validator: Callable[[nn.Module], dict[str, Any]] | None = None,
                  checkpoint_writer: Callable[[Path, nn.Module, dict[str, Any]], None] | None = None,
                  invalidate: Callable[[], None] | None = None) -> None:
-        if config.epochs < 1:
-            raise ArtidError(f"epochs must be at least 1, got {config.epochs}")
-        if config.accum_steps < 1:
-            raise ArtidError(f"accum-steps must be at least 1, got {config.accum_steps}")
+        config.check()
+        if config.amp == "fp16" and device.type != "cuda":
+            raise ArtidError(f"--amp fp16 needs a CUDA device (got {device}); use --amp bf16 or off")
         self.model, self.method, self.config, self.device = model, method, config, device
         self.validator = validator
         self.write_checkpoint = checkpoint_writer or default_checkpoint_writer
         self.invalidate = invalidate or (lambda: None)
         self.out_dir = Path(config.out_dir)
-        self.use_amp = bool(config.amp and device.type == "cuda")
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.amp)
         if method.head is not None:
             method.head.to(device)
         if not method.train_backbone:
@@ -186,12 +111,15 @@ class Trainer:
         if not groups:
             raise ArtidError("nothing to train: the backbone is frozen and the method has no head")
         self.optimizer = torch.optim.Adam(groups, weight_decay=config.weight_decay)
-        drop = config.lr_drop_epoch or max(1, config.epochs // 2)
-        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=drop, gamma=0.1)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.scheduler: torch.optim.lr_scheduler.LRScheduler | None = None  # sized by the first epoch
+        self._scheduler_state: dict[str, Any] | None = None
+        self.scaler = torch.amp.GradScaler("cuda", enabled=config.amp == "fp16")
+        self.selections = [Selection(config.select_metric, BEST_FILE, BEST_HEAD_FILE, loss_fallback=True)]
+        for prefix in getattr(method, "select_prefixes", ()):
+            name = "best_" + prefix.rstrip("_")
+            self.selections.append(Selection(prefix + config.select_metric, name + ".pt", name + "_head.pt"))
         self.result = TrainResult()
         self.start_epoch = 1
-        self.best_value = -float("inf")
 
     # ----------------------------------------------------------------- state
     @property
@@ -209,10 +137,9 @@ class Trainer:
             "model": self.model.state_dict(),
             "head": self.method.head.state_dict() if self.method.head is not None else {},
             "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else {},
             "scaler": self.scaler.state_dict(),
-            "best_value": self.best_value,
-            "best_epoch": self.result.best_epoch,
+            "selections": json.dumps([s.state() for s in self.selections]),
             "history": json.dumps(self.result.history),
         }
 
@@ -235,16 +162,25 @@ class Trainer:
         if st.get("method") != self.method.name:
             raise ArtidError(f"{self.state_path} belongs to a {st.get('method')!r} run, not {self.method.name!r}; "
                              "use another --out folder")
+        if "selections" not in st:
+            raise ArtidError(f"{self.state_path} was written by an older artid; delete it to start over")
         self.model.load_state_dict(st["model"])
         if self.method.head is not None:
             self.method.head.load_state_dict(st["head"])
         self.optimizer.load_state_dict(st["optimizer"])
-        self.scheduler.load_state_dict(st["scheduler"])
+        self._scheduler_state = st["scheduler"] or None
         self.scaler.load_state_dict(st["scaler"])
-        self.best_value = float(st["best_value"])
-        self.result.best_epoch = int(st["best_epoch"])
+        saved = {s["metric"]: s for s in json.loads(st["selections"])}
+        for sel in self.selections:
+            if sel.metric in saved:
+                sel.load(saved[sel.metric])
         self.result.history = json.loads(st["history"])
+        self.result.best_epoch = self.selections[0].best_epoch
         self.start_epoch = int(st["epoch"]) + 1
+        # an epoch logged but not saved is redone: the log holds exactly the saved history
+        tmp = self.out_dir / (LOG_FILE + ".tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in self.result.history), encoding="utf-8")
+        os.replace(tmp, self.out_dir / LOG_FILE)
         log.info("resuming %s from %s after epoch %d", self.method.name, self.state_path, st["epoch"])
         return True
 
@@ -254,15 +190,25 @@ class Trainer:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         resumed = resume and self.resume()
         if not resumed:
-            if self.validator is not None:
-                v = self.validator(self.model)
-                v.update(self.method.validate(self.model, getattr(self.validator, "last_query_descriptors", None)))
-                self._log({"epoch": 0, **v})
+            (self.out_dir / LOG_FILE).unlink(missing_ok=True)
+            if self.validator is not None:  # the untrained model is a candidate like any epoch
+                self._finish_epoch(0, {"epoch": 0, **self._validate()})
         for epoch in range(self.start_epoch, self.config.epochs + 1):
             self._run_epoch(epoch)
-        if self.result.best_epoch:
+        main = self.selections[0]
+        self.result.best_epoch = main.best_epoch
+        if main.best_epoch is not None:
             self.result.best_checkpoint = self.out_dir / BEST_FILE
+        if main.best_epoch == 0:
+            log.warning("%s: no epoch beat the untrained model on validation %s (%.4g); %s is the untrained model",
+                        self.method.name, main.metric, main.best_value, BEST_FILE)
         return self.result
+
+    def _validate(self) -> dict[str, Any]:
+        assert self.validator is not None
+        v = self.validator(self.model)
+        v.update(self.method.validate(self.model, getattr(self.validator, "last_query_descriptors", None)))
+        return v
 
     def _log(self, record: dict[str, Any]) -> None:
         self.result.history.append(record)
@@ -271,6 +217,25 @@ class Trainer:
         figures = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items())
         log.info("%s %s", self.method.name, figures)
 
+    def _ensure_scheduler(self, n_batches: int | None) -> torch.optim.lr_scheduler.LRScheduler:
+        if self.scheduler is None:
+            if n_batches is None:
+                raise ArtidError(f"{self.method.name}: the batches of an epoch must have a length")
+            self.scheduler = build_scheduler(self.optimizer, self.config.schedule, self.config.epochs,
+                                             steps_per_epoch(n_batches, self.config.accum_steps))
+            if self._scheduler_state is not None:
+                self.scheduler.load_state_dict(self._scheduler_state)
+        return self.scheduler
+
+    def _optimiser_step(self) -> float:
+        lr = float(self.optimizer.param_groups[0]["lr"])
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        assert self.scheduler is not None
+        self.scheduler.step()
+        return lr
+
     def _run_epoch(self, epoch: int) -> None:
         cfg, model, method = self.config, self.model, self.method
         rng, gen = _seed_all(cfg.seed, epoch)
@@ -278,67 +243,55 @@ class Trainer:
         t0 = time.perf_counter()
         method.begin_epoch(ctx)
         t_prep = time.perf_counter() - t0
+        _seed_all(cfg.seed, epoch, phase=1)  # the batches' randomness does not depend on the preparation
         model.train()
         model.freeze_batchnorm()
         if method.head is not None:
             method.head.train()
         batches = method.batches(ctx)
         total = len(batches) if hasattr(batches, "__len__") else None  # type: ignore[arg-type]
+        self._ensure_scheduler(total)
         bar = tqdm(batches, total=total, desc=f"{method.name} epoch {epoch}/{cfg.epochs}", unit="batch")
-        sum_loss, n_batches, n_images = 0.0, 0, 0
+        sum_loss, n_batches, n_images, n_steps, lr = 0.0, 0, 0, 0, float("nan")
         t1 = time.perf_counter()
         self.optimizer.zero_grad(set_to_none=True)
         for step, batch in enumerate(bar, start=1):
-            with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
+            with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+                                enabled=self.amp_dtype is not None):
                 loss, n = method.loss(model, batch, self.device)
             if not torch.isfinite(loss):
                 raise ArtidError(f"{method.name}: the loss became {loss.item()} at epoch {epoch}, batch {step}; "
                                  "lower --lr (or --head-lr)")
             self.scaler.scale(loss / cfg.accum_steps).backward()
             if step % cfg.accum_steps == 0 or step == total:
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-                self.optimizer.zero_grad(set_to_none=True)
+                lr = self._optimiser_step()
+                n_steps += 1
             sum_loss += float(loss.detach())
             n_batches += 1
             n_images += n
             rate = n_images / max(time.perf_counter() - t1, 1e-9)
             bar.set_postfix(loss=f"{sum_loss / n_batches:.4f}", img_s=f"{rate:.1f}")
         bar.close()
-        if total is None and n_batches % cfg.accum_steps:  # trailing partial accumulation, unknown length
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            self.optimizer.zero_grad(set_to_none=True)
         t_train = time.perf_counter() - t1
-        self.scheduler.step()
         self.invalidate()
-        record: dict[str, Any] = {"epoch": epoch, "loss": sum_loss / max(n_batches, 1), "images": n_images,
+        record: dict[str, Any] = {"epoch": epoch, "loss": sum_loss / max(n_batches, 1), "lr": lr,
+                                  "steps": n_steps, "images": n_images,
                                   "images_per_s": n_images / max(t_train, 1e-9), "prepare_s": t_prep,
                                   "train_s": t_train}
         if self.validator is not None:
             t2 = time.perf_counter()
-            v = self.validator(model)
-            v.update(method.validate(model, getattr(self.validator, "last_query_descriptors", None)))
-            record.update(v)
+            record.update(self._validate())
             record["validate_s"] = time.perf_counter() - t2
-        self._save(epoch, record)
-        self._log(record)
-        _atomic_torch_save(self._state(epoch), self.state_path)  # last: a crash before it redoes the epoch
+        self._finish_epoch(epoch, record)
 
-    def _save(self, epoch: int, record: dict[str, Any]) -> None:
+    def _finish_epoch(self, epoch: int, record: dict[str, Any]) -> None:
+        """Checkpoint, selection, log line, then the trainer state (last: a crash before it redoes the epoch)."""
         meta = {"method": self.method.name, "epoch": epoch, "config": self.config.to_json(),
                 "validation": {k: v for k, v in record.items() if isinstance(v, (int, float, str))}}
         path = self.checkpoint_path(epoch)
         self.write_checkpoint(path, self.model, meta)
-        value = record.get(self.config.select_metric)
-        if value is None:
-            value = -record["loss"]  # no validation: the lowest training loss counts as best
-        if value > self.best_value:
-            self.best_value = float(value)
-            self.result.best_epoch = epoch
-            tmp = self.out_dir / (BEST_FILE + ".tmp")
-            shutil.copyfile(path, tmp)
-            os.replace(tmp, self.out_dir / BEST_FILE)
-            if self.method.head is not None:
-                _atomic_torch_save(self.method.head.state_dict(), self.out_dir / BEST_HEAD_FILE)
-        record["best_epoch"] = self.result.best_epoch
+        for sel in self.selections:
+            sel.offer(self.out_dir, epoch, record, path, self.method.head)
+        record["best_epoch"] = self.selections[0].best_epoch
+        self._log(record)
+        _atomic_torch_save(self._state(epoch), self.state_path)

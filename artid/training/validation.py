@@ -2,7 +2,8 @@
 
 Validation follows the paper (thesis 5.1): single-scale descriptors without whitening,
 the kNN classifier of the database against the validation queries, (k, tau) tuned on
-their GAP; the best epoch is the one with the best kNN accuracy.
+their GAP; the best epoch is the one with the best validation GAP, the untrained model included
+(see :mod:`artid.training.selection`).
 """
 
 from __future__ import annotations
@@ -50,8 +51,9 @@ def embed_images(model: nn.Module, source: ImageSource, device: torch.device, ba
     was_training = model.training
     model.eval()
     ds = ImageDataset(source, np.zeros(len(source), dtype=np.int64), eval_transform())
+    # its own generator: embedding never draws from the global RNG the training batches use
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                        collate_fn=collate_list)
+                        collate_fn=collate_list, generator=torch.Generator().manual_seed(0))
     out: list[np.ndarray] = []
     for batch in tqdm(loader, desc=desc, unit="batch", leave=False, disable=len(loader) < 2):
         shapes: dict[tuple[int, ...], list[int]] = {}
@@ -153,7 +155,7 @@ def tune_temperature(cos: np.ndarray, labels: np.ndarray, class_ids: np.ndarray 
     Returns:
         (best temperature, {"gap", "gap_minus", "acc"} at it).
     """
-    from artid.evaluation.metrics import accuracy, gap, gap_minus
+    from artid.metrics.ilr import accuracy, gap, gap_minus
 
     best_t, best = grid[0], {"gap": -1.0}
     for t in grid:
