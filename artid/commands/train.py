@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from artid.training.augment import AUGMENTS
+from artid.training.config import AMP_MODES, SELECT_METRICS
+from artid.training.schedule import SCHEDULES, parse_milestones
+
 HELP = ("train the embedder on the collection (contrastive with mined pairs, SimSiam, DNet CE/ArcFace); "
         "checkpoints load with `artid extract --model`")
 
@@ -23,19 +27,37 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True,
                    help="run folder: epoch_NNN.pt checkpoints, best.pt, trainer_state.pt, log.jsonl, run.json; "
                         "running the same command again resumes from it")
+    p.add_argument("--preset", choices=("artid", "paper"), default="artid",
+                   help="defaults of --lr, --epochs, --augment, --select and the projector size: artid's, measured "
+                        "on a synthetic benchmark of a few hundred classes (lr 1e-4, in-situ positives, best epoch "
+                        "by val GAP, projector at most a quarter of the database images), or the thesis' exact "
+                        "values (lr 1e-7, the paper's augmentation, best epoch by val ACC, projector D -> D)")
     p.add_argument("--model", default="efficientnet_lite0", help="backbone name or artid checkpoint to start from")
     p.add_argument("--split", choices=("database", "mini"), default="database", help="training images")
-    p.add_argument("--epochs", type=int, default=None, help="default: the paper's (contrastive 10, simsiam 15, dnet 25)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="default: artid contrastive 5, simsiam 5, dnet 10; paper 10, 15, 25")
     p.add_argument("--batch-size", type=int, default=None,
                    help="pairs (contrastive, default 64) or images (simsiam 64 x 2 views, dnet 256)")
-    p.add_argument("--lr", type=float, default=1e-7,
-                   help="backbone + projector learning rate (the paper's 1e-7 is tuned for the Met)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="backbone + projector learning rate (default: artid 1e-4, paper 1e-7)")
     p.add_argument("--head-lr", type=float, default=1e-3, help="learning rate of the classifier / SimSiam MLPs")
     p.add_argument("--weight-decay", type=float, default=1e-6, help="Adam weight decay")
-    p.add_argument("--lr-drop-epoch", type=int, default=None, help="divide the lr by 10 after this epoch (default: half)")
+    p.add_argument("--lr-schedule", choices=SCHEDULES, default="step",
+                   help="step: x0.1 once halfway (or at --lr-milestones); cosine: annealed to 0; constant")
+    p.add_argument("--lr-milestones", type=parse_milestones, default=None,
+                   help="epochs (fractions allowed) after which the step schedule divides the lr by 10, e.g. 5,8")
+    p.add_argument("--warmup-steps", type=int, default=0, help="optimiser steps of linear lr warm-up")
     p.add_argument("--accum-steps", type=int, default=1, help="batches per optimiser step (gradient accumulation)")
-    p.add_argument("--no-amp", dest="amp", action="store_false", help="no mixed precision (it is used on CUDA only)")
+    p.add_argument("--amp", choices=AMP_MODES, default="off",
+                   help="mixed precision: bfloat16 autocast (CPU or CUDA), float16 autocast + grad scaler (CUDA)")
     p.add_argument("--seed", type=int, default=0, help="seed of every random choice (pairs, augmentations)")
+    p.add_argument("--augment", choices=AUGMENTS, default=None,
+                   help="paper: crop + colour jitter (thesis 5.1); insitu: the other image of each pair (second "
+                        "SimSiam view, half of DNet's images) is put in a synthetic gallery: frame, wall and "
+                        "floor, perspective, a visitor in front, lighting (default: artid insitu, paper paper)")
+    p.add_argument("--select", choices=SELECT_METRICS, default=None,
+                   help="validation metric picking the best epoch, the untrained model included "
+                        "(default: artid gap, paper acc)")
     p.add_argument("--image-size", type=int, default=500, help="side of the square training crops")
     p.add_argument("--max-size", type=int, default=500, help="longer side images are loaded at")
     p.add_argument("--eval-batch", type=int, default=32, help="images per batch when embedding database and queries")
@@ -44,7 +66,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-projector", dest="projector", action="store_false",
                    help="no FC projector (by default one is added, initialised from PCA-whitening)")
     p.add_argument("--projector-dim", type=int, default=None,
-                   help="projector output size (default D; keep it well below the number of database images)")
+                   help="projector output size (default: D, capped by the preset at a share of the database images)")
     p.add_argument("--no-validate", dest="validate", action="store_false",
                    help="skip the per-epoch kNN validation (the best epoch is then the lowest loss)")
 
@@ -92,6 +114,9 @@ def run(args: argparse.Namespace) -> int:
     if best is not None and "acc" in best:
         print(f"best epoch {result.best_epoch}: val kNN ACC {100 * best['acc']:.1f}, GAP {100 * best['gap']:.1f}"
               f" (single scale, no whitening) -> {result.best_checkpoint}")
+        if result.best_epoch == 0:
+            print("no epoch beat the untrained model on validation: best.pt is the untrained model "
+                  "(try another --lr, more --epochs, or --augment)")
     elif result.best_checkpoint:
         print(f"best epoch {result.best_epoch} -> {result.best_checkpoint}")
     return 0

@@ -104,17 +104,18 @@ class ImageDataset(Dataset):
 
 
 class TwoViewDataset(Dataset):
-    """Two independent augmentations of image i (SimSiam): (x1, x2)."""
+    """Two independent augmentations of image i (SimSiam): (transform(i), other_transform(i))."""
 
-    def __init__(self, source: ImageSource, transform: Transform) -> None:
+    def __init__(self, source: ImageSource, transform: Transform, other_transform: Transform | None = None) -> None:
         self.source, self.transform = source, transform
+        self.other_transform = other_transform or transform
 
     def __len__(self) -> int:
         return len(self.source)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         img = self.source.load(i)
-        return self.transform(img), self.transform(img)
+        return self.transform(img), self.other_transform(img)
 
 
 class PairDataset(Dataset):
@@ -124,11 +125,14 @@ class PairDataset(Dataset):
         source: the database images.
         pairs: (M, 3) int64 rows ``(a, b, y)``: y = 1 for a positive, 0 for a negative;
             b = :data:`~artid.training.positives.SYNTHETIC` means a second augmentation of a.
-        transform: the training augmentation.
+        transform: the training augmentation of the anchor a.
+        other_transform: that of b (default: ``transform``), e.g. in-situ synthetic positives.
     """
 
-    def __init__(self, source: ImageSource, pairs: np.ndarray, transform: Transform) -> None:
+    def __init__(self, source: ImageSource, pairs: np.ndarray, transform: Transform,
+                 other_transform: Transform | None = None) -> None:
         self.source, self.pairs, self.transform = source, np.asarray(pairs, dtype=np.int64), transform
+        self.other_transform = other_transform or transform
 
     def __len__(self) -> int:
         return int(self.pairs.shape[0])
@@ -137,7 +141,7 @@ class PairDataset(Dataset):
         a, b, y = (int(v) for v in self.pairs[i])
         img_a = self.source.load(a)
         img_b = img_a if b == SYNTHETIC else self.source.load(b)
-        return self.transform(img_a), self.transform(img_b), y
+        return self.transform(img_a), self.other_transform(img_b), y
 
 
 class ClassBalancedSampler(Sampler[int]):

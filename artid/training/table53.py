@@ -60,6 +60,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "397k images sums to about 7e-3 of lr x steps; 3 epochs of a few hundred images need "
                         "~1e-4 for a similar budget (at 1e-5 the weights move by 1e-4 of their norm and no row "
                         "differs from the baseline)")
+    p.add_argument("--augment", choices=("paper", "insitu"), default="insitu",
+                   help="augmentation of every trained row: the paper's, or in-situ synthetic positives")
     p.add_argument("--whiten-dim", type=int, default=64, help="PCA-whitening dimension of the evaluation")
     p.add_argument("--projector-dim", type=int, default=64, help="FC projector size (PCAw-initialised)")
     p.add_argument("--model", default="efficientnet_lite0", help="backbone every row starts from")
@@ -73,7 +75,7 @@ def _embed_all(model: torch.nn.Module, sources: dict[str, EntryImages], device: 
 
 
 def _knn_scores(desc: dict[str, np.ndarray], labels: dict[str, np.ndarray], whiten_dim: int) -> dict[str, Any]:
-    from artid.evaluation.metrics import accuracy, gap, gap_minus
+    from artid.metrics.ilr import accuracy, gap, gap_minus
     from artid.retrieval.autotune import autotune
     from artid.retrieval.knn import KNNClassifier
     from artid.retrieval.whitening import PCAWhitening
@@ -82,7 +84,7 @@ def _knn_scores(desc: dict[str, np.ndarray], labels: dict[str, np.ndarray], whit
     d, v, t = (w.transform(desc[k]) for k in ("database", "val", "test"))
     clf = KNNClassifier(d, labels["database"], use_gpu=False)
     tuned = autotune(clf, v, labels["val"])
-    pred, conf = clf.predict(t, tuned.best_k, tuned.best_tau)
+    pred, conf, _ = clf.predict(t, tuned.best_k, tuned.best_tau)
     y = labels["test"]
     return {"gap": gap(pred, conf, y), "gap_minus": gap_minus(pred, conf, y), "acc": accuracy(pred, conf, y),
             "k": tuned.best_k, "tau": tuned.best_tau}
@@ -90,7 +92,7 @@ def _knn_scores(desc: dict[str, np.ndarray], labels: dict[str, np.ndarray], whit
 
 def _parametric_scores(head_file: Path, desc: dict[str, np.ndarray], labels: dict[str, np.ndarray],
                        class_ids: np.ndarray) -> dict[str, Any]:
-    from artid.evaluation.metrics import accuracy, gap, gap_minus
+    from artid.metrics.ilr import accuracy, gap, gap_minus
     from artid.training.heads import CosineClassifier
 
     state = torch.load(head_file, map_location="cpu", weights_only=True)
@@ -156,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
             run_dir = out / "runs" / name.lower().replace(" ", "_").replace("+", "_")
             spec = RunSpec(root=root, out=run_dir, model=args.model, epochs=args.epochs, lr=args.lr,
                            image_size=args.size, max_size=args.size, device=args.device, seed=args.seed,
-                           projector_dim=args.projector_dim, **settings)
+                           projector_dim=args.projector_dim, augment=args.augment, **settings)
             result = train(spec)
             entry["best_epoch"] = result.best_epoch
             entry["history"] = result.history
@@ -172,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
         log.info("%s: %s", name, entry["knn"])
     table = format_table({k: results[k] for k in rows if k in results})
     header = (f"Table 5.3 shape on {root} ({len(splits['database'].entries)} database images, "
-              f"{len(class_ids)} classes; {args.size} px, {args.epochs} epochs, lr {args.lr:g}, "
+              f"{len(class_ids)} classes; {args.size} px, {args.epochs} epochs, lr {args.lr:g}, {args.augment} augmentation, "
               f"{args.model}, test queries; kNN rows: single scale + PCAw {args.whiten_dim})")
     text = header + "\n\n" + table + f"\n\ntotal {(time.perf_counter() - t_start) / 60:.1f} minutes\n"
     (out / "table53.md").write_text(text)
