@@ -19,102 +19,23 @@ import json
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from artid.errors import ArtidError
 from artid.metrics.ilr import accuracy, gap, gap_minus
-from artid.retrieval.autotune import K_GRID, TAU_GRID, AutotuneResult, autotune
+from artid.retrieval.autotune import AutotuneResult, autotune
+from artid.retrieval.config import WHITEN_MODES, Candidate, PipelineConfig, whitening_candidates
 from artid.retrieval.knn import Classified, KNNClassifier
-from artid.retrieval.projection import MIN_DIM, Projection, as_parts, supported_dim
+from artid.retrieval.projection import Projection, as_parts
+
+__all__ = ["WHITEN_MODES", "Candidate", "KNNPipeline", "PipelineConfig"]
 
 log = logging.getLogger(__name__)
 
-WHITEN_MODES = ("none", "pcaw", "auto")
 FORMAT = "artid-pipeline/1"
-
-
-@dataclass
-class PipelineConfig:
-    """What the pipeline does; None for k and tau means "tune them on validation".
-
-    Attributes:
-        whiten: ``none`` (raw descriptors), ``pcaw`` (PCA-whitening to ``dim``, capped at what the
-            database supports) or ``auto`` (whichever of raw, PCAw at the supported ``dim`` and
-            at half of it scores the best validation GAP).
-        dim: requested whitening dimension (the paper's 512).
-        shrinkage: whitening shrinkage (1 full whitening, 0 plain PCA).
-        k, tau: fixed classifier hyper-parameters, or None to tune both on validation.
-        ks, taus: the tuning grid (the thesis' 9 x 12 by default).
-        n_classes: N of the softmax (default: the distinct database labels).
-        index: ``exact`` (the protocol) or ``ivf`` (approximate faiss IVF-Flat).
-        nprobe: IVF cells visited per query.
-        use_gpu: search on the GPU; None = when faiss has one.
-    """
-
-    whiten: str = "auto"
-    dim: int = 512
-    shrinkage: float = 1.0
-    k: int | None = None
-    tau: float | None = None
-    ks: tuple[int, ...] = K_GRID
-    taus: tuple[float, ...] = TAU_GRID
-    n_classes: int | None = None
-    index: str = "exact"
-    nprobe: int = 32
-    use_gpu: bool | None = field(default=None, compare=False)
-
-    def check(self) -> None:
-        """Refuse settings that cannot work, naming the setting."""
-        if self.whiten not in WHITEN_MODES:
-            raise ArtidError(f"whiten must be one of {', '.join(WHITEN_MODES)}, got {self.whiten!r}")
-        if self.dim < 1:
-            raise ArtidError(f"whitening dimension must be at least 1, got {self.dim}")
-        if not 0.0 <= self.shrinkage <= 1.0:
-            raise ArtidError(f"whitening shrinkage must be within [0, 1], got {self.shrinkage}")
-        if (self.k is None) != (self.tau is None):
-            raise ArtidError("give both k and tau, or neither (then they are tuned on the validation queries)")
-        if self.k is not None and self.k < 1:
-            raise ArtidError(f"k must be at least 1, got {self.k}")
-        if self.tau is not None and not self.tau > 0:
-            raise ArtidError(f"tau must be a positive temperature, got {self.tau}")
-        if any(t <= 0 for t in self.taus) or any(k < 1 for k in self.ks) or not self.ks or not self.taus:
-            raise ArtidError("the tuning grid needs k >= 1 and tau > 0 values")
-        if self.index not in ("exact", "ivf"):
-            raise ArtidError(f"unknown index {self.index!r}: use 'exact' or 'ivf'")
-
-    def to_json(self) -> dict:
-        d = asdict(self)
-        d.pop("use_gpu")
-        d["ks"], d["taus"] = list(self.ks), list(self.taus)
-        return d
-
-
-@dataclass
-class Candidate:
-    """One whitening choice tried by ``auto`` and its validation score."""
-
-    whiten: bool
-    dim: int
-    val_gap: float | None = None
-    k: int | None = None
-    tau: float | None = None
-    projection: dict = field(default_factory=dict)
-
-
-def whitening_candidates(config: PipelineConfig, parts: list[np.ndarray]) -> list[Candidate]:
-    """The whitening choices to try: the configured one, or for ``auto`` PCAw at the supported
-    dimension, at half of it, and raw descriptors."""
-    if config.whiten == "none":
-        return [Candidate(False, 0)]
-    n, width = parts[0].shape[0], min(p.shape[1] for p in parts)
-    top = supported_dim(config.dim, n, width)
-    if config.whiten == "pcaw":
-        return [Candidate(True, top)]
-    dims = [top] + ([top // 2] if top // 2 >= MIN_DIM else [])
-    return [Candidate(True, d) for d in dims] + [Candidate(False, 0)]
 
 
 class KNNPipeline:
@@ -233,6 +154,27 @@ class KNNPipeline:
         sims, idx = self.neighbours(queries, max(self.k, n), progress=False)
         return clf.top_classes(sims, idx, min(self.k, sims.shape[1]), self.tau, n)
 
+    def answer(self, queries: np.ndarray | Sequence[np.ndarray], n_top: int = 5,
+               list_neighbours: int = 20) -> tuple[Classified, list[list[tuple[int, float, float]]]]:
+        """The decision and a list of candidates from one search (what a recognition service shows).
+
+        The decision (class, log-odds, confidence) uses the pipeline's k; the candidates are the
+        ``n_top`` best classes among the ``max(k, list_neighbours)`` nearest images, with their
+        softmax share at the same tau.
+        """
+        clf = self._fitted()
+        many = min(max(self.k, list_neighbours), clf.size)
+        sims, idx = self.neighbours(queries, many, progress=False)
+        decision = clf.classify(sims, idx, min(self.k, sims.shape[1]), self.tau)
+        return decision, clf.top_classes(sims, idx, many, self.tau, n_top)
+
+    def use(self, k: int, tau: float) -> None:
+        """Serve with this (k, tau) instead of the tuned one (e.g. a tie-break of the service's own)."""
+        clf = self._fitted()
+        if not tau > 0:
+            raise ArtidError(f"tau must be a positive temperature, got {tau}")
+        self.k, self.tau = clf.clamp_k(int(k)), float(tau)
+
     def score(self, queries: np.ndarray | Sequence[np.ndarray], labels: np.ndarray,
               keys: Sequence[str] | np.ndarray | None = None) -> dict:
         """GAP, GAP- and ACC (fractions) of labelled queries (-1 = distractor)."""
@@ -285,14 +227,26 @@ class KNNPipeline:
             raise ArtidError(f"{path} not found: not a saved artid pipeline") from None
         except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
             raise ArtidError(f"{path}: not an artid pipeline file ({exc})") from None
-        pipe = cls(config)
-        pipe.projection = Projection.load(folder)
         try:
             db = np.load(folder / "database.npy", mmap_mode="r" if mmap else None, allow_pickle=False)
             labels = np.load(folder / "labels.npy", allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise ArtidError(f"{folder}: database of the pipeline cannot be read ({exc})") from None
-        pipe.classifier = KNNClassifier(db, labels, n_classes=n_classes, use_gpu=use_gpu)
-        pipe.k, pipe.tau = k, tau
+        pipe = cls.from_parts(Projection.load(folder), db, labels, k, tau, n_classes, config)
         pipe.candidates = [Candidate(**c) for c in meta.get("candidates", [])]
+        return pipe
+
+    @classmethod
+    def from_parts(cls, projection: Projection, db: np.ndarray, labels: np.ndarray, k: int, tau: float,
+                   n_classes: int | None = None, config: PipelineConfig | None = None) -> "KNNPipeline":
+        """A fitted pipeline from stored pieces: projection, projected database, labels, k and tau."""
+        config = config or PipelineConfig(k=int(k), tau=float(tau))
+        pipe = cls(config)
+        pipe.projection = projection
+        if db.ndim != 2 or db.shape[1] != projection.out_dim:
+            raise ArtidError(f"the stored database has shape {db.shape} but the projection gives "
+                             f"{projection.out_dim}-d descriptors")
+        pipe.classifier = KNNClassifier(db, labels, n_classes=n_classes, use_gpu=config.use_gpu)
+        pipe.k, pipe.tau = 1, 1.0
+        pipe.use(k, tau)
         return pipe

@@ -1,0 +1,94 @@
+"""The kNN pipeline's settings and the whitening candidates ``whiten="auto"`` tries."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from artid.errors import ArtidError
+from artid.retrieval.autotune import K_GRID, TAU_GRID
+from artid.retrieval.projection import MIN_DIM, supported_dim
+
+WHITEN_MODES = ("none", "pcaw", "auto")
+
+
+@dataclass
+class PipelineConfig:
+    """What the pipeline does; None for k and tau means "tune them on validation".
+
+    Attributes:
+        whiten: ``none`` (raw descriptors), ``pcaw`` (PCA-whitening to ``dim``, capped at what the
+            database supports) or ``auto`` (whichever of raw, PCAw at the supported ``dim`` and
+            at half of it scores the best validation GAP).
+        dim: requested whitening dimension (the paper's 512).
+        shrinkage: whitening shrinkage (1 full whitening, 0 plain PCA).
+        k, tau: fixed classifier hyper-parameters, or None to tune both on validation.
+        ks, taus: the tuning grid (the thesis' 9 x 12 by default).
+        n_classes: N of the softmax (default: the distinct database labels).
+        index: ``exact`` (the protocol) or ``ivf`` (approximate faiss IVF-Flat).
+        nprobe: IVF cells visited per query.
+        use_gpu: search on the GPU; None = when faiss has one.
+    """
+
+    whiten: str = "auto"
+    dim: int = 512
+    shrinkage: float = 1.0
+    k: int | None = None
+    tau: float | None = None
+    ks: tuple[int, ...] = K_GRID
+    taus: tuple[float, ...] = TAU_GRID
+    n_classes: int | None = None
+    index: str = "exact"
+    nprobe: int = 32
+    use_gpu: bool | None = field(default=None, compare=False)
+
+    def check(self) -> None:
+        """Refuse settings that cannot work, naming the setting."""
+        if self.whiten not in WHITEN_MODES:
+            raise ArtidError(f"whiten must be one of {', '.join(WHITEN_MODES)}, got {self.whiten!r}")
+        if self.dim < 1:
+            raise ArtidError(f"whitening dimension must be at least 1, got {self.dim}")
+        if not 0.0 <= self.shrinkage <= 1.0:
+            raise ArtidError(f"whitening shrinkage must be within [0, 1], got {self.shrinkage}")
+        if (self.k is None) != (self.tau is None):
+            raise ArtidError("give both k and tau, or neither (then they are tuned on the validation queries)")
+        if self.k is not None and self.k < 1:
+            raise ArtidError(f"k must be at least 1, got {self.k}")
+        if self.tau is not None and not self.tau > 0:
+            raise ArtidError(f"tau must be a positive temperature, got {self.tau}")
+        if any(t <= 0 for t in self.taus) or any(k < 1 for k in self.ks) or not self.ks or not self.taus:
+            raise ArtidError("the tuning grid needs k >= 1 and tau > 0 values")
+        if self.index not in ("exact", "ivf"):
+            raise ArtidError(f"unknown index {self.index!r}: use 'exact' or 'ivf'")
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d.pop("use_gpu")
+        d["ks"], d["taus"] = list(self.ks), list(self.taus)
+        return d
+
+
+@dataclass
+class Candidate:
+    """One whitening choice tried by ``auto`` and its validation score."""
+
+    whiten: bool
+    dim: int
+    val_gap: float | None = None
+    k: int | None = None
+    tau: float | None = None
+    projection: dict = field(default_factory=dict)
+
+
+def whitening_candidates(config: PipelineConfig, parts: list[np.ndarray]) -> list[Candidate]:
+    """The whitening choices to try: the configured one, or for ``auto`` PCAw at the supported
+    dimension, at half of it, and raw descriptors."""
+    if config.whiten == "none":
+        return [Candidate(False, 0)]
+    n, width = parts[0].shape[0], min(p.shape[1] for p in parts)
+    top = supported_dim(config.dim, n, width)
+    if config.whiten == "pcaw":
+        return [Candidate(True, top)]
+    dims = [top] + ([top // 2] if top // 2 >= MIN_DIM else [])
+    return [Candidate(True, d) for d in dims] + [Candidate(False, 0)]
