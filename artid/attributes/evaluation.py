@@ -14,18 +14,18 @@ from pathlib import Path
 
 import numpy as np
 
-from artid.attributes.imet import IMetDataset
 from artid.attributes.imet_csv import write_submission
 from artid.attributes.multiclass import multiclass_metrics, plot_confusion
 from artid.attributes.report import multilabel_metrics, write_report
-from artid.attributes.runs import check_labels, multiclass_codes, predicted_labels, read_run, split_scores
+from artid.attributes.runs import (check_labels, multiclass_codes, open_dataset, predicted_labels, read_run,
+                                  split_scores)
 
 
 def predict_run(run: Path, root: Path, split: str, out: Path, mode: str | None = None,
                 progress: bool = True) -> int:
     """Write the submission of ``split`` to ``out``; returns the number of images."""
     meta = read_run(run)
-    dataset = IMetDataset(root)
+    dataset = open_dataset(root)
     check_labels(meta, dataset, run)
     s = dataset.split(split)
     pred = predicted_labels(meta, split_scores(run, meta, dataset, s, progress), mode)
@@ -38,7 +38,7 @@ def evaluate_run(run: Path, root: Path, split: str = "test", out: Path | None = 
                  resamples: int = 1000, progress: bool = True) -> dict:
     """Metrics of the run on a labelled split, written with the report into ``out`` (default ``<run>/report_<split>``)."""
     meta = read_run(run)
-    dataset = IMetDataset(root)
+    dataset = open_dataset(root)
     check_labels(meta, dataset, run)
     s = dataset.split(split)
     scores = split_scores(run, meta, dataset, s, progress)

@@ -8,7 +8,8 @@ capped), or the focal loss of Lin et al. (``torchvision.ops.sigmoid_focal_loss``
 ``alpha`` configurable), which the iMet 2019 winners used.
 
 Resumable: after every epoch ``<folder>/finetune_last.pt`` holds the model, optimiser, scheduler and
-log (``log.jsonl`` too); running the same training again continues from there. The epoch with the
+log (``log.jsonl`` too); running the same training again continues from there
+(with a larger ``epochs``: trains further). The epoch with the
 best validation AUC-PR (micro) is kept in ``finetune_best.pt``. Files are read back with
 ``torch.load(weights_only=True)`` (tensors and plain containers only).
 """
@@ -171,8 +172,11 @@ def finetune(settings: FinetuneSettings, folder: Path, train: tuple[list[Path], 
     start, log, best = 0, [], -1.0
     if last.is_file():
         state = _load(last)
-        if state.get("settings") != json.loads(json.dumps(settings.to_json())):
-            raise ArtidError(f"{last} was made with other settings ({state.get('settings')}); "
+        saved, now = dict(state.get("settings") or {}), json.loads(json.dumps(settings.to_json()))
+        saved.pop("epochs", None), now.pop("epochs")  # more epochs continue a run; other changes do not
+        if saved != now:
+            diff = sorted(k for k in now if saved.get(k) != now[k])
+            raise ArtidError(f"{last} was made with other settings ({', '.join(diff)}); "
                              "choose another --out or delete it")
         net.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])

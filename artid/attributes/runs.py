@@ -59,6 +59,14 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(x, -60, 60)))
 
 
+def open_dataset(root: str | Path) -> IMetDataset:
+    """The iMet dataset at ``root``, or at ``root/imet`` for a synthetic benchmark's root."""
+    root = Path(root)
+    if not (root / "labels.csv").is_file() and (root / "imet" / "labels.csv").is_file():
+        root = root / "imet"
+    return IMetDataset(root)
+
+
 def read_run(run: Path) -> dict:
     """The run's ``run.json``; :class:`ArtidError` if it is not an attributes run."""
     file = Path(run) / "run.json"
@@ -153,9 +161,9 @@ def train_run(root: Path, out: Path, options: TrainOptions) -> dict:
     """Train ``options.model`` on the train split, choose thresholds on val, write ``out/run.json``."""
     if options.model not in MODELS:
         raise ArtidError(f"--model must be one of {', '.join(MODELS)}; got {options.model!r}")
-    dataset = IMetDataset(root)
+    dataset = open_dataset(root)
     out.mkdir(parents=True, exist_ok=True)
-    meta = {"format": FORMAT, "model": options.model, "root": str(Path(root).resolve()),
+    meta = {"format": FORMAT, "model": options.model, "root": str(dataset.root.resolve()),
             "labels": dataset.label_names, "features": options.features.to_json(),
             "descriptors": str(options.descriptors) if options.descriptors else None,
             "thresholds_mode": options.thresholds}

@@ -14,4 +14,5 @@ COMMANDS = {
     "index": "index",
     "recognize": "recognize",
     "serve": "serve",
+    "attributes": "attributes",
 }
