@@ -30,7 +30,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", choices=("artid", "paper"), default="artid",
                    help="defaults of --lr, --epochs, --augment, --select and the projector size: artid's, measured "
                         "on a synthetic benchmark of a few hundred classes (lr 1e-4, in-situ positives, best epoch "
-                        "by val GAP, projector at most a quarter of the database images), or the thesis' exact "
+                        "by val GAP, projector at most half the database images), or the thesis' exact "
                         "values (lr 1e-7, the paper's augmentation, best epoch by val ACC, projector D -> D)")
     p.add_argument("--model", default="efficientnet_lite0", help="backbone name or artid checkpoint to start from")
     p.add_argument("--split", choices=("database", "mini"), default="database", help="training images")
