@@ -170,7 +170,8 @@ def run_device(root: Path, device_name: str, args: argparse.Namespace, work: Pat
         c = EmbeddingCache(source, embed)
         method = Contrastive(source, labels, strategy, transform, c, pairs_per_batch=args.batch_pairs,
                              margin=1.8, negative_pool=10)
-        cfg = TrainConfig(out_dir=work / f"run_{device.type}_{r}", epochs=1, lr=args.lr, amp=amp, seed=args.seed)
+        cfg = TrainConfig(out_dir=work / f"run_{device.type}_{r}", epochs=1, lr=args.lr,
+                          amp="fp16" if amp else "off", seed=args.seed)
         trainer = Trainer(base, method, cfg, device, validator=None, invalidate=c.invalidate)
         _sync(device)
         t0 = time.perf_counter()
