@@ -13,7 +13,7 @@ import pytest
 from artid.data.entries import Entry
 from artid.errors import ArtidError
 from artid.service import bundle as bundles
-from artid.service.calibrate import Calibration, calibrate_threshold, evaluate_threshold
+from artid.service.calibrate import ACCEPT_ALL, Calibration, calibrate_threshold, evaluate_threshold
 from artid.service.collection import Artwork, read_collection, read_metadata, read_queries
 from service_helpers import (artwork, built_bundle, distractor, jpeg_bytes, make_collection, photo_of,
                              small_bundle_data)
@@ -51,7 +51,7 @@ def test_threshold_extremes_and_errors():
     conf = np.array([0.9, 0.2, 0.3])
     correct = np.array([True, False, False])
     distractor = np.array([False, True, True])
-    assert calibrate_threshold(conf, correct, distractor, 1.0).threshold == 0.0
+    assert calibrate_threshold(conf, correct, distractor, 1.0).threshold == ACCEPT_ALL
     assert calibrate_threshold(conf, correct, distractor, 0.0).threshold == 0.3
     with pytest.raises(ArtidError, match="no distractor"):
         calibrate_threshold(conf[:1], correct[:1], distractor[:1])
@@ -63,7 +63,16 @@ def test_threshold_extremes_and_errors():
 
 def test_calibration_json_round_trip():
     cal = Calibration.given(0.42)
+    assert cal.threshold == pytest.approx(np.log(0.42 / 0.58)) and cal.threshold_confidence == pytest.approx(0.42)
     assert Calibration.from_json(json.loads(json.dumps(cal.to_json()))) == cal
+
+
+def test_a_bundle_from_before_the_log_odds_score_keeps_its_threshold():
+    old = {"threshold": 0.9, "target_false_accept": 0.05, "false_accept": 0.0, "precision": 1.0, "recall": 0.5,
+           "accuracy": 0.6, "n_queries": 4, "n_distractors": 20, "source": "validation"}
+    assert Calibration.from_json(old).threshold == pytest.approx(np.log(9.0))
+    with pytest.raises(ArtidError, match=r"\[0, 1\)"):
+        Calibration.given(1.0)
 
 
 # ---------------------------------------------------------------- collections

@@ -41,8 +41,8 @@ def run(args: argparse.Namespace) -> int:
         if result.accepted:
             print(f"{path}: {best.title} ({best.key})  confidence {100 * result.confidence:.1f}%")
         else:
-            print(f"{path}: not recognised  (closest: {best.title}, confidence {100 * result.confidence:.1f}% "
-                  f"<= threshold {100 * result.threshold:.1f}%)")
+            print(f"{path}: not recognised  (closest: {best.title}, confidence {100 * result.confidence:.1f}%; "
+                  f"log-odds {result.score:.2f} <= threshold {result.threshold_score:.2f})")
         for rank, m in enumerate(result.matches, 1):
             who = ", ".join(x for x in (m.artwork.artist, m.artwork.date) if x)
             print(f"  {rank}. {m.artwork.title}{f' ({who})' if who else ''} [{m.artwork.key}]  "

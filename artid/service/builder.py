@@ -23,6 +23,7 @@ from artid.data.entries import DISTRACTOR
 from artid.descriptors import DescriptorSet
 from artid.errors import ArtidError
 from artid.service import bundle as bundles
+from artid.retrieval.pipeline import KNNPipeline, PipelineConfig
 from artid.service.calibrate import Calibration, calibrate_threshold
 from artid.service.collection import (Collection, Queries, is_met_root, read_collection, read_met_collection,
                                       read_met_queries, read_queries)
@@ -103,7 +104,7 @@ def _choose_k_tau(clf: Any, tuned: Any, labels: np.ndarray, target: float) -> tu
     choice = (int(tuned.best_k), float(tuned.best_tau))
     for i, j in zip(*np.nonzero(gap >= gap.max() - 1e-12)):
         k, tau = int(tuned.ks[i]), float(tuned.taus[j])
-        pred, _, conf = clf.classify(tuned.sims, tuned.idx, k, tau)
+        pred, conf, _ = clf.classify(tuned.sims, tuned.idx, k, tau)  # conf: the log-odds score
         correct = (pred == labels) & ~distractor
         if distractor.any():
             cal = calibrate_threshold(conf, correct, distractor, target)
@@ -115,6 +116,50 @@ def _choose_k_tau(clf: Any, tuned: Any, labels: np.ndarray, target: float) -> tu
         if best is None or score > best:
             best, choice = score, (k, tau)
     return choice
+
+
+def _pipeline_config(options: BuildOptions, raw: DescriptorSet, n_classes: int, tuned: bool) -> PipelineConfig:
+    """Whitening: chosen on validation (``auto``) unless ``--whitening-dim`` says (0 = none);
+    without validation photos, PCA-whitening only when there are at least as many images as
+    descriptor dimensions."""
+    dim = options.whitening_dim
+    whiten = "auto" if dim is None else ("none" if dim == 0 else "pcaw")
+    k, tau = options.k, options.tau
+    if not tuned:  # nothing to tune on: the given values, or the untuned defaults
+        k, tau = (UNTUNED_K if k is None else k), (UNTUNED_TAU if tau is None else tau)
+        if whiten == "auto":
+            whiten = "pcaw" if raw.matrix.shape[0] >= raw.matrix.shape[1] else "none"
+    elif (k is None) != (tau is None):
+        k = tau = None  # one of them given: tune both, then keep the given one (below)
+    return PipelineConfig(whiten=whiten, dim=dim or 512, k=k, tau=tau, n_classes=n_classes, use_gpu=False)
+
+
+def _fit_pipeline(options: BuildOptions, raw: DescriptorSet, n_classes: int,
+                  val: tuple[np.ndarray, np.ndarray, np.ndarray] | None, info: dict[str, Any]) -> KNNPipeline:
+    """The kNN pipeline fitted on the collection and tuned on the validation photos (when there are any
+    of the collection's artworks among them)."""
+    tuned = val is not None and bool((val[1] != DISTRACTOR).any())
+    if val is not None and not tuned:
+        log.warning("no validation photo of the collection's artworks: k=%d, tau=%g untuned", UNTUNED_K, UNTUNED_TAU)
+    config = _pipeline_config(options, raw, n_classes, tuned)
+    pipe = KNNPipeline(config).fit(raw.matrix, raw.labels, *(val if tuned else (None, None, None)))
+    if pipe.tuned is not None:
+        best_k, best_tau = _choose_k_tau(pipe.classifier, pipe.tuned, val[1], options.target_false_accept)
+        pipe.use(best_k if options.k is None else options.k, best_tau if options.tau is None else options.tau)
+        info["autotune"] = {"k": best_k, "tau": best_tau, "val_gap": pipe.tuned.best_gap, "val_acc": pipe.tuned.acc}
+    return pipe
+
+
+def _calibrate(options: BuildOptions, pipe: KNNPipeline,
+               val: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> Calibration:
+    """The acceptance threshold (log-odds): given, or calibrated on the validation photos."""
+    if options.threshold is not None:
+        return Calibration.given(options.threshold)
+    assert val is not None  # build_bundle refuses a build with neither
+    ans = pipe.predict(val[0], progress=False)
+    labels = val[1]
+    return calibrate_threshold(ans.score, (ans.pred == labels) & (labels != DISTRACTOR), labels == DISTRACTOR,
+                               options.target_false_accept)
 
 
 def build_bundle(source: str | Path, out: str | Path, options: BuildOptions, val: str | Path | None = None,
@@ -152,9 +197,6 @@ def _build(source: Path, out: Path, options: BuildOptions, collection: Collectio
            change: bundles.BundleChange) -> None:
     """The body of :func:`build_bundle`, run while ``change`` holds the bundle's writer lock."""
     from artid.models import build_embedder
-    from artid.retrieval.autotune import autotune
-    from artid.retrieval.knn import KNNClassifier
-    from artid.retrieval.whitening import PCAWhitening
 
     embedder = build_embedder(options.model)
     out.mkdir(parents=True, exist_ok=True)
@@ -167,55 +209,26 @@ def _build(source: Path, out: Path, options: BuildOptions, collection: Collectio
                    options.workers)
     artworks = keep_described(collection.artworks, raw)
 
-    whitening = None
-    dim = options.whitening_dim
-    if dim is None:
-        dim = 512 if raw.matrix.shape[0] >= raw.matrix.shape[1] else 0
-        if dim == 0:
-            log.info("no whitening: %d database images are fewer than the %d descriptor dimensions "
-                     "(force it with --whitening-dim)", raw.matrix.shape[0], raw.matrix.shape[1])
-    if dim > 0:
-        whitening = PCAWhitening(dim=dim).fit(raw.matrix)
-    searched = whitening.transform(raw.matrix) if whitening is not None else raw.matrix
-    db = DescriptorSet(matrix=searched, entries=raw.entries, model=raw.model,
-                       settings={**settings, "whitened": whitening is not None}, failures=raw.failures)
-    clf = KNNClassifier(searched, db.labels, n_classes=len(artworks), use_gpu=False)
-
-    k, tau = options.k, options.tau
     info: dict[str, Any] = {"source": str(source.resolve()), "kind": "met" if is_met_root(source) else "folder",
                             "database_failures": len(raw.failures)}
-    calibration: Calibration
+    val = None
     if queries is not None:
         qraw = describe(queries.entries, queries.image_root, embedder, settings, work, "validation",
                         options.device, options.workers)
-        q = whitening.transform(qraw.matrix) if whitening is not None else qraw.matrix
-        labels = qraw.labels
-        known = {a.label for a in artworks}
-        labels = np.where(np.isin(labels, list(known)) | (labels == DISTRACTOR), labels, DISTRACTOR)
-        if k is None or tau is None:
-            if (labels != DISTRACTOR).any():
-                tuned = autotune(clf, q, labels, keep_neighbours=True)
-                best_k, best_tau = _choose_k_tau(clf, tuned, labels, options.target_false_accept)
-                k = best_k if k is None else k
-                tau = best_tau if tau is None else tau
-                info["autotune"] = {"k": best_k, "tau": best_tau, "val_gap": tuned.best_gap,
-                                    "val_acc": tuned.acc}
-            else:
-                log.warning("no validation photo of the collection's artworks: k=%d, tau=%g untuned",
-                            UNTUNED_K, UNTUNED_TAU)
-        k = UNTUNED_K if k is None else k
-        tau = UNTUNED_TAU if tau is None else tau
-        pred, _, conf = clf.predict(q, k, tau)
-        if options.threshold is not None:
-            calibration = Calibration.given(options.threshold)
-        else:
-            calibration = calibrate_threshold(conf, (pred == labels) & (labels != DISTRACTOR),
-                                              labels == DISTRACTOR, options.target_false_accept)
-        info["validation_queries"] = int(len(labels))
-    else:
-        k = UNTUNED_K if k is None else k
-        tau = UNTUNED_TAU if tau is None else tau
-        calibration = Calibration.given(float(options.threshold))  # checked above: not None
+        known = [a.label for a in artworks]
+        val = (qraw.matrix, np.where(np.isin(qraw.labels, known), qraw.labels, DISTRACTOR),
+               np.array([e.path for e in qraw.entries], dtype=str))
+    pipe = _fit_pipeline(options, raw, len(artworks), val, info)
+    calibration = _calibrate(options, pipe, val)
+    if val is not None:
+        info["validation_queries"] = int(len(val[1]))
+    projection = pipe.projection.describe()
+    whitening = pipe.projection.whitenings[0]
+    db = DescriptorSet(matrix=pipe.classifier.db, entries=raw.entries, model=raw.model,
+                       settings={**settings, "whitened": whitening is not None}, failures=raw.failures)
+    info["pipeline"] = {"whitening": projection, "candidates": [
+        {"whiten": c.whiten, "dims": c.projection.get("dims"), "val_gap": c.val_gap} for c in pipe.candidates]}
+    k, tau = pipe.k, pipe.tau
     thumbs = store_thumbnails(out, artworks, raw, collection.image_root)
     data = bundles.BundleData(
         model={"ref": model_ref, "spec": embedder.spec}, extraction=settings, descriptors=db,

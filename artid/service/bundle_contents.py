@@ -13,6 +13,8 @@ import numpy as np
 from artid.data.entries import Entry
 from artid.descriptors import DescriptorSet
 from artid.errors import ArtidError
+from artid.retrieval.pipeline import KNNPipeline, PipelineConfig
+from artid.retrieval.projection import Projection
 from artid.retrieval.whitening import PCAWhitening
 from artid.service.calibrate import Calibration
 from artid.service.collection import Artwork
@@ -58,6 +60,16 @@ class BundleData:
     @property
     def n_classes(self) -> int:
         return len(self.artworks)
+
+    def pipeline(self) -> KNNPipeline:
+        """The kNN pipeline these contents store: whitening, searched database, k (limited to the
+        database size: removed artworks may leave fewer images) and tau."""
+        d = self.descriptors.matrix.shape[1]
+        width = self.whitening.mean.shape[0] if self.whitening is not None else d
+        projection = Projection([self.whitening], [width])
+        matrix = np.asarray(self.descriptors.matrix, dtype=np.float32)
+        return KNNPipeline.from_parts(projection, matrix, self.labels, min(self.k, len(matrix)), self.tau,
+                                      n_classes=self.n_classes, config=PipelineConfig(use_gpu=False))
 
     def artwork_by_label(self) -> dict[int, Artwork]:
         return {a.label: a for a in self.artworks}

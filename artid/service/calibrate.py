@@ -1,9 +1,12 @@
-"""The acceptance threshold: when a confidence is high enough to tell a visitor "this is X".
+"""The acceptance threshold: when a prediction is sure enough to tell a visitor "this is X".
 
 The classifier always predicts some artwork; a photo of something outside the
 collection (a distractor) must instead be answered "not recognised". A prediction
-is *accepted* when its confidence is strictly greater than the threshold. The
-threshold is chosen on validation queries (photos of the collection's artworks
+is *accepted* when its score, the log-odds of the top class (see
+:mod:`artid.retrieval.knn`), is strictly greater than the threshold. The score is
+monotone in the 0..1 confidence but never saturates: at a large tau many
+confidences are exactly 1.0, and a threshold on them could not tell those apart.
+The threshold is chosen on validation queries (photos of the collection's artworks
 mixed with distractors) as the lowest value at which at most a target fraction of
 the distractors is accepted, which keeps as many right answers as that allows.
 """
@@ -17,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from artid.errors import ArtidError
+from artid.retrieval.knn import confidence
 
 
 @dataclass(frozen=True)
@@ -24,7 +28,7 @@ class Calibration:
     """An acceptance threshold and what it gave on the validation queries.
 
     Attributes:
-        threshold: accept a prediction when its confidence is > threshold.
+        threshold: accept a prediction when its score (log-odds) is > threshold.
         target_false_accept: the fraction of distractors that may be accepted (asked for).
         false_accept: fraction of validation distractors accepted at the threshold (achieved).
         precision: right predictions among all accepted queries (distractors included).
@@ -45,18 +49,37 @@ class Calibration:
     n_distractors: int
     source: str
 
+    @property
+    def threshold_confidence(self) -> float:
+        """The threshold as a 0..1 confidence (for display)."""
+        return float(confidence(np.float64(self.threshold)))
+
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "scale": "log-odds", "threshold_confidence": self.threshold_confidence}
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> "Calibration":
-        return cls(**{k: obj.get(k) for k in cls.__dataclass_fields__})
+        values = {k: obj.get(k) for k in cls.__dataclass_fields__}
+        if obj.get("scale") != "log-odds" and values.get("threshold") is not None:
+            values["threshold"] = log_odds_of(float(values["threshold"]))  # bundles before the log-odds score
+        return cls(**values)
 
     @classmethod
-    def given(cls, threshold: float) -> "Calibration":
-        """A threshold chosen by the user, with no validation figures."""
-        return cls(threshold=float(threshold), target_false_accept=None, false_accept=None, precision=None,
-                   recall=None, accuracy=None, n_queries=0, n_distractors=0, source="given")
+    def given(cls, threshold_confidence: float) -> "Calibration":
+        """A threshold chosen by the user as a confidence in [0, 1), with no validation figures."""
+        return cls(threshold=log_odds_of(threshold_confidence), target_false_accept=None, false_accept=None,
+                   precision=None, recall=None, accuracy=None, n_queries=0, n_distractors=0, source="given")
+
+
+#: The threshold that accepts every prediction (JSON has no -inf).
+ACCEPT_ALL = -1e300
+
+
+def log_odds_of(conf: float) -> float:
+    """A confidence in [0, 1) as log-odds (0 -> :data:`ACCEPT_ALL`)."""
+    if not 0.0 <= conf < 1.0:
+        raise ArtidError(f"a confidence threshold must lie in [0, 1), got {conf}")
+    return ACCEPT_ALL if conf == 0.0 else math.log(conf / (1.0 - conf))
 
 
 def _check(conf: np.ndarray, correct: np.ndarray, distractor: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -66,8 +89,8 @@ def _check(conf: np.ndarray, correct: np.ndarray, distractor: np.ndarray) -> tup
     if not (conf.size == correct.size == distractor.size):
         raise ArtidError(f"calibration: confidence ({conf.size}), correct ({correct.size}) and "
                          f"distractor ({distractor.size}) arrays differ in length")
-    if not np.isfinite(conf).all():
-        raise ArtidError("calibration: confidences contain NaN or infinity")
+    if np.isnan(conf).any():
+        raise ArtidError("calibration: scores contain NaN")
     if (correct & distractor).any():
         raise ArtidError("calibration: a distractor query cannot have a correct prediction")
     return conf, correct, distractor
@@ -78,8 +101,8 @@ def evaluate_threshold(threshold: float, conf: np.ndarray, correct: np.ndarray,
     """Precision, recall and false-accept rate of accepting ``conf > threshold``.
 
     Args:
-        threshold: the acceptance threshold.
-        conf: (Q,) confidences of the predictions.
+        threshold: the acceptance threshold (log-odds).
+        conf: (Q,) scores (log-odds) of the predictions.
         correct: (Q,) bool, the prediction is the query's artwork (False for distractors).
         distractor: (Q,) bool, the query shows nothing of the collection.
 
@@ -108,11 +131,10 @@ def calibrate_threshold(conf: np.ndarray, correct: np.ndarray, distractor: np.nd
     With the distractors' confidences sorted in descending order d_0 >= d_1 >= ..., and
     m = floor(target * n_distractors), the threshold is d_m: exactly the distractors
     with confidence > d_m are accepted, at most m of them (fewer when d_m is tied).
-    When m >= n_distractors every query is accepted (threshold 0: confidences are
-    softmax probabilities, always > 0).
+    When m >= n_distractors every query is accepted (threshold :data:`ACCEPT_ALL`).
 
     Args:
-        conf: (Q,) confidences of the validation predictions.
+        conf: (Q,) scores (log-odds) of the validation predictions.
         correct: (Q,) bool, the prediction is the query's artwork.
         distractor: (Q,) bool, the query is a distractor.
         target_false_accept: allowed fraction of distractors accepted, in [0, 1].
@@ -128,7 +150,7 @@ def calibrate_threshold(conf: np.ndarray, correct: np.ndarray, distractor: np.nd
         raise ArtidError("cannot calibrate the acceptance threshold: the validation queries hold no distractor "
                          "(add photos of things outside the collection, or give the threshold yourself)")
     m = int(math.floor(target_false_accept * d.size + 1e-9))
-    threshold = 0.0 if m >= d.size else float(d[m])
+    threshold = ACCEPT_ALL if m >= d.size else float(d[m])
     figures = evaluate_threshold(threshold, conf, correct, distractor)
     n_pos = int((~distractor).sum())
     return Calibration(

@@ -62,7 +62,7 @@ def add_to_bundle(bundle_dir: str | Path, source: str | Path, keys: list[str] | 
                                   bundle_dir / describing.WORK, "added", device, workers)
         artworks = describing.keep_described(collection.artworks, raw)
         failures = describing.named_failures(raw, collection.image_root)
-        matrix = data.whitening.transform(raw.matrix) if data.whitening is not None else raw.matrix
+        matrix = data.pipeline().transform(raw.matrix)
         thumbs = describing.store_thumbnails(bundle_dir, artworks, raw, collection.image_root)
         new = bundles.with_artworks(data, artworks, matrix, raw.entries, thumbs, failures=failures)
         change.commit(new, f"add {len(artworks)} artwork(s) from {source}", failures=failures)

@@ -20,7 +20,6 @@ import numpy as np
 from PIL import Image
 
 from artid.errors import ArtidError
-from artid.retrieval.knn import KNNClassifier
 from artid.service.bundle import BundleData, load_bundle
 from artid.service.collection import Artwork
 
@@ -60,10 +59,11 @@ class Recognition:
     """The answer for one photo.
 
     Attributes:
-        accepted: confidence > threshold: the photo shows ``prediction``.
-        confidence: the kNN classifier's confidence in ``prediction`` (bundle's k and tau):
-            the number the threshold was calibrated on.
-        threshold: the bundle's acceptance threshold.
+        accepted: score > threshold: the photo shows ``prediction``.
+        confidence: the kNN classifier's confidence in ``prediction`` (bundle's k and tau), 0..1.
+        threshold: the bundle's acceptance threshold as a confidence, 0..1 (for display).
+        score: log-odds of ``prediction``: what the threshold is compared with (never saturates).
+        threshold_score: the acceptance threshold in log-odds.
         prediction: the best match (reported even when not accepted).
         matches: up to 5 best matches, best first.
         timing: milliseconds spent per stage.
@@ -72,6 +72,8 @@ class Recognition:
     accepted: bool
     confidence: float
     threshold: float
+    score: float
+    threshold_score: float
     prediction: Match
     matches: list[Match]
     timing: dict[str, float] = field(default_factory=dict)
@@ -82,6 +84,8 @@ class Recognition:
             "recognised": self.prediction.artwork.title if self.accepted else None,
             "confidence": round(self.confidence, 6),
             "threshold": self.threshold,
+            "score": _finite(self.score),
+            "threshold_score": _finite(self.threshold_score),
             "prediction": self.prediction.to_json(thumbnail_url),
             "matches": [m.to_json(thumbnail_url) for m in self.matches],
             "timing_ms": {k: round(v, 2) for k, v in self.timing.items()},
@@ -93,6 +97,11 @@ def fit_max_size(img: Image.Image, max_size: int) -> Image.Image:
     from artid.data.images import resize_max
 
     return resize_max(img, max_size)
+
+
+def _finite(x: float) -> float:
+    """A score for JSON (which has no infinity): clipped to +-1e300, rounded."""
+    return round(float(min(max(x, -1e300), 1e300)), 6)
 
 
 class Recognizer:
@@ -116,14 +125,12 @@ class Recognizer:
         self.embedder = embedder.to(self.device).eval()
         self.top = int(top)
         self.artworks = data.artwork_by_label()
-        self.classifier = KNNClassifier(np.asarray(data.descriptors.matrix, dtype=np.float32), data.labels,
-                                        n_classes=data.n_classes, use_gpu=False)
+        #: the kNN pipeline (whitening, database, k limited to its size, tau) the bundle stores
+        self.pipeline = data.pipeline()
         self.max_size = int(data.extraction.get("max_size", 500))
         self.scales = tuple(float(s) for s in data.extraction.get("scales", [1.0]))
-        self.threshold = float(data.calibration.threshold)
-        #: k limited to the database size once (artworks removed since the build may leave fewer images).
-        self.k = self.classifier.clamp_k(int(data.k))
-        self.k_list = min(max(self.k, LIST_NEIGHBOURS), self.classifier.size)
+        self.threshold_score = float(data.calibration.threshold)
+        self.threshold = data.calibration.threshold_confidence
         if getattr(embedder, "dim", None) is not None and data.whitening is None \
                 and int(embedder.dim) != data.descriptors.matrix.shape[1]:
             raise ArtidError(f"the model gives {embedder.dim}-d descriptors but the bundle holds "
@@ -165,7 +172,7 @@ class Recognizer:
             images: RGB images of any size (shrunk to the bundle's ``max_size``).
 
         Returns:
-            (B, d) float32 L2-normalised rows (whitened when the bundle is).
+            (B, D) float32 L2-normalised rows of the model (the pipeline whitens them).
         """
         import torch
 
@@ -180,22 +187,18 @@ class Recognizer:
                 else:
                     v = self.embedder.embed_multiscale(x, scales=self.scales)
                 rows.append(v.float().cpu().numpy())
-        desc = np.concatenate(rows).astype(np.float32)
-        if self.data.whitening is not None:
-            desc = self.data.whitening.transform(desc)
-        return desc
+        return np.concatenate(rows).astype(np.float32)
 
     def recognize_descriptors(self, desc: np.ndarray) -> list[Recognition]:
-        """Recognitions of (B, d) float32 searched descriptors (see :meth:`describe`)."""
-        sims, idx = self.classifier.search(desc, self.k_list, progress=False)
-        _, _, conf = self.classifier.classify(sims, idx, self.k, self.data.tau)
-        tops = self.classifier.top_classes(sims, idx, self.k_list, self.data.tau, n=self.top)
+        """Recognitions of (B, D) float32 descriptors of the bundle's model (see :meth:`describe`)."""
+        decision, tops = self.pipeline.answer(desc, n_top=self.top, list_neighbours=LIST_NEIGHBOURS)
         out = []
-        for c, top in zip(conf, tops):  # top[0] is the predicted class (the nearest image's)
+        for score, c, top in zip(decision.score, decision.conf, tops):  # top[0]: the predicted class
             matches = [Match(self.artworks[label], s, share, self.data.thumbnails.get(label))
                        for label, s, share in top]
-            out.append(Recognition(accepted=bool(c > self.threshold), confidence=float(c),
-                                   threshold=self.threshold, prediction=matches[0], matches=matches))
+            out.append(Recognition(accepted=bool(score > self.threshold_score), confidence=float(c),
+                                   threshold=self.threshold, score=float(score),
+                                   threshold_score=self.threshold_score, prediction=matches[0], matches=matches))
         return out
 
     def recognize(self, images: list[Image.Image]) -> list[Recognition]:
