@@ -7,23 +7,23 @@ there, so an interrupted demo resumes where it stopped (``artid demo`` again).
 from __future__ import annotations
 
 import json
-import re
 import logging
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from artid.data.synth import SynthConfig, generate
 from artid.data.met import load_split
+from artid.data.synth import SynthConfig, generate
 from artid.descriptors import DescriptorSet
 from artid.evaluation.examples import plot_examples
 from artid.evaluation.report import format_table
 from artid.evaluation.run import evaluate
-from artid.retrieval.autotune import K_GRID
-from artid.retrieval.pipeline import PipelineConfig
 from artid.extraction import ExtractionSettings, extract_lists, met_sources
 from artid.models import MULTI_SCALE, SINGLE_SCALE, build_embedder
+from artid.retrieval.autotune import K_GRID
+from artid.retrieval.pipeline import PipelineConfig
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,8 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     rows = []
     for row_name, desc, whiten, ks, val_share in ROWS:
         d = descriptors[desc]
-        slug = re.sub(r"[^A-Za-z0-9]+", "_", row_name).strip("_")  # "6  PCAw MS, val w/o ..." -> "6_PCAw_MS_val_w_o_..."
+        # "6  PCAw MS, val w/o ..." -> "6_PCAw_MS_val_w_o_..."
+        slug = re.sub(r"[^A-Za-z0-9]+", "_", row_name).strip("_")
         config = PipelineConfig(whiten=whiten, dim=cfg.dim, ks=ks or K_GRID)
         rows.append(evaluate(d["database"], d["val"], d["test"], cfg.out / "runs" / slug, config=config,
                              name=row_name, val_distractor_ratio=val_share))

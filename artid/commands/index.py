@@ -48,7 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="fraction of validation distractors the threshold may accept")
     b.add_argument("--threshold", type=float, help="fixed acceptance threshold instead of calibrating one")
     b.add_argument("--device", default="cpu", help="torch device for the model (cpu, cuda, cuda:1, ...)")
-    b.add_argument("--workers", type=non_negative_int, default=1, help="image-decoding processes (0: in the main process)")
+    b.add_argument("--workers", type=non_negative_int, default=1,
+                   help="image-decoding processes (0: in the main process)")
 
     a = sub.add_parser("add", help="add the artworks of a collection folder to a bundle (nothing else is rebuilt)")
     a.add_argument("bundle", help="bundle folder")
@@ -56,7 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a.add_argument("--only", nargs="+", metavar="KEY", help="add only these sub-folders")
     a.add_argument("--metadata", help="metadata file (default: the folder's metadata.csv/.json)")
     a.add_argument("--device", default="cpu", help="torch device for the model")
-    a.add_argument("--workers", type=non_negative_int, default=1, help="image-decoding processes (0: in the main process)")
+    a.add_argument("--workers", type=non_negative_int, default=1,
+                   help="image-decoding processes (0: in the main process)")
 
     r = sub.add_parser("remove", help="remove artworks (by key) from a bundle")
     r.add_argument("bundle", help="bundle folder")

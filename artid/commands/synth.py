@@ -24,7 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-size", type=int, default=d.image_size, help="longer side of every image in pixels")
     p.add_argument("--met-queries", type=int, default=None,
                    help="visitor photos of exhibits, val + test (default: 30%% of --classes, at most 1132)")
-    p.add_argument("--val-share", type=float, default=d.val_share, help="share of the query classes in val (default: 10%% as in the Met, raised up to "
+    p.add_argument("--val-share", type=float, default=d.val_share,
+                   help="share of the query classes in val (default: 10%% as in the Met, raised up to "
                         "40%% where that is needed for the Met's 129 val queries)")
     p.add_argument("--distractor-ratio", type=float, default=d.distractor_ratio,
                    help="distractor queries per Met query in each split")

@@ -36,5 +36,5 @@ class Entry:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, obj: dict[str, Any]) -> "Entry":
+    def from_json(cls, obj: dict[str, Any]) -> Entry:
         return cls(path=str(obj["path"]), label=int(obj["label"]), kind=str(obj["kind"]))

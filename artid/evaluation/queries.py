@@ -119,7 +119,8 @@ def check_database(db: Queries) -> None:
     labels = db.labels
     if (labels < 0).any():
         bad = int(np.flatnonzero(labels < 0)[0])
-        raise ArtidError(f"database entry {db.entries[bad].path} has label {labels[bad]}: database images need a class id")
+        raise ArtidError(f"database entry {db.entries[bad].path} has label {labels[bad]}: "
+                         "database images need a class id")
     if not db.entries:
         raise ArtidError("no database image has a usable descriptor")
 

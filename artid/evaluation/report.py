@@ -21,8 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 import numpy as np  # noqa: E402
 
-from artid.data.entries import DISTRACTOR  # noqa: E402
-from artid.data.entries import Entry  # noqa: E402
+from artid.data.entries import DISTRACTOR, Entry  # noqa: E402
 from artid.metrics.ilr import precision_recall  # noqa: E402
 from artid.retrieval.autotune import AutotuneResult  # noqa: E402
 

@@ -83,7 +83,7 @@ def list_source(list_file: str | Path, name: str | None = None) -> ImageList:
     except OSError as exc:
         raise ArtidError(f"list file {list_file} cannot be read ({exc.strerror})") from None
     entries = []
-    for number, line in enumerate(lines, start=1):
+    for line in lines:
         line = line.strip()
         if not line or line.startswith("#"):
             continue

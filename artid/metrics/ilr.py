@@ -73,7 +73,8 @@ def rank_order(score: np.ndarray, keys: np.ndarray | None = None) -> np.ndarray:
     return np.lexsort((np.asarray(keys), neg))
 
 
-def gap(pred: np.ndarray, conf: np.ndarray, labels: np.ndarray, keys: Sequence[str] | np.ndarray | None = None) -> float:
+def gap(pred: np.ndarray, conf: np.ndarray, labels: np.ndarray,
+        keys: Sequence[str] | np.ndarray | None = None) -> float:
     """Global Average Precision (micro-AP) over ALL queries, distractors included.
 
     Queries are sorted by score, descending. ``r(i) = 1`` when the query at rank ``i``

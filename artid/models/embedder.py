@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import copy
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -128,12 +129,12 @@ class Embedder(nn.Module):
         self.projector.weight.copy_(P_t.T)
         self.projector.bias.copy_(-(mean_t @ P_t))
 
-    def freeze_batchnorm(self) -> "Embedder":
+    def freeze_batchnorm(self) -> Embedder:
         """Keep every BatchNorm layer in eval mode (frozen running statistics), even under ``train()``."""
         self._bn_frozen = True
         return self.train(self.training)
 
-    def train(self, mode: bool = True) -> "Embedder":
+    def train(self, mode: bool = True) -> Embedder:
         super().train(mode)
         if self._bn_frozen:
             for m in self.modules():
@@ -141,6 +142,6 @@ class Embedder(nn.Module):
                     m.eval()
         return self
 
-    def clone(self) -> "Embedder":
+    def clone(self) -> Embedder:
         """A deep copy (for inference-only optimisations that must not touch this model)."""
         return copy.deepcopy(self)

@@ -85,7 +85,7 @@ class KNNPipeline:
         val: np.ndarray | Sequence[np.ndarray] | None = None,
         val_labels: np.ndarray | None = None,
         val_keys: Sequence[str] | np.ndarray | None = None,
-    ) -> "KNNPipeline":
+    ) -> KNNPipeline:
         """Fit the whitening and the classifier on the database; choose what is open on validation.
 
         Args:
@@ -148,7 +148,8 @@ class KNNPipeline:
         sims, idx = self.neighbours(queries, progress=progress)
         return clf.classify(sims, idx, min(self.k, sims.shape[1]), self.tau)
 
-    def top_classes(self, queries: np.ndarray | Sequence[np.ndarray], n: int = 5) -> list[list[tuple[int, float, float]]]:
+    def top_classes(self, queries: np.ndarray | Sequence[np.ndarray],
+                    n: int = 5) -> list[list[tuple[int, float, float]]]:
         """Per query the n best classes ``(class, s_c, softmax probability)``, best first."""
         clf = self._fitted()
         sims, idx = self.neighbours(queries, max(self.k, n), progress=False)
@@ -179,7 +180,8 @@ class KNNPipeline:
               keys: Sequence[str] | np.ndarray | None = None) -> dict:
         """GAP, GAP- and ACC (fractions) of labelled queries (-1 = distractor)."""
         ans = self.predict(queries, progress=False)
-        return {"gap": gap(ans.pred, ans.score, labels, keys), "gap_minus": gap_minus(ans.pred, ans.score, labels, keys),
+        return {"gap": gap(ans.pred, ans.score, labels, keys),
+                "gap_minus": gap_minus(ans.pred, ans.score, labels, keys),
                 "acc": accuracy(ans.pred, ans.score, labels), "k": self.k, "tau": self.tau}
 
     def describe(self) -> dict:
@@ -211,7 +213,7 @@ class KNNPipeline:
         return folder
 
     @classmethod
-    def load(cls, folder: str | Path, use_gpu: bool | None = None, mmap: bool = False) -> "KNNPipeline":
+    def load(cls, folder: str | Path, use_gpu: bool | None = None, mmap: bool = False) -> KNNPipeline:
         """Read a pipeline written by :meth:`save`."""
         folder = Path(folder)
         path = folder / "pipeline.json"
@@ -238,7 +240,7 @@ class KNNPipeline:
 
     @classmethod
     def from_parts(cls, projection: Projection, db: np.ndarray, labels: np.ndarray, k: int, tau: float,
-                   n_classes: int | None = None, config: PipelineConfig | None = None) -> "KNNPipeline":
+                   n_classes: int | None = None, config: PipelineConfig | None = None) -> KNNPipeline:
         """A fitted pipeline from stored pieces: projection, projected database, labels, k and tau."""
         config = config or PipelineConfig(k=int(k), tau=float(tau))
         pipe = cls(config)

@@ -77,7 +77,7 @@ class Projection:
 
     @classmethod
     def fit(cls, db: np.ndarray | Sequence[np.ndarray], whiten: bool, dim: int = 512,
-            shrinkage: float = 1.0) -> "Projection":
+            shrinkage: float = 1.0) -> Projection:
         """Fit a whitening per part on the database (``whiten``) or none, with the dimension capped."""
         parts = as_parts(db)
         whitenings: list[PCAWhitening | None] = []
@@ -124,7 +124,7 @@ class Projection:
             {"widths": self.widths, "whitened": [w is not None for w in self.whitenings]}), encoding="utf-8")
 
     @classmethod
-    def load(cls, folder: Path) -> "Projection":
+    def load(cls, folder: Path) -> Projection:
         path = folder / "projection.json"
         try:
             meta = json.loads(path.read_text(encoding="utf-8"))

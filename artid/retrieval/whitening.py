@@ -63,7 +63,7 @@ class PCAWhitening:
         """Output dimension actually used (after any clamping in :meth:`fit`)."""
         return self.projection.shape[1] if self.projection is not None else self.dim
 
-    def fit(self, db: np.ndarray) -> "PCAWhitening":
+    def fit(self, db: np.ndarray) -> PCAWhitening:
         """Learn mean and projection from database descriptors.
 
         Args:
@@ -136,7 +136,7 @@ class PCAWhitening:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "PCAWhitening":
+    def load(cls, path: str | Path) -> PCAWhitening:
         """Read a whitening written by :meth:`save`."""
         path = Path(path)
         try:

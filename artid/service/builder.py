@@ -22,13 +22,19 @@ import numpy as np
 from artid.data.entries import DISTRACTOR
 from artid.descriptors import DescriptorSet
 from artid.errors import ArtidError
-from artid.service import bundle as bundles
 from artid.retrieval.pipeline import KNNPipeline, PipelineConfig
+from artid.service import bundle as bundles
 from artid.service.calibrate import Calibration, calibrate_threshold
-from artid.service.collection import (Collection, Queries, is_met_root, read_collection, read_met_collection,
-                                      read_met_queries, read_queries)
-from artid.service.describing import (WORK, describe, keep_described, make_thumbnail, named_failures,
-                                      store_thumbnails)
+from artid.service.collection import (
+    Collection,
+    Queries,
+    is_met_root,
+    read_collection,
+    read_met_collection,
+    read_met_queries,
+    read_queries,
+)
+from artid.service.describing import WORK, describe, keep_described, make_thumbnail, named_failures, store_thumbnails
 from artid.service.editing import AddResult, add_to_bundle, remove_from_bundle
 
 __all__ = ["AddResult", "BuildOptions", "add_to_bundle", "build_bundle", "describe", "make_thumbnail",

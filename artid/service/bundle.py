@@ -34,10 +34,23 @@ from artid.descriptors import load_descriptors, save_descriptors
 from artid.errors import ArtidError
 from artid.retrieval.whitening import PCAWhitening
 from artid.service.bundle_contents import BundleData, next_label, with_artworks, without_artworks
-from artid.service.bundle_layout import (FORMAT, GEN_RE, MANIFEST, MODELS, THUMBNAIL_RE, THUMBNAILS,
-                                         bundle_lock, collect_garbage, fsync_dir, fsync_file,
-                                         generation_numbers, read_manifest, store_model_file,
-                                         store_thumbnail, write_json_atomic)
+from artid.service.bundle_layout import (
+    FORMAT,
+    GEN_RE,
+    MANIFEST,
+    MODELS,
+    THUMBNAIL_RE,
+    THUMBNAILS,
+    bundle_lock,
+    collect_garbage,
+    fsync_dir,
+    fsync_file,
+    generation_numbers,
+    read_manifest,
+    store_model_file,
+    store_thumbnail,
+    write_json_atomic,
+)
 from artid.service.calibrate import Calibration
 from artid.service.collection import Artwork
 

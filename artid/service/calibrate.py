@@ -58,14 +58,14 @@ class Calibration:
         return {**asdict(self), "scale": "log-odds", "threshold_confidence": self.threshold_confidence}
 
     @classmethod
-    def from_json(cls, obj: dict[str, Any]) -> "Calibration":
+    def from_json(cls, obj: dict[str, Any]) -> Calibration:
         values = {k: obj.get(k) for k in cls.__dataclass_fields__}
         if obj.get("scale") != "log-odds" and values.get("threshold") is not None:
             values["threshold"] = log_odds_of(float(values["threshold"]))  # bundles before the log-odds score
         return cls(**values)
 
     @classmethod
-    def given(cls, threshold_confidence: float) -> "Calibration":
+    def given(cls, threshold_confidence: float) -> Calibration:
         """A threshold chosen by the user as a confidence in [0, 1), with no validation figures."""
         return cls(threshold=log_odds_of(threshold_confidence), target_false_accept=None, false_accept=None,
                    precision=None, recall=None, accuracy=None, n_queries=0, n_distractors=0, source="given")

@@ -65,7 +65,7 @@ class Artwork:
                 "date": self.date, "department": self.department, "url": self.url, "extra": dict(self.extra)}
 
     @classmethod
-    def from_json(cls, obj: dict[str, Any]) -> "Artwork":
+    def from_json(cls, obj: dict[str, Any]) -> Artwork:
         return cls(key=str(obj["key"]), label=int(obj["label"]), title=str(obj.get("title") or obj["key"]),
                    artist=str(obj.get("artist", "")), date=str(obj.get("date", "")),
                    department=str(obj.get("department", "")), url=str(obj.get("url", "")),

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -137,7 +138,7 @@ class Recognizer:
                              f"{data.descriptors.matrix.shape[1]}-d ones")
 
     @classmethod
-    def from_bundle(cls, path: str | Path, device: Any = "cpu", top: int = 5, optimize: bool = True) -> "Recognizer":
+    def from_bundle(cls, path: str | Path, device: Any = "cpu", top: int = 5, optimize: bool = True) -> Recognizer:
         """Load a bundle and the model it names (a name, or a checkpoint inside the bundle).
 
         Args:

@@ -20,8 +20,19 @@ import numpy as np
 from PIL import Image
 
 from artid.data.synth.designs import (
-    FLAT_KINDS, KIND_WEIGHTS, KINDS, RELATIONS, SCENES, STYLES, Design, Pose, is_flat, make_design, make_palette,
-    size_for, vary,
+    FLAT_KINDS,
+    KIND_WEIGHTS,
+    KINDS,
+    RELATIONS,
+    SCENES,
+    STYLES,
+    Design,
+    Pose,
+    is_flat,
+    make_design,
+    make_palette,
+    size_for,
+    vary,
 )
 from artid.data.synth.drawing import resize_field
 from artid.data.synth.flat import draw_flat

@@ -38,7 +38,7 @@ def _street(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
                 dr.rectangle([wx, wy, wx + bw * 0.4 / cols, wy + bh * 0.45 / rows], fill=win)
         x += bw + rng.uniform(0, 0.05) * w
     dr.rectangle([0, ground, w, h], fill=(70, 70, 72))
-    for k in range(int(rng.integers(2, 6))):
+    for _ in range(int(rng.integers(2, 6))):
         lx = rng.uniform(0, w)
         dr.line([(lx, ground + (h - ground) * 0.5), (lx + w * 0.08, ground + (h - ground) * 0.5)], fill=(220, 220, 200),
                 width=max(1, h // 100))

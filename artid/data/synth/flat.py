@@ -198,11 +198,11 @@ def _textile(d: Design, h: int, w: int) -> np.ndarray:
     tile = Image.new("L", (tile_px, tile_px), int(rc.integers(0, n)))
     tdr = ImageDraw.Draw(tile)
     if d.style == "striped":
-        for k in range(int(rc.integers(2, 6))):
+        for _ in range(int(rc.integers(2, 6))):
             y0 = rc.uniform(0, 1) * tile_px
             tdr.rectangle([0, y0, tile_px, y0 + rc.uniform(0.04, 0.2) * tile_px], fill=int(rc.integers(0, n)))
     elif d.style == "geometric":
-        for k in range(int(rc.integers(2, 5))):
+        for _ in range(int(rc.integers(2, 5))):
             m = str(rc.choice(["diamond", "cross", "triangle", "zigzag", "ring"]))
             draw_motif(tdr, m, rc.uniform(0.2, 0.8) * tile_px, rc.uniform(0.2, 0.8) * tile_px,
                        rc.uniform(0.2, 0.6) * tile_px, fill=int(rc.integers(0, n)), rng=rc)

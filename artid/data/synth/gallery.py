@@ -249,7 +249,8 @@ def visitor_photo_placed(design: Design, seed: int, rng: np.random.Generator,
     x0, x1, y0, y1 = cx - w / 2, cx + w / 2, cy - h / 2, cy + h / 2
     shrink_l, shrink_r = max(0.0, yaw) * h * 0.5, max(0.0, -yaw) * h * 0.5
     in_l, in_r = abs(yaw) * w * 0.15 * (yaw > 0), abs(yaw) * w * 0.15 * (yaw < 0)  # the far side looks narrower
-    quad = [(x0 + in_l, y0 + shrink_l), (x1 - in_r, y0 + shrink_r), (x1 - in_r, y1 - shrink_r), (x0 + in_l, y1 - shrink_l)]
+    quad = [(x0 + in_l, y0 + shrink_l), (x1 - in_r, y0 + shrink_r),
+            (x1 - in_r, y1 - shrink_r), (x0 + in_l, y1 - shrink_l)]
     cr, sr = math.cos(roll), math.sin(roll)
     quad = [(cx + (x - cx) * cr - (y - cy) * sr, cy + (x - cx) * sr + (y - cy) * cr) for x, y in quad]
     art = art * (0.8 + 0.3 * value_noise(rng, art.shape[0], art.shape[1], cells=(2, 4)))[..., None] ** 0.5

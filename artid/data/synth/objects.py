@@ -150,7 +150,7 @@ def _sculpture(d: Design, h: int, w: int, pose: Pose) -> tuple[np.ndarray, np.nd
         mat = mat * (1 - 0.4 * grain[..., None]) + np.asarray([0.25, 0.45, 0.35], np.float32) * 0.4 * grain[..., None]
         specular = 0.5
     elif d.style == "marble":
-        veins = 0.5 + 0.5 * np.sin((xo * 25 + Y * 10 + grain * 8))
+        veins = 0.5 + 0.5 * np.sin(xo * 25 + Y * 10 + grain * 8)
         mat = np.asarray([0.92, 0.9, 0.86], np.float32) - 0.25 * (veins ** 8)[..., None] * (1 - pal[-1] * 0.5)
         specular = 0.25
     elif d.style == "wood":

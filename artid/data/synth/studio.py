@@ -17,7 +17,6 @@ from artid.data.synth.drawing import blur, to_pil, value_noise
 from artid.data.synth.gallery import frame_work
 from artid.data.synth.seeding import rng_for
 
-
 #: Backdrops of studio shots: seamless paper in greys and a few coloured cloths.
 _BACKDROPS = [[0.85, 0.85, 0.85], [0.95, 0.95, 0.94], [0.12, 0.12, 0.13], [0.55, 0.58, 0.62], [0.8, 0.76, 0.68],
               [0.2, 0.3, 0.5], [0.45, 0.15, 0.15], [0.3, 0.4, 0.3]]
