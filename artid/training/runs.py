@@ -248,7 +248,8 @@ def train(spec: RunSpec) -> TrainResult:
             raise ArtidError(f"no validation image found under {spec.root}; use --no-validate to train without")
         val_labels = np.asarray(val.labels, dtype=np.int64)
         validator = KNNValidator(cache, np.asarray(db.labels, dtype=np.int64),
-                                 EntryImages(val.image_root, val.entries, spec.max_size), val_labels, embed)
+                                 EntryImages(val.image_root, val.entries, spec.max_size), val_labels, embed,
+                                 query_keys=np.array([e.path for e in val.entries], dtype=str))
 
     method: MethodBase
     if spec.method == "contrastive":

@@ -101,45 +101,53 @@ class KNNValidator:
         query_labels: (Q,) int64 class indices, -1 for distractors.
         embed: (model, source) -> (Q, D) descriptors.
         n_classes: classes of the softmax (all database classes).
+        query_keys: (Q,) tie-break keys of the GAP ranking (the query paths); None = input order.
     """
 
     def __init__(self, database: EmbeddingCache, db_labels: np.ndarray, queries: ImageSource,
                  query_labels: np.ndarray, embed: Callable[[nn.Module, ImageSource], np.ndarray],
-                 n_classes: int | None = None) -> None:
+                 n_classes: int | None = None, query_keys: np.ndarray | None = None) -> None:
         self.database, self.db_labels = database, np.asarray(db_labels, dtype=np.int64)
         self.queries, self.query_labels = queries, np.asarray(query_labels, dtype=np.int64)
+        self.query_keys = None if query_keys is None else np.asarray(query_keys)
         self._embed, self.n_classes = embed, n_classes
         self.last_query_descriptors: np.ndarray | None = None
 
     def __call__(self, model: nn.Module) -> dict[str, Any]:
-        from artid.retrieval.autotune import autotune
-        from artid.retrieval.knn import KNNClassifier
+        from artid.retrieval.pipeline import KNNPipeline, PipelineConfig
 
         db = self.database.get(model)
         q = self._embed(model, self.queries)
         self.last_query_descriptors = q
-        clf = KNNClassifier(db, self.db_labels, n_classes=self.n_classes, use_gpu=False)
-        res = autotune(clf, q, self.query_labels)
+        config = PipelineConfig(whiten="none", n_classes=self.n_classes, use_gpu=False)
+        res = KNNPipeline(config).fit(db, self.db_labels, q, self.query_labels, self.query_keys).tuned
         i, j = res.ks.index(res.best_k), res.taus.index(res.best_tau)
         return {"acc": res.acc, "gap": res.best_gap, "gap_minus": float(res.gap_minus[i, j]),
                 "k": res.best_k, "tau": res.best_tau}
 
 
 def parametric_predict(cos: np.ndarray, temperature: float) -> tuple[np.ndarray, np.ndarray]:
-    """DNet inference: argmax class and max softmax probability of ``temperature * cos``.
+    """DNet inference: argmax class and the log-odds of its softmax probability of ``temperature * cos``.
+
+    The log-odds ``z_top - logsumexp(z_others)`` rank queries as the probability does, without
+    saturating at 1.0 (see :mod:`artid.retrieval.knn`); ``sigmoid`` of it is the probability.
 
     Args:
         cos: (Q, C) cosine-classifier outputs.
         temperature: softmax scale.
 
     Returns:
-        pred (Q,) int64 class indices, conf (Q,) float64.
+        pred (Q,) int64 class indices, score (Q,) float64 log-odds.
     """
     z = temperature * np.asarray(cos, dtype=np.float64)
-    z -= z.max(axis=1, keepdims=True)
-    p = np.exp(z)
-    p /= p.sum(axis=1, keepdims=True)
-    return p.argmax(axis=1).astype(np.int64), p.max(axis=1)
+    pred = z.argmax(axis=1)
+    rows = np.arange(len(z))
+    top = z[rows, pred]
+    others = z.copy()
+    others[rows, pred] = -np.inf
+    with np.errstate(divide="ignore"):
+        rest = np.logaddexp.reduce(others, axis=1) if z.shape[1] > 1 else np.full(len(z), -np.inf)
+    return pred.astype(np.int64), top - rest
 
 
 def tune_temperature(cos: np.ndarray, labels: np.ndarray, class_ids: np.ndarray | None = None,
