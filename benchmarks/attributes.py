@@ -38,8 +38,8 @@ from artid.errors import ArtidError
 
 def rows(args: argparse.Namespace, desc: Path) -> dict[str, TrainOptions]:
     features = FeatureSpec(max_size=args.image_size)
-    ft = dict(size=args.size, epochs=args.epochs, batch_size=16, step_size=max(1, (2 * args.epochs) // 3))
-    common = dict(features=features, descriptors=desc, progress=not args.no_progress)
+    ft = {"size": args.size, "epochs": args.epochs, "batch_size": 16, "step_size": max(1, (2 * args.epochs) // 3)}
+    common = {"features": features, "descriptors": desc, "progress": not args.no_progress}
     return {
         "BoW + SVM": TrainOptions(model="bow-svm", vocabulary=args.vocabulary, **common),
         "frozen head": TrainOptions(model="head", **common),

@@ -8,7 +8,13 @@ import torch
 from sklearn.utils.class_weight import compute_class_weight
 
 from artid.attributes.finetune import FinetuneSettings
-from artid.attributes.head import HeadSettings, balanced_pos_weight, class_weights, head_logits, train_head
+from artid.attributes.head import (
+    HeadSettings,
+    balanced_pos_weight,
+    class_weights,
+    head_logits,
+    train_head,
+)
 from artid.attributes.knn_transfer import transfer_scores, tune_temperature
 from artid.attributes.multiclass import multiclass_metrics
 from artid.errors import ArtidError

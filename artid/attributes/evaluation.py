@@ -17,8 +17,14 @@ import numpy as np
 from artid.attributes.imet_csv import write_submission
 from artid.attributes.multiclass import multiclass_metrics, plot_confusion
 from artid.attributes.report import multilabel_metrics, write_report
-from artid.attributes.runs import (check_labels, multiclass_codes, open_dataset, predicted_labels, read_run,
-                                  split_scores)
+from artid.attributes.runs import (
+    check_labels,
+    multiclass_codes,
+    open_dataset,
+    predicted_labels,
+    read_run,
+    split_scores,
+)
 
 
 def predict_run(run: Path, root: Path, split: str, out: Path, mode: str | None = None,

@@ -44,7 +44,7 @@ class FeatureSpec:
         return {"model": self.model, "weights": self.weights, "scales": list(self.scales), "max_size": self.max_size}
 
     @classmethod
-    def from_json(cls, obj: dict) -> "FeatureSpec":
+    def from_json(cls, obj: dict) -> FeatureSpec:
         return cls(str(obj["model"]), obj.get("weights"), tuple(float(s) for s in obj["scales"]),
                    int(obj["max_size"]))
 

@@ -195,8 +195,8 @@ def finetune(settings: FinetuneSettings, folder: Path, train: tuple[list[Path], 
             loss.backward()
             opt.step()
             total, count = total + loss.item() * len(x), count + len(x)
-        sched.step()
         entry = {"epoch": epoch + 1, "loss": total / max(count, 1), "lr": opt.param_groups[0]["lr"]}
+        sched.step()
         if val is not None:
             scores = predict_logits(net, val[0], settings.size, settings.batch_size)
             entry["val_auc_pr_micro"] = ranking_metrics(val[1], scores).auc_pr_micro

@@ -12,7 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix, precision_score, recall_score, roc_auc_score
+from sklearn.metrics import (
+    ConfusionMatrixDisplay,
+    confusion_matrix,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+)
 
 from artid.attributes.imet import IMetDataset, IMetSplit
 from artid.errors import ArtidError
@@ -65,7 +71,7 @@ def multiclass_metrics(codes: np.ndarray, probs: np.ndarray) -> dict:
                                                  zero_division=0)),
         "recall_macro": float(recall_score(codes, pred, labels=np.unique(codes), average="macro", zero_division=0)),
         "roc_auc_macro": float(np.mean(aucs)) if aucs else float("nan"),
-        "images": int(len(codes)),
+        "images": len(codes),
     }
 
 

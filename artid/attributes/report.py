@@ -10,6 +10,7 @@ of one global threshold (``threshold_curve.png``), each label's F2 against its t
 from __future__ import annotations
 
 import json
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,8 +20,18 @@ from artid.data.images import load_image
 from artid.errors import ArtidError
 from artid.metrics.bootstrap import bootstrap
 from artid.metrics.decisions import apply_thresholds, label_groups
-from artid.metrics.multilabel import fbeta_per_image, fbeta_per_label, mean_fbeta, ranking_metrics
-from artid.metrics.thresholds import fbeta_curve, search_global, search_per_group, search_per_label
+from artid.metrics.multilabel import (
+    fbeta_per_image,
+    fbeta_per_label,
+    mean_fbeta,
+    ranking_metrics,
+)
+from artid.metrics.thresholds import (
+    fbeta_curve,
+    search_global,
+    search_per_group,
+    search_per_label,
+)
 
 #: Threshold kinds, searched in this order (each starts from the previous one).
 MODES = ("global", "group", "label")
@@ -59,7 +70,7 @@ def multilabel_metrics(y: np.ndarray, scores: np.ndarray, fits: dict[str, dict],
         "f2_by_mode": {m: mean_fbeta(y, decide(scores, fits, m)) for m in fits},
         f"f2_at_{fixed:g}": mean_fbeta(y, apply_thresholds(scores, fixed)),
         "ranking": ranking_metrics(y, scores).as_dict(),
-        "images": int(len(y)),
+        "images": len(y),
     }
 
 
@@ -107,21 +118,27 @@ def plot_label_f2(y: np.ndarray, pred: np.ndarray, train_counts: np.ndarray, fil
     plt.close(fig)
 
 
-def plot_examples(paths: Sequence[Path], y: np.ndarray, pred: np.ndarray, names: Sequence[str], file: Path,
-                  n: int = 8) -> None:
-    """A grid of images with their true tags and the predicted ones (correct ones marked ``+``)."""
+def _tag_text(head: str, tags: list[str], limit: int = 8) -> str:
+    more = f" (+{len(tags) - limit} more)" if len(tags) > limit else ""
+    return textwrap.fill(f"{head}: " + ", ".join(tags[:limit]) + more, width=44)
+
+
+def plot_examples(paths: Sequence[Path], y: np.ndarray, scores: np.ndarray, pred: np.ndarray,
+                  names: Sequence[str], file: Path, n: int = 8) -> None:
+    """A grid of images with their true tags and the predicted ones (highest score first; ``+`` correct, ``-`` wrong)."""
     plt = _plt()
     idx = np.linspace(0, len(paths) - 1, min(n, len(paths))).round().astype(int) if len(paths) else []
     cols = min(4, max(1, len(idx)))
     rows = max(1, -(-len(idx) // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 4.2 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 4.4 * rows), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for ax, i in zip(axes.ravel(), idx):
         ax.imshow(load_image(paths[i], max_size=256))
         true = [names[j] for j in np.flatnonzero(y[i])]
-        said = [("+" if y[i, j] else "-") + names[j] for j in np.flatnonzero(pred[i])]
-        ax.set_title("true: " + ", ".join(true) + "\npredicted: " + ", ".join(said), fontsize=6, loc="left", wrap=True)
+        said = sorted(np.flatnonzero(pred[i]), key=lambda j: -scores[i, j])
+        marked = [("+" if y[i, j] else "-") + names[j] for j in said]
+        ax.set_title(_tag_text("true", true) + "\n" + _tag_text("predicted", marked), fontsize=7, loc="left")
     fig.tight_layout()
     fig.savefig(file, dpi=100)
     plt.close(fig)
@@ -136,5 +153,5 @@ def write_report(folder: Path, metrics: dict, y: np.ndarray, scores: np.ndarray,
     short = [n.split("::", 1)[-1] for n in names]
     plot_threshold_curve(y, scores, fits, folder / "threshold_curve.png", f"{split}: F2 against the threshold")
     plot_label_f2(y, pred, train_counts, folder / "label_f2.png", f"{split}: per-label F2")
-    plot_examples(paths, y, pred, short, folder / "examples.png")
+    plot_examples(paths, y, scores, pred, short, folder / "examples.png")
     return folder

@@ -25,8 +25,20 @@ from pathlib import Path
 import numpy as np
 
 from artid.attributes.features import FeatureSpec, SplitFeatures
-from artid.attributes.finetune import FinetuneSettings, finetune, load_finetuned, predict_logits
-from artid.attributes.head import HeadSettings, class_weights, head_logits, load_head, save_head, train_head
+from artid.attributes.finetune import (
+    FinetuneSettings,
+    finetune,
+    load_finetuned,
+    predict_logits,
+)
+from artid.attributes.head import (
+    HeadSettings,
+    class_weights,
+    head_logits,
+    load_head,
+    save_head,
+    train_head,
+)
 from artid.attributes.imet import IMetDataset, IMetSplit
 from artid.attributes.knn_transfer import transfer_scores, tune_temperature
 from artid.attributes.multiclass import class_codes, group_columns, softmax

@@ -6,7 +6,12 @@ import argparse
 import json
 from pathlib import Path
 
-from artid.commands.argtypes import int_at_least, non_negative_int, positive_float, positive_int
+from artid.commands.argtypes import (
+    int_at_least,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 
 HELP = ("Attribute tagging on iMet Collection data (iMet 2019 / 2020 Kaggle layouts or a synthetic benchmark's "
         "imet/ folder): train a model, write a Kaggle submission, evaluate with F2 at validation-chosen thresholds.")
