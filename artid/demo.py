@@ -121,6 +121,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
 def _draw_examples(root: Path, row: dict[str, Any], out: Path) -> Path:
     """Visitor photos and distractors beside the exhibit the row's classifier named."""
     split = load_split(root, "database")
+    assert split.image_root is not None, "the demo's benchmark was generated on disk"
     return plot_examples(Path(row["run_dir"]) / "predictions_test.csv", split.image_root, split.entries, out)
 
 

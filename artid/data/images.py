@@ -121,9 +121,8 @@ def load_image(
                         "(possible decompression bomb); refusing to decode it"
                     )
                 img.load()
-                img = ImageOps.exif_transpose(img)
-                img = to_rgb(img)
-                return resize_max(img, max_size)
+                upright = ImageOps.exif_transpose(img)
+                return resize_max(to_rgb(upright), max_size)
     except ImageLoadError:
         raise
     except FileNotFoundError:

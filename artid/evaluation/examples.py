@@ -72,7 +72,7 @@ def plot_examples(predictions: Path, image_root: Path, database: list[Entry], ou
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    first_image = {}
+    first_image: dict[int, str] = {}
     for e in database:
         first_image.setdefault(e.label, e.path)
     examples = pick_examples(read_predictions(predictions), per_case)

@@ -76,7 +76,7 @@ def plot_scores(path: Path, score: np.ndarray, groups: dict[str, np.ndarray], ti
     bins = np.linspace(lo, hi if hi > lo else lo + 1, 40)
     for name, mask in groups.items():
         if mask.any():
-            ax.hist(logc[mask], bins=bins, histtype="step", linewidth=1.6, density=True,
+            ax.hist(logc[mask], bins=bins.tolist(), histtype="step", linewidth=1.6, density=True,
                     color=GROUPS[name], label=f"{name} ({int(mask.sum())})")
     ax.set_xlabel("log-odds of the top class (ranking score)")
     ax.set_ylabel("density")

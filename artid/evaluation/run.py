@@ -94,9 +94,7 @@ def _write_predictions(path: Path, entries: list[Entry], pred: np.ndarray, score
             w.writerow([e.path, e.kind, e.label, p, f"{s:.6g}", f"{c:.6g}", int(e.label == p)])
 
 
-def _as_list(sets: Sets | None) -> list[DescriptorSet] | None:
-    if sets is None:
-        return None
+def _as_list(sets: Sets) -> list[DescriptorSet]:
     return [sets] if isinstance(sets, DescriptorSet) else list(sets)
 
 
@@ -169,9 +167,9 @@ def evaluate(
 
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    v = splits.get("val")
-    pipe = KNNPipeline(config).fit(db.parts, db.labels, None if v is None else v.parts,
-                                   None if v is None else v.labels, None if v is None else v.keys)
+    val_q = splits.get("val")
+    pipe = KNNPipeline(config).fit(db.parts, db.labels, None if val_q is None else val_q.parts,
+                                   None if val_q is None else val_q.labels, None if val_q is None else val_q.keys)
     timings["fit"] = time.perf_counter() - t
     classes, counts = np.unique(db.labels, return_counts=True)
     class_sizes = dict(zip(classes.tolist(), counts.tolist()))
@@ -181,7 +179,8 @@ def evaluate(
         "settings": {
             **config.to_json(), "database_images": len(db.entries), "database_unreadable": len(db.unreadable),
             "descriptor_dims": [p.shape[1] for p in db.parts], "model": db.model, "extraction": db.settings,
-            "device": "gpu" if pipe.classifier.use_gpu else "cpu", "buckets": [list(b) for b in buckets],
+            "device": "gpu" if pipe.classifier is not None and pipe.classifier.use_gpu else "cpu",
+            "buckets": [list(b) for b in buckets],
             "distractor_ratios": list(distractor_ratios), "val_distractor_ratio": val_distractor_ratio,
         },
         "pipeline": pipe.describe(),

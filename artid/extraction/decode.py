@@ -109,6 +109,7 @@ def decode_stream(indices: list[int], files: list[Path], max_size: int | None, w
         yield from (dataset[i] for i in range(len(dataset)))
         return
     loader = DataLoader(dataset, batch_size=None, shuffle=False, num_workers=workers,
-                        collate_fn=_identity, prefetch_factor=prefetch, persistent_workers=False,
+                        collate_fn=_identity,  # type: ignore[arg-type]  # batch_size=None: one item, no list
+                        prefetch_factor=prefetch, persistent_workers=False,
                         worker_init_fn=functools.partial(exit_with_parent, os.getpid()))
     yield from loader

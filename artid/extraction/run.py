@@ -189,6 +189,7 @@ def _run_shards(store: ShardStore, shards: list[int], todo: list[int], files: li
                 bar.update(1)
                 log.debug("%s", item.error)
             else:
+                assert item.pixels is not None  # decoded: no error
                 for batch in buckets.add(item.index, item.pixels):
                     run_batch(batch)
             remaining[shard] -= 1

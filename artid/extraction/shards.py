@@ -162,7 +162,9 @@ class ShardStore:
         Raises:
             ArtidError: a shard is missing, or no image at all could be read.
         """
-        matrices, entries, failures = [], [], []
+        matrices: list[np.ndarray] = []
+        entries: list[Entry] = []
+        failures: list[dict] = []
         for shard in range(self.n_shards):
             npy, manifest = self._shard_files(shard)
             if not manifest.is_file():

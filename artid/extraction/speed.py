@@ -26,6 +26,7 @@ PROBE_TOLERANCE = 1e-4
 
 def _fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
     """Merge ``bn`` (eval mode) into ``conv`` in place: w' = w * g / s, b' = (b - mu) * g / s + beta."""
+    assert bn.running_var is not None and bn.running_mean is not None, "BatchNorm without running statistics"
     scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps) if bn.affine else \
         1.0 / torch.sqrt(bn.running_var + bn.eps)
     shift = bn.bias.detach() if bn.affine else torch.zeros_like(scale)

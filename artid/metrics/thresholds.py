@@ -89,7 +89,7 @@ class _Problem:
             n_pred = np.where(empty, 1, n_pred)
         return fbeta_from_counts(tp, n_true, n_pred, self.beta, self.zd)
 
-    def mean_f(self, tp: np.ndarray, n_pred: np.ndarray) -> np.ndarray | float:
+    def mean_f(self, tp: np.ndarray, n_pred: np.ndarray) -> np.ndarray:
         """Mean over images (axis 0); NaN values (``zero_division=nan``) leave the mean."""
         f = self.f(tp, n_pred)
         ok = ~np.isnan(f)

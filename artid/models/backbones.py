@@ -27,7 +27,7 @@ import os
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -85,7 +85,7 @@ class TimmTrunk(nn.Module):
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
-        self.model = model
+        self.model: Any = model  # a timm model (forward_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) -> (B, C, h, w)."""
@@ -97,8 +97,9 @@ def _torchvision_trunk(model: nn.Module, arch: str) -> nn.Module:
     if all(hasattr(model, n) for n in ("conv1", "layer4", "fc")):
         names = ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"]
         return nn.Sequential(*(getattr(model, n) for n in names))
-    if isinstance(getattr(model, "features", None), nn.Module):
-        return model.features
+    features = getattr(model, "features", None)
+    if isinstance(features, nn.Module):
+        return features
     raise ArtidError(
         f"torchvision model {arch!r} has no known convolutional trunk (supported: ResNet/ResNeXt-like "
         "models and models with a .features part); use its timm name instead"
@@ -198,7 +199,7 @@ def _find_cached_timm_weights(arch: str) -> tuple[Path | None, str]:
         try:
             from huggingface_hub import try_to_load_from_cache
         except ImportError:
-            try_to_load_from_cache = None
+            try_to_load_from_cache = None  # type: ignore[assignment]
         if try_to_load_from_cache is not None:
             for filename in ("model.safetensors", "pytorch_model.bin"):
                 found = try_to_load_from_cache(cfg.hf_hub_id, filename)
@@ -337,7 +338,7 @@ def _finish(model: nn.Module, spec: dict[str, Any]) -> Backbone:
     model.eval()
     if spec["library"] == "timm":
         trunk: nn.Module = TimmTrunk(model)
-        channels = int(model.num_features)
+        channels = int(cast(Any, model).num_features)
     else:
         trunk = _torchvision_trunk(model, spec["arch"])
         channels = _trunk_channels(trunk)

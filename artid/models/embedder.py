@@ -34,6 +34,10 @@ class Embedder(nn.Module):
         dim: D, length of the descriptors.
     """
 
+    #: buffers registered in __init__ (typed for mypy; nn.Module's attribute lookup says Tensor | Module)
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, backbone: Backbone, projector: bool = False, p: float = 3.0) -> None:
         super().__init__()
         self.trunk = backbone.trunk

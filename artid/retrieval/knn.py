@@ -24,7 +24,7 @@ saturates. The 0..1 confidence (``sigmoid(score)``) stays for display.
 from __future__ import annotations
 
 import logging
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import faiss
 import numpy as np
@@ -70,7 +70,7 @@ def exact_search(
     for start in tqdm(starts, desc="kNN search", unit="chunk", disable=not progress or len(starts) < 2,
                       leave=False):
         q = queries[start:start + QUERY_CHUNK]
-        if use_gpu:
+        if res is not None:
             d, i = faiss.knn_gpu(res, q, db, k, metric=faiss.METRIC_INNER_PRODUCT)
         else:
             d, i = faiss.knn(q, db, k, metric=faiss.METRIC_INNER_PRODUCT)
@@ -150,6 +150,12 @@ class Classified(NamedTuple):
     conf: np.ndarray
 
 
+class Searcher(Protocol):
+    """What :class:`KNNClassifier` accepts instead of exact search (e.g. ``IVFSearcher``)."""
+
+    def search(self, queries: np.ndarray, k: int, progress: bool = True) -> tuple[np.ndarray, np.ndarray]: ...
+
+
 class KNNClassifier:
     """kNN classifier over a database of labelled descriptors.
 
@@ -172,7 +178,7 @@ class KNNClassifier:
         n_classes: int | None = None,
         use_gpu: bool | None = None,
         threads: int | None = None,
-        searcher: object | None = None,
+        searcher: Searcher | None = None,
     ) -> None:
         db = np.ascontiguousarray(db, dtype=np.float32)
         labels = np.asarray(labels, dtype=np.int64)

@@ -66,14 +66,18 @@ class KNNPipeline:
     def _tune(self, val_parts: list[np.ndarray] | None, val_labels: np.ndarray | None,
               val_keys: np.ndarray | None) -> float | None:
         """Set (k, tau) (tuned or fixed); return the validation GAP at them (None without val)."""
-        cfg, clf = self.config, self.classifier
+        cfg, clf, projection = self.config, self.classifier, self.projection
+        assert clf is not None and projection is not None, "_build() first"
         if cfg.k is not None:
+            assert cfg.tau is not None  # PipelineConfig.check: both or neither
             self.k, self.tau, self.tuned = clf.clamp_k(cfg.k), float(cfg.tau), None
             if val_parts is None:
                 return None
-            ans = clf.predict(self.projection.transform(val_parts), self.k, self.tau)
+            assert val_labels is not None
+            ans = clf.predict(projection.transform(val_parts), self.k, self.tau)
             return gap(ans.pred, ans.score, val_labels, val_keys)
-        self.tuned = autotune(clf, self.projection.transform(val_parts), val_labels, cfg.ks, cfg.taus,
+        assert val_parts is not None and val_labels is not None  # fit() refuses to tune without them
+        self.tuned = autotune(clf, projection.transform(val_parts), val_labels, cfg.ks, cfg.taus,
                               keep_neighbours=True, keys=val_keys)
         self.k, self.tau = self.tuned.best_k, self.tuned.best_tau
         return self.tuned.best_gap
@@ -113,47 +117,51 @@ class KNNPipeline:
         for cand in candidates:
             self._build(db_parts, db_labels, cand)
             cand.val_gap = self._tune(val_parts, val_labels, val_keys)
+            assert self.projection is not None
             cand.k, cand.tau, cand.projection = self.k, self.tau, self.projection.describe()
             if len(candidates) > 1:
+                assert cand.val_gap is not None  # several candidates only with validation queries
                 log.info("whitening %s: val GAP %.1f at k=%d tau=%g", cand.projection["dims"] if cand.whiten
                          else "none", 100 * cand.val_gap, cand.k, cand.tau)
             if best is None or (cand.val_gap or 0.0) > (best.val_gap or 0.0):
                 best = cand
         self.candidates = candidates
+        assert best is not None
         if best is not candidates[-1]:  # the last one built is in place; rebuild the winner
             self._build(db_parts, db_labels, best)
             self._tune(val_parts, val_labels, val_keys)
         return self
 
     # --- answering -------------------------------------------------------------------------------
-    def _fitted(self) -> KNNClassifier:
-        if self.classifier is None or self.projection is None or self.k is None:
+    def _fitted(self) -> tuple[KNNClassifier, Projection, int, float]:
+        """The classifier, projection, k and tau of a fitted pipeline."""
+        if self.classifier is None or self.projection is None or self.k is None or self.tau is None:
             raise ArtidError("the kNN pipeline is not fitted: call fit() or load() first")
-        return self.classifier
+        return self.classifier, self.projection, self.k, self.tau
 
     def transform(self, x: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         """Descriptors -> the searched space (whitened, concatenated, L2-normalised)."""
-        self._fitted()
-        return self.projection.transform(x)
+        _, projection, _, _ = self._fitted()
+        return projection.transform(x)
 
     def neighbours(self, queries: np.ndarray | Sequence[np.ndarray], k: int | None = None,
                    progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """(sims, idx) of the k (default: the pipeline's k) nearest database images."""
-        clf = self._fitted()
-        return clf.search(self.transform(queries), k or self.k, progress=progress)
+        clf, _, own_k, _ = self._fitted()
+        return clf.search(self.transform(queries), k or own_k, progress=progress)
 
     def predict(self, queries: np.ndarray | Sequence[np.ndarray], progress: bool = True) -> Classified:
         """Predicted class, log-odds score and confidence of each query."""
-        clf = self._fitted()
+        clf, _, k, tau = self._fitted()
         sims, idx = self.neighbours(queries, progress=progress)
-        return clf.classify(sims, idx, min(self.k, sims.shape[1]), self.tau)
+        return clf.classify(sims, idx, min(k, sims.shape[1]), tau)
 
     def top_classes(self, queries: np.ndarray | Sequence[np.ndarray],
                     n: int = 5) -> list[list[tuple[int, float, float]]]:
         """Per query the n best classes ``(class, s_c, softmax probability)``, best first."""
-        clf = self._fitted()
-        sims, idx = self.neighbours(queries, max(self.k, n), progress=False)
-        return clf.top_classes(sims, idx, min(self.k, sims.shape[1]), self.tau, n)
+        clf, _, k, tau = self._fitted()
+        sims, idx = self.neighbours(queries, max(k, n), progress=False)
+        return clf.top_classes(sims, idx, min(k, sims.shape[1]), tau, n)
 
     def answer(self, queries: np.ndarray | Sequence[np.ndarray], n_top: int = 5,
                list_neighbours: int = 20) -> tuple[Classified, list[list[tuple[int, float, float]]]]:
@@ -163,15 +171,15 @@ class KNNPipeline:
         ``n_top`` best classes among the ``max(k, list_neighbours)`` nearest images, with their
         softmax share at the same tau.
         """
-        clf = self._fitted()
-        many = min(max(self.k, list_neighbours), clf.size)
+        clf, _, k, tau = self._fitted()
+        many = min(max(k, list_neighbours), clf.size)
         sims, idx = self.neighbours(queries, many, progress=False)
-        decision = clf.classify(sims, idx, min(self.k, sims.shape[1]), self.tau)
-        return decision, clf.top_classes(sims, idx, many, self.tau, n_top)
+        decision = clf.classify(sims, idx, min(k, sims.shape[1]), tau)
+        return decision, clf.top_classes(sims, idx, many, tau, n_top)
 
     def use(self, k: int, tau: float) -> None:
         """Serve with this (k, tau) instead of the tuned one (e.g. a tie-break of the service's own)."""
-        clf = self._fitted()
+        clf, _, _, _ = self._fitted()
         if not tau > 0:
             raise ArtidError(f"tau must be a positive temperature, got {tau}")
         self.k, self.tau = clf.clamp_k(int(k)), float(tau)
@@ -186,9 +194,9 @@ class KNNPipeline:
 
     def describe(self) -> dict:
         """JSON-able: the configuration, what fit chose, and every whitening candidate's val GAP."""
-        clf = self._fitted()
+        clf, projection, _, _ = self._fitted()
         return {"config": self.config.to_json(), "k": self.k, "tau": self.tau, "n_classes": clf.n_classes,
-                "database_images": clf.size, "projection": self.projection.describe(),
+                "database_images": clf.size, "projection": projection.describe(),
                 "candidates": [asdict(c) for c in self.candidates]}
 
     # --- persistence -----------------------------------------------------------------------------
@@ -200,10 +208,10 @@ class KNNPipeline:
             with_database: also write the projected database and its labels (what :meth:`load`
                 needs); without, only the choices and the whitening (a record of the run).
         """
-        clf = self._fitted()
+        clf, projection, _, _ = self._fitted()
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        self.projection.save(folder)
+        projection.save(folder)
         if with_database:
             np.save(folder / "database.npy", clf.db)
             np.save(folder / "labels.npy", clf.labels)

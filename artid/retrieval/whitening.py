@@ -115,18 +115,21 @@ class PCAWhitening:
         """
         if not self.fitted:
             raise ArtidError("whitening is not fitted: call fit() or load() first")
+        assert self.mean is not None and self.projection is not None
         x = np.asarray(x)
         if x.ndim != 2 or x.shape[1] != self.mean.shape[0]:
             raise ArtidError(f"whitening expects (M, {self.mean.shape[0]}) descriptors, got {x.shape}")
         out = np.empty((x.shape[0], self.out_dim), dtype=np.float32)
+        mean, projection = self.mean, self.projection
         for start in range(0, x.shape[0], _CHUNK):
-            out[start:start + _CHUNK] = (x[start:start + _CHUNK].astype(np.float32) - self.mean) @ self.projection
+            out[start:start + _CHUNK] = (x[start:start + _CHUNK].astype(np.float32) - mean) @ projection
         return l2_normalise(out)
 
     def save(self, path: str | Path) -> Path:
         """Write ``mean``, ``projection``, ``eigenvalues`` and ``shrinkage`` to an ``.npz`` (no pickle)."""
         if not self.fitted:
             raise ArtidError("whitening is not fitted: nothing to save")
+        assert self.mean is not None and self.projection is not None and self.eigenvalues is not None
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp.npz")

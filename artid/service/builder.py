@@ -106,7 +106,7 @@ def _choose_k_tau(clf: Any, tuned: Any, labels: np.ndarray, target: float) -> tu
     """
     gap = np.asarray(tuned.gap)
     distractor = labels == DISTRACTOR
-    best: tuple[float, float, int, float] | None = None
+    best: tuple[float, float, float, int] | None = None
     choice = (int(tuned.best_k), float(tuned.best_tau))
     for i, j in zip(*np.nonzero(gap >= gap.max() - 1e-12)):
         k, tau = int(tuned.ks[i]), float(tuned.taus[j])
@@ -148,8 +148,9 @@ def _fit_pipeline(options: BuildOptions, raw: DescriptorSet, n_classes: int,
     if val is not None and not tuned:
         log.warning("no validation photo of the collection's artworks: k=%d, tau=%g untuned", UNTUNED_K, UNTUNED_TAU)
     config = _pipeline_config(options, raw, n_classes, tuned)
-    pipe = KNNPipeline(config).fit(raw.matrix, raw.labels, *(val if tuned else (None, None, None)))
+    pipe = KNNPipeline(config).fit(raw.matrix, raw.labels, *(val if tuned and val is not None else (None, None, None)))
     if pipe.tuned is not None:
+        assert val is not None and pipe.classifier is not None  # tuned on the validation photos
         best_k, best_tau = _choose_k_tau(pipe.classifier, pipe.tuned, val[1], options.target_false_accept)
         pipe.use(best_k if options.k is None else options.k, best_tau if options.tau is None else options.tau)
         info["autotune"] = {"k": best_k, "tau": best_tau, "val_gap": pipe.tuned.best_gap, "val_acc": pipe.tuned.acc}
@@ -228,6 +229,8 @@ def _build(source: Path, out: Path, options: BuildOptions, collection: Collectio
     calibration = _calibrate(options, pipe, val)
     if val is not None:
         info["validation_queries"] = int(len(val[1]))
+    assert pipe.projection is not None and pipe.classifier is not None  # fitted
+    assert pipe.k is not None and pipe.tau is not None
     projection = pipe.projection.describe()
     whitening = pipe.projection.whitenings[0]
     db = DescriptorSet(matrix=pipe.classifier.db, entries=raw.entries, model=raw.model,

@@ -65,7 +65,10 @@ class BundleData:
         """The kNN pipeline these contents store: whitening, searched database, k (limited to the
         database size: removed artworks may leave fewer images) and tau."""
         d = self.descriptors.matrix.shape[1]
-        width = self.whitening.mean.shape[0] if self.whitening is not None else d
+        width = d
+        if self.whitening is not None:
+            assert self.whitening.mean is not None, "a bundle's whitening is fitted"
+            width = self.whitening.mean.shape[0]
         projection = Projection([self.whitening], [width])
         matrix = np.asarray(self.descriptors.matrix, dtype=np.float32)
         return KNNPipeline.from_parts(projection, matrix, self.labels, min(self.k, len(matrix)), self.tau,

@@ -52,14 +52,14 @@ class Calibration:
     @property
     def threshold_confidence(self) -> float:
         """The threshold as a 0..1 confidence (for display)."""
-        return float(confidence(np.float64(self.threshold)))
+        return float(confidence(np.asarray(self.threshold, dtype=np.float64)))
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "scale": "log-odds", "threshold_confidence": self.threshold_confidence}
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Calibration:
-        values = {k: obj.get(k) for k in cls.__dataclass_fields__}
+        values: dict[str, Any] = {k: obj.get(k) for k in cls.__dataclass_fields__}
         if obj.get("scale") != "log-odds" and values.get("threshold") is not None:
             values["threshold"] = log_odds_of(float(values["threshold"]))  # bundles before the log-odds score
         return cls(**values)

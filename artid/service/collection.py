@@ -213,7 +213,8 @@ def read_collection(root: str | Path, metadata: str | Path | None = None, first_
     if unused and keys is None:
         log.warning("%s describes %d artwork(s) without a folder in %s (first: %r)",
                     meta_path, len(unused), root, unused[0])
-    artworks, entries = [], []
+    artworks: list[Artwork] = []
+    entries: list[Entry] = []
     for label, folder in enumerate(folders, start=first_label):
         images = list_images(folder)
         if not images:

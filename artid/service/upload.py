@@ -95,7 +95,6 @@ def decode_image(data: bytes, limits: UploadLimits) -> Image.Image:
                                f"at most {limits.max_pixels} are accepted")
     try:
         img.load()
-        img = ImageOps.exif_transpose(img)
-        return to_rgb(img)
+        return to_rgb(ImageOps.exif_transpose(img))
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise UploadError(400, f"the image is truncated or corrupt ({exc})") from None

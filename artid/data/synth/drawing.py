@@ -22,7 +22,7 @@ MOTIFS = (
 
 def resize_field(field: np.ndarray, h: int, w: int) -> np.ndarray:
     """Bicubic resize of a (h0, w0) float field to (h, w) float32."""
-    return np.asarray(Image.fromarray(field.astype(np.float32), mode="F").resize((w, h), Image.BICUBIC))
+    return np.asarray(Image.fromarray(field.astype(np.float32), mode="F").resize((w, h), Image.Resampling.BICUBIC))
 
 
 def value_noise(rng: np.random.Generator, h: int, w: int, cells: tuple[int, ...] = (3, 6, 12, 24),
@@ -82,7 +82,8 @@ def _polygon(cx: float, cy: float, radii: list[float], angle: float) -> list[tup
 
 
 def draw_motif(draw: ImageDraw.ImageDraw, name: str, cx: float, cy: float, size: float,
-               fill: tuple[int, ...], rng: np.random.Generator, line: tuple[int, ...] | None = None) -> None:
+               fill: int | tuple[int, ...], rng: np.random.Generator,
+               line: int | tuple[int, ...] | None = None) -> None:
     """Draw one motif centred at (cx, cy) pixels, about ``size`` pixels across.
 
     Draws a fixed number of random values for a given motif, whatever its pixel size.
@@ -98,8 +99,8 @@ def draw_motif(draw: ImageDraw.ImageDraw, name: str, cx: float, cy: float, size:
         draw.ellipse([cx - s, cy - s, cx + s, cy + s], outline=fill, width=max(1, int(s * 0.3 * jitter[0])))
         draw.ellipse([cx - s * 0.3, cy - s * 0.3, cx + s * 0.3, cy + s * 0.3], fill=outline)
     elif name == "star":
-        pts = max(5, int(jitter[1] * 6))
-        radii = [s if i % 2 == 0 else s * 0.42 * jitter[2] for i in range(2 * pts)]
+        n_pts = max(5, int(jitter[1] * 6))
+        radii = [s if i % 2 == 0 else s * 0.42 * jitter[2] for i in range(2 * n_pts)]
         draw.polygon(_polygon(cx, cy, radii, angle), fill=fill, outline=outline)
     elif name == "flower":
         for i in range(6):

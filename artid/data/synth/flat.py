@@ -26,7 +26,7 @@ def _scene(scene: str, d: Design, h: int, w: int) -> tuple[np.ndarray, np.ndarra
     dr = ImageDraw.Draw(img)
     n = len(d.palette)
     yy = np.linspace(0.0, 1.0, h, dtype=np.float32)[:, None]
-    shade = np.ones((h, w), np.float32)
+    shade: np.ndarray = np.ones((h, w), np.float32)
     if scene == "landscape":
         horizon = rc.uniform(0.3, 0.6)
         layers = int(rc.integers(2, 5))

@@ -97,7 +97,7 @@ def _place(canvas: np.ndarray, img: np.ndarray, alpha: np.ndarray, quad: list[tu
     coeffs = perspective_coeffs([(0, 0), (w, 0), (w, h), (0, h)], quad)
     rgba = np.concatenate([img, alpha[..., None]], axis=-1)
     pil = Image.fromarray((np.clip(rgba, 0, 1) * 255 + 0.5).astype(np.uint8), "RGBA")
-    warped = pil.transform((W, H), Image.PERSPECTIVE, coeffs, Image.BILINEAR)
+    warped = pil.transform((W, H), Image.Transform.PERSPECTIVE, coeffs, Image.Resampling.BILINEAR)
     arr = np.asarray(warped, np.float32) / 255.0
     a = arr[..., 3:4]
     if shadow > 0:

@@ -70,7 +70,7 @@ def studio_photo(design: Design, view: int, rng: np.random.Generator, long_side:
             k = long_side / max(rgb.shape[:2])
             rgb = resample(rgb, max(4, int(rgb.shape[0] * k)), max(4, int(rgb.shape[1] * k)))
         elif view > 0:  # another shot: slight rotation on a backdrop
-            img = to_pil(rgb).rotate(float(rng.normal(0, 2.0)), resample=Image.BILINEAR, expand=False,
+            img = to_pil(rgb).rotate(float(rng.normal(0, 2.0)), resample=Image.Resampling.BILINEAR, expand=False,
                                      fillcolor=(230, 230, 228))
             rgb = np.asarray(img, np.float32) / 255.0
     else:
