@@ -21,6 +21,8 @@ demo: $(STAMP)
 	$(BIN)/artid demo
 
 test: $(STAMP)
+	$(BIN)/ruff check artid
+	$(BIN)/mypy artid
 	$(BIN)/python -m pytest -q
 
 clean:
