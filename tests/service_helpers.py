@@ -147,3 +147,67 @@ def small_bundle_data(bundle: Path, n: int = 4, per: int = 2, dim: int = 8):
                               extraction={"max_size": 64, "scales": [1.0]},
                               descriptors=DescriptorSet(matrix=m, entries=entries), whitening=None, artworks=arts,
                               thumbnails=thumbs, k=3, tau=10.0, calibration=Calibration.given(0.5))
+
+
+#: Attribute labels of :func:`make_collection`'s artworks: a department each (even: Paintings, odd:
+#: Drawings) and a motif of its own (``motif::m<i>``).
+ATTRIBUTE_LABELS = ["department::Paintings", "department::Drawings"] + [f"motif::m{i}" for i in range(len(TITLES))]
+
+
+def artwork_attributes(i: int) -> list[str]:
+    """The attribute labels of artwork ``i`` (see :data:`ATTRIBUTE_LABELS`)."""
+    return [ATTRIBUTE_LABELS[i % 2], f"motif::m{i}"]
+
+
+def make_imet(base: Path, n: int = 6) -> Path:
+    """An iMet-layout folder ``base/imet`` over :func:`make_collection` (train: the artworks' images) and
+    :func:`make_validation` (val: their visitor photos) in ``base/collection`` and ``base/val``."""
+    root = base / "imet"
+    if (root / "labels.csv").is_file():
+        return root
+    root.mkdir(parents=True)
+    (root / "labels.csv").write_text("attribute_id,attribute_name\n" + "".join(
+        f"{j},{name}\n" for j, name in enumerate(ATTRIBUTE_LABELS)), encoding="utf-8")
+
+    def ids(i: int) -> str:
+        return " ".join(str(ATTRIBUTE_LABELS.index(name)) for name in artwork_attributes(i))
+
+    paths = ["id,path"]
+    train = ["id,attribute_ids"]
+    val = ["id,attribute_ids"]
+    for i in range(n):
+        train.append(f"c{i},{ids(i)}")
+        paths.append(f"c{i},../collection/art-{i}/0.jpg")
+        for photo in sorted((base / "val" / f"art-{i}").iterdir()):
+            val.append(f"v{i}-{photo.stem},{ids(i)}")
+            paths.append(f"v{i}-{photo.stem},../val/art-{i}/{photo.name}")
+    for name, rows in (("train.csv", train), ("val.csv", val), ("paths.csv", paths)):
+        (root / name).write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return root
+
+
+def trained_attributes_run(base: Path, max_size: int = 128) -> Path:
+    """A kNN label-transfer run (``artid attributes train --model knn``) on :func:`make_imet`'s data,
+    descriptors at ``max_size``; trained once per folder."""
+    run = base / f"attributes-knn-{max_size}"
+    if not (run / "run.json").is_file():
+        from artid.attributes.features import FeatureSpec
+        from artid.attributes.runs import TrainOptions, train_run
+
+        train_run(make_imet(base), run, TrainOptions(model="knn", features=FeatureSpec(max_size=max_size), k=3,
+                                                     progress=False))
+    return run
+
+
+def built_attributes_bundle(tmp_path_factory) -> tuple[Path, Path]:
+    """Like :func:`built_bundle`, with a kNN attributes run at the bundle's image size (one pass per photo);
+    returns (bundle folder, data folder)."""
+    _, base = built_bundle(tmp_path_factory)
+    bundle = base / "bundle-attributes"
+    if not (bundle / "bundle.json").is_file():
+        from artid.service.builder import BuildOptions, build_bundle
+
+        run = trained_attributes_run(base, 128)
+        build_bundle(base / "collection", bundle, BuildOptions(max_size=128, workers=0, attributes=run),
+                     val=base / "val")
+    return bundle, base

@@ -50,6 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     b.add_argument("--device", default="cpu", help="torch device for the model (cpu, cuda, cuda:1, ...)")
     b.add_argument("--workers", type=non_negative_int, default=1,
                    help="image-decoding processes (0: in the main process)")
+    b.add_argument("--attributes", metavar="RUN",
+                   help="an `artid attributes train --model head` or `--model knn` run on the same backbone as "
+                        "--model: copied into the bundle, it tags every photo the service answers")
 
     a = sub.add_parser("add", help="add the artworks of a collection folder to a bundle (nothing else is rebuilt)")
     a.add_argument("bundle", help="bundle folder")
@@ -81,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         options = builder.BuildOptions(model=args.model, max_size=args.max_size, scales=args.scales,
                                        whitening_dim=args.whitening_dim, k=args.k, tau=args.tau,
                                        target_false_accept=args.false_accept, threshold=args.threshold,
-                                       device=args.device, workers=args.workers)
+                                       device=args.device, workers=args.workers, attributes=args.attributes)
         out = builder.build_bundle(args.source, args.out, options, val=args.val, metadata=args.metadata,
                                    split=args.split)
         _print_info(read_manifest(out), str(out))
@@ -120,6 +123,7 @@ def _print_info(meta: dict, where: str) -> None:
               f"{_pct(cal.get('precision'))}, recall {_pct(cal.get('recall'))}, accuracy {_pct(cal.get('accuracy'))}")
     else:
         print(f"threshold    {cal.get('threshold')} (given, not calibrated)")
+    _print_attributes(meta)
     n_cal = None
     for h in meta.get("history", []):
         if str(h.get("operation", "")).startswith("build"):
@@ -131,6 +135,24 @@ def _print_info(meta: dict, where: str) -> None:
     if n_cal is not None and n_cal != meta.get("artworks"):
         print(f"note         the threshold was calibrated with {n_cal} artworks; after adding or removing "
               f"artworks, rebuild to recalibrate it")
+
+
+def _print_attributes(meta: dict) -> None:
+    attr = meta.get("attributes")
+    if not attr:
+        print("attributes   none (build with --attributes RUN to tag photos)")
+        return
+    f2 = attr.get("val_f2")
+    feats = attr.get("features", {})
+    ext = meta.get("extraction", {})
+    same = feats.get("max_size") == ext.get("max_size") and \
+        [float(s) for s in feats.get("scales", [])] == [float(s) for s in ext.get("scales", [])]
+    groups = ", ".join(g or "(none)" for g in attr.get("groups", []))
+    print(f"attributes   {attr.get('model')} run from {attr.get('source')}: {attr.get('labels')} labels "
+          f"({groups}), {attr.get('thresholds')} thresholds"
+          + (f" (validation F2 {100 * f2:.1f}%)" if isinstance(f2, (int, float)) else ""))
+    print(f"             descriptors at max size {feats.get('max_size')}, scales {feats.get('scales')}: "
+          + ("the recognition pass's" if same else "a second pass of the network per photo"))
 
 
 def _print_failures(failures: list[dict[str, Any]], header: bool = True, limit: int = 20) -> None:

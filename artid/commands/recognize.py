@@ -7,7 +7,8 @@ import json
 
 from artid.commands.argtypes import positive_int
 
-HELP = "recognise photos with an index bundle: top-5 artworks with confidence, or 'not recognised'"
+HELP = ("recognise photos with an index bundle: top-5 artworks with confidence, or 'not recognised' "
+        "(and the photo's predicted attributes when the bundle has an attributes run)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,4 +48,8 @@ def run(args: argparse.Namespace) -> int:
             who = ", ".join(x for x in (m.artwork.artist, m.artwork.date) if x)
             print(f"  {rank}. {m.artwork.title}{f' ({who})' if who else ''} [{m.artwork.key}]  "
                   f"similarity {m.similarity:.3f}  share {100 * m.share:.1f}%")
+        if result.attributes is not None:
+            tags = [f"{t.group + ': ' if t.group else ''}{t.name} {t.score:.2f}"
+                    for t in result.attributes if t.predicted]
+            print(f"  attributes: {'; '.join(tags)}")
     return 2 if failed else 0

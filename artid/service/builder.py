@@ -58,6 +58,8 @@ class BuildOptions:
         threshold: a fixed acceptance threshold instead of calibrating one.
         device: torch device for the model.
         workers: image-decoding processes (0: decode in the main process).
+        attributes: an attributes run folder (``artid attributes train --model head`` or ``knn``) on
+            the same backbone as ``model``; copied into the bundle, it tags every photo.
     """
 
     model: str = "efficientnet_lite0"
@@ -70,12 +72,39 @@ class BuildOptions:
     threshold: float | None = None
     device: str = "cpu"
     workers: int = 1
+    attributes: str | Path | None = None
 
 
 #: k and tau used when they are not tuned (no validation photo of the collection).
 #: With k = 1 the confidence is a monotone function of the nearest similarity, so the
 #: accept / reject order does not depend on tau.
 UNTUNED_K, UNTUNED_TAU = 1, 30.0
+
+
+def check_attributes_run(run: Path, model: str) -> None:
+    """Refuse an attributes run that cannot tag the photos of a bundle built with ``model``.
+
+    The service describes a photo once with the bundle's network and gives that descriptor to the
+    run's model too, so the run must be on the same backbone (a name without other weights, or the
+    same checkpoint file); other image sizes and scales only cost a second pass of that network.
+
+    Raises:
+        ArtidError: naming ``--attributes``: not a servable run, or another backbone.
+    """
+    from artid.attributes.features import FeatureSpec
+    from artid.attributes.tagger import servable_run
+    from artid.models.checkpoint import file_sha256
+
+    spec = FeatureSpec.from_json(servable_run(run)["features"])
+    if Path(model).is_file() and Path(spec.model).is_file():
+        same = file_sha256(Path(model)) == file_sha256(Path(spec.model))
+    else:
+        same = spec.model == model and spec.weights is None
+    if not same:
+        theirs = spec.model + (f" with weights {spec.weights}" if spec.weights else "")
+        raise ArtidError(f"--attributes {run}: the run was trained on descriptors of {theirs}, the bundle describes "
+                         f"photos with {model}; one network must serve both: train the run with --backbone {model} "
+                         f"or build the bundle with --model {spec.model}")
 
 
 def _load_sources(source: Path, val: Path | None, metadata: Path | None,
@@ -169,6 +198,18 @@ def _calibrate(options: BuildOptions, pipe: KNNPipeline,
                                options.target_false_accept)
 
 
+def _store_attributes(out: Path, run: Path, embedder: Any) -> dict[str, Any]:
+    """Copy the attributes run into the bundle; the manifest's record of it."""
+    from artid.attributes.tagger import Tagger
+
+    ref = bundles.store_attributes(out, run)
+    tagger = Tagger(out / ref)
+    if tagger.dim != int(embedder.dim):
+        raise ArtidError(f"--attributes {run}: its model takes {tagger.dim}-d descriptors, the bundle's network "
+                         f"gives {embedder.dim}-d ones")
+    return {"ref": ref, "source": str(run.resolve()), **tagger.describe()}
+
+
 def build_bundle(source: str | Path, out: str | Path, options: BuildOptions, val: str | Path | None = None,
                  metadata: str | Path | None = None, split: str = "database") -> Path:
     """Build an index bundle from a collection.
@@ -189,6 +230,8 @@ def build_bundle(source: str | Path, out: str | Path, options: BuildOptions, val
             another change of the bundle running (the writer lock is held for the whole build).
     """
     source, out = Path(source), Path(out)
+    if options.attributes is not None:
+        check_attributes_run(Path(options.attributes), options.model)  # before the long part
     collection, queries = _load_sources(source, Path(val) if val else None, Path(metadata) if metadata else None,
                                         split)
     if queries is None and options.threshold is None:
@@ -242,7 +285,8 @@ def _build(source: Path, out: Path, options: BuildOptions, collection: Collectio
     data = bundles.BundleData(
         model={"ref": model_ref, "spec": embedder.spec}, extraction=settings, descriptors=db,
         whitening=whitening, artworks=artworks, thumbnails=thumbs, k=int(k), tau=float(tau),
-        calibration=calibration, info=info)
+        calibration=calibration, info=info,
+        attributes=_store_attributes(out, Path(options.attributes), embedder) if options.attributes else None)
     change.commit(data, f"build from {source}", failures=named_failures(raw, collection.image_root))
 
 

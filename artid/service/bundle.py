@@ -35,6 +35,7 @@ from artid.errors import ArtidError
 from artid.retrieval.whitening import PCAWhitening
 from artid.service.bundle_contents import BundleData, next_label, with_artworks, without_artworks
 from artid.service.bundle_layout import (
+    ATTRIBUTES,
     FORMAT,
     GEN_RE,
     MANIFEST,
@@ -47,6 +48,7 @@ from artid.service.bundle_layout import (
     fsync_file,
     generation_numbers,
     read_manifest,
+    store_attributes,
     store_model_file,
     store_thumbnail,
     write_json_atomic,
@@ -54,9 +56,9 @@ from artid.service.bundle_layout import (
 from artid.service.calibrate import Calibration
 from artid.service.collection import Artwork
 
-__all__ = ["FORMAT", "MANIFEST", "MODELS", "THUMBNAILS", "THUMBNAIL_RE", "BundleChange", "BundleData",
-           "bundle_lock", "changing", "load_bundle", "next_label", "read_manifest", "store_model_file",
-           "store_thumbnail", "with_artworks", "without_artworks", "write_bundle"]
+__all__ = ["ATTRIBUTES", "FORMAT", "MANIFEST", "MODELS", "THUMBNAILS", "THUMBNAIL_RE", "BundleChange", "BundleData",
+           "bundle_lock", "changing", "load_bundle", "next_label", "read_manifest", "store_attributes",
+           "store_model_file", "store_thumbnail", "with_artworks", "without_artworks", "write_bundle"]
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +126,9 @@ def _commit(path: Path, data: BundleData, operation: str, failures: list[dict[st
     for label, name in data.thumbnails.items():
         if not THUMBNAIL_RE.match(name) or not (path / THUMBNAILS / name).is_file():
             raise ArtidError(f"bundle {path}: thumbnail {name!r} of class {label} is missing")
+    attributes_ref = str(data.attributes["ref"]) if data.attributes else None
+    if attributes_ref is not None and not (path / attributes_ref / "run.json").is_file():
+        raise ArtidError(f"bundle {path}: its attributes run {attributes_ref!r} is missing")
     gen = f"gen-{max(generation_numbers(path), default=0) + 1:06d}"
     tmp = path / f".{gen}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -160,9 +165,11 @@ def _commit(path: Path, data: BundleData, operation: str, failures: list[dict[st
         "info": data.info,
         "history": history,
     }
+    if data.attributes:
+        manifest["attributes"] = data.attributes
     write_json_atomic(path / MANIFEST, manifest)
     collect_garbage(path, keep=gen, thumbnails=set(data.thumbnails.values()),
-                    model_ref=str(data.model.get("ref", "")))
+                    model_ref=str(data.model.get("ref", "")), attributes_ref=attributes_ref)
     log.info("bundle %s: committed %s (%d artworks, %d images)", path, gen, data.n_classes, matrix.shape[0])
     return path / gen
 
@@ -196,7 +203,7 @@ def load_bundle(path: str | Path) -> BundleData:
         model=meta.get("model", {}), extraction=meta.get("extraction", {}), descriptors=descriptors,
         whitening=whitening, artworks=artworks, thumbnails=thumbnails, k=int(cls.get("k", 1)),
         tau=float(cls.get("tau", 1.0)), calibration=Calibration.from_json(meta.get("calibration", {})),
-        info=meta.get("info", {}), generation=gen.name,
+        info=meta.get("info", {}), generation=gen.name, attributes=meta.get("attributes") or None,
     )
     data.check()
     return data

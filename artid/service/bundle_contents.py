@@ -38,6 +38,10 @@ class BundleData:
         info: free-form provenance (source collection, tuning results, history).
         generation: the generation these contents were read from (None for new contents); a
             bundle refuses to commit contents read from a generation that is no longer current.
+        attributes: the attributes run that tags photos, or None: ``ref`` (``attributes/<sha>``, a
+            copy of the run inside the bundle, see :func:`artid.service.bundle_layout.store_attributes`),
+            ``source`` (the run folder it was copied from) and what
+            :meth:`artid.attributes.tagger.Tagger.describe` says of it.
     """
 
     model: dict[str, Any]
@@ -51,6 +55,7 @@ class BundleData:
     calibration: Calibration
     info: dict[str, Any] = field(default_factory=dict)
     generation: str | None = None
+    attributes: dict[str, Any] | None = None
 
     @property
     def labels(self) -> np.ndarray:

@@ -11,6 +11,8 @@ Layout::
         artworks.json          one record per artwork: key, label, title, artist, ..., thumbnail
       thumbnails/<sha>.jpg     thumbnails, named by content (shared by generations)
       models/<sha>.pt          a copied artid checkpoint when the model is one (shared by generations)
+      attributes/<sha>/        a copied attributes run (``run.json`` + its model files) when the bundle
+                               tags photos (``artid index build --attributes RUN``; shared by generations)
 
 The service searches ``database.npy`` exactly (faiss brute force, see
 :class:`artid.retrieval.knn.KNNClassifier`), so a bundle stores no separate faiss index;
@@ -36,6 +38,7 @@ FORMAT = "artid-bundle/1"
 MANIFEST = "bundle.json"
 THUMBNAILS = "thumbnails"
 MODELS = "models"
+ATTRIBUTES = "attributes"
 LOCK = ".lock"
 GEN_RE = re.compile(r"^gen-(\d{6})$")
 #: Names a thumbnail may have: the SHA-256 prefix of its bytes. Nothing else is ever served.
@@ -114,6 +117,33 @@ def store_model_file(bundle: Path, checkpoint: Path) -> str:
     return f"{MODELS}/{name}"
 
 
+def store_attributes(bundle: Path, run: Path) -> str:
+    """Copy what the service needs of an attributes run into ``bundle/attributes/<sha>/`` (named by the
+    content of those files); returns its path relative to the bundle.
+
+    Raises:
+        ArtidError: the run cannot tag photos (see :func:`artid.attributes.tagger.servable_run`).
+    """
+    from artid.attributes.tagger import SERVABLE_FILES, copy_servable, servable_run
+    from artid.models.checkpoint import file_sha256
+
+    meta = servable_run(run)
+    h = hashlib.sha256(json.dumps(meta, sort_keys=True).encode())
+    for name in SERVABLE_FILES[meta["model"]]:
+        h.update(f"{name}\0{file_sha256(run / name)}\n".encode())
+    name = h.hexdigest()[:32]
+    folder = bundle / ATTRIBUTES
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / name
+    if not (target / "run.json").is_file():
+        tmp = folder / f".{name}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        copy_servable(run, tmp)
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(tmp, target)
+    return f"{ATTRIBUTES}/{name}"
+
+
 def generation_numbers(path: Path) -> list[int]:
     """Numbers of the generation folders in ``path``, committed or half-written (``.gen-*.tmp``)."""
     out = []
@@ -139,7 +169,8 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     return meta
 
 
-def collect_garbage(path: Path, keep: str, thumbnails: set[str], model_ref: str) -> None:
+def collect_garbage(path: Path, keep: str, thumbnails: set[str], model_ref: str,
+                    attributes_ref: str | None = None) -> None:
     """Remove old generations, stray temporary folders and files no generation uses (lock held)."""
     for p in path.iterdir():
         name = p.name
@@ -154,4 +185,13 @@ def collect_garbage(path: Path, keep: str, thumbnails: set[str], model_ref: str)
     if folder.is_dir():
         for p in folder.iterdir():
             if f"{MODELS}/{p.name}" != model_ref:
+                p.unlink(missing_ok=True)
+    folder = path / ATTRIBUTES
+    if folder.is_dir():
+        for p in folder.iterdir():
+            if f"{ATTRIBUTES}/{p.name}" == attributes_ref:
+                continue
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
                 p.unlink(missing_ok=True)

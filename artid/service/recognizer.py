@@ -6,11 +6,19 @@ image size, same scales, same whitening), searches the index and applies the kNN
 classifier with the bundle's (k, tau). The prediction is *accepted* when its
 confidence is above the bundle's calibrated threshold; otherwise the answer is
 "not recognised".
+
+A bundle built with ``--attributes RUN`` also tags every photo, recognised or not: the run's
+model (a head or kNN label transfer on the same network's descriptors, see
+:mod:`artid.attributes.tagger`) scores each label, and the run's validation-chosen thresholds
+decide which are predicted. The photo's descriptor is reused when the run was trained at the
+bundle's image size and scales; otherwise the same network describes the photo a second time
+at the run's settings.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,12 +28,15 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from artid.attributes.tagger import Tag, Tagger
 from artid.errors import ArtidError
 from artid.service.bundle import BundleData, load_bundle
 from artid.service.collection import Artwork
 
 log = logging.getLogger(__name__)
 
+#: The form of a bundle's reference to its attributes run (nothing outside that folder is read).
+ATTRIBUTES_REF_RE = re.compile(r"^attributes/[0-9a-f]{32}$")
 #: Neighbours searched to list alternative artworks (the decision uses the bundle's k).
 LIST_NEIGHBOURS = 20
 
@@ -68,6 +79,9 @@ class Recognition:
         prediction: the best match (reported even when not accepted).
         matches: up to 5 best matches, best first.
         timing: milliseconds spent per stage.
+        attributes: the photo's tags, highest score first (every predicted one, then the best
+            others; see :meth:`artid.attributes.tagger.Tagger.tags`), or None when the bundle
+            has no attributes run (the JSON answer then has no ``attributes`` key).
     """
 
     accepted: bool
@@ -78,9 +92,10 @@ class Recognition:
     prediction: Match
     matches: list[Match]
     timing: dict[str, float] = field(default_factory=dict)
+    attributes: list[Tag] | None = None
 
     def to_json(self, thumbnail_url: Callable[[str], str] | None = None) -> dict[str, Any]:
-        return {
+        out = {
             "accepted": self.accepted,
             "recognised": self.prediction.artwork.title if self.accepted else None,
             "confidence": round(self.confidence, 6),
@@ -91,6 +106,9 @@ class Recognition:
             "matches": [m.to_json(thumbnail_url) for m in self.matches],
             "timing_ms": {k: round(v, 2) for k, v in self.timing.items()},
         }
+        if self.attributes is not None:
+            out["attributes"] = [t.to_json() for t in self.attributes]
+        return out
 
 
 def fit_max_size(img: Image.Image, max_size: int) -> Image.Image:
@@ -116,9 +134,11 @@ class Recognizer:
         embedder: the model the bundle names (an :class:`artid.models.Embedder`).
         device: torch device the embedder runs on.
         top: number of matches listed.
+        tagger: the bundle's attributes run, loaded (None: answers carry no attributes).
     """
 
-    def __init__(self, data: BundleData, embedder: Any, device: Any = "cpu", top: int = 5) -> None:
+    def __init__(self, data: BundleData, embedder: Any, device: Any = "cpu", top: int = 5,
+                 tagger: Tagger | None = None) -> None:
         import torch
 
         self.data = data
@@ -136,6 +156,16 @@ class Recognizer:
                 and int(embedder.dim) != data.descriptors.matrix.shape[1]:
             raise ArtidError(f"the model gives {embedder.dim}-d descriptors but the bundle holds "
                              f"{data.descriptors.matrix.shape[1]}-d ones")
+        self.tagger = tagger
+        #: image size and scales of the tagger's descriptors, when they differ from the bundle's (a second pass)
+        self.attribute_pass: tuple[int, tuple[float, ...]] | None = None
+        if tagger is not None:
+            if getattr(embedder, "dim", None) is not None and int(embedder.dim) != tagger.dim:
+                raise ArtidError(f"the bundle's attributes run takes {tagger.dim}-d descriptors but the model "
+                                 f"gives {embedder.dim}-d ones")
+            settings = (int(tagger.features.max_size), tuple(float(s) for s in tagger.features.scales))
+            if settings != (self.max_size, self.scales):
+                self.attribute_pass = settings
 
     @classmethod
     def from_bundle(cls, path: str | Path, device: Any = "cpu", top: int = 5, optimize: bool = True) -> Recognizer:
@@ -164,13 +194,15 @@ class Recognizer:
         if optimize:
             embedder, applied = optimize_for_inference(embedder, device=torch.device(device))
             log.info("model optimisations: %s", ", ".join(k for k, v in applied.items() if v) or "none")
-        return cls(data, embedder, device=device, top=top)
+        return cls(data, embedder, device=device, top=top, tagger=load_tagger(path, data))
 
-    def describe(self, images: list[Image.Image]) -> np.ndarray:
+    def describe(self, images: list[Image.Image], max_size: int | None = None,
+                 scales: tuple[float, ...] | None = None) -> np.ndarray:
         """Descriptors of photos, as searched in the index.
 
         Args:
-            images: RGB images of any size (shrunk to the bundle's ``max_size``).
+            images: RGB images of any size (shrunk to ``max_size``).
+            max_size, scales: image size and scales (default: the bundle's).
 
         Returns:
             (B, D) float32 L2-normalised rows of the model (the pipeline whitens them).
@@ -179,40 +211,60 @@ class Recognizer:
 
         from artid.data.images import to_tensor
 
+        max_size = self.max_size if max_size is None else int(max_size)
+        scales = self.scales if scales is None else tuple(scales)
         rows = []
         with torch.inference_mode():
             for img in images:
-                x = to_tensor(fit_max_size(img, self.max_size)).unsqueeze(0).to(self.device)
-                if self.scales == (1.0,):
+                x = to_tensor(fit_max_size(img, max_size)).unsqueeze(0).to(self.device)
+                if scales == (1.0,):
                     v = self.embedder.forward(x)
                 else:
-                    v = self.embedder.embed_multiscale(x, scales=self.scales)
+                    v = self.embedder.embed_multiscale(x, scales=scales)
                 rows.append(v.float().cpu().numpy())
         return np.concatenate(rows).astype(np.float32)
 
-    def recognize_descriptors(self, desc: np.ndarray) -> list[Recognition]:
-        """Recognitions of (B, D) float32 descriptors of the bundle's model (see :meth:`describe`)."""
+    def recognize_descriptors(self, desc: np.ndarray, attribute_desc: np.ndarray | None = None) -> list[Recognition]:
+        """Recognitions of (B, D) float32 descriptors of the bundle's model (see :meth:`describe`).
+
+        Args:
+            desc: descriptors at the bundle's image size and scales.
+            attribute_desc: descriptors at the attributes run's settings when they differ
+                (:attr:`attribute_pass`); without them such a bundle's answers carry no attributes.
+        """
         decision, tops = self.pipeline.answer(desc, n_top=self.top, list_neighbours=LIST_NEIGHBOURS)
+        tags: list[list[Tag]] | list[None] = [None] * len(desc)
+        if self.tagger is not None and (self.attribute_pass is None or attribute_desc is not None):
+            tags = self.tagger.tags(desc if attribute_desc is None else attribute_desc)
         out = []
-        for score, c, top in zip(decision.score, decision.conf, tops):  # top[0]: the predicted class
+        for score, c, top, attributes in zip(decision.score, decision.conf, tops, tags):  # top[0]: the prediction
             matches = [Match(self.artworks[label], s, share, self.data.thumbnails.get(label))
                        for label, s, share in top]
             out.append(Recognition(accepted=bool(score > self.threshold_score), confidence=float(c),
                                    threshold=self.threshold, score=float(score),
-                                   threshold_score=self.threshold_score, prediction=matches[0], matches=matches))
+                                   threshold_score=self.threshold_score, prediction=matches[0], matches=matches,
+                                   attributes=attributes))
         return out
 
     def recognize(self, images: list[Image.Image]) -> list[Recognition]:
-        """Recognise RGB photos; each answer carries its ``timing`` (embed and search, ms)."""
+        """Recognise RGB photos; each answer carries its ``timing`` (embed and search, ms; ``embed_attributes``
+        when the attributes run needs a second pass)."""
         if not images:
             return []
         t0 = time.perf_counter()
         desc = self.describe(images)
         t1 = time.perf_counter()
-        out = self.recognize_descriptors(desc)
+        attribute_desc = None
+        if self.tagger is not None and self.attribute_pass is not None:
+            attribute_desc = self.describe(images, *self.attribute_pass)
         t2 = time.perf_counter()
+        out = self.recognize_descriptors(desc, attribute_desc)
+        t3 = time.perf_counter()
+        n = len(images)
         for r in out:
-            r.timing = {"embed": 1000 * (t1 - t0) / len(images), "search": 1000 * (t2 - t1) / len(images)}
+            r.timing = {"embed": 1000 * (t1 - t0) / n, "search": 1000 * (t3 - t2) / n}
+            if attribute_desc is not None:
+                r.timing["embed_attributes"] = 1000 * (t2 - t1) / n
         return out
 
     def recognize_paths(self, paths: list[str | Path]) -> list[Recognition]:
@@ -220,9 +272,20 @@ class Recognizer:
         from artid.data.images import load_image
 
         t0 = time.perf_counter()
-        images = [load_image(p, max_size=self.max_size) for p in paths]
+        size = max(self.max_size, self.attribute_pass[0]) if self.attribute_pass else self.max_size
+        images = [load_image(p, max_size=size) for p in paths]
         load_ms = 1000 * (time.perf_counter() - t0) / max(len(paths), 1)
         out = self.recognize(images)
         for r in out:
             r.timing = {"load": load_ms, **r.timing}
         return out
+
+
+def load_tagger(path: Path, data: BundleData) -> Tagger | None:
+    """The attributes run a bundle holds (a copy inside it), loaded; None when it has none."""
+    if not data.attributes:
+        return None
+    ref = str(data.attributes.get("ref", ""))
+    if not ATTRIBUTES_REF_RE.match(ref):
+        raise ArtidError(f"{path / 'bundle.json'}: attributes ref {ref!r} is not a folder of the bundle's attributes/")
+    return Tagger(path / ref)
