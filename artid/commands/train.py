@@ -35,7 +35,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="efficientnet_lite0", help="backbone name or artid checkpoint to start from")
     p.add_argument("--split", choices=("database", "mini"), default="database", help="training images")
     p.add_argument("--epochs", type=int, default=None,
-                   help="default: artid contrastive 5, simsiam 5, dnet 10; paper 10, 15, 25")
+                   help="default: artid contrastive 3, simsiam 5, dnet 10; paper 10, 15, 25")
     p.add_argument("--batch-size", type=int, default=None,
                    help="pairs (contrastive, default 64) or images (simsiam 64 x 2 views, dnet 256)")
     p.add_argument("--lr", type=float, default=None,

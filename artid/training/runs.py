@@ -59,7 +59,7 @@ class Preset:
 #: ``artid``: chosen by measurement on a synthetic benchmark of a few hundred classes (README,
 #: "Training on the collection"); ``paper``: the thesis' exact values (section 5.1).
 PRESETS: dict[str, Preset] = {
-    "artid": Preset(lr=1e-4, epochs={"contrastive": 5, "simsiam": 5, "dnet": 10}, augment="insitu", select="gap",
+    "artid": Preset(lr=1e-4, epochs={"contrastive": 3, "simsiam": 5, "dnet": 10}, augment="insitu", select="gap",
                     projector_share=0.5),
     "paper": Preset(lr=1e-7, epochs={"contrastive": 10, "simsiam": 15, "dnet": 25}, augment="paper", select="acc",
                     projector_share=None),

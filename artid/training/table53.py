@@ -73,6 +73,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="epochs of every method (default: the preset's; --quick 2)")
     p.add_argument("--lr", type=float, default=None,
                    help="backbone learning rate of every method (default: the preset's)")
+    p.add_argument("--augment", default=None, choices=["paper", "insitu"],
+                   help="synthetic positives of every row (default: the preset's; README, training section)")
     p.add_argument("--seeds", type=int, default=None,
                    help="seeds of the contrastive rows (default 2; --quick 1); other rows use one seed")
     p.add_argument("--whiten", default="auto", choices=["auto", "pcaw", "none"],
@@ -129,7 +131,7 @@ def _train_row(args: argparse.Namespace, sizes: dict[str, Any], root: Path, out:
     run_dir = out / "runs" / slug
     spec = RunSpec(root=root, out=run_dir, model=args.model, preset=args.preset, epochs=sizes["epochs"],
                    lr=args.lr, image_size=args.size, max_size=args.size, device=args.device, seed=seed,
-                   amp=args.amp, **ROWS[row])
+                   amp=args.amp, augment=args.augment, **ROWS[row])
     result = train(spec)
     trained = [h for h in result.history if h.get("epoch", 0) >= 1]
     return run_dir, {"best_epoch": result.best_epoch, "steps": int(sum(h.get("steps", 0) for h in trained)),
