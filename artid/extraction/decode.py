@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,7 +94,7 @@ def exit_with_parent(parent_pid: int, worker_id: int = 0, poll_s: float = 0.5) -
 
 
 def decode_stream(indices: list[int], files: list[Path], max_size: int | None, workers: int,
-                  prefetch: int = 4) -> Iterator[Decoded]:
+                  prefetch: int = 4) -> Generator[Decoded, None, None]:
     """Decoded images of ``files[indices]``, in the order of ``indices``.
 
     Args:
