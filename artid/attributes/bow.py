@@ -31,7 +31,7 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.svm import SVC
 
 from artid.attributes.rbf_ovr import RbfOvr
-from artid.attributes.sift import DEFAULT_MAX_KEYPOINTS, DEFAULT_SIFT_SIZE, ImageLike, SIFT_DIM, sift_of_images
+from artid.attributes.sift import DEFAULT_MAX_KEYPOINTS, DEFAULT_SIFT_SIZE, SIFT_DIM, ImageLike, sift_of_images
 from artid.errors import ArtidError
 
 FORMAT_VERSION = 1
@@ -54,7 +54,7 @@ class Vocabulary:
     @classmethod
     def fit(
         cls, descriptor_sets: Sequence[np.ndarray], size: int = 500, max_descriptors: int = 100_000, seed: int = 0
-    ) -> "Vocabulary":
+    ) -> Vocabulary:
         """k-means (MiniBatchKMeans) on at most ``max_descriptors`` descriptors drawn at random."""
         pool = [d for d in descriptor_sets if len(d)]
         if not pool:
@@ -140,7 +140,7 @@ class BowSvm:
             raise ArtidError("BowSvm: fit the model (or load one) first")
         return self.vocabulary.histograms(self.descriptors(images, progress))
 
-    def fit(self, images: Sequence[ImageLike], y: np.ndarray, progress: bool = False) -> "BowSvm":
+    def fit(self, images: Sequence[ImageLike], y: np.ndarray, progress: bool = False) -> BowSvm:
         """Vocabulary on the images' SIFT descriptors, then :meth:`fit_histograms`."""
         if len(images) != len(y):
             raise ArtidError(f"{len(images)} images but {len(y)} label rows")
@@ -148,7 +148,7 @@ class BowSvm:
         self.vocabulary = Vocabulary.fit(desc, self.settings["vocabulary_size"], seed=self.settings["seed"])
         return self.fit_histograms(self.vocabulary.histograms(desc), y)
 
-    def fit_histograms(self, x: np.ndarray, y: np.ndarray) -> "BowSvm":
+    def fit_histograms(self, x: np.ndarray, y: np.ndarray) -> BowSvm:
         """Grid search and fit of the one-vs-rest SVM on (N, V) histograms and labels ``y``."""
         y = np.asarray(y)
         if y.ndim == 1:
@@ -205,7 +205,7 @@ class BowSvm:
         return folder
 
     @classmethod
-    def load(cls, folder: str | Path) -> "BowSvm":
+    def load(cls, folder: str | Path) -> BowSvm:
         """Read a model written by :meth:`save` (no pickle: plain arrays and JSON)."""
         folder = Path(folder)
         try:

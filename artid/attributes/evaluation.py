@@ -42,7 +42,10 @@ def predict_run(run: Path, root: Path, split: str, out: Path, mode: str | None =
 
 def evaluate_run(run: Path, root: Path, split: str = "test", out: Path | None = None, mode: str | None = None,
                  resamples: int = 1000, progress: bool = True) -> dict:
-    """Metrics of the run on a labelled split, written with the report into ``out`` (default ``<run>/report_<split>``)."""
+    """Metrics of the run on a labelled split, written with the report into ``out``.
+
+    ``out`` defaults to ``<run>/report_<split>``.
+    """
     meta = read_run(run)
     dataset = open_dataset(root)
     check_labels(meta, dataset, run)

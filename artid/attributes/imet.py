@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from artid.attributes.imet_csv import Label, annotation_rows, read_labels, read_paths
+from artid.attributes.imet_csv import annotation_rows, read_labels, read_paths
 from artid.errors import ArtidError
 
 #: Attribute groups of the two Kaggle competitions.

@@ -53,7 +53,7 @@ class RbfOvr:
     gamma: float
 
     @classmethod
-    def from_sklearn(cls, ovr: OneVsRestClassifier, x_train: np.ndarray) -> "RbfOvr":
+    def from_sklearn(cls, ovr: OneVsRestClassifier, x_train: np.ndarray) -> RbfOvr:
         """Copy the arrays out of a fitted one-vs-rest RBF ``SVC`` trained on ``x_train``."""
         x_train = np.asarray(x_train, dtype=np.float64)
         gamma: float | None = None
@@ -102,7 +102,7 @@ class RbfOvr:
         }
 
     @classmethod
-    def from_arrays(cls, arrays: Mapping[str, np.ndarray], prefix: str = "svm_", source: str | Path = "") -> "RbfOvr":
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray], prefix: str = "svm_", source: str | Path = "") -> RbfOvr:
         """Rebuild from :meth:`arrays` (``source`` names the file in error messages)."""
         try:
             shape = tuple(int(v) for v in arrays[f"{prefix}shape"])

@@ -125,7 +125,10 @@ def _tag_text(head: str, tags: list[str], limit: int = 8) -> str:
 
 def plot_examples(paths: Sequence[Path], y: np.ndarray, scores: np.ndarray, pred: np.ndarray,
                   names: Sequence[str], file: Path, n: int = 8) -> None:
-    """A grid of images with their true tags and the predicted ones (highest score first; ``+`` correct, ``-`` wrong)."""
+    """A grid of images with their true tags and the predicted ones.
+
+    Predicted tags come highest score first, marked ``+`` when correct and ``-`` when wrong.
+    """
     plt = _plt()
     idx = np.linspace(0, len(paths) - 1, min(n, len(paths))).round().astype(int) if len(paths) else []
     cols = min(4, max(1, len(idx)))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Union
 
 import cv2
 import numpy as np
@@ -20,7 +19,7 @@ from artid.data.images import load_image
 from artid.errors import ArtidError
 
 #: What the functions here accept as an image: a file, a Pillow image, or (H, W[, 3]) uint8 RGB pixels.
-ImageLike = Union[str, Path, Image.Image, np.ndarray]
+ImageLike = str | Path | Image.Image | np.ndarray
 
 #: SIFT descriptor length.
 SIFT_DIM = 128
@@ -61,7 +60,7 @@ def sift_descriptors(
         max_size: longer side of images read from files, in pixels.
     """
     gray = to_gray(image, max_size)
-    sift = cv2.SIFT_create(nfeatures=max(0, int(max_keypoints)))
+    sift = cv2.SIFT.create(nfeatures=max(0, int(max_keypoints)))
     _, desc = sift.detectAndCompute(gray, None)
     if desc is None:
         return np.zeros((0, SIFT_DIM), dtype=np.float32)

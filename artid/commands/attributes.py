@@ -22,7 +22,8 @@ EXAMPLES = """examples:
   artid attributes train --root runs/bench/imet --model knn --out runs/attr-knn --descriptors runs/attr-desc
   artid attributes train --root runs/bench/imet --model finetune --loss focal --epochs 10 --out runs/attr-ft
   artid attributes train --root runs/bench/imet --model bow-svm --vocabulary 500 --out runs/attr-bow
-  artid attributes train --root runs/bench/imet --model multiclass --group department --class-weighting --out runs/attr-mc
+  artid attributes train --root runs/bench/imet --model multiclass --group department --class-weighting \\
+      --out runs/attr-mc
   artid attributes predict --run runs/attr-head --root runs/bench/imet --split test --out submission.csv
   artid attributes evaluate --run runs/attr-head --root runs/bench/imet
 """

@@ -19,13 +19,19 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from artid.training.data import ClassBalancedSampler, ImageDataset, ImageSource, PairDataset, TwoViewDataset, Transform
+from artid.training.config import EpochContext
+from artid.training.data import ClassBalancedSampler, ImageDataset, ImageSource, PairDataset, Transform, TwoViewDataset
 from artid.training.heads import CosineClassifier, simsiam_predictor, simsiam_projector
-from artid.training.losses import (arcface_logits, classification_loss, contrastive_loss,
-                                   inverse_frequency_weights, scaled_logits, simsiam_loss)
+from artid.training.losses import (
+    arcface_logits,
+    classification_loss,
+    contrastive_loss,
+    inverse_frequency_weights,
+    scaled_logits,
+    simsiam_loss,
+)
 from artid.training.mining import class_members, closest_positives, hard_negatives
 from artid.training.positives import SYNTHETIC, PositiveStrategy
-from artid.training.config import EpochContext
 from artid.training.validation import EmbeddingCache, tune_temperature
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from artid.errors import ArtidError
 from artid.training.augment import AUGMENTS, augmentations
 from artid.training.config import SELECT_METRICS
 from artid.training.data import EntryImages, LabelIndex
-from artid.training.methods import DNet, MethodBase, Contrastive, SimSiam
+from artid.training.methods import Contrastive, DNet, MethodBase, SimSiam
 from artid.training.positives import STRATEGIES
 from artid.training.schedule import LRSchedule
 from artid.training.trainer import TrainConfig, Trainer, TrainResult

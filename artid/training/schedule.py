@@ -19,8 +19,7 @@ import math
 from dataclasses import dataclass
 
 import torch
-from torch.optim.lr_scheduler import (ConstantLR, CosineAnnealingLR, LinearLR, LRScheduler, MultiStepLR,
-                                      SequentialLR)
+from torch.optim.lr_scheduler import ConstantLR, CosineAnnealingLR, LinearLR, LRScheduler, MultiStepLR, SequentialLR
 
 from artid.errors import ArtidError
 

@@ -83,5 +83,6 @@ def format_table(results: dict[str, dict[str, Any]]) -> str:
             d = s.get("vs_untrained")
             lines.append(f"| {name} | {_cell(s['gap'])} | {_cell(s['gap_minus'])} | {_cell(s['acc'])} | "
                          f"{_diff(d['gap']) if d else '-'} | {_diff(d['acc']) if d else '-'} | "
-                         f"{_or_dash(r.get('steps'))} | {_or_dash(r.get('best_epoch'))} | {r.get('minutes') or 0:.1f} |")
+                         f"{_or_dash(r.get('steps'))} | {_or_dash(r.get('best_epoch'))} | "
+                         f"{r.get('minutes') or 0:.1f} |")
     return "\n".join(lines)
