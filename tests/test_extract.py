@@ -12,7 +12,7 @@ from artid.commands import extract as extract_cmd
 from artid.data.met import load_split
 from artid.descriptors import load_descriptors
 from artid.errors import ArtidError
-from artid.extraction import BatchEmbedder, ExtractionSettings, extract_list, folder_source, list_source, met_sources
+from artid.extraction import ExtractionSettings, embedding, extract_list, folder_source, list_source, met_sources
 from artid.extraction.batching import SizeBuckets
 from artid.models import build_embedder
 
@@ -96,24 +96,24 @@ def test_interrupted_run_resumes_to_identical_bytes(met: Path, emb, tmp_path: Pa
     extract_list(images, emb, tmp_path / "full" / "database", SETTINGS, progress=False)
 
     calls = {"n": 0}
-    original = BatchEmbedder.__call__
+    original = embedding.embed_batch
 
-    def crash_on_third_batch(self, items):
+    def crash_on_third_batch(model, images, *args):
         calls["n"] += 1
         if calls["n"] == 3:
             raise KeyboardInterrupt
-        return original(self, items)
+        return original(model, images, *args)
 
-    monkeypatch.setattr(BatchEmbedder, "__call__", crash_on_third_batch)
+    monkeypatch.setattr(embedding, "embed_batch", crash_on_third_batch)
     out = tmp_path / "resumed" / "database"
     with pytest.raises(KeyboardInterrupt):
         extract_list(images, emb, out, SETTINGS, progress=False)
     parts = out.with_name("database.parts")
     assert sorted(p.name for p in parts.glob("shard_*.json")) == ["shard_000000.json"]
     assert not out.with_name("database.npy").exists()
-    monkeypatch.setattr(BatchEmbedder, "__call__", original)
     done = []
-    monkeypatch.setattr(BatchEmbedder, "__call__", lambda self, items: done.append(len(items)) or original(self, items))
+    monkeypatch.setattr(embedding, "embed_batch",
+                        lambda model, images, *args: done.append(len(images)) or original(model, images, *args))
     extract_list(images, emb, out, SETTINGS, progress=False)
     assert sum(done) == 4  # only the two unfinished shards were computed
     for suffix in (".npy", ".json"):
@@ -125,7 +125,7 @@ def test_interrupted_run_resumes_to_identical_bytes(met: Path, emb, tmp_path: Pa
 def test_resume_refuses_other_settings_and_models(met: Path, emb, tmp_path: Path, monkeypatch):
     images = met_sources(met, ["database"])[0]
     out = tmp_path / "database"
-    monkeypatch.setattr(BatchEmbedder, "__call__", lambda self, items: (_ for _ in ()).throw(KeyboardInterrupt))
+    monkeypatch.setattr(embedding, "embed_batch", lambda *args: (_ for _ in ()).throw(KeyboardInterrupt))
     with pytest.raises(KeyboardInterrupt):
         extract_list(images, emb, out, SETTINGS, progress=False)
     other = ExtractionSettings(scales=(1.0,), batch_size=2, workers=0, shard_size=2)

@@ -4,10 +4,11 @@
 >>> extract_lists(met_sources(root, ["database", "val"]), emb, "runs/desc", ExtractionSettings())
 """
 
+from artid.extraction.embedding import embed_arrays
 from artid.extraction.run import BatchEmbedder, ExtractionSettings, extract_list, extract_lists
 from artid.extraction.sources import ImageList, folder_source, list_source, met_sources
 
 __all__ = [
-    "BatchEmbedder", "ExtractionSettings", "ImageList", "extract_list", "extract_lists", "folder_source",
-    "list_source", "met_sources",
+    "BatchEmbedder", "ExtractionSettings", "ImageList", "embed_arrays", "extract_list", "extract_lists",
+    "folder_source", "list_source", "met_sources",
 ]

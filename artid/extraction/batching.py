@@ -11,6 +11,16 @@ from __future__ import annotations
 from collections import OrderedDict
 
 import numpy as np
+import torch
+
+#: An image: (H, W, 3) uint8 array, or (3, H, W) float tensor in [0, 1].
+Pixels = np.ndarray | torch.Tensor
+
+
+def image_size(pixels: Pixels) -> tuple[int, int]:
+    """(height, width) of an (H, W, 3) array or a (3, H, W) tensor."""
+    h, w = (pixels.shape[0], pixels.shape[1]) if isinstance(pixels, np.ndarray) else pixels.shape[-2:]
+    return int(h), int(w)
 
 
 class SizeBuckets:
@@ -29,15 +39,15 @@ class SizeBuckets:
             raise ValueError("batch_size must be at least 1")
         self.batch_size = batch_size
         self.max_pending = max(batch_size, max_pending if max_pending is not None else 4 * batch_size)
-        self._groups: OrderedDict[tuple[int, int], list[tuple[int, np.ndarray]]] = OrderedDict()
+        self._groups: OrderedDict[tuple[int, int], list[tuple[int, Pixels]]] = OrderedDict()
         self._pending = 0
 
     def __len__(self) -> int:
         return self._pending
 
-    def add(self, index: int, pixels: np.ndarray) -> list[list[tuple[int, np.ndarray]]]:
-        """Add an (H, W, 3) image; returns the batches (lists of (index, pixels)) now ready."""
-        key = (int(pixels.shape[0]), int(pixels.shape[1]))
+    def add(self, index: int, pixels: Pixels) -> list[list[tuple[int, Pixels]]]:
+        """Add an image (:data:`Pixels`); returns the batches (lists of (index, pixels)) now ready."""
+        key = image_size(pixels)
         self._groups.setdefault(key, []).append((index, pixels))
         self._pending += 1
         ready = []
@@ -48,11 +58,11 @@ class SizeBuckets:
             ready.append(self._pop(largest))
         return ready
 
-    def flush(self) -> list[list[tuple[int, np.ndarray]]]:
+    def flush(self) -> list[list[tuple[int, Pixels]]]:
         """Release every waiting group (in order of first arrival)."""
         return [self._pop(key) for key in list(self._groups)]
 
-    def _pop(self, key: tuple[int, int]) -> list[tuple[int, np.ndarray]]:
+    def _pop(self, key: tuple[int, int]) -> list[tuple[int, Pixels]]:
         group = self._groups.pop(key)
         self._pending -= len(group)
         return group

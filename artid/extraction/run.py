@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,8 @@ from artid.data.images import DEFAULT_MAX_SIZE
 from artid.data.jsonfile import read_json
 from artid.descriptors import DescriptorSet, load_descriptors
 from artid.errors import ArtidError
-from artid.extraction.batching import SizeBuckets
-from artid.extraction.decode import decode_stream
+from artid.extraction.decode import Decoded, decode_stream
+from artid.extraction.embedding import embed_arrays, embed_batch
 from artid.extraction.shards import ShardStore, _differences
 from artid.extraction.sources import ImageList
 from artid.extraction.speed import optimize_for_inference
@@ -66,13 +67,6 @@ class ExtractionSettings:
         return {"scales": [float(s) for s in self.scales], "max_size": self.max_size, "dtype": self.dtype}
 
 
-def _to_batch(items: list[tuple[int, np.ndarray]], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """(H, W, 3) uint8 images of one size -> (B, 3, H, W) in [0, 1], channels-last layout."""
-    stacked = torch.from_numpy(np.stack([pixels for _, pixels in items]))  # (B, H, W, 3)
-    batch = stacked.to(device, non_blocking=True).permute(0, 3, 1, 2)  # channels-last strides
-    return batch.to(dtype).div_(255.0)
-
-
 class BatchEmbedder:
     """Runs an (optimised copy of an) embedder on batches of decoded images.
 
@@ -94,13 +88,15 @@ class BatchEmbedder:
         self.scales = tuple(settings.scales)
         self.device = device
 
-    @torch.inference_mode()
     def __call__(self, items: list[tuple[int, np.ndarray]]) -> np.ndarray:
-        """(B, D) float32 L2-normalised descriptors of the images, in order."""
-        x = _to_batch(items, self.device, self.dtype)
-        v = self.model.embed_multiscale(x, self.scales)
-        v = torch.nn.functional.normalize(v.float(), dim=-1)  # re-normalise after a float16 pass
-        return v.cpu().numpy()
+        """(B, D) float32 L2-normalised descriptors of (index, pixels) images of one size, in order."""
+        return embed_batch(self.model, [pixels for _, pixels in items], self.scales, self.device, self.dtype)
+
+    def embed(self, images: Iterable[np.ndarray], batch_size: int,
+              on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+        """(N, D) float32 L2-normalised descriptors of (H, W, 3) uint8 images of any sizes, in order
+        (:func:`artid.extraction.embedding.embed_arrays`)."""
+        return embed_arrays(self.model, images, self.scales, batch_size, self.device, self.dtype, on_batch)
 
 
 def _existing_result(out: Path, model: dict[str, Any], settings: dict[str, Any]) -> DescriptorSet | None:
@@ -167,40 +163,36 @@ def extract_list(images: ImageList, emb: Embedder, out: str | Path, settings: Ex
 
 def _run_shards(store: ShardStore, shards: list[int], todo: list[int], files: list[Path],
                 settings: ExtractionSettings, runner: BatchEmbedder, progress: bool, name: str) -> None:
-    shard_of = {i: s for s in shards for i in store.shard_range(s)}
-    remaining = {s: len(store.shard_range(s)) for s in shards}
-    vectors: dict[int, np.ndarray] = {}
-    failures: dict[int, str] = {}
-    buckets = SizeBuckets(settings.batch_size)
     total = len(store.entries)
     bar = tqdm(total=total, initial=total - len(todo), unit="img", desc=name, disable=not progress,
                dynamic_ncols=True, smoothing=0.1)
-
-    def run_batch(batch: list[tuple[int, np.ndarray]]) -> None:
-        for (index, _), vec in zip(batch, runner(batch)):
-            vectors[index] = vec
-        bar.update(len(batch))
-
+    stream = decode_stream(todo, files, settings.max_size, settings.workers)
     try:
-        for item in decode_stream(todo, files, settings.max_size, settings.workers):
-            shard = shard_of[item.index]
-            if item.error is not None:
-                failures[item.index] = item.error
-                bar.update(1)
-                log.debug("%s", item.error)
-            else:
-                assert item.pixels is not None  # decoded: no error
-                for batch in buckets.add(item.index, item.pixels):
-                    run_batch(batch)
-            remaining[shard] -= 1
-            if remaining[shard] == 0:  # the shard's last image arrived: finish and store it
-                for batch in buckets.flush():
-                    run_batch(batch)
-                positions = store.shard_range(shard)
-                store.write_shard(shard, {i: vectors.pop(i) for i in positions if i in vectors},
-                                  {i: failures.pop(i) for i in positions if i in failures})
+        for shard in shards:  # ``todo`` is the shards' positions in order: take each shard's share of the stream
+            positions = store.shard_range(shard)
+            kept: list[int] = []
+            failures: dict[int, str] = {}
+            images = _readable(islice(stream, len(positions)), kept, failures, bar)
+            vectors = runner.embed(images, settings.batch_size, bar.update)
+            store.write_shard(shard, dict(zip(kept, vectors)), failures)
     finally:
+        stream.close()
         bar.close()
+
+
+def _readable(items: Iterable[Decoded], kept: list[int], failures: dict[int, str],
+              bar: tqdm) -> Iterator[np.ndarray]:
+    """The pixels of the decoded images; their positions go to ``kept``, the others'
+    errors to ``failures``."""
+    for item in items:
+        if item.error is not None:
+            failures[item.index] = item.error
+            bar.update(1)
+            log.debug("%s", item.error)
+            continue
+        assert item.pixels is not None  # decoded: no error
+        kept.append(item.index)
+        yield item.pixels
 
 
 def extract_lists(lists: Sequence[ImageList], emb: Embedder, out_dir: str | Path, settings: ExtractionSettings,

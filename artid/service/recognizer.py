@@ -207,22 +207,14 @@ class Recognizer:
         Returns:
             (B, D) float32 L2-normalised rows of the model (the pipeline whitens them).
         """
-        import torch
-
-        from artid.data.images import to_tensor
+        from artid.data.images import to_array
+        from artid.extraction.embedding import embed_arrays
 
         max_size = self.max_size if max_size is None else int(max_size)
         scales = self.scales if scales is None else tuple(scales)
-        rows = []
-        with torch.inference_mode():
-            for img in images:
-                x = to_tensor(fit_max_size(img, max_size)).unsqueeze(0).to(self.device)
-                if scales == (1.0,):
-                    v = self.embedder.forward(x)
-                else:
-                    v = self.embedder.embed_multiscale(x, scales=scales)
-                rows.append(v.float().cpu().numpy())
-        return np.concatenate(rows).astype(np.float32)
+        # the pixels extraction decodes ((H, W, 3) uint8), batched by size as the database images were
+        pixels = (to_array(fit_max_size(img, max_size)) for img in images)
+        return embed_arrays(self.embedder, pixels, scales, batch_size=8, device=self.device)
 
     def recognize_descriptors(self, desc: np.ndarray, attribute_desc: np.ndarray | None = None) -> list[Recognition]:
         """Recognitions of (B, D) float32 descriptors of the bundle's model (see :meth:`describe`).

@@ -18,6 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from artid.extraction.embedding import embed_arrays
 from artid.training.augment import eval_transform
 from artid.training.data import ImageDataset, ImageSource, collate_list
 
@@ -27,23 +28,23 @@ log = logging.getLogger(__name__)
 TEMPERATURE_GRID: tuple[float, ...] = (1, 2, 5, 10, 15, 20, 30, 50, 64, 100, 200, 500)
 
 
-@torch.no_grad()
 def embed_images(model: nn.Module, source: ImageSource, device: torch.device, batch_size: int = 32,
                  num_workers: int = 0, desc: str = "embedding", multiscale: bool = False) -> np.ndarray:
-    """Descriptors of every image of a source with the model in eval mode.
+    """Descriptors of every image of a source with the model in eval mode (its mode is restored after).
 
-    Images keep their own size (aspect ratio kept); a batch is split into groups of
-    equal shape before the forward pass.
+    Images keep their own size (aspect ratio kept): a data loader reads them (``eval_transform``:
+    the pixels extraction decodes, in [0, 1]) and :func:`artid.extraction.embedding.embed_arrays`
+    batches images of equal size for the forward pass. The model's weights and statistics are not changed.
 
     Args:
         model: an embedder, ``model(x)`` -> (B, D) L2-normalised (and ``embed_multiscale``
             when ``multiscale``).
         source: the images.
         device: where the model lives.
-        batch_size: images per loader batch.
+        batch_size: images per loader batch and per forward pass.
         num_workers: loader worker processes.
         desc: progress-bar label.
-        multiscale: use ``model.embed_multiscale`` (scales 1, 2^-1/2, 1/2).
+        multiscale: use ``model.embed_multiscale`` (its own scales: 1, 2^-1/2, 1/2).
 
     Returns:
         (N, D) float32 with L2-normalised rows, in source order.
@@ -54,21 +55,13 @@ def embed_images(model: nn.Module, source: ImageSource, device: torch.device, ba
     # its own generator: embedding never draws from the global RNG the training batches use
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                         collate_fn=collate_list, generator=torch.Generator().manual_seed(0))
-    out: list[np.ndarray] = []
-    for batch in tqdm(loader, desc=desc, unit="batch", leave=False, disable=len(loader) < 2):
-        shapes: dict[tuple[int, ...], list[int]] = {}
-        for i, (x, _) in enumerate(batch):
-            shapes.setdefault(tuple(x.shape), []).append(i)
-        chunk: list[np.ndarray | None] = [None] * len(batch)
-        for ids in shapes.values():
-            x = torch.stack([batch[i][0] for i in ids]).to(device)
-            v = model.embed_multiscale(x) if multiscale else model(x)
-            v = v.float().cpu().numpy()
-            for j, i in enumerate(ids):
-                chunk[i] = v[j]
-        out.append(np.stack(chunk))  # type: ignore[arg-type]
-    model.train(was_training)
-    return np.ascontiguousarray(np.concatenate(out), dtype=np.float32)
+    images = (x for batch in loader for x, _ in batch)
+    try:
+        with tqdm(total=len(ds), desc=desc, unit="img", leave=False, disable=len(loader) < 2) as bar:
+            return embed_arrays(model, images, scales=None if multiscale else (1.0,), batch_size=batch_size,
+                                device=device, dtype=torch.float32, on_batch=bar.update)
+    finally:
+        model.train(was_training)
 
 
 class EmbeddingCache:
