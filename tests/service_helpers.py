@@ -149,9 +149,9 @@ def small_bundle_data(bundle: Path, n: int = 4, per: int = 2, dim: int = 8):
                               thumbnails=thumbs, k=3, tau=10.0, calibration=Calibration.given(0.5))
 
 
-#: Attribute labels of :func:`make_collection`'s artworks: a department each (even: Paintings, odd:
-#: Drawings) and a motif of its own (``motif::m<i>``).
-ATTRIBUTE_LABELS = ["department::Paintings", "department::Drawings"] + [f"motif::m{i}" for i in range(len(TITLES))]
+#: Attribute labels of :func:`make_collection`'s artworks: a medium each (even: oil, odd: tempera)
+#: and a motif of its own (``motif::m<i>``).
+ATTRIBUTE_LABELS = ["medium::oil", "medium::tempera"] + [f"motif::m{i}" for i in range(len(TITLES))]
 
 
 def artwork_attributes(i: int) -> list[str]:

@@ -4,7 +4,8 @@ Needs the Debian packages ``chromium`` and ``chromium-driver`` (``/usr/bin/chrom
 ``/usr/bin/chromedriver``) and the PyPI package ``selenium``; skipped, saying which is
 missing, without them. The screenshot of the answer page is refreshed in
 docs/screenshot_service.png (the README's) when ARTID_UPDATE_SCREENSHOT=1, so that a plain test
-run leaves the working tree as it was.
+run leaves the working tree as it was. The bundle has an attributes run, so the page shows the
+photo's predicted attributes as tags, for a recognised photo and for one that is not.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from service_helpers import TITLES, artwork, built_bundle, distractor, photo_of
+from service_helpers import TITLES, artwork, artwork_attributes, built_attributes_bundle, distractor, photo_of
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -54,7 +55,7 @@ def server(tmp_path_factory):
     from artid.service.api import create_app
     from artid.service.recognizer import Recognizer
 
-    bundle, _ = built_bundle(tmp_path_factory)
+    bundle, _ = built_attributes_bundle(tmp_path_factory)
     app = create_app(Recognizer.from_bundle(bundle), bundle)
     port = _free_port()
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
@@ -96,6 +97,14 @@ def _upload(browser, server, path: Path) -> str:
     return title.text
 
 
+def _tags(browser) -> list[str]:
+    """The attribute tags the page shows, as ``group::name``."""
+    box = browser.find_element(By.ID, "attributes-box")
+    assert box.is_displayed()
+    return [f"{t.find_element(By.CLASS_NAME, 'group').text}::{t.find_element(By.CLASS_NAME, 'name').text}"
+            for t in box.find_elements(By.CSS_SELECTOR, "li.tag")]
+
+
 def test_upload_shows_the_right_artwork(server, browser, tmp_path):
     photo = tmp_path / "visit.jpg"
     photo_of(artwork(1), 12).save(photo, quality=92)
@@ -104,6 +113,7 @@ def test_upload_shows_the_right_artwork(server, browser, tmp_path):
     assert verdict.text.upper().startswith("RECOGNISED") and "Painter 1" in verdict.text
     items = browser.find_elements(By.CSS_SELECTOR, "#matches li")
     assert len(items) == 5 and TITLES[1] in items[0].text
+    assert sorted(_tags(browser)) == sorted(artwork_attributes(1))
     # every thumbnail loaded from the bundle
     WebDriverWait(browser, 20).until(lambda d: d.execute_script(
         "return [...document.querySelectorAll('#matches img')].every(i => i.complete && i.naturalWidth > 0)"))
@@ -120,6 +130,7 @@ def test_photo_of_something_else_is_not_recognised(server, browser, tmp_path):
     distractor(41).save(photo)
     _upload(browser, server, photo)
     assert browser.find_element(By.ID, "verdict").text.upper().startswith("NOT RECOGNISED")
+    assert _tags(browser)  # the photo is still described: at least one predicted attribute
 
 
 def test_a_file_that_is_no_image_shows_the_error(server, browser, tmp_path):

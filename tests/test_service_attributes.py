@@ -112,7 +112,7 @@ def test_recognize_command_prints_the_attributes(service, tmp_path, capsys):
     out = capsys.readouterr().out.split("\n")
     lines = [x for x in out if x.strip().startswith("attributes:")]
     assert len(lines) == 2  # the photo that is not recognised gets its line too
-    assert "department: Drawings" in lines[0] and "motif: m3" in lines[0]
+    assert "medium: tempera" in lines[0] and "motif: m3" in lines[0]
     assert main(["recognize", str(other), "--bundle", str(bundle), "--json"]) == 0
     answer = json.loads(capsys.readouterr().out)
     assert answer["accepted"] is False
@@ -124,7 +124,7 @@ def test_index_info_and_changes_keep_the_attributes(service, tmp_path, capsys):
     capsys.readouterr()
     assert main(["index", "info", str(bundle)]) == 0
     out = capsys.readouterr().out
-    assert "attributes   knn run from" in out and "10 labels (department, motif)" in out
+    assert "attributes   knn run from" in out and "10 labels (medium, motif)" in out
     assert "the recognition pass's" in out
     copy = tmp_path / "bundle"
     shutil.copytree(bundle, copy)

@@ -67,6 +67,21 @@ function confidenceBar(result) {
   return bar;
 }
 
+// The photo's predicted attributes as tags, highest score first ("attributes" is absent when the
+// bundle has no attributes run: the box stays hidden).
+function renderAttributes(result) {
+  const list = $("attributes");
+  list.replaceChildren();
+  const tags = (result.attributes || []).filter((t) => t.predicted);
+  for (const t of tags) {
+    const li = el("li", { class: "tag", title: (t.group ? t.group + ": " : "") + t.name + ", score " + t.score.toFixed(2) });
+    if (t.group) li.append(el("span", { class: "group" }, t.group));
+    li.append(el("span", { class: "name" }, t.name));
+    list.append(li);
+  }
+  show("attributes-box", tags.length > 0);
+}
+
 function render(result) {
   const verdict = $("verdict");
   verdict.replaceChildren();
@@ -84,6 +99,7 @@ function render(result) {
         percent(result.confidence) + ", below the acceptance threshold of " + percent(result.threshold) +
         ". Try again closer, straight on, with less glare."), confidenceBar(result));
   }
+  renderAttributes(result);
   const list = $("matches");
   list.replaceChildren();
   result.matches.forEach((m, i) => {
