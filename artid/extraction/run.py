@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -22,11 +22,14 @@ from artid.extraction.embedding import embed_arrays, embed_batch
 from artid.extraction.shards import ShardStore, _differences
 from artid.extraction.sources import ImageList
 from artid.extraction.speed import optimize_for_inference
+from artid.localisation.crop import Cropper, CropSettings
 from artid.models.embedder import MULTI_SCALE, Embedder
 
 log = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16}
+#: Image lists of studio photos: :func:`extract_lists` never crops them (the crop is for query photos).
+UNCROPPED_LISTS = ("database", "mini")
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,8 @@ class ExtractionSettings:
         workers: decoding processes (0: decode in the main process).
         shard_size: images per shard of resumable work.
         fold_bn, channels_last: inference optimisations (checked not to change descriptors).
+        crop: crop each photo to its artwork before describing it (:mod:`artid.localisation`);
+            None describes the whole photo. Recorded in the manifest only when set.
     """
 
     scales: tuple[float, ...] = MULTI_SCALE
@@ -51,6 +56,7 @@ class ExtractionSettings:
     shard_size: int = 256
     fold_bn: bool = True
     channels_last: bool = True
+    crop: CropSettings | None = None
 
     def __post_init__(self) -> None:
         if not self.scales or not all(s > 0 for s in self.scales):
@@ -64,7 +70,15 @@ class ExtractionSettings:
 
     def descriptor_settings(self) -> dict[str, Any]:
         """The settings that define the descriptors (recorded in manifests, checked on resume)."""
-        return {"scales": [float(s) for s in self.scales], "max_size": self.max_size, "dtype": self.dtype}
+        out: dict[str, Any] = {"scales": [float(s) for s in self.scales], "max_size": self.max_size,
+                               "dtype": self.dtype}
+        if self.crop is not None:  # absent = the whole photo (and manifests written before crops existed)
+            out["crop"] = self.crop.spec()
+        return out
+
+    def for_list(self, name: str) -> ExtractionSettings:
+        """The settings for the image list ``name``: no crop for the studio photos (:data:`UNCROPPED_LISTS`)."""
+        return replace(self, crop=None) if self.crop is not None and name in UNCROPPED_LISTS else self
 
 
 class BatchEmbedder:
@@ -153,7 +167,8 @@ def extract_list(images: ImageList, emb: Embedder, out: str | Path, settings: Ex
     todo = [i for s in todo_shards for i in store.shard_range(s)]
     if todo:
         runner = runner or BatchEmbedder(emb, settings, device)
-        _run_shards(store, todo_shards, todo, files, settings, runner, progress, images.name)
+        cropper = Cropper(runner.model, settings.crop) if settings.crop is not None else None
+        _run_shards(store, todo_shards, todo, files, settings, runner, progress, images.name, cropper)
     dset = store.merge()
     if dset.failures:
         log.warning("%s: %d image(s) could not be read and are left out (listed in %s.json)",
@@ -162,7 +177,8 @@ def extract_list(images: ImageList, emb: Embedder, out: str | Path, settings: Ex
 
 
 def _run_shards(store: ShardStore, shards: list[int], todo: list[int], files: list[Path],
-                settings: ExtractionSettings, runner: BatchEmbedder, progress: bool, name: str) -> None:
+                settings: ExtractionSettings, runner: BatchEmbedder, progress: bool, name: str,
+                cropper: Cropper | None = None) -> None:
     total = len(store.entries)
     bar = tqdm(total=total, initial=total - len(todo), unit="img", desc=name, disable=not progress,
                dynamic_ncols=True, smoothing=0.1)
@@ -172,7 +188,7 @@ def _run_shards(store: ShardStore, shards: list[int], todo: list[int], files: li
             positions = store.shard_range(shard)
             kept: list[int] = []
             failures: dict[int, str] = {}
-            images = _readable(islice(stream, len(positions)), kept, failures, bar)
+            images = _readable(islice(stream, len(positions)), kept, failures, bar, cropper)
             vectors = runner.embed(images, settings.batch_size, bar.update)
             store.write_shard(shard, dict(zip(kept, vectors)), failures)
     finally:
@@ -180,9 +196,9 @@ def _run_shards(store: ShardStore, shards: list[int], todo: list[int], files: li
         bar.close()
 
 
-def _readable(items: Iterable[Decoded], kept: list[int], failures: dict[int, str],
-              bar: tqdm) -> Iterator[np.ndarray]:
-    """The pixels of the decoded images; their positions go to ``kept``, the others'
+def _readable(items: Iterable[Decoded], kept: list[int], failures: dict[int, str], bar: tqdm,
+              cropper: Cropper | None) -> Iterator[np.ndarray]:
+    """The pixels of the decoded images (cropped when asked); their positions go to ``kept``, the others'
     errors to ``failures``."""
     for item in items:
         if item.error is not None:
@@ -192,19 +208,23 @@ def _readable(items: Iterable[Decoded], kept: list[int], failures: dict[int, str
             continue
         assert item.pixels is not None  # decoded: no error
         kept.append(item.index)
-        yield item.pixels
+        yield item.pixels if cropper is None else cropper(item.pixels)
 
 
 def extract_lists(lists: Sequence[ImageList], emb: Embedder, out_dir: str | Path, settings: ExtractionSettings,
                   device: torch.device | str = "cpu", progress: bool = True) -> dict[str, DescriptorSet]:
-    """Extract several image lists into ``<out_dir>/<name>.npy/.json`` with one prepared model."""
+    """Extract several image lists into ``<out_dir>/<name>.npy/.json`` with one prepared model.
+
+    A crop in the settings applies to every list but the studio photos (:meth:`ExtractionSettings.for_list`).
+    """
     out_dir = Path(out_dir)
     device = torch.device(device)
     runner: BatchEmbedder | None = None
     results = {}
     for images in lists:
         out = out_dir / images.name
-        if runner is None and _existing_result(out, emb.spec, settings.descriptor_settings()) is None:
+        list_settings = settings.for_list(images.name)
+        if runner is None and _existing_result(out, emb.spec, list_settings.descriptor_settings()) is None:
             runner = BatchEmbedder(emb, settings, device)
-        results[images.name] = extract_list(images, emb, out, settings, device, runner, progress)
+        results[images.name] = extract_list(images, emb, out, list_settings, device, runner, progress)
     return results
