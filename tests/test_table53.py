@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np
+import argparse
+from pathlib import Path
 
-from artid.training.table53 import _plan
+import numpy as np
+import pytest
+
+from artid.errors import ArtidError
+from artid.training.table53 import _plan, add_arguments, run
 from artid.training.table53_scores import format_table, row_stats
 
 
@@ -31,3 +36,11 @@ def test_table_marks_a_gain_only_beyond_three_paired_se():
     lines = {line.split("|")[1].strip(): line for line in table.splitlines()[2:]}
     assert "**gain**" in lines["trained"] and "**gain**" not in lines["noop"]
     assert "| 40 | 3 | 1.5 |" in lines["trained"] and "| - | - |" in lines["untrained"]
+
+
+def test_root_without_images_is_refused_clearly(met_root: Path, tmp_path: Path) -> None:
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    args = p.parse_args(["--root", str(met_root), "--out", str(tmp_path / "out"), "--device", "cpu"])
+    with pytest.raises(ArtidError, match="no image of the database split"):
+        run(args)

@@ -21,6 +21,7 @@ import json
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sklearn.cluster import MiniBatchKMeans
@@ -119,7 +120,7 @@ class BowSvm:
         seed: int = 0,
         n_jobs: int | None = None,
     ) -> None:
-        self.settings = {
+        self.settings: dict[str, Any] = {
             "vocabulary_size": int(vocabulary_size), "grid": dict(grid or DEFAULT_GRID), "cv": int(cv),
             "max_keypoints": int(max_keypoints), "max_size": max_size, "seed": int(seed),
         }
@@ -153,8 +154,8 @@ class BowSvm:
         y = np.asarray(y)
         if y.ndim == 1:
             self.multilabel = False
-            self.classes, codes = np.unique(y, return_inverse=True)
-            self.classes = self.classes.tolist()
+            classes, codes = np.unique(y, return_inverse=True)
+            self.classes = classes.tolist()
             target = np.eye(len(self.classes), dtype=np.int64)[codes]
         elif y.ndim == 2 and np.isin(y, (0, 1)).all():
             self.multilabel, self.classes, target = True, list(range(y.shape[1])), y.astype(np.int64)
@@ -198,7 +199,8 @@ class BowSvm:
             raise ArtidError("BowSvm: nothing to save before fit")
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        np.savez(folder / "bow_svm.npz", vocabulary=self.vocabulary.centers, **self.svm.arrays())
+        arrays: dict[str, Any] = self.svm.arrays()
+        np.savez(folder / "bow_svm.npz", vocabulary=self.vocabulary.centers, **arrays)
         meta = {"format": "artid-bow-svm", "version": FORMAT_VERSION, "settings": self.settings,
                 "multilabel": self.multilabel, "classes": self.classes, "search": self.search}
         (folder / "bow_svm.json").write_text(json.dumps(meta, indent=1, default=str))

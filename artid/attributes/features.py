@@ -18,7 +18,7 @@ from artid.attributes.imet import IMetSplit
 from artid.data.entries import DISTRACTOR, Entry
 from artid.errors import ArtidError
 from artid.extraction import ExtractionSettings, ImageList, extract_list
-from artid.models import SINGLE_SCALE, build_embedder
+from artid.models import SINGLE_SCALE, Embedder, build_embedder
 
 #: Longer side of the images the attribute models see by default (iMet images are about 300 px).
 DEFAULT_ATTRIBUTE_SIZE = 320
@@ -60,7 +60,7 @@ class SplitFeatures:
 
     def __init__(self, spec: FeatureSpec, folder: str | Path, progress: bool = True) -> None:
         self.spec, self.folder, self.progress = spec, Path(folder), progress
-        self._embedder = None
+        self._embedder: Embedder | None = None
 
     def __call__(self, split: IMetSplit) -> np.ndarray:
         """(N, D) float32 L2-normalised descriptors of the split's images, in the split's order."""

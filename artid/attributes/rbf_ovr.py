@@ -72,6 +72,7 @@ class RbfOvr:
         n_labels = len(ovr.estimators_)
         if not rows:
             return cls(np.zeros((0, x_train.shape[1])), sp.csc_matrix((0, n_labels)), np.array(intercept), 1.0)
+        assert gamma is not None  # set by every SVC, and there is one since rows is not empty
         r = np.concatenate(rows)
         used, inverse = np.unique(r, return_inverse=True)
         dual = sp.csc_matrix((np.concatenate(vals), (inverse, np.concatenate(cols))), shape=(len(used), n_labels))

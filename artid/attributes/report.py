@@ -130,7 +130,8 @@ def plot_examples(paths: Sequence[Path], y: np.ndarray, scores: np.ndarray, pred
     Predicted tags come highest score first, marked ``+`` when correct and ``-`` when wrong.
     """
     plt = _plt()
-    idx = np.linspace(0, len(paths) - 1, min(n, len(paths))).round().astype(int) if len(paths) else []
+    idx: list[int] = (np.linspace(0, len(paths) - 1, min(n, len(paths))).round().astype(int).tolist()
+                      if len(paths) else [])
     cols = min(4, max(1, len(idx)))
     rows = max(1, -(-len(idx) // cols))
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 4.4 * rows), squeeze=False)
@@ -138,8 +139,8 @@ def plot_examples(paths: Sequence[Path], y: np.ndarray, scores: np.ndarray, pred
         ax.axis("off")
     for ax, i in zip(axes.ravel(), idx):
         ax.imshow(load_image(paths[i], max_size=256))
-        true = [names[j] for j in np.flatnonzero(y[i])]
-        said = sorted(np.flatnonzero(pred[i]), key=lambda j: -scores[i, j])
+        true = [names[j] for j in np.flatnonzero(y[i]).tolist()]
+        said = sorted(np.flatnonzero(pred[i]).tolist(), key=lambda j: -scores[i, j])
         marked = [("+" if y[i, j] else "-") + names[j] for j in said]
         ax.set_title(_tag_text("true", true) + "\n" + _tag_text("predicted", marked), fontsize=7, loc="left")
     fig.tight_layout()

@@ -119,9 +119,9 @@ def split_scores(run: Path, meta: dict, dataset: IMetDataset, split: IMetSplit, 
         db = np.load(run / "knn_database.npy", allow_pickle=False)
         labels = np.load(run / "knn_labels.npy", allow_pickle=False)
         return transfer_scores(x, db, labels, s["k"], s["tau"])
-    settings = HeadSettings(**s["head"])
+    head_settings = HeadSettings(**s["head"])
     outputs = len(s["classes"]) if kind == "multiclass" else len(dataset.labels)
-    head = load_head(run / "head.npz", x.shape[1], outputs, settings)
+    head = load_head(run / "head.npz", x.shape[1], outputs, head_settings)
     logits = head_logits(head, x)
     return softmax(logits) if kind == "multiclass" else _sigmoid(logits)
 
@@ -151,6 +151,7 @@ def _fit(kind: str, o: TrainOptions, run: Path, dataset: IMetDataset, meta: dict
     meta["extract_seconds"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     if kind == "knn":
+        assert x_val is not None
         tau, grid = tune_temperature(x_val, val.targets(), x, y, o.k)
         np.save(run / "knn_database.npy", x)
         np.save(run / "knn_labels.npy", y)

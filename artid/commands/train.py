@@ -16,7 +16,7 @@ HELP = ("train the embedder on the collection (contrastive with mined pairs, Sim
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows a default only where there is one worth showing (not None, not a flag's False/True)."""
 
-    def _get_help_string(self, action: argparse.Action) -> str:
+    def _get_help_string(self, action: argparse.Action) -> str | None:
         if action.default is None or isinstance(action.default, bool) or action.default is argparse.SUPPRESS:
             return action.help or ""
         return super()._get_help_string(action)

@@ -96,9 +96,12 @@ class Method(Protocol):
     """
 
     name: str
-    head: nn.Module | None
     train_backbone: bool
     select_prefixes: tuple[str, ...]
+
+    @property
+    def head(self) -> nn.Module | None:
+        """Extra trainable module, or None (read-only here: a method may narrow its type)."""
 
     def begin_epoch(self, ctx: EpochContext) -> None:
         """Prepare the epoch (mining, pair lists) with the current weights."""

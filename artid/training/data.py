@@ -91,7 +91,7 @@ class ImageDataset(Dataset):
         transform: image -> (3, H, W) float tensor.
     """
 
-    def __init__(self, source: ImageSource, labels: Sequence[int], transform: Transform) -> None:
+    def __init__(self, source: ImageSource, labels: Sequence[int] | np.ndarray, transform: Transform) -> None:
         if len(labels) != len(source):
             raise ArtidError(f"{len(source)} images but {len(labels)} labels")
         self.source, self.labels, self.transform = source, np.asarray(labels, dtype=np.int64), transform
@@ -153,7 +153,7 @@ class ClassBalancedSampler(Sampler[int]):
         generator: torch generator for reproducible draws.
     """
 
-    def __init__(self, labels: Sequence[int], num_samples: int | None = None,
+    def __init__(self, labels: Sequence[int] | np.ndarray, num_samples: int | None = None,
                  generator: torch.Generator | None = None) -> None:
         labels = np.asarray(labels, dtype=np.int64)
         order = np.argsort(labels, kind="stable")

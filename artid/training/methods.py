@@ -133,6 +133,7 @@ class SimSiam(MethodBase):
     """
 
     name = "simsiam"
+    head: nn.ModuleDict
 
     def __init__(self, source: ImageSource, transform: Transform, dim: int, images_per_batch: int = 64,
                  num_workers: int = 0, other_transform: Transform | None = None) -> None:
@@ -181,7 +182,8 @@ class DNet(MethodBase):
     """
 
     name = "dnet"
-    select_prefixes = ("param_",)  # the parametric classifier gets its own best epoch (best_param.pt)
+    head: CosineClassifier
+    select_prefixes: tuple[str, ...] = ("param_",)  # the parametric classifier gets its own best epoch (best_param.pt)
 
     def __init__(self, source: ImageSource, labels: np.ndarray, n_classes: int, transform: Transform, dim: int,
                  loss: str = "ce", scale: float | None = None, margin: float = 0.5, batch_size: int = 256,

@@ -127,11 +127,13 @@ def _parametric_answers(head_file: Path, desc: dict[str, np.ndarray], labels: di
 
 def _train_row(args: argparse.Namespace, sizes: dict[str, Any], root: Path, out: Path, row: str,
                seed: int) -> tuple[Path, dict[str, Any]]:
+    row_args = ROWS[row]
+    assert row_args is not None  # the untrained row is not trained
     slug = row.lower().replace(" ", "_").replace("+", "_") + (f"_seed{seed}" if seed != args.seed else "")
     run_dir = out / "runs" / slug
     spec = RunSpec(root=root, out=run_dir, model=args.model, preset=args.preset, epochs=sizes["epochs"],
                    lr=args.lr, image_size=args.size, max_size=args.size, device=args.device, seed=seed,
-                   amp=args.amp, augment=args.augment, **ROWS[row])
+                   amp=args.amp, augment=args.augment, **row_args)
     result = train(spec)
     trained = [h for h in result.history if h.get("epoch", 0) >= 1]
     return run_dir, {"best_epoch": result.best_epoch, "steps": int(sum(h.get("steps", 0) for h in trained)),
@@ -160,7 +162,11 @@ def run(args: argparse.Namespace) -> int:
                                    distractor_ratio=args.distractor_ratio))
     device = resolve_device(args.device)
     splits = {k: load_split(root, k) for k in ("database", "val", "test")}
-    sources = {k: EntryImages(s.image_root, s.entries, args.size) for k, s in splits.items()}
+    sources: dict[str, EntryImages] = {}
+    for k, s in splits.items():
+        if s.image_root is None:
+            raise ArtidError(f"no image of the {k} split found under {root} (nor {root}/images)")
+        sources[k] = EntryImages(s.image_root, s.entries, args.size)
     labels = {k: np.asarray(s.labels, dtype=np.int64) for k, s in splits.items()}
     keys = {k: np.array([e.path for e in s.entries], dtype=str) for k, s in splits.items()}
     class_ids = np.unique(labels["database"])
@@ -172,7 +178,8 @@ def run(args: argparse.Namespace) -> int:
             continue
         t0 = time.perf_counter()
         entry: dict[str, Any] = {"row": row, "seed": seed}
-        if ROWS[row] is None:
+        row_args = ROWS[row]
+        if row_args is None:
             model = build_embedder(args.model).to(device)
         else:
             run_dir, trained = _train_row(args, sizes, root, out, row, seed)
@@ -182,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
         pred, score, info = knn_answers(desc, labels, keys, args.whiten)
         save_answers(out / "answers" / f"{len(results):02d}_knn.npz", pred, score)
         entry["knn_file"], entry["knn_info"] = f"answers/{len(results):02d}_knn.npz", info
-        if ROWS[row] is not None and ROWS[row]["method"] == "dnet":
+        if row_args is not None and row_args["method"] == "dnet":
             pred, score, info = _parametric_answers(run_dir / BEST_HEAD_FILE, desc, labels, class_ids)
             save_answers(out / "answers" / f"{len(results):02d}_parametric.npz", pred, score)
             entry["parametric_file"], entry["parametric_info"] = f"answers/{len(results):02d}_parametric.npz", info

@@ -26,8 +26,10 @@ def knn_answers(desc: dict[str, np.ndarray], labels: dict[str, np.ndarray], keys
     pipe = KNNPipeline(PipelineConfig(whiten=whiten, use_gpu=False)).fit(
         desc["database"], labels["database"], desc["val"], labels["val"], keys["val"])
     ans = pipe.predict(desc["test"], progress=False)
-    return ans.pred, ans.score, {"k": pipe.k, "tau": pipe.tau, "whitening": pipe.projection.describe()["dims"]
-                                 if pipe.projection.whitened else "raw"}
+    projection = pipe.projection
+    assert projection is not None  # set by fit
+    return ans.pred, ans.score, {"k": pipe.k, "tau": pipe.tau, "whitening": projection.describe()["dims"]
+                                 if projection.whitened else "raw"}
 
 
 def save_answers(path: Path, pred: np.ndarray, score: np.ndarray) -> None:

@@ -28,7 +28,7 @@ import random
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -67,8 +67,8 @@ def _atomic_torch_save(obj: Any, path: Path) -> None:
 
 def default_checkpoint_writer(path: Path, model: nn.Module, meta: dict[str, Any]) -> None:
     """:func:`artid.models.save_checkpoint` (what ``artid extract --model`` loads)."""
-    from artid.models import save_checkpoint
-    save_checkpoint(path, model, meta)
+    from artid.models import Embedder, save_checkpoint
+    save_checkpoint(path, cast(Embedder, model), meta)  # the trainer's model is an Embedder (or duck-typed like one)
 
 
 class Trainer:
@@ -245,7 +245,7 @@ class Trainer:
         t_prep = time.perf_counter() - t0
         _seed_all(cfg.seed, epoch, phase=1)  # the batches' randomness does not depend on the preparation
         model.train()
-        model.freeze_batchnorm()
+        cast(Any, model).freeze_batchnorm()  # an Embedder's method (nn.Module types it as a tensor or module)
         if method.head is not None:
             method.head.train()
         batches = method.batches(ctx)
