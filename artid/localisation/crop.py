@@ -82,7 +82,7 @@ class Cropper:
         s = self.settings
         if s.method == "centre":
             return centre_box(w, h, s.centre_share)
-        x = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)[None].float().div_(255.0)
+        x = torch.tensor(pixels).permute(2, 0, 1)[None].float().div_(255.0)
         heat = activation_maps(self.emb, x, s.cam, s.cam_size)[0].cpu()
         return map_box(upsample(heat, h, w), s.threshold)
 
