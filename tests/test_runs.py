@@ -17,7 +17,7 @@ def _spec(**kw) -> RunSpec:
 
 def test_presets_fill_what_the_user_left_unset():
     artid = _spec().resolved()
-    assert (artid.lr, artid.epochs, artid.augment, artid.select) == (1e-4, 5, "insitu", "gap")
+    assert (artid.lr, artid.epochs, artid.augment, artid.select) == (1e-4, 3, "insitu", "gap")
     paper = _spec(preset="paper", method="dnet").resolved()
     assert (paper.lr, paper.epochs, paper.augment, paper.select) == (1e-7, 25, "paper", "acc")
     mine = _spec(preset="paper", lr=1e-3, augment="insitu").resolved()

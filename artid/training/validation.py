@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -114,6 +114,7 @@ class KNNValidator:
         self.last_query_descriptors = q
         config = PipelineConfig(whiten="none", n_classes=self.n_classes, use_gpu=False)
         res = KNNPipeline(config).fit(db, self.db_labels, q, self.query_labels, self.query_keys).tuned
+        assert res is not None  # k and tau are left to tune: fit always tunes them
         i, j = res.ks.index(res.best_k), res.taus.index(res.best_tau)
         return {"acc": res.acc, "gap": res.best_gap, "gap_minus": float(res.gap_minus[i, j]),
                 "k": res.best_k, "tau": res.best_tau}
@@ -191,13 +192,16 @@ def init_projector_from_whitening(model: nn.Module, database: ImageSource,
     Returns:
         The projector's output dimension.
     """
+    from artid.models.embedder import Embedder
     from artid.retrieval.whitening import PCAWhitening
 
-    d = int(getattr(model, "num_features", model.dim))
-    model.set_projector_from_whitening(np.zeros(d, np.float32), np.eye(d, dtype=np.float32))
+    emb = cast(Embedder, model)
+    d = int(getattr(emb, "num_features", emb.dim))
+    emb.set_projector_from_whitening(np.zeros(d, np.float32), np.eye(d, dtype=np.float32))
     desc = embed(model, database)
     w = PCAWhitening(dim=dim or d, shrinkage=1.0).fit(desc)
-    model.set_projector_from_whitening(w.mean, w.projection)
+    assert w.mean is not None and w.projection is not None
+    emb.set_projector_from_whitening(w.mean, w.projection)
     out = int(w.projection.shape[1])
     log.info("projector initialised from PCA-whitening of %d database descriptors (%d -> %d)",
              desc.shape[0], d, out)
