@@ -1,41 +1,123 @@
-"""Training-run settings: presets, the projector's size, options refused with their name."""
+"""Training-run settings: presets, the projector's size, options refused with their name, run.json."""
 
 from __future__ import annotations
 
+import argparse
+import json
 import logging
 from pathlib import Path
 
 import pytest
 
+from artid.commands.train import add_arguments
 from artid.errors import ArtidError
-from artid.training.runs import RunSpec, _check, projector_dim
+from artid.training.runs import RunSpec, projector_dim
+from artid.training.settings import CommonSettings, ContrastiveSettings, DNetSettings, SimSiamSettings, spec_fields
 
 
 def _spec(**kw) -> RunSpec:
-    return RunSpec(method=kw.pop("method", "contrastive"), root=Path("r"), out=Path("o"), **kw)
+    return RunSpec.build(kw.pop("method", "contrastive"), root=Path("r"), out=Path("o"), **kw)
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    return p.parse_args(argv)
 
 
 def test_presets_fill_what_the_user_left_unset():
-    artid = _spec().resolved()
+    artid = _spec().resolved().common
     assert (artid.lr, artid.epochs, artid.augment, artid.select) == (1e-4, 3, "insitu", "gap")
-    paper = _spec(preset="paper", method="dnet").resolved()
+    paper = _spec(preset="paper", method="dnet").resolved().common
     assert (paper.lr, paper.epochs, paper.augment, paper.select) == (1e-7, 25, "paper", "acc")
-    mine = _spec(preset="paper", lr=1e-3, augment="insitu").resolved()
+    mine = _spec(preset="paper", lr=1e-3, augment="insitu").resolved().common
     assert (mine.lr, mine.augment) == (1e-3, "insitu")
 
 
 def test_the_projector_is_capped_at_what_the_database_supports(caplog):
     with caplog.at_level(logging.WARNING):
-        assert projector_dim(_spec().resolved(), n_images=534, d=1280) == 267
+        assert projector_dim(_spec().resolved().common, n_images=534, d=1280) == 267
     assert "534 database images" in caplog.text
-    assert projector_dim(_spec().resolved(), n_images=10_000, d=1280) is None           # D -> D
-    assert projector_dim(_spec(preset="paper").resolved(), n_images=534, d=1280) is None
-    assert projector_dim(_spec(projector_dim=64).resolved(), n_images=534, d=1280) == 64
+    assert projector_dim(_spec().resolved().common, n_images=10_000, d=1280) is None           # D -> D
+    assert projector_dim(_spec(preset="paper").resolved().common, n_images=534, d=1280) is None
+    assert projector_dim(_spec(projector_dim=64).resolved().common, n_images=534, d=1280) == 64
 
 
 @pytest.mark.parametrize("kw, option", [({"augment": "heavy"}, "--augment"), ({"preset": "fast"}, "--preset"),
                                         ({"select": "loss"}, "--select"), ({"lr": -1.0}, "--lr"),
-                                        ({"projector_dim": 0}, "--projector-dim")])
+                                        ({"projector_dim": 0}, "--projector-dim"), ({"image_size": 0}, "--image-size"),
+                                        ({"positives": "real"}, "--positives"), ({"margin": -1.0}, "--margin"),
+                                        ({"negative_pool": 0}, "--negative-pool"),
+                                        ({"method": "dnet", "loss": "triplet"}, "--loss"),
+                                        ({"method": "dnet", "sampling": "greedy"}, "--sampling"),
+                                        ({"method": "dnet", "scale": 0.0}, "--scale")])
 def test_bad_settings_name_the_option(kw, option):
     with pytest.raises(ArtidError, match=option):
-        _check(_spec(**kw).resolved())
+        _spec(**kw).resolved().check()
+
+
+def test_each_method_gets_its_own_settings_with_its_defaults():
+    assert _spec().settings == ContrastiveSettings(positives="con-syn", margin=1.8, negative_pool=10)
+    assert _spec(method="simsiam").settings == SimSiamSettings()
+    dnet = _spec(method="dnet", loss="arcface")
+    assert dnet.method == "dnet" and dnet.settings == DNetSettings(loss="arcface", margin=0.5)
+    with pytest.raises(ArtidError, match="unknown training method 'byol'"):
+        _spec(method="byol")
+
+
+@pytest.mark.parametrize("method, kw, message", [
+    ("contrastive", {"loss": "arcface"}, "--loss is an option of dnet, not of contrastive"),
+    ("simsiam", {"margin": 0.3}, "--margin is an option of contrastive and dnet, not of simsiam"),
+    ("dnet", {"positives": "con-syn"}, "--positives is an option of contrastive, not of dnet"),
+    ("dnet", {"temperature": 2.0}, "--temperature: no such training option")])
+def test_an_option_of_another_method_is_refused_by_name(method, kw, message):
+    with pytest.raises(ArtidError, match=message):
+        _spec(method=method, **kw)
+
+
+@pytest.mark.parametrize("method, option", [("simsiam", "--loss"), ("simsiam", "--positives"),
+                                            ("contrastive", "--sampling"), ("dnet", "--negative-pool")])
+def test_the_command_line_offers_a_method_only_its_own_options(method, option, capsys):
+    base = [method, "--root", "r", "--out", "o"]
+    _parse(base)
+    with pytest.raises(SystemExit):
+        _parse(base + [option, "1"])
+    assert "unrecognized arguments" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method", ["contrastive", "simsiam", "dnet"])
+def test_the_command_line_maps_onto_the_spec_with_the_same_defaults(method):
+    args = _parse([method, "--root", "r", "--out", "o"])
+    spec = RunSpec.build(method, **{k: getattr(args, k) for k in spec_fields(method) if hasattr(args, k)})
+    assert spec == _spec(method=method)
+    assert all(hasattr(args, k) for k in spec_fields(method))  # every setting of the method has its option
+
+
+def test_run_json_round_trips():
+    spec = _spec(method="dnet", loss="arcface", scale=32.0, sampling="balanced", class_weights=True, lr=3e-4,
+                 lr_milestones=(1.5, 3.0), projector=False, batch_size=16).resolved()
+    stored = json.loads(json.dumps(spec.to_json()))
+    assert set(stored) == {"method", "common", "settings"} and "positives" not in stored["settings"]
+    assert RunSpec.from_json(stored) == spec
+    assert RunSpec.from_json(json.loads(json.dumps(_spec(method="simsiam").to_json()))) == _spec(method="simsiam")
+
+
+def test_run_json_of_the_flat_spec_before_settings_per_method_is_read():
+    flat = {"method": "contrastive", "root": "r", "out": "o", "preset": "artid", "lr": 1e-4, "epochs": 3,
+            "lr_milestones": [2.0], "positives": "con-syn+real", "margin": None, "negative_pool": 10,
+            "loss": "ce", "scale": None, "sampling": "random", "class_weights": False, "retrain_classifier": False}
+    spec = RunSpec.from_json(flat)
+    assert spec.common == CommonSettings(root=Path("r"), out=Path("o"), lr=1e-4, epochs=3, lr_milestones=(2.0,))
+    assert spec.settings == ContrastiveSettings(positives="con-syn+real", margin=1.8)
+    assert RunSpec.from_json({**flat, "method": "dnet", "margin": 0.3}).settings == DNetSettings(margin=0.3)
+
+
+@pytest.mark.parametrize("bad, message", [([], "not a training run spec"), ({"method": "dnet", "common": {}},
+                                                                              "needs 'common' and 'settings'"),
+                                          ({"method": "dnet", "common": {"root": "r"}, "settings": {}},
+                                           "incomplete training run spec"),
+                                          ({"method": "dnet", "common": {"root": "r", "out": "o"},
+                                            "settings": {"positives": "con-syn"}}, "--positives is an option")])
+def test_an_unreadable_run_spec_is_refused_clearly(bad, message):
+    with pytest.raises(ArtidError, match=message):
+        RunSpec.from_json(bad)

@@ -103,13 +103,14 @@ def run(args: argparse.Namespace) -> int:
     if args.train_method == "table53":
         from artid.training.table53 import run as run_table
         return run_table(args)
-    from artid.training.runs import RunSpec, spec_fields, train
+    from artid.training.runs import train
+    from artid.training.settings import RunSpec, spec_fields
 
-    values = {k: getattr(args, k) for k in spec_fields() if hasattr(args, k)}
-    spec = RunSpec(method=args.train_method, **{k: v for k, v in values.items() if k != "method"})
+    spec = RunSpec.build(args.train_method,
+                         **{k: getattr(args, k) for k in spec_fields(args.train_method) if hasattr(args, k)})
     result = train(spec)
     last = result.history[-1] if result.history else {}
-    print(f"trained {spec.method} for {last.get('epoch', 0)} epochs in {spec.out}")
+    print(f"trained {spec.method} for {last.get('epoch', 0)} epochs in {spec.common.out}")
     best = next((r for r in result.history if r.get("epoch") == result.best_epoch), None)
     if best is not None and "acc" in best:
         print(f"best epoch {result.best_epoch}: val kNN ACC {100 * best['acc']:.1f}, GAP {100 * best['gap']:.1f}"

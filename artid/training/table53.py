@@ -31,6 +31,7 @@ from artid.devices import resolve_device
 from artid.errors import ArtidError
 from artid.training.data import EntryImages
 from artid.training.runs import RunSpec, train
+from artid.training.settings import CommonSettings, ContrastiveSettings, DNetSettings, MethodSettings, SimSiamSettings
 from artid.training.table53_scores import format_table, knn_answers, load_answers, row_stats, save_answers
 from artid.training.trainer import BEST_FILE, BEST_HEAD_FILE
 from artid.training.validation import embed_images, parametric_predict, tune_temperature
@@ -38,16 +39,16 @@ from artid.training.validation import embed_images, parametric_predict, tune_tem
 log = logging.getLogger(__name__)
 
 CONTRASTIVE = ("Con-Syn", "Con-Syn+Real", "Con-Syn+Real-closest")
-#: Row name -> training settings beyond the shared ones (None: no training).
-ROWS: dict[str, dict[str, Any] | None] = {
+#: Row name -> the method and its settings (None: no training).
+ROWS: dict[str, MethodSettings | None] = {
     "untrained": None,
-    "Con-Syn": {"method": "contrastive", "positives": "con-syn"},
-    "Con-Syn+Real": {"method": "contrastive", "positives": "con-syn+real"},
-    "Con-Syn+Real-closest": {"method": "contrastive", "positives": "con-syn+real-closest"},
-    "SimSiam": {"method": "simsiam"},
-    "DNet CE": {"method": "dnet", "loss": "ce"},
-    "DNet ArcFace": {"method": "dnet", "loss": "arcface"},
-    "DNet CE balanced": {"method": "dnet", "loss": "ce", "sampling": "balanced"},
+    "Con-Syn": ContrastiveSettings(positives="con-syn"),
+    "Con-Syn+Real": ContrastiveSettings(positives="con-syn+real"),
+    "Con-Syn+Real-closest": ContrastiveSettings(positives="con-syn+real-closest"),
+    "SimSiam": SimSiamSettings(),
+    "DNet CE": DNetSettings(loss="ce"),
+    "DNet ArcFace": DNetSettings(loss="arcface"),
+    "DNet CE balanced": DNetSettings(loss="ce", sampling="balanced"),
 }
 QUICK_ROWS = ("untrained", "Con-Syn+Real", "DNet CE")
 
@@ -127,13 +128,14 @@ def _parametric_answers(head_file: Path, desc: dict[str, np.ndarray], labels: di
 
 def _train_row(args: argparse.Namespace, sizes: dict[str, Any], root: Path, out: Path, row: str,
                seed: int) -> tuple[Path, dict[str, Any]]:
-    row_args = ROWS[row]
-    assert row_args is not None  # the untrained row is not trained
+    settings = ROWS[row]
+    assert settings is not None  # the untrained row is not trained
     slug = row.lower().replace(" ", "_").replace("+", "_") + (f"_seed{seed}" if seed != args.seed else "")
     run_dir = out / "runs" / slug
-    spec = RunSpec(root=root, out=run_dir, model=args.model, preset=args.preset, epochs=sizes["epochs"],
-                   lr=args.lr, image_size=args.size, max_size=args.size, device=args.device, seed=seed,
-                   amp=args.amp, augment=args.augment, **row_args)
+    common = CommonSettings(root=root, out=run_dir, model=args.model, preset=args.preset, epochs=sizes["epochs"],
+                            lr=args.lr, image_size=args.size, max_size=args.size, device=args.device, seed=seed,
+                            amp=args.amp, augment=args.augment)
+    spec = RunSpec(common=common, settings=settings)
     result = train(spec)
     trained = [h for h in result.history if h.get("epoch", 0) >= 1]
     return run_dir, {"best_epoch": result.best_epoch, "steps": int(sum(h.get("steps", 0) for h in trained)),
@@ -189,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
         pred, score, info = knn_answers(desc, labels, keys, args.whiten)
         save_answers(out / "answers" / f"{len(results):02d}_knn.npz", pred, score)
         entry["knn_file"], entry["knn_info"] = f"answers/{len(results):02d}_knn.npz", info
-        if row_args is not None and row_args["method"] == "dnet":
+        if isinstance(row_args, DNetSettings):
             pred, score, info = _parametric_answers(run_dir / BEST_HEAD_FILE, desc, labels, class_ids)
             save_answers(out / "answers" / f"{len(results):02d}_parametric.npz", pred, score)
             entry["parametric_file"], entry["parametric_info"] = f"answers/{len(results):02d}_parametric.npz", info
