@@ -11,8 +11,8 @@ from artid.data.synth import SynthConfig, generate
 from artid.descriptors import load_descriptors
 from artid.errors import ArtidError
 from artid.localisation import (
-    CropSettings,
     Cropper,
+    CropSettings,
     activation_maps,
     centre_box,
     expand,
