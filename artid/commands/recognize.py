@@ -17,13 +17,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top", type=positive_int, default=5, help="matches listed per photo (>= 1)")
     parser.add_argument("--json", action="store_true", help="one JSON object per photo, one per line")
     parser.add_argument("--device", default="cpu", help="torch device for the model")
+    parser.add_argument("--no-crop", action="store_true",
+                        help="describe whole photos even when the bundle was built with --crop cam|centre (its "
+                             "threshold was calibrated on cropped photos)")
 
 
 def run(args: argparse.Namespace) -> int:
     from artid.data.images import ImageLoadError
     from artid.service.recognizer import Recognizer
 
-    recognizer = Recognizer.from_bundle(args.bundle, device=args.device, top=args.top)
+    recognizer = Recognizer.from_bundle(args.bundle, device=args.device, top=args.top, crop=not args.no_crop)
     failed = 0
     for path in args.photos:
         try:
@@ -44,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(f"{path}: not recognised  (closest: {best.title}, confidence {100 * result.confidence:.1f}%; "
                   f"log-odds {result.score:.2f} <= threshold {result.threshold_score:.2f})")
+        if result.crop is not None:
+            print(f"  described the artwork's box {result.crop} (x0, y0, x1, y1 in the photo's pixels)")
         for rank, m in enumerate(result.matches, 1):
             who = ", ".join(x for x in (m.artwork.artist, m.artwork.date) if x)
             print(f"  {rank}. {m.artwork.title}{f' ({who})' if who else ''} [{m.artwork.key}]  "

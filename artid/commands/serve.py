@@ -26,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-megapixels", type=positive_float, default=40.0,
                         help="largest photo accepted, in megapixels")
     parser.add_argument("--device", default="cpu", help="torch device for the model")
+    parser.add_argument("--no-crop", action="store_true",
+                        help="describe whole photos even when the bundle was built with --crop cam|centre (its "
+                             "threshold was calibrated on cropped photos)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from artid.service.recognizer import Recognizer
     from artid.service.upload import UploadLimits
 
-    recognizer = Recognizer.from_bundle(args.bundle, device=args.device)
+    recognizer = Recognizer.from_bundle(args.bundle, device=args.device, crop=not args.no_crop)
     limits = UploadLimits(max_bytes=max(1, int(args.max_upload_mb * 1024 * 1024)),
                           max_pixels=max(1, int(args.max_megapixels * 1_000_000)))
     app = create_app(recognizer, args.bundle, limits=limits, workers=args.workers, max_queue=args.queue)

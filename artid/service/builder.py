@@ -22,6 +22,7 @@ import numpy as np
 from artid.data.entries import DISTRACTOR
 from artid.descriptors import DescriptorSet
 from artid.errors import ArtidError
+from artid.localisation import CropSettings
 from artid.retrieval.pipeline import KNNPipeline, PipelineConfig
 from artid.service import bundle as bundles
 from artid.service.calibrate import Calibration, calibrate_threshold
@@ -34,6 +35,7 @@ from artid.service.collection import (
     read_met_queries,
     read_queries,
 )
+from artid.service.cropping import CROP_KEY
 from artid.service.describing import WORK, describe, keep_described, make_thumbnail, named_failures, store_thumbnails
 from artid.service.editing import AddResult, add_to_bundle, remove_from_bundle
 
@@ -60,6 +62,9 @@ class BuildOptions:
         workers: image-decoding processes (0: decode in the main process).
         attributes: an attributes run folder (``artid attributes train --model head`` or ``knn``) on
             the same backbone as ``model``; copied into the bundle, it tags every photo.
+        crop: crop the validation photos, and later every query photo, to their artwork before
+            describing them (recorded in the bundle, :mod:`artid.service.cropping`); None: whole photos.
+            The collection's (studio) images are never cropped.
     """
 
     model: str = "efficientnet_lite0"
@@ -73,6 +78,7 @@ class BuildOptions:
     device: str = "cpu"
     workers: int = 1
     attributes: str | Path | None = None
+    crop: CropSettings | None = None
 
 
 #: k and tau used when they are not tuned (no validation photo of the collection).
@@ -264,7 +270,7 @@ def _build(source: Path, out: Path, options: BuildOptions, collection: Collectio
     val = None
     if queries is not None:
         qraw = describe(queries.entries, queries.image_root, embedder, settings, work, "validation",
-                        options.device, options.workers)
+                        options.device, options.workers, crop=options.crop)
         known = [a.label for a in artworks]
         val = (qraw.matrix, np.where(np.isin(qraw.labels, known), qraw.labels, DISTRACTOR),
                np.array([e.path for e in qraw.entries], dtype=str))
@@ -282,8 +288,9 @@ def _build(source: Path, out: Path, options: BuildOptions, collection: Collectio
         {"whiten": c.whiten, "dims": c.projection.get("dims"), "val_gap": c.val_gap} for c in pipe.candidates]}
     k, tau = pipe.k, pipe.tau
     thumbs = store_thumbnails(out, artworks, raw, collection.image_root)
+    extraction = settings if options.crop is None else {**settings, CROP_KEY: options.crop.spec()}
     data = bundles.BundleData(
-        model={"ref": model_ref, "spec": embedder.spec}, extraction=settings, descriptors=db,
+        model={"ref": model_ref, "spec": embedder.spec}, extraction=extraction, descriptors=db,
         whitening=whitening, artworks=artworks, thumbnails=thumbs, k=int(k), tau=float(tau),
         calibration=calibration, info=info,
         attributes=_store_attributes(out, Path(options.attributes), embedder) if options.attributes else None)

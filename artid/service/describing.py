@@ -12,7 +12,7 @@ import io
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm import tqdm
@@ -22,6 +22,9 @@ from artid.descriptors import DescriptorSet
 from artid.errors import ArtidError
 from artid.service import bundle as bundles
 from artid.service.collection import Artwork
+
+if TYPE_CHECKING:
+    from artid.localisation import CropSettings
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +43,7 @@ def _cache_key(spec: dict[str, Any], settings: dict[str, Any], entries: list[Ent
 
 
 def describe(entries: list[Entry], image_root: Path, embedder: Any, settings: dict[str, Any], work: Path,
-             name: str, device: Any = "cpu", workers: int = 1) -> DescriptorSet:
+             name: str, device: Any = "cpu", workers: int = 1, crop: CropSettings | None = None) -> DescriptorSet:
     """Descriptors of images with :mod:`artid.extraction` (batched, resumable shards under ``work``).
 
     Args:
@@ -53,6 +56,7 @@ def describe(entries: list[Entry], image_root: Path, embedder: Any, settings: di
         name: label of the progress bar and of the work files.
         device: torch device.
         workers: image-decoding processes (0: decode in this process).
+        crop: crop each image to its artwork first (query and validation photos; never the studio photos).
 
     Returns:
         Descriptors, (M, D) float32 L2-normalised, of the images that could be read (M <= len(entries));
@@ -60,9 +64,10 @@ def describe(entries: list[Entry], image_root: Path, embedder: Any, settings: di
     """
     from artid.extraction import ExtractionSettings, ImageList, extract_list
 
-    key = _cache_key(embedder.spec, settings, entries, image_root)
+    key = _cache_key(embedder.spec, {**settings, "crop": crop.spec() if crop is not None else None}, entries,
+                     image_root)
     extraction = ExtractionSettings(scales=tuple(float(s) for s in settings["scales"]),
-                                    max_size=int(settings["max_size"]), workers=workers, shard_size=CHUNK)
+                                    max_size=int(settings["max_size"]), workers=workers, shard_size=CHUNK, crop=crop)
     return extract_list(ImageList(name, entries, image_root), embedder, work / f"{name}-{key}", extraction,
                         device=device)
 

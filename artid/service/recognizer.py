@@ -13,6 +13,12 @@ model (a head or kNN label transfer on the same network's descriptors, see
 decide which are predicted. The photo's descriptor is reused when the run was trained at the
 bundle's image size and scales; otherwise the same network describes the photo a second time
 at the run's settings.
+
+A bundle built with ``--crop cam|centre`` (:mod:`artid.service.cropping`) has every photo cropped to
+its artwork before it is described, exactly as its validation photos were: the box is found on the
+photo shrunk to the bundle's image size (the ``cam`` box from the activation map of the bundle's own
+model) and reported in the answer (``crop``, in the photo's pixels). The attributes pass, if any,
+describes the same crop.
 """
 
 from __future__ import annotations
@@ -30,8 +36,10 @@ from PIL import Image
 
 from artid.attributes.tagger import Tag, Tagger
 from artid.errors import ArtidError
+from artid.localisation import Cropper, CropSettings
 from artid.service.bundle import BundleData, load_bundle
 from artid.service.collection import Artwork
+from artid.service.cropping import PhotoCrop, bundle_crop
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +90,8 @@ class Recognition:
         attributes: the photo's tags, highest score first (every predicted one, then the best
             others; see :meth:`artid.attributes.tagger.Tagger.tags`), or None when the bundle
             has no attributes run (the JSON answer then has no ``attributes`` key).
+        crop: ``[x0, y0, x1, y1]`` of the part of the photo that was described, in the photo's
+            pixels (right / bottom exclusive), or None when the whole photo was (a bundle without crop).
     """
 
     accepted: bool
@@ -93,6 +103,7 @@ class Recognition:
     matches: list[Match]
     timing: dict[str, float] = field(default_factory=dict)
     attributes: list[Tag] | None = None
+    crop: list[int] | None = None
 
     def to_json(self, thumbnail_url: Callable[[str], str] | None = None) -> dict[str, Any]:
         out = {
@@ -104,6 +115,7 @@ class Recognition:
             "threshold_score": _finite(self.threshold_score),
             "prediction": self.prediction.to_json(thumbnail_url),
             "matches": [m.to_json(thumbnail_url) for m in self.matches],
+            "crop": self.crop,
             "timing_ms": {k: round(v, 2) for k, v in self.timing.items()},
         }
         if self.attributes is not None:
@@ -135,10 +147,12 @@ class Recognizer:
         device: torch device the embedder runs on.
         top: number of matches listed.
         tagger: the bundle's attributes run, loaded (None: answers carry no attributes).
+        crop: crop photos as the bundle says (``extraction.crop``); False describes whole photos
+            (the threshold was calibrated on cropped validation photos all the same).
     """
 
     def __init__(self, data: BundleData, embedder: Any, device: Any = "cpu", top: int = 5,
-                 tagger: Tagger | None = None) -> None:
+                 tagger: Tagger | None = None, crop: bool = True) -> None:
         import torch
 
         self.data = data
@@ -152,6 +166,9 @@ class Recognizer:
         self.scales = tuple(float(s) for s in data.extraction.get("scales", [1.0]))
         self.threshold_score = float(data.calibration.threshold)
         self.threshold = data.calibration.threshold_confidence
+        #: how photos are cropped before they are described (None: whole photos)
+        self.crop: CropSettings | None = bundle_crop(data.extraction, "the bundle's bundle.json") if crop else None
+        self.cropper = Cropper(self.embedder, self.crop) if self.crop is not None else None
         if getattr(embedder, "dim", None) is not None and data.whitening is None \
                 and int(embedder.dim) != data.descriptors.matrix.shape[1]:
             raise ArtidError(f"the model gives {embedder.dim}-d descriptors but the bundle holds "
@@ -168,7 +185,8 @@ class Recognizer:
                 self.attribute_pass = settings
 
     @classmethod
-    def from_bundle(cls, path: str | Path, device: Any = "cpu", top: int = 5, optimize: bool = True) -> Recognizer:
+    def from_bundle(cls, path: str | Path, device: Any = "cpu", top: int = 5, optimize: bool = True,
+                    crop: bool = True) -> Recognizer:
         """Load a bundle and the model it names (a name, or a checkpoint inside the bundle).
 
         Args:
@@ -178,6 +196,7 @@ class Recognizer:
             optimize: run an inference-optimised copy of the model (BatchNorm folded,
                 channels-last; :func:`artid.extraction.speed.optimize_for_inference` checks
                 that it gives the same descriptors), as the bundle's own images were described.
+            crop: crop photos as the bundle says; False: whole photos whatever the bundle says.
         """
         import torch
 
@@ -194,15 +213,28 @@ class Recognizer:
         if optimize:
             embedder, applied = optimize_for_inference(embedder, device=torch.device(device))
             log.info("model optimisations: %s", ", ".join(k for k, v in applied.items() if v) or "none")
-        return cls(data, embedder, device=device, top=top, tagger=load_tagger(path, data))
+        return cls(data, embedder, device=device, top=top, tagger=load_tagger(path, data), crop=crop)
+
+    def find_crops(self, images: list[Image.Image]) -> list[PhotoCrop] | None:
+        """The crop of each photo, found on it shrunk to the bundle's image size (None: no crop)."""
+        if self.cropper is None:
+            return None
+        from artid.data.images import to_array
+
+        out = []
+        for img in images:
+            pixels = to_array(fit_max_size(img, self.max_size))
+            out.append(PhotoCrop(self.cropper.crop_box(pixels), (pixels.shape[1], pixels.shape[0])))
+        return out
 
     def describe(self, images: list[Image.Image], max_size: int | None = None,
-                 scales: tuple[float, ...] | None = None) -> np.ndarray:
+                 scales: tuple[float, ...] | None = None, crops: list[PhotoCrop] | None = None) -> np.ndarray:
         """Descriptors of photos, as searched in the index.
 
         Args:
             images: RGB images of any size (shrunk to ``max_size``).
             max_size, scales: image size and scales (default: the bundle's).
+            crops: the part of each photo to describe (:meth:`find_crops`); None: whole photos.
 
         Returns:
             (B, D) float32 L2-normalised rows of the model (the pipeline whitens them).
@@ -214,6 +246,8 @@ class Recognizer:
         scales = self.scales if scales is None else tuple(scales)
         # the pixels extraction decodes ((H, W, 3) uint8), batched by size as the database images were
         pixels = (to_array(fit_max_size(img, max_size)) for img in images)
+        if crops is not None:
+            pixels = (c.apply(p) for c, p in zip(crops, pixels, strict=True))
         return embed_arrays(self.embedder, pixels, scales, batch_size=8, device=self.device)
 
     def recognize_descriptors(self, desc: np.ndarray, attribute_desc: np.ndarray | None = None) -> list[Recognition]:
@@ -238,23 +272,36 @@ class Recognizer:
                                    attributes=attributes))
         return out
 
-    def recognize(self, images: list[Image.Image]) -> list[Recognition]:
-        """Recognise RGB photos; each answer carries its ``timing`` (embed and search, ms; ``embed_attributes``
-        when the attributes run needs a second pass)."""
+    def recognize(self, images: list[Image.Image],
+                  sizes: list[tuple[int, int]] | None = None) -> list[Recognition]:
+        """Recognise RGB photos; each answer carries its ``timing`` (crop when the bundle crops, embed and
+        search, ms; ``embed_attributes`` when the attributes run needs a second pass) and its ``crop`` box.
+
+        Args:
+            images: the photos.
+            sizes: ``(width, height)`` of the photos the images were shrunk from, for the crop boxes
+                (default: the images' own sizes).
+        """
         if not images:
             return []
+        t = time.perf_counter()
+        crops = self.find_crops(images)
         t0 = time.perf_counter()
-        desc = self.describe(images)
+        desc = self.describe(images, crops=crops)
         t1 = time.perf_counter()
         attribute_desc = None
         if self.tagger is not None and self.attribute_pass is not None:
-            attribute_desc = self.describe(images, *self.attribute_pass)
+            attribute_desc = self.describe(images, *self.attribute_pass, crops=crops)
         t2 = time.perf_counter()
         out = self.recognize_descriptors(desc, attribute_desc)
         t3 = time.perf_counter()
         n = len(images)
-        for r in out:
+        sizes = sizes or [img.size for img in images]
+        for i, r in enumerate(out):
             r.timing = {"embed": 1000 * (t1 - t0) / n, "search": 1000 * (t3 - t2) / n}
+            if crops is not None:
+                r.timing = {"crop": 1000 * (t0 - t) / n, **r.timing}
+                r.crop = list(crops[i].scaled(*sizes[i]))
             if attribute_desc is not None:
                 r.timing["embed_attributes"] = 1000 * (t2 - t1) / n
         return out
@@ -266,11 +313,27 @@ class Recognizer:
         t0 = time.perf_counter()
         size = max(self.max_size, self.attribute_pass[0]) if self.attribute_pass else self.max_size
         images = [load_image(p, max_size=size) for p in paths]
+        sizes = [_upright_size(p, img) for p, img in zip(paths, images)] if self.cropper is not None else None
         load_ms = 1000 * (time.perf_counter() - t0) / max(len(paths), 1)
-        out = self.recognize(images)
+        out = self.recognize(images, sizes)
         for r in out:
             r.timing = {"load": load_ms, **r.timing}
         return out
+
+
+def _upright_size(path: str | Path, loaded: Image.Image) -> tuple[int, int]:
+    """``(width, height)`` of an image file as read upright (EXIF orientation applied), before shrinking;
+    the loaded image's size when the header cannot be read again."""
+    try:
+        with Image.open(path) as img:
+            w, h = img.size
+            turned = img.getexif().get(0x0112, 1) in (5, 6, 7, 8)  # Orientation: transposed or rotated 90
+    except (OSError, ValueError, SyntaxError):
+        return loaded.size
+    size = (h, w) if turned else (w, h)
+    if max(size) < max(loaded.size) or abs(size[0] * loaded.size[1] - size[1] * loaded.size[0]) > max(size):
+        return loaded.size  # not the same picture any more (the file changed): report in the loaded pixels
+    return size
 
 
 def load_tagger(path: Path, data: BundleData) -> Tagger | None:
