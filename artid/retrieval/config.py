@@ -8,6 +8,7 @@ import numpy as np
 
 from artid.errors import ArtidError
 from artid.retrieval.autotune import K_GRID, TAU_GRID
+from artid.retrieval.expansion import check_settings
 from artid.retrieval.projection import MIN_DIM, supported_dim
 
 WHITEN_MODES = ("none", "pcaw", "auto")
@@ -29,6 +30,12 @@ class PipelineConfig:
         index: ``exact`` (the protocol) or ``ivf`` (approximate faiss IVF-Flat).
         nprobe: IVF cells visited per query.
         use_gpu: search on the GPU; None = when faiss has one.
+        qe_n, qe_alpha: alpha query expansion (:mod:`artid.retrieval.expansion`) with the top
+            ``qe_n`` database neighbours weighted by similarity^``qe_alpha``; 0 = off (default),
+            None = ``qe_n`` tuned on validation GAP over ``expansion.N_GRID`` (0 included).
+        dba_n, dba_alpha: database-side augmentation, the same rule applied once to every
+            database vector; 0 = off (default), None = tuned likewise (jointly with a None qe_n).
+            Open ones are tuned after the whitening is chosen; fixed ones apply throughout.
     """
 
     whiten: str = "auto"
@@ -42,6 +49,10 @@ class PipelineConfig:
     index: str = "exact"
     nprobe: int = 32
     use_gpu: bool | None = field(default=None, compare=False)
+    qe_n: int | None = 0
+    qe_alpha: float = 3.0
+    dba_n: int | None = 0
+    dba_alpha: float = 3.0
 
     def check(self) -> None:
         """Refuse settings that cannot work, naming the setting."""
@@ -61,6 +72,7 @@ class PipelineConfig:
             raise ArtidError("the tuning grid needs k >= 1 and tau > 0 values")
         if self.index not in ("exact", "ivf"):
             raise ArtidError(f"unknown index {self.index!r}: use 'exact' or 'ivf'")
+        check_settings(self.qe_n, self.qe_alpha, self.dba_n, self.dba_alpha)
 
     def to_json(self) -> dict:
         d = asdict(self)

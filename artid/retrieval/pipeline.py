@@ -28,6 +28,7 @@ from artid.errors import ArtidError
 from artid.metrics.ilr import accuracy, gap, gap_minus
 from artid.retrieval.autotune import AutotuneResult, autotune
 from artid.retrieval.config import WHITEN_MODES, Candidate, PipelineConfig, whitening_candidates
+from artid.retrieval.expansion import Expansion, tune_expansion
 from artid.retrieval.knn import Classified, KNNClassifier
 from artid.retrieval.projection import Projection, as_parts
 
@@ -50,12 +51,15 @@ class KNNPipeline:
         self.tau: float | None = None
         self.tuned: AutotuneResult | None = None
         self.candidates: list[Candidate] = []
+        cfg = self.config  # fixed QE / DBA apply throughout; open ones (None) are tuned after the whitening
+        self.expansion = Expansion(cfg.qe_n or 0, cfg.qe_alpha, cfg.dba_n or 0, cfg.dba_alpha)
+        self.expansion_grid: list[dict] = []
 
     # --- fitting ---------------------------------------------------------------------------------
     def _build(self, db_parts: list[np.ndarray], labels: np.ndarray, cand: Candidate) -> None:
         cfg = self.config
         self.projection = Projection.fit(db_parts, cand.whiten, cand.dim or cfg.dim, cfg.shrinkage)
-        db = self.projection.transform(db_parts)
+        db = self.expansion.augment(self.projection.transform(db_parts), cfg.use_gpu)
         searcher = None
         if cfg.index == "ivf":
             from artid.retrieval.index import IVFSearcher
@@ -74,11 +78,11 @@ class KNNPipeline:
             if val_parts is None:
                 return None
             assert val_labels is not None
-            ans = clf.predict(projection.transform(val_parts), self.k, self.tau)
+            ans = clf.predict(self.expansion.expand(projection.transform(val_parts), clf), self.k, self.tau)
             return gap(ans.pred, ans.score, val_labels, val_keys)
         assert val_parts is not None and val_labels is not None  # fit() refuses to tune without them
-        self.tuned = autotune(clf, projection.transform(val_parts), val_labels, cfg.ks, cfg.taus,
-                              keep_neighbours=True, keys=val_keys)
+        val = self.expansion.expand(projection.transform(val_parts), clf)
+        self.tuned = autotune(clf, val, val_labels, cfg.ks, cfg.taus, keep_neighbours=True, keys=val_keys)
         self.k, self.tau = self.tuned.best_k, self.tuned.best_tau
         return self.tuned.best_gap
 
@@ -130,6 +134,11 @@ class KNNPipeline:
         if best is not candidates[-1]:  # the last one built is in place; rebuild the winner
             self._build(db_parts, db_labels, best)
             self._tune(val_parts, val_labels, val_keys)
+        if self.config.qe_n is None or self.config.dba_n is None:
+            if val_parts is None:
+                raise ArtidError("tuning qe_n / dba_n needs validation queries (or give fixed values)")
+            assert val_labels is not None
+            self.expansion_grid = tune_expansion(self, db_parts, db_labels, best, val_parts, val_labels, val_keys)
         return self
 
     # --- answering -------------------------------------------------------------------------------
@@ -148,7 +157,7 @@ class KNNPipeline:
                    progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """(sims, idx) of the k (default: the pipeline's k) nearest database images."""
         clf, _, own_k, _ = self._fitted()
-        return clf.search(self.transform(queries), k or own_k, progress=progress)
+        return clf.search(self.expansion.expand(self.transform(queries), clf), k or own_k, progress=progress)
 
     def predict(self, queries: np.ndarray | Sequence[np.ndarray], progress: bool = True) -> Classified:
         """Predicted class, log-odds score and confidence of each query."""
@@ -197,7 +206,8 @@ class KNNPipeline:
         clf, projection, _, _ = self._fitted()
         return {"config": self.config.to_json(), "k": self.k, "tau": self.tau, "n_classes": clf.n_classes,
                 "database_images": clf.size, "projection": projection.describe(),
-                "candidates": [asdict(c) for c in self.candidates]}
+                "candidates": [asdict(c) for c in self.candidates], "expansion": self.expansion.to_json(),
+                "expansion_grid": self.expansion_grid}
 
     # --- persistence -----------------------------------------------------------------------------
     def save(self, folder: str | Path, with_database: bool = True) -> Path:
@@ -244,6 +254,8 @@ class KNNPipeline:
             raise ArtidError(f"{folder}: database of the pipeline cannot be read ({exc})") from None
         pipe = cls.from_parts(Projection.load(folder), db, labels, k, tau, n_classes, config)
         pipe.candidates = [Candidate(**c) for c in meta.get("candidates", [])]
+        pipe.expansion = Expansion.from_json(meta.get("expansion"))  # the saved database is already augmented
+        pipe.expansion_grid = list(meta.get("expansion_grid", []))
         return pipe
 
     @classmethod
