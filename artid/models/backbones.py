@@ -15,6 +15,9 @@ Three kinds of names (the registry is the edge; below it code receives modules):
   or from the torch-hub / Hugging Face caches; nothing is downloaded. When absent, an
   :class:`~artid.errors.ArtidError` says which file to fetch and how to pass it.
 - ``random:<name>``: the architecture with random weights (tests, training from scratch).
+- Vision Transformers (timm ``vit_*``, DINOv2 ``vit_*_dinov2*``, DeiT, EVA) are timm names too; a
+  suffix ``@cls`` (default), ``@gem`` or ``@cls+gem`` picks their global descriptor
+  (:mod:`artid.models.vit`). Their trunk gives tokens (B, N, C) instead of a feature map.
 
 Artid checkpoints (trained models) are loaded by :func:`artid.models.build_embedder`, which uses
 :func:`create_architecture` to rebuild the network named in a checkpoint's spec.
@@ -32,6 +35,7 @@ import torch
 from torch import nn
 
 from artid.errors import ArtidError
+from artid.models.vit import DEFAULT_TOKEN_POOLING, ViTTrunk, is_vit, split_pooling, vit_kwargs
 from artid.models.weights import (
     DEFAULT_BACKBONE,
     LITE0_ARCH,
@@ -69,14 +73,16 @@ ALIASES = {
 
 @dataclass
 class Backbone:
-    """A CNN ready to embed images.
+    """A CNN (or ViT) ready to embed images.
 
     Attributes:
         model: the whole network, classifier included (ImageNet logits for ImageNet models).
         trunk: its fully convolutional part, (B, 3, H, W) -> (B, C, h, w); shares modules with ``model``.
+            For a ViT: :class:`~artid.models.vit.ViTTrunk`, (B, 3, H, W) -> (B, N, C) tokens.
         num_features: C, channels of the trunk's output.
         mean, std: per-channel input normalisation the weights expect (inputs in [0, 1]).
-        spec: JSON-able description: ``library``, ``arch``, ``name``, ``weights``, ``mean``, ``std``.
+        spec: JSON-able description: ``library``, ``arch``, ``name``, ``weights``, ``mean``, ``std``;
+            for a ViT also ``token_pooling`` (``cls``, ``gem`` or ``cls+gem``).
     """
 
     model: nn.Module
@@ -142,11 +148,12 @@ def _check_timm_name(arch: str) -> None:
 def _timm_model(arch: str, weights: Path | None, random_init: bool) -> nn.Module:
     timm = _timm()
     _check_timm_name(arch)
+    kwargs = vit_kwargs() if is_vit(arch) else {}
     if random_init:
-        return timm.create_model(arch, pretrained=False)
+        return timm.create_model(arch, pretrained=False, **kwargs)
     assert weights is not None
     try:
-        return timm.create_model(arch, pretrained=True, pretrained_cfg_overlay={"file": str(weights)})
+        return timm.create_model(arch, pretrained=True, pretrained_cfg_overlay={"file": str(weights)}, **kwargs)
     except (RuntimeError, KeyError, ValueError, OSError) as exc:
         raise ArtidError(f"{weights}: cannot be loaded as weights of {arch} ({exc})") from None
 
@@ -182,7 +189,7 @@ def create_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = N
 
     Args:
         name: ``efficientnet_lite0`` (default), a paper alias, a timm name, ``tv:<torchvision name>``,
-            or ``random:<any of these>`` for random weights.
+            or ``random:<any of these>`` for random weights; ViT names may end in ``@cls``, ``@gem``, ``@cls+gem``.
         weights: local weights file to use instead of the packaged / cached ones.
 
     Returns:
@@ -193,7 +200,11 @@ def create_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = N
     """
     random_init = name.startswith("random:")
     base = name[len("random:"):] if random_init else name
+    base, pooling = split_pooling(base)
     library, arch = _parse_name(base)
+    vit = library == "timm" and is_vit(arch)
+    if pooling is not None and not vit:
+        raise ArtidError(f"backbone {name!r}: the pooling suffix @{pooling} applies to ViT backbones only")
     if weights is not None:
         weights = Path(weights)
         if not weights.is_file():
@@ -225,8 +236,12 @@ def create_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = N
         model, weights_desc = _torchvision_model(arch, weights, random_init)
         weights_desc = weights_desc or "random"
         mean, std = IMAGENET_MEAN, IMAGENET_STD
-    spec = {"name": base, "library": library, "arch": arch, "weights": weights_desc,
-            "mean": [float(v) for v in mean], "std": [float(v) for v in std]}
+    spec: dict[str, Any] = {"name": base, "library": library, "arch": arch, "weights": weights_desc,
+                            "mean": [float(v) for v in mean], "std": [float(v) for v in std]}
+    if vit:
+        has_cls = getattr(model, "cls_token", None) is not None
+        spec["token_pooling"] = pooling or (DEFAULT_TOKEN_POOLING if has_cls else "gem")
+        spec["name"] = f"{base}@{spec['token_pooling']}"
     return _finish(model, spec)
 
 
@@ -251,8 +266,11 @@ def create_architecture(spec: dict[str, Any]) -> Backbone:
 
 def _finish(model: nn.Module, spec: dict[str, Any]) -> Backbone:
     model.eval()
-    if spec["library"] == "timm":
-        trunk: nn.Module = TimmTrunk(model)
+    if spec.get("token_pooling"):
+        trunk: nn.Module = ViTTrunk(model)
+        channels = int(cast(Any, model).num_features)
+    elif spec["library"] == "timm":
+        trunk = TimmTrunk(model)
         channels = int(cast(Any, model).num_features)
     else:
         trunk = _torchvision_trunk(model, spec["arch"])

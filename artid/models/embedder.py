@@ -13,6 +13,7 @@ from torch import nn
 
 from artid.models.backbones import Backbone
 from artid.models.gem import GeM
+from artid.models.vit import TokenPool, pooled_features
 
 #: Multi-scale factors of the paper: 1, 2^-0.5, 2^-1.
 MULTI_SCALE = (1.0, 2.0 ** -0.5, 0.5)
@@ -28,8 +29,9 @@ class Embedder(nn.Module):
         p: initial GeM exponent.
 
     Attributes:
-        trunk: fully convolutional part, (B, 3, H, W) -> (B, C, h, w).
-        pool: :class:`GeM` with the learnable exponent ``p``.
+        trunk: fully convolutional part, (B, 3, H, W) -> (B, C, h, w); for a ViT, tokens (B, N, C).
+        pool: :class:`GeM` with the learnable exponent ``p``; for a ViT, a
+            :class:`~artid.models.vit.TokenPool` (CLS, GeM over patch tokens, or both).
         projector: ``nn.Linear`` or None.
         dim: D, length of the descriptors.
     """
@@ -41,8 +43,12 @@ class Embedder(nn.Module):
     def __init__(self, backbone: Backbone, projector: bool = False, p: float = 3.0) -> None:
         super().__init__()
         self.trunk = backbone.trunk
-        self.pool = GeM(p)
-        self.num_features = backbone.num_features
+        token_pooling = backbone.spec.get("token_pooling")
+        self.pooling = str(token_pooling) if token_pooling else "gem"
+        self.pool = (TokenPool(self.pooling, int(getattr(self.trunk, "num_prefix_tokens", 0)), p)
+                     if token_pooling else GeM(p))
+        self.num_features = pooled_features(self.pooling, backbone.num_features) if token_pooling \
+            else backbone.num_features
         self.projector: nn.Linear | None = nn.Linear(self.num_features, self.num_features) if projector else None
         self.register_buffer("mean", torch.tensor(backbone.mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(backbone.std, dtype=torch.float32).view(1, 3, 1, 1))
@@ -62,7 +68,7 @@ class Embedder(nn.Module):
         """JSON-able description of the model (what a checkpoint needs to rebuild it, and more)."""
         return {
             "backbone": dict(self.backbone_spec),
-            "pooling": "gem",
+            "pooling": self.pooling,
             "gem_p": round(float(self.pool.p.detach()), 6),
             "num_features": self.num_features,
             "projector": None if self.projector is None else self.projector.out_features,
@@ -75,7 +81,7 @@ class Embedder(nn.Module):
         return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
 
     def embed_features(self, feats: torch.Tensor) -> torch.Tensor:
-        """Trunk output (B, C, h, w) -> (B, D) L2-normalised descriptors."""
+        """Trunk output (B, C, h, w) (ViT: tokens (B, N, C)) -> (B, D) L2-normalised descriptors."""
         v = F.normalize(self.pool(feats), dim=-1)
         if self.projector is not None:
             v = F.normalize(self.projector(v), dim=-1)
