@@ -206,3 +206,26 @@ def test_artid_train_checkpoint_loads_in_artid_extract(tmp_path):
                  "--no-validate", "--device", "cpu"]) == 0
     retrained = build_embedder(retrain / BEST_FILE).state_dict()
     assert all(torch.equal(v, retrained[k]) for k, v in emb.state_dict().items())
+
+
+@pytest.mark.slow
+def test_two_runs_with_one_seed_train_the_same_weights(tmp_path):
+    """The DNet head is created after the run's seed is applied: the same command twice, the same model."""
+    from artid.cli import main
+    from artid.data.synth import SynthConfig, generate
+
+    root = tmp_path / "synth"
+    generate(root, SynthConfig(classes=10, seed=0, image_size=40, met_queries=4, val_share=0.5,
+                               distractor_ratio=1.0, progress=False))
+    states = []
+    for name in ("a", "b"):
+        argv = ["train", "dnet", "--root", str(root), "--out", str(tmp_path / name), "--model", "random:resnet18",
+                "--epochs", "1", "--batch-size", "4", "--image-size", "32", "--max-size", "40", "--lr", "1e-3",
+                "--projector-dim", "4", "--device", "cpu", "--no-validate"]
+        assert main(argv) == 0
+        states.append(torch.load(tmp_path / name / STATE_FILE, weights_only=True))
+    assert set(states[0]["model"]) == set(states[1]["model"])
+    for key, value in states[0]["model"].items():
+        assert torch.equal(value, states[1]["model"][key]), key
+    head_a, head_b = states[0].get("method"), states[1].get("method")
+    assert head_a is not None and str(head_a) == str(head_b)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from artid.data.met import load_split
 from artid.devices import resolve_device
@@ -81,6 +82,7 @@ def train(spec: RunSpec) -> TrainResult:
     embed = partial(embed_images, device=device, batch_size=c.eval_batch, num_workers=c.workers)
     cache = EmbeddingCache(db_source, embed)
 
+    torch.manual_seed(c.seed)  # a random-init model and the methods' heads are drawn from the run's seed
     model = build_embedder(c.model, projector=False).to(device)
     state = Trainer.saved_state(out)
     if state is not None:
