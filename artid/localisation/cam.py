@@ -5,13 +5,13 @@ et al. Instead the map says how much each position of the last convolutional fea
 (the trunk's output, stride 32 for the default EfficientNet-Lite0) contributes to the photo's own
 GeM descriptor:
 
-``share`` (the default)
+``share``
     GeM pools channel ``k`` as ``f_k = (mean_i x_k(i)^p)^(1/p)``; position ``i`` holds the share
     ``c_k(i) = x_k(i)^p / sum_j x_k(j)^p`` of it. The L2-normalised descriptor ``d = f / |f|``
     gives channel ``k`` the share ``d_k^2`` of its squared norm. The map is
     ``A(i) = sum_k d_k^2 c_k(i)``: position ``i``'s share of the descriptor (the map sums to 1).
     This is CAM with the descriptor itself as the class weights.
-``energy``
+``energy`` (the default of :class:`~artid.localisation.crop.CropSettings`)
     ``A(i) = sum_k x_k(i)^p``: the position's raw contribution to the GeM sums, all channels alike
     (dominated by the few strongest channels).
 
