@@ -102,3 +102,18 @@ def test_nonsense_settings_are_refused(tmp_path, capsys):
     err = _err(capsys, ["evaluate", "--database", str(tmp_path / "d" / "database"), "--test", str(tmp_path / "d" / "test"),
                         "--k", "3", "--tau", "1", "--out", str(tmp_path / "a_file")])
     assert "is an existing file" in err
+
+
+def test_query_expansion_options_from_the_command_line(tmp_path, capsys):
+    from artid.descriptors import save_descriptors
+
+    database, val, test = _sets(d=16)
+    for name, dset in (("database", database), ("val", val), ("test", test)):
+        save_descriptors(tmp_path / "d" / name, dset)
+    run = tmp_path / "run"
+    assert main(["evaluate", "--descriptors", str(tmp_path / "d"), "--whiten", "none", "--qe", "2", "--dba", "auto",
+                 "--out", str(run), "--no-report"]) == 0
+    config = json.loads((run / "results.json").read_text())["pipeline"]["config"]
+    assert config["qe_n"] == 2 and config["dba_n"] is None
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--descriptors", str(tmp_path / "d"), "--qe", "many"])

@@ -42,6 +42,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     c.add_argument("--tau", type=float, help="fixed softmax temperature (with --k)")
     c.add_argument("--autotune", action="store_true",
                    help="tune k and tau on the validation queries by GAP (the default without --k/--tau)")
+    c.add_argument("--qe", type=_expansion, default=0, metavar="N|auto",
+                   help="alpha query expansion with the N nearest database images (0 off; auto: N tuned on val)")
+    c.add_argument("--dba", type=_expansion, default=0, metavar="N|auto",
+                   help="database-side augmentation with N neighbours (0 off; auto: tuned on val)")
     c.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto",
                    help="where faiss searches (auto: the GPU when faiss has one)")
     c.add_argument("--index", choices=["exact", "ivf"], default="exact",
@@ -56,6 +60,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument("--val-distractor-ratio", type=float, default=1.0, metavar="R",
                    help="tune on val with only this share of its distractors (thesis table B.1)")
     o.add_argument("--no-report", action="store_true", help="skip the plots and HTML page")
+
+
+def _expansion(text: str) -> int | None:
+    """``auto`` -> None (tuned on val), else a non-negative neighbour count."""
+    if text == "auto":
+        return None
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a neighbour count or 'auto', got {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"the neighbour count must be 0 or more, got {n}")
+    return n
 
 
 def load_inputs(args: argparse.Namespace) -> tuple[DescriptorSet, DescriptorSet | None, DescriptorSet | None]:
@@ -112,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
         if not 0.0 <= r <= 1.0:
             raise ArtidError(f"--distractor-ratio must be within [0, 1], got {r}")
     config = PipelineConfig(whiten=args.whiten, dim=args.dim, shrinkage=args.shrinkage, k=args.k, tau=args.tau,
-                            index=args.index, nprobe=args.nprobe,
+                            index=args.index, nprobe=args.nprobe, qe_n=args.qe, dba_n=args.dba,
                             use_gpu={"auto": None, "cpu": False, "gpu": True}[args.device])
     try:
         config.check()
