@@ -8,12 +8,12 @@ import os
 
 import torch
 
+from artid.commands.crop_options import add_crop_arguments, crop_settings
 from artid.data.images import DEFAULT_MAX_SIZE
 from artid.data.met import GT_FILES
 from artid.devices import resolve_device
 from artid.errors import ArtidError
 from artid.extraction import ExtractionSettings, extract_lists, folder_source, list_source, met_sources
-from artid.localisation import CAM_METHODS, CROP_METHODS, CropSettings
 from artid.models import DEFAULT_BACKBONE, MULTI_SCALE, SINGLE_SCALE, build_embedder
 
 HELP = "extract global descriptors (GeM, multi-scale) of a Met-format dataset, an image folder or a list"
@@ -63,32 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="computation precision (float16 on GPU only); files are float32")
     parser.add_argument("--shard-size", type=int, default=256, help="images per resumable shard")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's)")
-    d = CropSettings()
-    crop = parser.add_argument_group("crop (query photos only; the database / mini studio photos stay whole)")
-    crop.add_argument("--crop", default="none", choices=CROP_METHODS,
-                      help="describe each photo from the box of its artwork: cam (class activation map of the "
-                           "model) or centre (a centred box); none: the whole photo")
-    crop.add_argument("--crop-margin", type=float, default=d.margin,
-                      help="cam: grow each side of the box by this share of its width / height")
-    crop.add_argument("--crop-threshold", default=str(d.threshold),
-                      help="cam: share of the map's range that is kept (0..1), or otsu")
-    crop.add_argument("--cam", default=d.cam, choices=CAM_METHODS, help="cam: the activation map")
-    crop.add_argument("--cam-size", type=int, default=d.cam_size,
-                      help="cam: longer side the photo is resized to for the map (0: as decoded)")
-    crop.add_argument("--crop-share", type=float, default=d.centre_share, help="centre: side share of the box")
-
-
-def crop_settings(args: argparse.Namespace) -> CropSettings | None:
-    """The ``--crop*`` options -> crop settings (None for ``--crop none``)."""
-    if args.crop == "none":
-        return None
-    text = str(args.crop_threshold).strip().lower()
-    try:
-        threshold: float | str = text if text == "otsu" else float(text)
-    except ValueError:
-        raise ArtidError(f"--crop-threshold: expected a share in (0, 1) or otsu, got {text!r}") from None
-    return CropSettings(method=args.crop, cam=args.cam, threshold=threshold, margin=args.crop_margin,
-                        cam_size=args.cam_size or None, centre_share=args.crop_share)
+    add_crop_arguments(parser, "crop (query photos only; the database / mini studio photos stay whole)",
+                       "describe each photo from the box of its artwork: cam (class activation map of the "
+                       "model) or centre (a centred box); none: the whole photo")
 
 
 def check_options(args: argparse.Namespace) -> None:

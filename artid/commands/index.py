@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from artid.commands.argtypes import fraction, non_negative_int, positive_float, positive_int
+from artid.commands.crop_options import add_crop_arguments, crop_settings
 
 HELP = "build, extend or inspect an index bundle (what `artid recognize` and `artid serve` load)"
 
@@ -53,7 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     b.add_argument("--attributes", metavar="RUN",
                    help="an `artid attributes train --model head` or `--model knn` run on the same backbone as "
                         "--model: copied into the bundle, it tags every photo the service answers")
-    _add_crop_arguments(b)
+    add_crop_arguments(b, "crop (validation and query photos; the collection's images stay whole)",
+                       "describe the validation photos, and every photo the bundle recognises, from the box "
+                       "of their artwork: cam (class activation map of the model) or centre (a centred box); "
+                       "none: whole photos. Recorded in the bundle")
 
     a = sub.add_parser("add", help="add the artworks of a collection folder to a bundle (nothing else is rebuilt)")
     a.add_argument("bundle", help="bundle folder")
@@ -73,49 +77,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     i.add_argument("--json", action="store_true", help="print the manifest as JSON")
 
 
-def _add_crop_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--crop`` and its tuning options, as ``artid extract`` has them."""
-    from artid.localisation import CAM_METHODS, CROP_METHODS, CropSettings
-
-    d = CropSettings()
-    crop = parser.add_argument_group("crop (validation and query photos; the collection's images stay whole)")
-    crop.add_argument("--crop", default="none", choices=CROP_METHODS,
-                      help="describe the validation photos, and every photo the bundle recognises, from the box "
-                           "of their artwork: cam (class activation map of the model) or centre (a centred box); "
-                           "none: whole photos. Recorded in the bundle")
-    crop.add_argument("--crop-margin", type=_non_negative_float, default=d.margin,
-                      help="cam: grow each side of the box by this share of its width / height")
-    crop.add_argument("--crop-threshold", default=str(d.threshold),
-                      help="cam: share of the map's range that is kept (0..1), or otsu")
-    crop.add_argument("--cam", default=d.cam, choices=CAM_METHODS, help="cam: the activation map")
-    crop.add_argument("--cam-size", type=non_negative_int, default=d.cam_size,
-                      help="cam: longer side the photo is resized to for the map (0 or unset: as described)")
-    crop.add_argument("--crop-share", type=fraction, default=d.centre_share, help="centre: side share of the box")
-
-
-def _non_negative_float(text: str) -> float:
-    """A float >= 0 (``--crop-margin``)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, got {text}")
-    return value
-
-
-def _crop_settings(args: argparse.Namespace) -> Any:
-    """The ``--crop*`` options -> crop settings (None for ``--crop none``), refusals naming the option."""
-    from artid.commands.extract import crop_settings
-    from artid.errors import ArtidError
-
-    if args.crop != "none" and args.cam_size and args.cam_size < 32:
-        raise ArtidError(f"--cam-size must be at least 32 pixels (or 0: as described), got {args.cam_size}")
-    if args.crop == "centre" and args.crop_share <= 0:
-        raise ArtidError(f"--crop-share must be in (0, 1], got {args.crop_share}")
-    return crop_settings(args)
-
-
 def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}%"
 
@@ -129,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
                                        whitening_dim=args.whitening_dim, k=args.k, tau=args.tau,
                                        target_false_accept=args.false_accept, threshold=args.threshold,
                                        device=args.device, workers=args.workers, attributes=args.attributes,
-                                       crop=_crop_settings(args))
+                                       crop=crop_settings(args))
         out = builder.build_bundle(args.source, args.out, options, val=args.val, metadata=args.metadata,
                                    split=args.split)
         _print_info(read_manifest(out), str(out))
