@@ -33,10 +33,13 @@ from artid.training.data import EntryImages
 from artid.training.runs import RunSpec, train
 from artid.training.settings import CommonSettings, ContrastiveSettings, DNetSettings, MethodSettings, SimSiamSettings
 from artid.training.table53_scores import format_table, knn_answers, load_answers, row_stats, save_answers
-from artid.training.trainer import BEST_FILE, BEST_HEAD_FILE
+from artid.training.trainer import BEST_FILE
 from artid.training.validation import embed_images, parametric_predict, tune_temperature
 
 log = logging.getLogger(__name__)
+
+#: The DNet parametric classifier's own best epoch (the trainer's selection with prefix ``param_``).
+BEST_PARAM_FILE, BEST_PARAM_HEAD_FILE = "best_param.pt", "best_param_head.pt"
 
 CONTRASTIVE = ("Con-Syn", "Con-Syn+Real", "Con-Syn+Real-closest")
 #: Row name -> the method and its settings (None: no training).
@@ -192,7 +195,10 @@ def run(args: argparse.Namespace) -> int:
         save_answers(out / "answers" / f"{len(results):02d}_knn.npz", pred, score)
         entry["knn_file"], entry["knn_info"] = f"answers/{len(results):02d}_knn.npz", info
         if isinstance(row_args, DNetSettings):
-            pred, score, info = _parametric_answers(run_dir / BEST_HEAD_FILE, desc, labels, class_ids)
+            # the parametric classifier's own best epoch (picked on its val GAP): its model and head
+            param_model = build_embedder(run_dir / BEST_PARAM_FILE).to(device)
+            pdesc = _embed_all(param_model, {k: sources[k] for k in ("val", "test")}, device)
+            pred, score, info = _parametric_answers(run_dir / BEST_PARAM_HEAD_FILE, pdesc, labels, class_ids)
             save_answers(out / "answers" / f"{len(results):02d}_parametric.npz", pred, score)
             entry["parametric_file"], entry["parametric_info"] = f"answers/{len(results):02d}_parametric.npz", info
         entry["minutes"] = (time.perf_counter() - t0) / 60
