@@ -19,12 +19,10 @@
 
 from __future__ import annotations
 
-import csv
-import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
+from artid.data.csvfile import write_csv
 from artid.data.synth.layout import Plan, write_json
 
 Quad = Sequence[tuple[float, float]]
@@ -33,16 +31,6 @@ Quad = Sequence[tuple[float, float]]
 def image_id(path: str) -> str:
     """The iMet id of a benchmark image: its path without extension, ``/`` replaced by ``_``."""
     return path.rsplit(".", 1)[0].replace("/", "_")
-
-
-def _write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def write_attributes(root: Path, plan: Plan, labels: list[list[str]], vocab: list[str], version: int) -> None:
@@ -60,15 +48,15 @@ def write_imet(root: Path, plan: Plan, labels: list[list[str]], vocab: list[str]
     out = root / "imet"
     index = {label: i for i, label in enumerate(vocab)}
     ids_of = [" ".join(str(index[x]) for x in names) for names in labels]
-    _write_csv(out / "labels.csv", ["attribute_id", "attribute_name"], [[i, name] for i, name in enumerate(vocab)])
+    write_csv(out / "labels.csv", ["attribute_id", "attribute_name"], [[i, name] for i, name in enumerate(vocab)])
     paths = []
     splits = {"train": [(r["path"], r["id"]) for r in plan.database],
               "val": [(r["path"], r["MET_id"]) for r in plan.val if "MET_id" in r],
               "test": [(r["path"], r["MET_id"]) for r in plan.test if "MET_id" in r]}
     for split, rows in splits.items():
-        _write_csv(out / f"{split}.csv", ["id", "attribute_ids"], [[image_id(p), ids_of[c]] for p, c in rows])
+        write_csv(out / f"{split}.csv", ["id", "attribute_ids"], [[image_id(p), ids_of[c]] for p, c in rows])
         paths += [[image_id(p), f"../{p}"] for p, _ in rows]
-    _write_csv(out / "paths.csv", ["id", "path"], paths)
+    write_csv(out / "paths.csv", ["id", "path"], paths)
 
 
 def write_placements(root: Path, placements: dict[str, Quad], version: int) -> None:
