@@ -31,6 +31,8 @@ from artid.data.entries import DISTRACTOR, Entry
 from artid.descriptors import DescriptorSet
 from artid.errors import ArtidError
 from artid.evaluation.queries import Queries, check_database, check_queries, combine, subsample, with_unreadable
+from artid.evaluation.reranking import RerankSetup
+from artid.metrics.bootstrap import ilr_paired
 from artid.metrics.ilr import (
     DEFAULT_BUCKETS,
     accuracy,
@@ -123,6 +125,7 @@ def evaluate(
     name: str = "",
     report: bool = True,
     val_distractor_ratio: float = 1.0,
+    rerank: RerankSetup | None = None,
 ) -> dict:
     """Evaluate descriptors on the Met benchmark protocol.
 
@@ -140,6 +143,9 @@ def evaluate(
         report: write the plots and HTML page (with ``out``).
         val_distractor_ratio: keep only this share of the validation distractors (seeded), as in
             table B.1 of the thesis, which tunes (k, tau) with fewer distractors.
+        rerank: re-rank the answers by spatial verification of the top K database images
+            (:mod:`artid.evaluation.reranking`); the kNN-only metrics are then kept under
+            ``global`` and the paired difference (bootstrap SE) under ``rerank["paired"]``.
 
     Returns:
         JSON-able dict: ``settings``, ``pipeline`` (what was chosen), ``k``, ``tau``, ``val`` /
@@ -188,15 +194,31 @@ def evaluate(
     }
     if pipe.tuned is not None:
         results["autotune"] = pipe.tuned.to_json()
+    reranked: dict = {}
+    if rerank is not None:
+        from artid.evaluation.reranking import rerank_splits
+
+        t = time.perf_counter()
+        reranked, global_answers, results["rerank"] = rerank_splits(pipe, db, splits, rerank)
+        timings["rerank"] = time.perf_counter() - t
+        results["global"], results["rerank"]["paired"] = {}, {}
     answers = {}
     for split, q in splits.items():
         t = time.perf_counter()
-        ans = pipe.predict(q.parts)
+        ans = reranked[split] if split in reranked else pipe.predict(q.parts)
         timings[f"{split}_predict"] = time.perf_counter() - t
         entries, pred, score, conf = with_unreadable(q, ans.pred, ans.score, ans.conf)
         answers[split] = (entries, pred, score, conf)
         results[split] = query_metrics(entries, pred, score, class_sizes, distractor_ratios, buckets,
                                        unreadable=len(q.unreadable))
+        if split in reranked:
+            _, g_pred, g_score, _ = with_unreadable(q, *global_answers[split])
+            results["global"][split] = query_metrics(entries, g_pred, g_score, class_sizes, distractor_ratios,
+                                                     buckets, unreadable=len(q.unreadable))
+            labels = np.array([e.label for e in entries], dtype=np.int64)
+            keys = np.array([e.path for e in entries], dtype=str)
+            paired = ilr_paired((pred, score), (g_pred, g_score), labels, keys)
+            results["rerank"]["paired"][split] = {m: e.to_json() for m, e in paired.items()}
     results["timings"] = timings
     results["run_dir"] = None
     if out is not None:

@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 from artid.attributes.sift import ImageLike, to_gray
 from artid.errors import ArtidError
@@ -126,22 +127,9 @@ class FeatureCache:
         os.replace(tmp, path)
         return feats
 
-
-def verify(query: Callable[[int], LocalFeatures], database: Callable[[int], LocalFeatures],
-           idx: np.ndarray, top: int) -> np.ndarray:
-    """(Q, top) int inlier counts between each query and its first ``top`` neighbours.
-
-    Args:
-        query: row -> the query's local features.
-        database: database row -> its local features.
-        idx: (Q, >= top) database rows of the global search, nearest first.
-    """
-    out = np.zeros((idx.shape[0], top), dtype=np.int64)
-    for q in range(idx.shape[0]):
-        fq = query(q)
-        for j in range(min(top, idx.shape[1])):
-            out[q, j] = count_inliers(fq, database(int(idx[q, j])))
-    return out
+    def fill(self, rels: Sequence[str], desc: str = "local features") -> list[LocalFeatures]:
+        """The features of every image, computing the missing ones with a progress bar (resumable)."""
+        return [self.get(rel) for rel in tqdm(rels, desc=desc, unit="image", leave=False)]
 
 
 def fuse(sims: np.ndarray, idx: np.ndarray, labels: np.ndarray, inliers: np.ndarray, k: int, tau: float,
