@@ -18,6 +18,8 @@ Three kinds of names (the registry is the edge; below it code receives modules):
 - Vision Transformers (timm ``vit_*``, DINOv2 ``vit_*_dinov2*``, DeiT, EVA) are timm names too; a
   suffix ``@cls`` (default), ``@gem`` or ``@cls+gem`` picks their global descriptor
   (:mod:`artid.models.vit`). Their trunk gives tokens (B, N, C) instead of a feature map.
+- ``openclip:<model>[.<tag>]``: the image tower of an open_clip model (CLIP, OpenCLIP, SigLIP), a
+  ViT with the same suffixes (:mod:`artid.models.openclip`).
 
 Artid checkpoints (trained models) are loaded by :func:`artid.models.build_embedder`, which uses
 :func:`create_architecture` to rebuild the network named in a checkpoint's spec.
@@ -35,6 +37,8 @@ import torch
 from torch import nn
 
 from artid.errors import ArtidError
+from artid.models.openclip import PREFIX as OPENCLIP_PREFIX
+from artid.models.openclip import create_openclip
 from artid.models.vit import DEFAULT_TOKEN_POOLING, ViTTrunk, is_vit, split_pooling, vit_kwargs
 from artid.models.weights import (
     DEFAULT_BACKBONE,
@@ -129,11 +133,12 @@ def _trunk_channels(trunk: nn.Module) -> int:
 
 
 def _parse_name(name: str) -> tuple[str, str]:
-    """User name -> (library, arch). Libraries: ``lite0``, ``timm``, ``torchvision``."""
+    """User name -> (library, arch). Libraries: ``lite0``, ``timm``, ``torchvision``, ``openclip``."""
     lowered = name.strip()
     if lowered == DEFAULT_BACKBONE:
         return "lite0", LITE0_ARCH
-    for prefix, library in (("timm:", "timm"), ("tv:", "torchvision"), ("torchvision:", "torchvision")):
+    for prefix, library in (("timm:", "timm"), ("tv:", "torchvision"), ("torchvision:", "torchvision"),
+                            (OPENCLIP_PREFIX, "openclip")):
         if lowered.startswith(prefix):
             return library, lowered[len(prefix):]
     return "timm", ALIASES.get(lowered.lower(), lowered)
@@ -189,7 +194,8 @@ def create_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = N
 
     Args:
         name: ``efficientnet_lite0`` (default), a paper alias, a timm name, ``tv:<torchvision name>``,
-            or ``random:<any of these>`` for random weights; ViT names may end in ``@cls``, ``@gem``, ``@cls+gem``.
+            ``openclip:<model>[.<tag>]``, or ``random:<any of these>`` for random weights; ViT names may end
+            in ``@cls``, ``@gem``, ``@cls+gem``.
         weights: local weights file to use instead of the packaged / cached ones.
 
     Returns:
@@ -202,7 +208,7 @@ def create_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = N
     base = name[len("random:"):] if random_init else name
     base, pooling = split_pooling(base)
     library, arch = _parse_name(base)
-    vit = library == "timm" and is_vit(arch)
+    vit = (library == "timm" and is_vit(arch)) or library == "openclip"
     if pooling is not None and not vit:
         raise ArtidError(f"backbone {name!r}: the pooling suffix @{pooling} applies to ViT backbones only")
     if weights is not None:
@@ -232,6 +238,8 @@ def create_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = N
         cfg = getattr(model, "pretrained_cfg", {}) or {}
         mean = tuple(cfg.get("mean", IMAGENET_MEAN))
         std = tuple(cfg.get("std", IMAGENET_STD))
+    elif library == "openclip":
+        model, mean, std, weights_desc = create_openclip(arch, weights, random_init)
     else:
         model, weights_desc = _torchvision_model(arch, weights, random_init)
         weights_desc = weights_desc or "random"
@@ -259,6 +267,8 @@ def create_architecture(spec: dict[str, Any]) -> Backbone:
         model = _timm_model(arch, None, random_init=True)
     elif library == "torchvision":
         model, _ = _torchvision_model(arch, None, random_init=True)
+    elif library == "openclip":
+        model = create_openclip(arch, None, random_init=True)[0]
     else:
         raise ArtidError(f"backbone spec names an unknown library {library!r}")
     return _finish(model, dict(spec, mean=list(mean), std=list(std)))
