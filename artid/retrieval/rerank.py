@@ -41,6 +41,7 @@ from artid.retrieval.verification import (
     count_inliers,
     fuse,
     tune_fusion,
+    verified_inliers,
 )
 
 Features = Callable[[int], LocalFeatures]
@@ -156,10 +157,8 @@ class Reranker:
         k = min(k, sims.shape[1])
         ans = fuse(sims, idx, clf.labels, counts, k, self.tau, clf.n_classes, self.w, self.min_inliers,
                    self.config.cap)
-        lab = clf.labels[idx[:, :counts.shape[1]]]
-        ok = (lab == ans.pred[:, None]) & (counts >= self.min_inliers)
-        inliers = np.where(ok, counts, 0).max(axis=1, initial=0)
-        return Reranked(ans, inliers.astype(np.int64), counts, sims, idx)
+        inliers = verified_inliers(idx, clf.labels, counts, ans.pred, self.min_inliers)
+        return Reranked(ans, inliers, counts, sims, idx)
 
     def fit(self, queries: np.ndarray | Sequence[np.ndarray], features: Features, labels: np.ndarray,
             keys: Sequence[str] | np.ndarray | None = None, progress: bool = True) -> Reranker:

@@ -132,6 +132,14 @@ class FeatureCache:
         return [self.get(rel) for rel in tqdm(rels, desc=desc, unit="image", leave=False)]
 
 
+def verified_inliers(idx: np.ndarray, labels: np.ndarray, inliers: np.ndarray, pred: np.ndarray,
+                     min_inliers: int) -> np.ndarray:
+    """(Q,) the most inliers of a verified image (>= ``min_inliers``) of each query's predicted class, else 0."""
+    lab = labels[idx[:, :inliers.shape[1]]]
+    ok = (lab == pred[:, None]) & (inliers >= min_inliers)
+    return np.where(ok, inliers, 0).max(axis=1, initial=0).astype(np.int64)
+
+
 def fuse(sims: np.ndarray, idx: np.ndarray, labels: np.ndarray, inliers: np.ndarray, k: int, tau: float,
          n_classes: int, w: float, min_inliers: int = 10, cap: int = DEFAULT_CAP) -> Classified:
     """The kNN answer with class scores raised by verified inliers (the module's rule).
@@ -161,14 +169,14 @@ def fuse(sims: np.ndarray, idx: np.ndarray, labels: np.ndarray, inliers: np.ndar
     used = np.zeros(lab.shape, dtype=bool)
     used[:, :k] = True
     used |= ok & (w > 0)
-    v = np.where(used, s + bonus, -np.inf)
-    order = np.argsort(-v, axis=1, kind="stable")
-    v = np.take_along_axis(v, order, axis=1)
+    fused = np.where(used, s + bonus, -np.inf)
+    order = np.argsort(-fused, axis=1, kind="stable")
+    fused = np.take_along_axis(fused, order, axis=1)
     lab = np.take_along_axis(lab, order, axis=1)
     used = np.take_along_axis(used, order, axis=1)
     first = first_occurrences(lab) & used
     with np.errstate(invalid="ignore"):
-        score = log_odds(v, first, n_classes, tau)[:, -1]
+        score = log_odds(fused, first, n_classes, tau)[:, -1]
     return Classified(lab[:, 0].astype(np.int64), score, confidence(score))
 
 

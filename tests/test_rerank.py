@@ -1,0 +1,153 @@
+"""The re-ranking stage: verified matches overturn a wrong global answer, in the pipeline and in `artid evaluate`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from test_verification import _scene, _warp
+
+from artid.commands import evaluate as evaluate_command
+from artid.data.entries import DISTRACTOR, Entry
+from artid.descriptors import DescriptorSet, save_descriptors
+from artid.errors import ArtidError
+from artid.evaluation.reranking import RerankSetup
+from artid.evaluation.run import evaluate
+from artid.retrieval import verification
+from artid.retrieval.pipeline import KNNPipeline, PipelineConfig
+from artid.retrieval.rerank import RerankConfig, Reranker
+from artid.retrieval.verification import FeatureCache
+
+CLASSES = 8
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def _benchmark(root: Path) -> tuple[DescriptorSet, DescriptorSet, DescriptorSet]:
+    """Images on disk and descriptors that mislead the global search.
+
+    Database: one image per class. A query of class c is a perspective-warped copy of class c's
+    image whose descriptor is nearer class c+1's; a distractor (an unrelated image) has the
+    descriptor of a database image. kNN alone gets every query wrong; spatial verification can
+    tell them apart.
+    """
+    cv2.setNumThreads(1)
+    basis = np.eye(CLASSES, dtype=np.float32)
+    (root / "db").mkdir(parents=True)
+    for c in range(CLASSES):
+        cv2.imwrite(str(root / "db" / f"{c}.png"), _scene(c))
+    db = DescriptorSet(basis, [Entry(f"db/{c}.png", c, "exhibit") for c in range(CLASSES)])
+    sets = []
+    for split, offset in (("val", 100), ("test", 200)):
+        (root / split).mkdir()
+        rows, entries = [], []
+        for c in range(CLASSES):
+            cv2.imwrite(str(root / split / f"q{c}.png"), _warp(_scene(c)))
+            rows.append(0.8 * basis[(c + 1) % CLASSES] + 0.6 * basis[c])
+            entries.append(Entry(f"{split}/q{c}.png", c, "met"))
+        for i in range(4):
+            cv2.imwrite(str(root / split / f"d{i}.png"), _scene(offset + i))
+            rows.append(basis[i] + 0.9 * basis[(i + 3) % CLASSES])
+            entries.append(Entry(f"{split}/d{i}.png", DISTRACTOR, "other"))
+        sets.append(DescriptorSet(_unit(np.array(rows)), entries))
+    return db, sets[0], sets[1]
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, DescriptorSet, DescriptorSet, DescriptorSet]:
+    root = tmp_path_factory.mktemp("rerank")
+    return (root, *_benchmark(root))
+
+
+def test_verified_matches_overturn_the_global_answer(bench, tmp_path: Path) -> None:
+    root, db, val, test = bench
+    pipe = KNNPipeline(PipelineConfig(whiten="none")).fit(db.matrix, db.labels, val.matrix, val.labels)
+    cache = FeatureCache(tmp_path / "cache", root)
+    rr = Reranker(pipe, lambda r: cache.get(db.entries[r].path), RerankConfig(top=3))
+    val_feats = lambda q: cache.get(val.entries[q].path)  # noqa: E731
+    rr.fit(val.matrix, val_feats, val.labels)
+    assert rr.w > 0 and rr.tuned is not None and rr.global_val_gap is not None
+    assert rr.tuned.val_gap > rr.global_val_gap + 0.5
+
+    glob = pipe.predict(test.matrix, progress=False)
+    met = test.labels != DISTRACTOR
+    assert not np.any(glob.pred[met] == test.labels[met])  # the descriptors mislead kNN on every query
+    ans = rr.predict(test.matrix, lambda q: cache.get(test.entries[q].path), progress=False)
+    assert ans.counts.shape == (len(test.entries), 3)
+    np.testing.assert_array_equal(ans.classified.pred[met], test.labels[met])
+    # the answer says how many points verified it; a distractor verifies nothing
+    assert np.all(ans.inliers[met] >= rr.min_inliers)
+    assert np.all(ans.inliers[~met] == 0)
+
+    # w = 0 is the global answer exactly, whatever the counts
+    off = Reranker(pipe, lambda r: cache.get(db.entries[r].path), RerankConfig(top=3, w=0.0, tau=pipe.tau))
+    same = off.decide(ans.sims, ans.idx, ans.counts).classified
+    np.testing.assert_array_equal(same.pred, glob.pred)
+    np.testing.assert_allclose(same.score, glob.score)
+
+    # the rule as recorded comes back as it was
+    back = Reranker.from_json(pipe, rr.database, json.loads(json.dumps(rr.describe())))
+    assert (back.w, back.min_inliers, back.tau, back.top) == (rr.w, rr.min_inliers, rr.tau, 3)
+
+
+def test_evaluate_records_global_and_reranked_metrics_and_resumes_from_the_cache(bench, tmp_path: Path,
+                                                                                 monkeypatch) -> None:
+    root, db, val, test = bench
+    setup = RerankSetup(RerankConfig(top=3), root, tmp_path / "local_features")
+    res = evaluate(db, val, test, tmp_path / "run", config=PipelineConfig(whiten="none"), report=False,
+                   rerank=setup)
+    assert res["global"]["test"]["acc"] == 0.0
+    assert res["test"]["acc"] == 1.0  # every exhibit right
+    assert res["test"]["gap"] > 0.9 and res["global"]["test"]["gap"] == 0.0
+    paired = res["rerank"]["paired"]["test"]["gap"]
+    assert paired["value"] == pytest.approx(res["test"]["gap"] - res["global"]["test"]["gap"])
+    assert paired["se"] >= 0
+    assert res["rerank"]["top"] == 3 and res["rerank"]["val_gap"] > res["rerank"]["global_val_gap"]
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert saved["rerank"]["w"] == res["rerank"]["w"]
+    assert len(list((tmp_path / "local_features").glob("*.npz"))) == CLASSES + 2 * (CLASSES + 4)
+
+    # a second run reads every image's features from the cache (nothing is extracted again)
+    def no_extraction(*args, **kwargs):
+        raise AssertionError("local features extracted again")
+
+    monkeypatch.setattr(verification, "local_features", no_extraction)
+    again = evaluate(db, val, test, None, config=PipelineConfig(whiten="none"), rerank=setup)
+    assert again["test"]["gap"] == res["test"]["gap"]
+
+
+def _cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="artid evaluate")
+    evaluate_command.add_arguments(parser)
+    try:
+        return evaluate_command.run(parser.parse_args(argv))
+    except ArtidError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def test_cli_reranks_and_names_what_is_missing(bench, tmp_path: Path, capsys) -> None:
+    root, db, val, test = bench
+    for name, dset in (("database", db), ("val", val), ("test", test)):
+        save_descriptors(tmp_path / "d" / name, dset)
+    base = ["--descriptors", str(tmp_path / "d"), "--whiten", "none", "--no-report"]
+    assert _cli([*base, "--rerank", "3"]) == 2
+    assert "--images ROOT" in capsys.readouterr().err
+    assert _cli([*base, "--images", str(root)]) == 2
+    assert "add --rerank K" in capsys.readouterr().err
+    assert _cli([*base, "--rerank", "3", "--images", str(tmp_path / "nowhere")]) == 2
+    assert "nowhere is not a folder" in capsys.readouterr().err
+    assert _cli([*base, "--rerank", "3", "--images", str(tmp_path)]) == 2  # a root without the images
+    assert "db/0.png is not there" in capsys.readouterr().err
+
+    assert _cli([*base, "--rerank", "3", "--images", str(root), "--out", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    assert "re-ranking (K=3) minus kNN only, test, paired: gap +" in out
+    assert (tmp_path / "d" / "local_features").is_dir()  # the cache sits beside the descriptors by default
