@@ -1,16 +1,23 @@
-"""Benchmark: spatial verification re-ranking (SIFT + MAGSAC homography) of the global kNN answers.
+"""Benchmark: what spatial-verification re-ranking and query expansion add to the global kNN answer.
 
 On a descriptor folder written by ``artid extract`` (``database``, ``val``, ``test``; entry paths relative
-to ``--root``), fits the kNN pipeline as ``artid evaluate`` does (whitening ``auto``, (k, tau) on
-validation), verifies each query's top K database images (:mod:`artid.retrieval.verification`), tunes
-the fusion rule (w, min_inliers, tau) on validation GAP, and reports test GAP / GAP- / ACC with bootstrap
-SEs for global only and for each K, the paired difference, and the verification time per query.
+to ``--root``), fits the kNN pipeline as ``artid evaluate`` does (whitening ``auto``, (k, tau) on val)
+and answers the test queries with
 
-Local features are cached per image under ``--cache`` (resumable), and so are the inlier counts per
-split and K; a K reuses the counts of a larger K already computed.
+    global            the kNN pipeline alone
+    rerank K          + the re-ranking stage (:mod:`artid.retrieval.rerank`) at each K of ``--ks``,
+                      the fusion rule tuned on val
+    qe/dba            + alpha query expansion and database-side augmentation, both tuned on val
+    qe/dba + rerank K both
 
-    OMP_NUM_THREADS=1 python benchmarks/rerank.py --descriptors /tmp/demo_run/descriptors/ss \\
-        --root /tmp/demo_run/benchmark --ks 10 50
+For each row: test GAP / GAP- / ACC with bootstrap SE, the paired difference against global (same
+queries), and the time per query of the search and of the verification (database local features
+precomputed; their time is printed once). Local features are cached per image under ``--cache``
+(resumable). A smaller K reuses the inlier counts of the largest one (its neighbours are a prefix)
+and is timed on the first ``--timing-queries`` test queries.
+
+    OMP_NUM_THREADS=1 python benchmarks/rerank.py --descriptors runs/demo/descriptors/ms \\
+        --root runs/demo/benchmark --ks 10 50 100 --json runs/rerank.json
 """
 
 from __future__ import annotations
@@ -28,15 +35,19 @@ def main() -> None:
 
     from artid.descriptors import load_descriptors
     from artid.metrics.bootstrap import ilr_estimates, ilr_paired
+    from artid.retrieval.knn import Classified
     from artid.retrieval.pipeline import KNNPipeline, PipelineConfig
-    from artid.retrieval.verification import FeatureCache, fuse, tune_fusion, verify
+    from artid.retrieval.rerank import RerankConfig, Reranker
+    from artid.retrieval.verification import FeatureCache
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--descriptors", required=True, help="folder with database / val / test descriptor files")
     ap.add_argument("--root", required=True, help="dataset root the entry paths are relative to")
     ap.add_argument("--cache", default=None, help="local-feature cache (default: <descriptors>/local_features)")
-    ap.add_argument("--ks", type=int, nargs="+", default=[10], help="verified neighbours K")
-    ap.add_argument("--whiten", default="auto", choices=("none", "pcaw", "auto"))
+    ap.add_argument("--ks", type=int, nargs="+", default=[10, 50, 100], help="verified neighbours K")
+    ap.add_argument("--expansion-k", type=int, default=50, help="K of the qe/dba + rerank row (0: no such row)")
+    ap.add_argument("--timing-queries", type=int, default=300,
+                    help="test queries the smaller K's verification is timed on")
     ap.add_argument("--resamples", type=int, default=1000)
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args()
@@ -44,62 +55,67 @@ def main() -> None:
 
     d = {split: load_descriptors(Path(args.descriptors) / split) for split in ("database", "val", "test")}
     paths = {split: [e.path for e in d[split].entries] for split in d}
-    cache_dir = Path(args.cache or Path(args.descriptors) / "local_features")
-    cache = FeatureCache(cache_dir, args.root)
-    pipe = KNNPipeline(PipelineConfig(whiten=args.whiten, use_gpu=False)).fit(
-        d["database"].matrix, d["database"].labels, d["val"].matrix, d["val"].labels, np.array(paths["val"]))
-    assert pipe.classifier is not None and pipe.k is not None and pipe.tau is not None
-    clf, k = pipe.classifier, pipe.k
-    db_labels = clf.labels
-    print(f"{len(paths['database'])} database images, {len(paths['val'])} val, {len(paths['test'])} test; "
-          f"global k={k} tau={pipe.tau:g}")
-
-    t0 = time.perf_counter()
-    db_feats = [cache.get(p) for p in paths["database"]]
-    db_seconds = time.perf_counter() - t0
-    print(f"database local features: {db_seconds:.0f} s (cached after the first run)")
-
-    kmax = max(args.ks)
-    neigh = {s: pipe.neighbours(d[s].matrix, max(k, kmax), progress=False) for s in ("val", "test")}
-    keys = {s: np.array(paths[s]) for s in ("val", "test")}
     labels = {s: d[s].labels for s in ("val", "test")}
+    keys = {s: np.array(paths[s]) for s in ("val", "test")}
+    cache = FeatureCache(Path(args.cache or Path(args.descriptors) / "local_features"), args.root)
+    t0 = time.perf_counter()
+    db_feats = cache.fill(paths["database"], "database local features")
+    print(f"{len(paths['database'])} database images, {len(paths['val'])} val, {len(paths['test'])} test "
+          f"queries; database local features {time.perf_counter() - t0:.0f} s (cached after the first run)")
+    feats = {s: (lambda q, s=s: cache.get(paths[s][q])) for s in ("val", "test")}
 
-    def inliers_for(split: str, top: int) -> tuple[np.ndarray, float | None]:
-        for have in sorted({top, *args.ks}, reverse=True):
-            f = cache_dir / f"inliers_{split}_K{have}.npy"
-            if have >= top and f.exists():
-                return np.load(f)[:, :top], None
+    def fit(qe: int | None) -> tuple[KNNPipeline, float]:
+        cfg = PipelineConfig(use_gpu=False, qe_n=qe, dba_n=qe)
+        pipe = KNNPipeline(cfg).fit(d["database"].matrix, d["database"].labels, d["val"].matrix, labels["val"],
+                                    keys["val"])
         t = time.perf_counter()
-        counts = verify(lambda q: cache.get(paths[split][q]), lambda r: db_feats[r], neigh[split][1], top)
-        ms = 1000 * (time.perf_counter() - t) / len(paths[split])
-        np.save(cache_dir / f"inliers_{split}_K{top}.npy", counts)
-        return counts, ms
+        pipe.predict(d["test"].matrix, progress=False)
+        return pipe, 1000 * (time.perf_counter() - t) / len(paths["test"])
 
-    glob = clf.classify(*neigh["test"], k, pipe.tau)
-    est = ilr_estimates(glob.pred, glob.score, labels["test"], keys["test"], args.resamples)
-    fmt = "  ".join
-    print("global     | test " + fmt(f"{m} {100 * e.value:.1f} ± {100 * e.se:.1f}" for m, e in est.items()))
-    results: dict = {"k": k, "tau": pipe.tau, "database_feature_seconds": db_seconds,
-                     "global": {m: e.to_json() for m, e in est.items()}}
-    for top in sorted(args.ks, reverse=True):
-        val_in, val_ms = inliers_for("val", top)
-        test_in, test_ms = inliers_for("test", top)
-        choice = tune_fusion(*neigh["val"], db_labels, val_in, labels["val"], k, clf.n_classes,
-                             pipe.config.taus, keys["val"])
-        ans = fuse(*neigh["test"], db_labels, test_in, k, choice.tau, clf.n_classes, choice.w, choice.min_inliers)
+    results: dict = {}
+    rows: dict[str, Classified] = {}
+
+    def report(name: str, ans: Classified, extra: dict) -> None:
+        rows[name] = ans
         est = ilr_estimates(ans.pred, ans.score, labels["test"], keys["test"], args.resamples)
-        diff = ilr_paired((ans.pred, ans.score), (glob.pred, glob.score), labels["test"], keys["test"],
-                          args.resamples)
-        med = np.median(test_in, axis=0)
-        results[f"K{top}"] = {"choice": vars(choice), "ms_per_query_test": test_ms, "ms_per_query_val": val_ms,
-                              "test": {m: e.to_json() for m, e in est.items()},
-                              "minus_global": {m: e.to_json() for m, e in diff.items()}}
-        ms = "cached" if test_ms is None else f"{test_ms:.0f} ms/query"
-        print(f"K={top:<3d} w={choice.w:g} min_inliers={choice.min_inliers} tau={choice.tau:g} val GAP "
-              f"{100 * choice.val_gap:.1f} ({ms}; median inliers top-1 {med[0]:.0f}) | test "
-              + fmt(f"{m} {100 * e.value:.1f} ± {100 * e.se:.1f}" for m, e in est.items()))
-        print(f"K={top:<3d} - global (paired): " + fmt(f"{m} {100 * e.value:+.1f} ± {100 * e.se:.1f}"
-                                                      for m, e in diff.items()))
+        entry = {"test": {m: e.to_json() for m, e in est.items()}, **extra}
+        line = f"{name:<18s}| " + "  ".join(f"{m} {100 * e.value:5.1f} ± {100 * e.se:.1f}" for m, e in est.items())
+        if name != "global":
+            diff = ilr_paired((ans.pred, ans.score), (rows["global"].pred, rows["global"].score), labels["test"],
+                              keys["test"], args.resamples)
+            entry["minus_global"] = {m: e.to_json() for m, e in diff.items()}
+            line += " | - global " + "  ".join(f"{m} {100 * e.value:+.1f} ± {100 * e.se:.1f}" for m, e in diff.items())
+        results[name] = entry
+        print(line + "  | " + ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
+                                        for k, v in extra.items()), flush=True)
+
+    def reranked(pipe: KNNPipeline, tops: list[int], search_ms: float, prefix: str) -> None:
+        """Rows for each K: the largest verified in full, the smaller ones from its counts (a prefix)."""
+        done = None
+        for top in sorted(tops, reverse=True):
+            rr = Reranker(pipe, lambda r: db_feats[r], RerankConfig(top=top))
+            if done is None:
+                rr.fit(d["val"].matrix, feats["val"], labels["val"], keys["val"])
+                ans = rr.predict(d["test"].matrix, feats["test"])
+                done = (rr.val_answer.counts if rr.val_answer is not None else None, ans.counts)
+            else:  # time K on the first queries, answer every query from the larger K's counts
+                rr.fit(d["val"].matrix, feats["val"], labels["val"], keys["val"], counts=done[0])
+                rr.predict(d["test"].matrix[:args.timing_queries], feats["test"], progress=False)
+                ans = rr.decide(*rr.search(d["test"].matrix), done[1][:, :rr.top])
+            report(f"{prefix}rerank K={top}", ans.classified,
+                   {"w": rr.w, "min_inliers": rr.min_inliers, "tau": rr.tau, "search_ms": search_ms,
+                    "verify_ms": rr.ms_per_query or 0.0, "median_inliers_top1": float(np.median(ans.counts[:, 0]))})
+
+    pipe, search_ms = fit(0)
+    assert pipe.classifier is not None and pipe.k is not None and pipe.tau is not None
+    report("global", pipe.predict(d["test"].matrix, progress=False),
+           {"k": pipe.k, "tau": pipe.tau, "search_ms": search_ms})
+    reranked(pipe, args.ks, search_ms, "")
+    qe_pipe, qe_ms = fit(None)
+    report("qe/dba", qe_pipe.predict(d["test"].matrix, progress=False),
+           {**qe_pipe.expansion.to_json(), "search_ms": qe_ms})
+    if args.expansion_k:
+        reranked(qe_pipe, [args.expansion_k], qe_ms, "qe/dba + ")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
 

@@ -161,14 +161,22 @@ class Reranker:
         return Reranked(ans, inliers, counts, sims, idx)
 
     def fit(self, queries: np.ndarray | Sequence[np.ndarray], features: Features, labels: np.ndarray,
-            keys: Sequence[str] | np.ndarray | None = None, progress: bool = True) -> Reranker:
-        """Choose what the configuration leaves open of (w, min_inliers, tau) by validation GAP."""
+            keys: Sequence[str] | np.ndarray | None = None, progress: bool = True,
+            counts: np.ndarray | None = None) -> Reranker:
+        """Choose what the configuration leaves open of (w, min_inliers, tau) by validation GAP.
+
+        ``counts``: (Q, >= K) inlier counts of these queries' neighbours already verified (by a
+        stage with a larger K on the same pipeline); the verification is then skipped.
+        """
         clf, k = self.pipe.classifier, self.pipe.k
         assert clf is not None and k is not None and self.pipe.tau is not None
         labels = np.asarray(labels)
         keys = None if keys is None else np.asarray(keys)
         sims, idx = self.search(queries)
-        counts = self.verify(idx, features, progress)
+        if counts is not None and counts.shape[1] >= min(self.top, idx.shape[1]):
+            counts = counts[:, :min(self.top, idx.shape[1])]
+        else:
+            counts = self.verify(idx, features, progress)
         glob = clf.classify(sims, idx, min(k, sims.shape[1]), self.pipe.tau)
         self.global_val_gap = gap(glob.pred, glob.score, labels, keys)
         cfg = self.config
