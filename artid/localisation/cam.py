@@ -16,10 +16,16 @@ GeM descriptor:
     (dominated by the few strongest channels).
 
 Both use the model's own GeM exponent ``p``. Measured on the synthetic benchmark's visitor photos
-by ``benchmarks/localisation.py`` (README, "Finding the artwork in the photo").
+by ``benchmarks/localisation.py`` (README, "Finding the artwork in the photo"), with CNNs.
+
+For a ViT the map is that of its patch tokens on their grid (one cell per patch,
+``ceil(H / patch) x ceil(W / patch)``), whatever its pooling: with ``@cls`` it says where GeM over
+the patches would come from, not where the class token looks. Not measured.
 """
 
 from __future__ import annotations
+
+from typing import cast
 
 import numpy as np
 import torch
@@ -28,6 +34,7 @@ import torch.nn.functional as F
 from artid.errors import ArtidError
 from artid.models.embedder import Embedder
 from artid.models.gem import EPS
+from artid.models.vit import ViTTrunk
 
 #: The activation maps :func:`activation_maps` computes.
 CAM_METHODS = ("share", "energy")
@@ -63,7 +70,9 @@ def activation_maps(emb: Embedder, x: torch.Tensor, method: str = "share", size:
         raise ArtidError(f"unknown activation map {method!r}; expected one of {', '.join(CAM_METHODS)}")
     param = next(emb.parameters())
     x = _resize_to(x.to(param.device, param.dtype), size)
-    feats = emb.trunk(emb.normalize(x)).float()  # (B, C, h, w)
+    feats = emb.trunk(emb.normalize(x)).float()  # (B, C, h, w); a ViT's (B, N, C) tokens:
+    if feats.ndim == 3:
+        feats = cast(ViTTrunk, emb.trunk).patch_map(feats, x.shape[-2], x.shape[-1])  # its patch tokens' grid
     p = float(emb.pool.p.detach())
     powered = feats.clamp(min=EPS).pow(p)
     if method == "energy":

@@ -81,6 +81,7 @@ class OpenClipTokens(nn.Module):
             embed.strict_img_size, embed.dynamic_img_pad, embed.flatten = False, True, False
             embed.output_fmt = type(embed.output_fmt)("NHWC")
             self.num_prefix_tokens = int(trunk.num_prefix_tokens)
+            self.patch_size = tuple(embed.patch_size)
             self.num_features = int(trunk.num_features)
             self._has_cls = getattr(trunk, "cls_token", None) is not None
         else:
@@ -89,6 +90,7 @@ class OpenClipTokens(nn.Module):
             if getattr(visual, "attn_pool", None) is not None:
                 raise ArtidError("open_clip towers with attentional pooling (CoCa) are not supported")
             self.num_prefix_tokens = 1
+            self.patch_size = tuple(visual.patch_size)
             self.num_features = int(visual.class_embedding.shape[-1])
             self._has_cls = True
 

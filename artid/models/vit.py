@@ -69,10 +69,25 @@ class ViTTrunk(nn.Module):
         self.model: Any = model  # a timm VisionTransformer / Eva
         self.num_prefix_tokens = int(getattr(model, "num_prefix_tokens", 0))
         self.has_class_token = bool(getattr(model, "cls_token", None) is not None)
+        trunk: Any = model
+        size = getattr(trunk, "patch_size", None) or trunk.patch_embed.patch_size
+        self.patch_size = (int(size[0]), int(size[1])) if isinstance(size, (tuple, list)) else (int(size), int(size))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) -> (B, N, C) tokens, prefix tokens first."""
         return self.model.forward_features(x)
+
+    def patch_map(self, tokens: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        """The patch tokens of a (height, width) input as a feature map: (B, N, C) -> (B, C, h, w).
+
+        The grid is ``ceil(height / patch) x ceil(width / patch)`` (the input is padded to whole patches);
+        the prefix tokens are left out.
+        """
+        h, w = -(-height // self.patch_size[0]), -(-width // self.patch_size[1])
+        patches = tokens[:, self.num_prefix_tokens:]
+        if patches.shape[1] != h * w:
+            raise ArtidError(f"expected {h} x {w} patch tokens for a {height} x {width} input, got {patches.shape[1]}")
+        return patches.transpose(1, 2).reshape(tokens.shape[0], tokens.shape[2], h, w)
 
 
 class TokenPool(GeM):

@@ -259,6 +259,11 @@ def _build(source: Path, out: Path, options: BuildOptions, collection: Collectio
     model_ref = options.model
     if Path(options.model).is_file():
         model_ref = bundles.store_model_file(out, Path(options.model))
+    elif options.model.startswith("random:"):  # weights drawn once, here: keep them for recognising later
+        from artid.models import save_checkpoint
+
+        drawn = save_checkpoint(out / WORK / "random-model.pt", embedder, meta={"model": options.model})
+        model_ref = bundles.store_model_file(out, drawn)
     settings = {"max_size": int(options.max_size), "scales": [float(s) for s in options.scales]}
     work = out / WORK
     raw = describe(collection.entries, collection.image_root, embedder, settings, work, "database", options.device,
