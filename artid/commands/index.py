@@ -54,6 +54,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     b.add_argument("--attributes", metavar="RUN",
                    help="an `artid attributes train --model head` or `--model knn` run on the same backbone as "
                         "--model: copied into the bundle, it tags every photo the service answers")
+    b.add_argument("--rerank", type=non_negative_int, default=0, metavar="K",
+                   help="re-rank: verify each photo's K nearest database images with SIFT keypoints and a "
+                        "homography and fuse the verified points into the answer (50 is the usual choice; "
+                        "stores every database image's keypoints in the bundle, tuned on --val photos when "
+                        "there are some); 0: off")
     add_crop_arguments(b, "crop (validation and query photos; the collection's images stay whole)",
                        "describe the validation photos, and every photo the bundle recognises, from the box "
                        "of their artwork: cam (class activation map of the model) or centre (a centred box); "
@@ -90,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
                                        whitening_dim=args.whitening_dim, k=args.k, tau=args.tau,
                                        target_false_accept=args.false_accept, threshold=args.threshold,
                                        device=args.device, workers=args.workers, attributes=args.attributes,
-                                       crop=crop_settings(args))
+                                       crop=crop_settings(args), rerank=args.rerank)
         out = builder.build_bundle(args.source, args.out, options, val=args.val, metadata=args.metadata,
                                    split=args.split)
         _print_info(read_manifest(out), str(out))
@@ -133,6 +138,7 @@ def _print_info(meta: dict, where: str) -> None:
     else:
         print(f"threshold    {cal.get('threshold')} (given, not calibrated)")
     _print_attributes(meta)
+    _print_rerank(meta)
     n_cal = None
     for h in meta.get("history", []):
         if str(h.get("operation", "")).startswith("build"):
@@ -162,6 +168,21 @@ def _print_attributes(meta: dict) -> None:
           + (f" (validation F2 {100 * f2:.1f}%)" if isinstance(f2, (int, float)) else ""))
     print(f"             descriptors at max size {feats.get('max_size')}, scales {feats.get('scales')}: "
           + ("the recognition pass's" if same else "a second pass of the network per photo"))
+
+
+def _print_rerank(meta: dict) -> None:
+    rerank = meta.get("rerank")
+    if not rerank:
+        print("re-ranking   none (build with --rerank 50 to verify photos with SIFT keypoints)")
+        return
+    stage, cal = rerank.get("stage", {}), rerank.get("calibration", {})
+    tuned = f", validation GAP {_pct(stage['val_gap'])} vs {_pct(stage.get('global_val_gap'))} global" \
+        if stage.get("val_gap") is not None else " (defaults, not tuned)"
+    print(f"re-ranking   K={stage.get('top')}: w={stage.get('w')}, min_inliers={stage.get('min_inliers')}, "
+          f"tau={stage.get('tau')}{tuned}; {rerank.get('keypoints')} keypoints stored")
+    if cal.get("source") == "validation":
+        print(f"             its threshold {cal.get('threshold'):.6g}: distractors accepted "
+              f"{_pct(cal.get('false_accept'))}, recall {_pct(cal.get('recall'))} on validation")
 
 
 def _print_failures(failures: list[dict[str, Any]], header: bool = True, limit: int = 20) -> None:

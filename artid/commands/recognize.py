@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from artid.commands.argtypes import positive_int
+from artid.commands.argtypes import non_negative_int, positive_int
 
 HELP = ("recognise photos with an index bundle: top-5 artworks with confidence, or 'not recognised' "
         "(and the photo's predicted attributes when the bundle has an attributes run)")
@@ -20,13 +20,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-crop", action="store_true",
                         help="describe whole photos even when the bundle was built with --crop cam|centre (its "
                              "threshold was calibrated on cropped photos)")
+    parser.add_argument("--rerank", type=non_negative_int, metavar="K",
+                        help="verify each photo's K nearest database images with SIFT (default: the bundle's K; "
+                             "0: off; needs a bundle built with `index build --rerank K`)")
 
 
 def run(args: argparse.Namespace) -> int:
     from artid.data.images import ImageLoadError
     from artid.service.recognizer import Recognizer
 
-    recognizer = Recognizer.from_bundle(args.bundle, device=args.device, top=args.top, crop=not args.no_crop)
+    recognizer = Recognizer.from_bundle(args.bundle, device=args.device, top=args.top, crop=not args.no_crop,
+                                        rerank=args.rerank)
     failed = 0
     for path in args.photos:
         try:
@@ -47,6 +51,9 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(f"{path}: not recognised  (closest: {best.title}, confidence {100 * result.confidence:.1f}%; "
                   f"log-odds {result.score:.2f} <= threshold {result.threshold_score:.2f})")
+        if result.verified_inliers is not None:
+            print(f"  verified by {result.verified_inliers} matching points" if result.verified_inliers
+                  else "  not verified by matching points")
         if result.crop is not None:
             print(f"  described the artwork's box {result.crop} (x0, y0, x1, y1 in the photo's pixels)")
         for rank, m in enumerate(result.matches, 1):

@@ -29,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-crop", action="store_true",
                         help="describe whole photos even when the bundle was built with --crop cam|centre (its "
                              "threshold was calibrated on cropped photos)")
+    parser.add_argument("--rerank", type=non_negative_int, metavar="K",
+                        help="verify each photo's K nearest database images with SIFT (default: the bundle's K; "
+                             "0: off; needs a bundle built with `index build --rerank K`)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,11 +41,13 @@ def run(args: argparse.Namespace) -> int:
     from artid.service.recognizer import Recognizer
     from artid.service.upload import UploadLimits
 
-    recognizer = Recognizer.from_bundle(args.bundle, device=args.device, crop=not args.no_crop)
+    recognizer = Recognizer.from_bundle(args.bundle, device=args.device, crop=not args.no_crop, rerank=args.rerank)
     limits = UploadLimits(max_bytes=max(1, int(args.max_upload_mb * 1024 * 1024)),
                           max_pixels=max(1, int(args.max_megapixels * 1_000_000)))
     app = create_app(recognizer, args.bundle, limits=limits, workers=args.workers, max_queue=args.queue)
     print(f"serving {recognizer.data.n_classes} artworks on http://{args.host}:{args.port}/ with {args.workers} "
-          f"worker(s) and a queue of {args.queue} (Ctrl+C stops)")
+          f"worker(s) and a queue of {args.queue}"
+          + (f", re-ranking the top {recognizer.reranker.top}" if recognizer.reranker is not None else "")
+          + " (Ctrl+C stops)")
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0

@@ -169,6 +169,7 @@ def create_app(recognizer: Recognizer, bundle_dir: str | Path, limits: UploadLim
             "model": data.model.get("spec", {}).get("name", data.model.get("ref")),
             "threshold": recognizer.threshold,
             "crop": crop.spec() if (crop := getattr(recognizer, "crop", None)) is not None else None,
+            "rerank": rr.top if (rr := getattr(recognizer, "reranker", None)) is not None else None,
             "target_false_accept": data.calibration.target_false_accept,
             "in_flight": admission.in_flight,
             "capacity": admission.capacity,

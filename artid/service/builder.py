@@ -38,6 +38,7 @@ from artid.service.collection import (
 from artid.service.cropping import CROP_KEY
 from artid.service.describing import WORK, describe, keep_described, make_thumbnail, named_failures, store_thumbnails
 from artid.service.editing import AddResult, add_to_bundle, remove_from_bundle
+from artid.service.reranking import rerank_bundle
 
 __all__ = ["AddResult", "BuildOptions", "add_to_bundle", "build_bundle", "describe", "make_thumbnail",
            "remove_from_bundle"]
@@ -65,6 +66,8 @@ class BuildOptions:
         crop: crop the validation photos, and later every query photo, to their artwork before
             describing them (recorded in the bundle, :mod:`artid.service.cropping`); None: whole photos.
             The collection's (studio) images are never cropped.
+        rerank: K of the re-ranking stage (:mod:`artid.service.reranking`): every photo's first K
+            neighbours are verified with SIFT; 0 = no re-ranking (and no local features in the bundle).
     """
 
     model: str = "efficientnet_lite0"
@@ -79,6 +82,7 @@ class BuildOptions:
     workers: int = 1
     attributes: str | Path | None = None
     crop: CropSettings | None = None
+    rerank: int = 0
 
 
 #: k and tau used when they are not tuned (no validation photo of the collection).
@@ -292,12 +296,17 @@ def _build(source: Path, out: Path, options: BuildOptions, collection: Collectio
     info["pipeline"] = {"whitening": projection, "candidates": [
         {"whiten": c.whiten, "dims": c.projection.get("dims"), "val_gap": c.val_gap} for c in pipe.candidates]}
     k, tau = pipe.k, pipe.tau
+    local, rerank = None, None
+    if options.rerank:
+        local, rerank = rerank_bundle(pipe, raw.entries, collection.image_root, work, options.rerank, val,
+                                      None if queries is None else queries.image_root, options.target_false_accept,
+                                      options.threshold)
     thumbs = store_thumbnails(out, artworks, raw, collection.image_root)
     extraction = settings if options.crop is None else {**settings, CROP_KEY: options.crop.spec()}
     data = bundles.BundleData(
         model={"ref": model_ref, "spec": embedder.spec}, extraction=extraction, descriptors=db,
         whitening=whitening, artworks=artworks, thumbnails=thumbs, k=int(k), tau=float(tau),
-        calibration=calibration, info=info,
+        calibration=calibration, info=info, local=local, rerank=rerank,
         attributes=_store_attributes(out, Path(options.attributes), embedder) if options.attributes else None)
     change.commit(data, f"build from {source}", failures=named_failures(raw, collection.image_root))
 

@@ -55,6 +55,7 @@ from artid.service.bundle_layout import (
 )
 from artid.service.calibrate import Calibration
 from artid.service.collection import Artwork
+from artid.service.local_store import LocalFeatureSet
 
 __all__ = ["ATTRIBUTES", "FORMAT", "MANIFEST", "MODELS", "THUMBNAILS", "THUMBNAIL_RE", "BundleChange", "BundleData",
            "bundle_lock", "changing", "load_bundle", "next_label", "read_manifest", "store_attributes",
@@ -137,6 +138,8 @@ def _commit(path: Path, data: BundleData, operation: str, failures: list[dict[st
     save_descriptors(tmp / "database", data.descriptors)
     if data.whitening is not None:
         data.whitening.save(tmp / "whitening.npz")
+    if data.local is not None:
+        data.local.save(tmp)
     records = [{**a.to_json(), "thumbnail": data.thumbnails.get(a.label)} for a in data.artworks]
     (tmp / "artworks.json").write_text(json.dumps(records, indent=1), encoding="utf-8")
     for p in tmp.iterdir():
@@ -167,6 +170,8 @@ def _commit(path: Path, data: BundleData, operation: str, failures: list[dict[st
     }
     if data.attributes:
         manifest["attributes"] = data.attributes
+    if data.rerank:
+        manifest["rerank"] = data.rerank
     write_json_atomic(path / MANIFEST, manifest)
     collect_garbage(path, keep=gen, thumbnails=set(data.thumbnails.values()),
                     model_ref=str(data.model.get("ref", "")), attributes_ref=attributes_ref)
@@ -204,6 +209,7 @@ def load_bundle(path: str | Path) -> BundleData:
         whitening=whitening, artworks=artworks, thumbnails=thumbnails, k=int(cls.get("k", 1)),
         tau=float(cls.get("tau", 1.0)), calibration=Calibration.from_json(meta.get("calibration", {})),
         info=meta.get("info", {}), generation=gen.name, attributes=meta.get("attributes") or None,
+        local=LocalFeatureSet.load(gen) if meta.get("rerank") else None, rerank=meta.get("rerank") or None,
     )
     data.check()
     return data

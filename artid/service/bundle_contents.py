@@ -15,9 +15,11 @@ from artid.descriptors import DescriptorSet
 from artid.errors import ArtidError
 from artid.retrieval.pipeline import KNNPipeline, PipelineConfig
 from artid.retrieval.projection import Projection
+from artid.retrieval.verification import LocalFeatures
 from artid.retrieval.whitening import PCAWhitening
 from artid.service.calibrate import Calibration
 from artid.service.collection import Artwork
+from artid.service.local_store import LocalFeatureSet
 
 
 @dataclass
@@ -42,6 +44,9 @@ class BundleData:
             copy of the run inside the bundle, see :func:`artid.service.bundle_layout.store_attributes`),
             ``source`` (the run folder it was copied from) and what
             :meth:`artid.attributes.tagger.Tagger.describe` says of it.
+        local: the SIFT features of the descriptor rows, in row order, when the bundle re-ranks
+            (``artid index build --rerank K``), else None.
+        rerank: the re-ranking stage's record (:func:`artid.service.reranking.build_stage`), or None.
     """
 
     model: dict[str, Any]
@@ -56,6 +61,8 @@ class BundleData:
     info: dict[str, Any] = field(default_factory=dict)
     generation: str | None = None
     attributes: dict[str, Any] | None = None
+    local: LocalFeatureSet | None = None
+    rerank: dict[str, Any] | None = None
 
     @property
     def labels(self) -> np.ndarray:
@@ -97,6 +104,15 @@ class BundleData:
             raise ArtidError(f"bundle: artwork(s) without any image: {sorted(known - labels)[:5]}")
         if self.k < 1:
             raise ArtidError(f"bundle: k must be >= 1, got {self.k}")
+        if (self.local is None) != (self.rerank is None):
+            raise ArtidError("bundle: a re-ranking stage needs the local features of its images, and the other way")
+        if self.local is not None and len(self.local) != len(self.labels):
+            raise ArtidError(f"bundle: local features of {len(self.local)} images for {len(self.labels)} descriptors")
+
+    @property
+    def rerank_config(self) -> dict[str, Any]:
+        """The re-ranking stage's settings (K, SIFT keypoints and image size; empty without re-ranking)."""
+        return dict((self.rerank or {}).get("stage", {}).get("config", {}))
 
 
 def without_artworks(data: BundleData, keys: list[str]) -> BundleData:
@@ -117,13 +133,14 @@ def without_artworks(data: BundleData, keys: list[str]) -> BundleData:
     rows = np.flatnonzero(keep)
     descriptors = DescriptorSet(matrix=np.asarray(d.matrix)[rows], entries=[d.entries[i] for i in rows],
                                 model=d.model, settings=d.settings, failures=d.failures)
-    return replace(data, descriptors=descriptors,
+    return replace(data, descriptors=descriptors, local=None if data.local is None else data.local.rows(rows),
                    artworks=[a for a in data.artworks if a.label not in drop],
                    thumbnails={lab: t for lab, t in data.thumbnails.items() if lab not in drop})
 
 
 def with_artworks(data: BundleData, artworks: list[Artwork], matrix: np.ndarray, entries: list[Entry],
-                  thumbnails: dict[int, str], failures: list[dict[str, str]] | None = None) -> BundleData:
+                  thumbnails: dict[int, str], failures: list[dict[str, str]] | None = None,
+                  local: list[LocalFeatures] | None = None) -> BundleData:
     """The bundle's contents with new artworks appended.
 
     Args:
@@ -134,6 +151,7 @@ def with_artworks(data: BundleData, artworks: list[Artwork], matrix: np.ndarray,
         thumbnails: label -> thumbnail name for the new artworks.
         failures: ``{"path", "error"}`` of their images that could not be read (kept with the
             bundle's descriptors, after those of earlier changes).
+        local: the M images' local features, needed when the bundle re-ranks (ignored otherwise).
     """
     keys = {a.key for a in data.artworks}
     clash = [a.key for a in artworks if a.key in keys]
@@ -143,11 +161,14 @@ def with_artworks(data: BundleData, artworks: list[Artwork], matrix: np.ndarray,
     d = data.descriptors
     if matrix.shape[1] != d.matrix.shape[1]:
         raise ArtidError(f"new descriptors have dimension {matrix.shape[1]}, the bundle {d.matrix.shape[1]}")
+    if data.local is not None and (local is None or len(local) != len(entries)):
+        raise ArtidError("the bundle re-ranks: new images need their local features, one per image")
     descriptors = DescriptorSet(matrix=np.concatenate([np.asarray(d.matrix), matrix.astype(np.float32)]),
                                 entries=list(d.entries) + list(entries), model=d.model, settings=d.settings,
                                 failures=list(d.failures) + list(failures or []))
     return replace(data, descriptors=descriptors, artworks=list(data.artworks) + list(artworks),
-                   thumbnails={**data.thumbnails, **thumbnails})
+                   thumbnails={**data.thumbnails, **thumbnails},
+                   local=None if data.local is None or local is None else data.local.extended(local))
 
 
 def next_label(data: BundleData) -> int:

@@ -9,6 +9,8 @@ Layout::
         database.npy/.json     searched descriptors (after whitening), (N, d) float32, and their entries
         whitening.npz          PCA-whitening applied to queries (absent when none)
         artworks.json          one record per artwork: key, label, title, artist, ..., thumbnail
+        local_*.npy            SIFT keypoints of every row when the bundle re-ranks (``--rerank K``;
+                               :mod:`artid.service.local_store`)
       thumbnails/<sha>.jpg     thumbnails, named by content (shared by generations)
       models/<sha>.pt          a copied artid checkpoint when the model is one (shared by generations)
       attributes/<sha>/        a copied attributes run (``run.json`` + its model files) when the bundle

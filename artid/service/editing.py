@@ -1,9 +1,10 @@
 """Changing an existing bundle without rebuilding it: ``artid index add`` and ``artid index remove``.
 
 New images are described with the bundle's own model, size, scales and whitening; the
-classifier's k, tau and threshold are kept. Each change holds the bundle's writer lock from
-reading the bundle to committing the new generation, so a concurrent change is refused
-instead of being silently undone.
+classifier's k, tau and threshold are kept. A bundle that re-ranks (``--rerank K``) keeps its local
+features in step: new images get theirs (with the bundle's SIFT settings), removed ones lose them.
+Each change holds the bundle's writer lock from reading the bundle to committing the new
+generation, so a concurrent change is refused instead of being silently undone.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from pathlib import Path
 from typing import NamedTuple
 
 from artid.errors import ArtidError
+from artid.retrieval.rerank import RerankConfig
 from artid.service import bundle as bundles
 from artid.service import describing
 from artid.service.collection import Artwork, read_collection
+from artid.service.reranking import features_of
 
 
 class AddResult(NamedTuple):
@@ -63,8 +66,12 @@ def add_to_bundle(bundle_dir: str | Path, source: str | Path, keys: list[str] | 
         artworks = describing.keep_described(collection.artworks, raw)
         failures = describing.named_failures(raw, collection.image_root)
         matrix = data.pipeline().transform(raw.matrix)
+        local = None
+        if data.local is not None:  # a re-ranking bundle keeps the new images' local features in step
+            config = RerankConfig(**data.rerank_config)
+            local = features_of(raw.entries, collection.image_root, bundle_dir / describing.WORK, config, "added")
         thumbs = describing.store_thumbnails(bundle_dir, artworks, raw, collection.image_root)
-        new = bundles.with_artworks(data, artworks, matrix, raw.entries, thumbs, failures=failures)
+        new = bundles.with_artworks(data, artworks, matrix, raw.entries, thumbs, failures=failures, local=local)
         change.commit(new, f"add {len(artworks)} artwork(s) from {source}", failures=failures)
     shutil.rmtree(bundle_dir / describing.WORK, ignore_errors=True)
     return AddResult(artworks, failures)

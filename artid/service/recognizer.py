@@ -26,8 +26,6 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +35,11 @@ from PIL import Image
 from artid.attributes.tagger import Tag, Tagger
 from artid.errors import ArtidError
 from artid.localisation import Cropper, CropSettings
+from artid.retrieval.verification import LocalFeatures
+from artid.service.answers import Match, Recognition
 from artid.service.bundle import BundleData, load_bundle
-from artid.service.collection import Artwork
 from artid.service.cropping import PhotoCrop, bundle_crop
+from artid.service.reranking import bundle_reranker, missing_features, photo_features, reranked_answer
 
 log = logging.getLogger(__name__)
 
@@ -49,90 +49,11 @@ ATTRIBUTES_REF_RE = re.compile(r"^attributes/[0-9a-f]{32}$")
 LIST_NEIGHBOURS = 20
 
 
-@dataclass(frozen=True)
-class Match:
-    """One candidate artwork for a photo.
-
-    Attributes:
-        artwork: the artwork and its metadata.
-        similarity: cosine similarity of its closest image to the photo (the class score s_c).
-        share: its softmax share (same tau) among the classes of the ``max(k, LIST_NEIGHBOURS)``
-            nearest images; only the prediction's ``Recognition.confidence`` is thresholded.
-        thumbnail: thumbnail file name inside the bundle, or None.
-    """
-
-    artwork: Artwork
-    similarity: float
-    share: float
-    thumbnail: str | None
-
-    def to_json(self, thumbnail_url: Callable[[str], str] | None = None) -> dict[str, Any]:
-        out = self.artwork.to_json()
-        out.update(similarity=round(self.similarity, 6), share=round(self.share, 6))
-        out["thumbnail"] = (thumbnail_url(self.thumbnail) if thumbnail_url else self.thumbnail) \
-            if self.thumbnail else None
-        return out
-
-
-@dataclass
-class Recognition:
-    """The answer for one photo.
-
-    Attributes:
-        accepted: score > threshold: the photo shows ``prediction``.
-        confidence: the kNN classifier's confidence in ``prediction`` (bundle's k and tau), 0..1.
-        threshold: the bundle's acceptance threshold as a confidence, 0..1 (for display).
-        score: log-odds of ``prediction``: what the threshold is compared with (never saturates).
-        threshold_score: the acceptance threshold in log-odds.
-        prediction: the best match (reported even when not accepted).
-        matches: up to 5 best matches, best first.
-        timing: milliseconds spent per stage.
-        attributes: the photo's tags, highest score first (every predicted one, then the best
-            others; see :meth:`artid.attributes.tagger.Tagger.tags`), or None when the bundle
-            has no attributes run (the JSON answer then has no ``attributes`` key).
-        crop: ``[x0, y0, x1, y1]`` of the part of the photo that was described, in the photo's
-            pixels (right / bottom exclusive), or None when the whole photo was (a bundle without crop).
-    """
-
-    accepted: bool
-    confidence: float
-    threshold: float
-    score: float
-    threshold_score: float
-    prediction: Match
-    matches: list[Match]
-    timing: dict[str, float] = field(default_factory=dict)
-    attributes: list[Tag] | None = None
-    crop: list[int] | None = None
-
-    def to_json(self, thumbnail_url: Callable[[str], str] | None = None) -> dict[str, Any]:
-        out = {
-            "accepted": self.accepted,
-            "recognised": self.prediction.artwork.title if self.accepted else None,
-            "confidence": round(self.confidence, 6),
-            "threshold": self.threshold,
-            "score": _finite(self.score),
-            "threshold_score": _finite(self.threshold_score),
-            "prediction": self.prediction.to_json(thumbnail_url),
-            "matches": [m.to_json(thumbnail_url) for m in self.matches],
-            "crop": self.crop,
-            "timing_ms": {k: round(v, 2) for k, v in self.timing.items()},
-        }
-        if self.attributes is not None:
-            out["attributes"] = [t.to_json() for t in self.attributes]
-        return out
-
-
 def fit_max_size(img: Image.Image, max_size: int) -> Image.Image:
     """Shrink ``img`` so that its longer side is at most ``max_size`` (aspect kept, never enlarged)."""
     from artid.data.images import resize_max
 
     return resize_max(img, max_size)
-
-
-def _finite(x: float) -> float:
-    """A score for JSON (which has no infinity): clipped to +-1e300, rounded."""
-    return round(float(min(max(x, -1e300), 1e300)), 6)
 
 
 class Recognizer:
@@ -149,10 +70,12 @@ class Recognizer:
         tagger: the bundle's attributes run, loaded (None: answers carry no attributes).
         crop: crop photos as the bundle says (``extraction.crop``); False describes whole photos
             (the threshold was calibrated on cropped validation photos all the same).
+        rerank: K of the re-ranking stage (:mod:`artid.service.reranking`): None = the bundle's (off for a
+            bundle built without ``--rerank``), 0 = off, K > 0 needs a bundle built with local features.
     """
 
     def __init__(self, data: BundleData, embedder: Any, device: Any = "cpu", top: int = 5,
-                 tagger: Tagger | None = None, crop: bool = True) -> None:
+                 tagger: Tagger | None = None, crop: bool = True, rerank: int | None = None) -> None:
         import torch
 
         self.data = data
@@ -164,8 +87,13 @@ class Recognizer:
         self.pipeline = data.pipeline()
         self.max_size = int(data.extraction.get("max_size", 500))
         self.scales = tuple(float(s) for s in data.extraction.get("scales", [1.0]))
-        self.threshold_score = float(data.calibration.threshold)
-        self.threshold = data.calibration.threshold_confidence
+        #: the re-ranking stage (None: global answers) and the threshold of its answers
+        self.reranker, calibration = bundle_reranker(self.pipeline, data.rerank, data.local, rerank)
+        self.global_threshold_score = float(data.calibration.threshold)
+        if self.reranker is None or calibration is None:
+            calibration = data.calibration
+        self.threshold_score = float(calibration.threshold)
+        self.threshold = calibration.threshold_confidence
         #: how photos are cropped before they are described (None: whole photos)
         self.crop: CropSettings | None = bundle_crop(data.extraction, "the bundle's bundle.json") if crop else None
         self.cropper = Cropper(self.embedder, self.crop) if self.crop is not None else None
@@ -186,7 +114,7 @@ class Recognizer:
 
     @classmethod
     def from_bundle(cls, path: str | Path, device: Any = "cpu", top: int = 5, optimize: bool = True,
-                    crop: bool = True) -> Recognizer:
+                    crop: bool = True, rerank: int | None = None) -> Recognizer:
         """Load a bundle and the model it names (a name, or a checkpoint inside the bundle).
 
         Args:
@@ -197,6 +125,7 @@ class Recognizer:
                 channels-last; :func:`artid.extraction.speed.optimize_for_inference` checks
                 that it gives the same descriptors), as the bundle's own images were described.
             crop: crop photos as the bundle says; False: whole photos whatever the bundle says.
+            rerank: K of the re-ranking stage (None: the bundle's; 0: off).
         """
         import torch
 
@@ -205,6 +134,8 @@ class Recognizer:
 
         path = Path(path)
         data = load_bundle(path)
+        if rerank and data.local is None:  # before the model is loaded
+            raise missing_features(rerank)
         ref = str(data.model.get("ref", ""))
         if not ref:
             raise ArtidError(f"{path / 'bundle.json'} names no model")
@@ -213,7 +144,7 @@ class Recognizer:
         if optimize:
             embedder, applied = optimize_for_inference(embedder, device=torch.device(device))
             log.info("model optimisations: %s", ", ".join(k for k, v in applied.items() if v) or "none")
-        return cls(data, embedder, device=device, top=top, tagger=load_tagger(path, data), crop=crop)
+        return cls(data, embedder, device=device, top=top, tagger=load_tagger(path, data), crop=crop, rerank=rerank)
 
     def find_crops(self, images: list[Image.Image]) -> list[PhotoCrop] | None:
         """The crop of each photo, found on it shrunk to the bundle's image size (None: no crop)."""
@@ -250,32 +181,47 @@ class Recognizer:
             pixels = (c.apply(p) for c, p in zip(crops, pixels, strict=True))
         return embed_arrays(self.embedder, pixels, scales, batch_size=8, device=self.device)
 
-    def recognize_descriptors(self, desc: np.ndarray, attribute_desc: np.ndarray | None = None) -> list[Recognition]:
+    def recognize_descriptors(self, desc: np.ndarray, attribute_desc: np.ndarray | None = None,
+                              photos: list[LocalFeatures] | None = None) -> list[Recognition]:
         """Recognitions of (B, D) float32 descriptors of the bundle's model (see :meth:`describe`).
 
         Args:
             desc: descriptors at the bundle's image size and scales.
             attribute_desc: descriptors at the attributes run's settings when they differ
                 (:attr:`attribute_pass`); without them such a bundle's answers carry no attributes.
+            photos: the photos' local features (:func:`artid.service.reranking.photo_features`) when
+                re-ranking is on; without them the answers are the global ones, at the global threshold.
         """
-        decision, tops = self.pipeline.answer(desc, n_top=self.top, list_neighbours=LIST_NEIGHBOURS)
+        verified: list[int | None] = [None] * len(desc)
+        threshold_score, threshold = self.threshold_score, self.threshold
+        timing: dict[str, float] = {}
+        if self.reranker is not None and photos is not None:
+            ans, tops, ms = reranked_answer(self.reranker, desc, photos, self.top, LIST_NEIGHBOURS)
+            decision, verified = ans.classified, [int(n) for n in ans.inliers]
+            timing = {"verify": ms["verify"] / max(len(desc), 1)}
+        else:
+            decision, tops = self.pipeline.answer(desc, n_top=self.top, list_neighbours=LIST_NEIGHBOURS)
+            if self.reranker is not None:
+                threshold_score = self.global_threshold_score
+                threshold = self.data.calibration.threshold_confidence
         tags: list[list[Tag]] | list[None] = [None] * len(desc)
         if self.tagger is not None and (self.attribute_pass is None or attribute_desc is not None):
             tags = self.tagger.tags(desc if attribute_desc is None else attribute_desc)
         out = []
-        for score, c, top, attributes in zip(decision.score, decision.conf, tops, tags):  # top[0]: the prediction
+        for score, c, top, attributes, n in zip(decision.score, decision.conf, tops, tags, verified):
             matches = [Match(self.artworks[label], s, share, self.data.thumbnails.get(label))
-                       for label, s, share in top]
-            out.append(Recognition(accepted=bool(score > self.threshold_score), confidence=float(c),
-                                   threshold=self.threshold, score=float(score),
-                                   threshold_score=self.threshold_score, prediction=matches[0], matches=matches,
-                                   attributes=attributes))
+                       for label, s, share in top]  # top[0]: the prediction
+            out.append(Recognition(accepted=bool(score > threshold_score), confidence=float(c),
+                                   threshold=threshold, score=float(score), threshold_score=threshold_score,
+                                   prediction=matches[0], matches=matches, attributes=attributes,
+                                   verified_inliers=n, timing=dict(timing)))
         return out
 
     def recognize(self, images: list[Image.Image],
                   sizes: list[tuple[int, int]] | None = None) -> list[Recognition]:
         """Recognise RGB photos; each answer carries its ``timing`` (crop when the bundle crops, embed and
-        search, ms; ``embed_attributes`` when the attributes run needs a second pass) and its ``crop`` box.
+        search, ms; ``embed_attributes`` when the attributes run needs a second pass; ``local_features``
+        and ``verify`` with re-ranking, whose search is inside ``search``) and its ``crop`` box.
 
         Args:
             images: the photos.
@@ -293,12 +239,17 @@ class Recognizer:
         if self.tagger is not None and self.attribute_pass is not None:
             attribute_desc = self.describe(images, *self.attribute_pass, crops=crops)
         t2 = time.perf_counter()
-        out = self.recognize_descriptors(desc, attribute_desc)
+        photos = photo_features(self.reranker, images) if self.reranker is not None else None
         t3 = time.perf_counter()
+        out = self.recognize_descriptors(desc, attribute_desc, photos)
+        t4 = time.perf_counter()
         n = len(images)
         sizes = sizes or [img.size for img in images]
         for i, r in enumerate(out):
-            r.timing = {"embed": 1000 * (t1 - t0) / n, "search": 1000 * (t3 - t2) / n}
+            verify = r.timing.get("verify", 0.0)
+            r.timing = {"embed": 1000 * (t1 - t0) / n, "search": 1000 * (t4 - t3) / n - verify}
+            if photos is not None:
+                r.timing.update(local_features=1000 * (t3 - t2) / n, verify=verify)
             if crops is not None:
                 r.timing = {"crop": 1000 * (t0 - t) / n, **r.timing}
                 r.crop = list(crops[i].scaled(*sizes[i]))
@@ -312,6 +263,8 @@ class Recognizer:
 
         t0 = time.perf_counter()
         size = max(self.max_size, self.attribute_pass[0]) if self.attribute_pass else self.max_size
+        if self.reranker is not None:  # the photo's keypoints are read at the database images' size
+            size = max(size, self.reranker.config.max_size)
         images = [load_image(p, max_size=size) for p in paths]
         sizes = [_upright_size(p, img) for p, img in zip(paths, images)] if self.cropper is not None else None
         load_ms = 1000 * (time.perf_counter() - t0) / max(len(paths), 1)

@@ -91,6 +91,11 @@ function render(result) {
     verdict.append(el("div", { class: "label" }, "Recognised"), el("h3", { id: "answer-title" }, best.title),
       el("div", { class: "meta" }, "confidence " + percent(result.confidence)), confidenceBar(result),
       artworkFacts(best));
+    // with re-ranking: how many points of the photo a homography maps onto the artwork's image
+    if (typeof result.verified_inliers === "number") {
+      verdict.append(el("div", { class: "meta verified" }, result.verified_inliers > 0
+        ? "verified by " + result.verified_inliers + " matching points" : "not verified by matching points"));
+    }
   } else {
     verdict.className = "card rejected";
     verdict.append(el("div", { class: "label" }, "Not recognised"),
