@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="describe whole photos even when the bundle was built with --crop cam|centre (its "
                              "threshold was calibrated on cropped photos)")
     parser.add_argument("--rerank", type=non_negative_int, metavar="K",
-                        help="verify each photo's K nearest database images with SIFT (default: the bundle's K; "
+                        help="verify each photo's K nearest database images with SIFT (none: the bundle's K; "
                              "0: off; needs a bundle built with `index build --rerank K`)")
 
 
