@@ -28,6 +28,10 @@ def test_demo_prints_every_ablation_row_with_its_report(demo):
         run_dir = Path(row["run_dir"])
         assert run_dir.parent == cfg.out / "runs" and (run_dir / "index.html").is_file()
         assert json.loads((run_dir / "results.json").read_text())["name"] == row["name"]
+    reranked = json.loads((Path(summary["rows"][-1]["run_dir"]) / "results.json").read_text())
+    assert reranked["rerank"]["top"] == 10 and "gap" in reranked["rerank"]["paired"]["test"]
+    assert reranked["global"]["test"]["gap"] == pytest.approx(summary["rows"][3]["test"]["gap"])  # = row 4
+    assert len(list((cfg.out / "local_features").glob("*.npz"))) > 0
     k1 = next(r for r in summary["rows"] if "k=1" in r["name"])
     assert k1["k"] == 1
     assert (cfg.out / "examples.png").stat().st_size > 10_000
