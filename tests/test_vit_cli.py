@@ -66,11 +66,16 @@ def test_extract_crop_cam_with_a_vit(bench: Path, tmp_path: Path):
     assert val.matrix.shape[1] == 192 and val.settings["crop"]["method"] == "cam"
 
 
-@pytest.mark.parametrize("pooling", ["@cls", "@gem"])
-def test_index_recognize_and_serve_a_vit_checkpoint(bench: Path, weights: Path, tmp_path: Path, capsys, pooling):
-    ckpt = save_checkpoint(tmp_path / "vit.pt", build_embedder(VIT + pooling, weights=weights))
+@pytest.mark.parametrize("pooling,given", [("@cls", "checkpoint"), ("@gem", "weights")])
+def test_index_recognize_and_serve_a_vit_checkpoint(bench: Path, weights: Path, tmp_path: Path, capsys, pooling,
+                                                    given):
+    """The service takes an artid checkpoint, or a backbone name with a local weights file (--weights)."""
+    if given == "checkpoint":
+        model = ["--model", str(save_checkpoint(tmp_path / "vit.pt", build_embedder(VIT + pooling, weights=weights)))]
+    else:
+        model = ["--model", VIT + pooling, "--weights", str(weights)]
     bundle = tmp_path / "bundle"
-    assert main(["index", "build", str(bench), "--out", str(bundle), "--model", str(ckpt), "--max-size", "64",
+    assert main(["index", "build", str(bench), "--out", str(bundle), *model, "--max-size", "64",
                  "--workers", "0"]) == 0
     photo = sorted((bench / "test_met").rglob("*.jpg"))[0]
     capsys.readouterr()
@@ -83,6 +88,9 @@ def test_index_recognize_and_serve_a_vit_checkpoint(bench: Path, weights: Path, 
 
     recognizer = Recognizer.from_bundle(bundle)
     assert recognizer.embedder.spec["pooling"] == pooling[1:]
+    x = torch.rand(1, 3, 48, 48)
+    with torch.no_grad():  # the bundle recognises with the weights it was built with
+        assert torch.allclose(recognizer.embedder.eval()(x), build_embedder(VIT + pooling, weights=weights).eval()(x))
     with TestClient(create_app(recognizer, bundle)) as client:
         r = client.post("/recognize", files={"image": ("p.jpg", photo.read_bytes(), "image/jpeg")})
         assert r.status_code == 200

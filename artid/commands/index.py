@@ -38,6 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="which exhibits of a Met-format root to index")
     b.add_argument("--model", default="efficientnet_lite0", help="backbone name or artid checkpoint file "
                                                                  "(a checkpoint is copied into the bundle)")
+    b.add_argument("--weights", help="local weights file for a --model backbone name (e.g. a ViT's .safetensors); "
+                                     "the network is kept in the bundle as a checkpoint")
     b.add_argument("--max-size", type=positive_int, default=500, help="longer image side in pixels")
     b.add_argument("--scales", type=_parse_scales, default=(1.0,), help="'ss', 'ms' or a comma list")
     b.add_argument("--whitening-dim", type=non_negative_int, default=None,
@@ -91,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
     from artid.service.bundle import read_manifest
 
     if args.action == "build":
-        options = builder.BuildOptions(model=args.model, max_size=args.max_size, scales=args.scales,
+        options = builder.BuildOptions(model=args.model, weights=args.weights, max_size=args.max_size,
+                                       scales=args.scales,
                                        whitening_dim=args.whitening_dim, k=args.k, tau=args.tau,
                                        target_false_accept=args.false_accept, threshold=args.threshold,
                                        device=args.device, workers=args.workers, attributes=args.attributes,

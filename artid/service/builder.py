@@ -52,6 +52,7 @@ class BuildOptions:
 
     Attributes:
         model: backbone name or checkpoint path (see :func:`artid.models.build_embedder`).
+        weights: a local weights file for a backbone name (kept in the bundle as a checkpoint).
         max_size: longer side of images, in pixels.
         scales: image scales whose descriptors are summed (``(1.0,)`` = single scale).
         whitening_dim: PCA-whitening output dimension; 0 = no whitening; None = whiten
@@ -71,6 +72,7 @@ class BuildOptions:
     """
 
     model: str = "efficientnet_lite0"
+    weights: str | None = None
     max_size: int = 500
     scales: tuple[float, ...] = (1.0,)
     whitening_dim: int | None = None
@@ -258,16 +260,17 @@ def _build(source: Path, out: Path, options: BuildOptions, collection: Collectio
     """The body of :func:`build_bundle`, run while ``change`` holds the bundle's writer lock."""
     from artid.models import build_embedder
 
-    embedder = build_embedder(options.model)
+    embedder = build_embedder(options.model, weights=options.weights)
     out.mkdir(parents=True, exist_ok=True)
     model_ref = options.model
     if Path(options.model).is_file():
         model_ref = bundles.store_model_file(out, Path(options.model))
-    elif options.model.startswith("random:"):  # weights drawn once, here: keep them for recognising later
+    elif options.model.startswith("random:") or options.weights is not None:
+        # weights drawn once here, or read from a local file: the bundle keeps the network it was built with
         from artid.models import save_checkpoint
 
-        drawn = save_checkpoint(out / WORK / "random-model.pt", embedder, meta={"model": options.model})
-        model_ref = bundles.store_model_file(out, drawn)
+        kept = save_checkpoint(out / WORK / "model.pt", embedder, meta={"model": options.model})
+        model_ref = bundles.store_model_file(out, kept)
     settings = {"max_size": int(options.max_size), "scales": [float(s) for s in options.scales]}
     work = out / WORK
     raw = describe(collection.entries, collection.image_root, embedder, settings, work, "database", options.device,
