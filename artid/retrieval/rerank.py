@@ -46,9 +46,10 @@ from artid.retrieval.verification import (
 
 Features = Callable[[int], LocalFeatures]
 
-#: The fusion rule without validation queries (chosen on the default synthetic benchmark's val at K = 50).
-DEFAULT_W = 0.2
-DEFAULT_MIN_INLIERS = 10
+#: The fusion rule without validation queries: what validation chose at K = 50 on the demo benchmark
+#: (multi-scale descriptors, PCAw; ``benchmarks/rerank.py``).
+DEFAULT_W = 0.5
+DEFAULT_MIN_INLIERS = 8
 #: The default number of verified neighbours.
 DEFAULT_TOP = 50
 
