@@ -10,11 +10,11 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
+from service_helpers import TITLES, artwork, built_bundle, distractor, jpeg_bytes, photo_of
 
 from artid.service.api import create_app
 from artid.service.recognizer import Recognizer
 from artid.service.upload import UploadLimits
-from service_helpers import TITLES, artwork, built_bundle, distractor, jpeg_bytes, photo_of
 
 pytestmark = pytest.mark.slow
 

@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from service_helpers import TITLES, artwork, artwork_attributes, built_attributes_bundle, distractor, photo_of
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -9,15 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from service_helpers import artwork, built_bundle, distractor, jpeg_bytes, make_collection, photo_of, small_bundle_data
 
 from artid.data.entries import Entry
 from artid.errors import ArtidError
 from artid.service import bundle as bundles
 from artid.service.calibrate import ACCEPT_ALL, Calibration, calibrate_threshold, evaluate_threshold
 from artid.service.collection import Artwork, read_collection, read_metadata, read_queries
-from service_helpers import (artwork, built_bundle, distractor, jpeg_bytes, make_collection, photo_of,
-                             small_bundle_data)
-
 
 # ---------------------------------------------------------------- calibration
 

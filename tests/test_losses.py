@@ -8,8 +8,15 @@ import pytest
 import torch
 
 from artid.training.heads import CosineClassifier
-from artid.training.losses import (arcface_logits, classification_loss, contrastive_loss, cosine_logits,
-                                   inverse_frequency_weights, scaled_logits, simsiam_loss)
+from artid.training.losses import (
+    arcface_logits,
+    classification_loss,
+    contrastive_loss,
+    cosine_logits,
+    inverse_frequency_weights,
+    scaled_logits,
+    simsiam_loss,
+)
 
 
 def test_contrastive_loss_hand_computed():

@@ -8,12 +8,12 @@ import logging
 
 import numpy as np
 import pytest
+from test_evaluate_cli import _err, _sets, main
 
 from artid.errors import ArtidError
 from artid.evaluation.run import evaluate
 from artid.retrieval.pipeline import KNNPipeline, PipelineConfig
 from artid.retrieval.projection import Projection, supported_dim
-from test_evaluate_cli import _err, _sets, main
 
 
 def test_whitening_dimension_is_capped_at_half_the_database(caplog):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from artid.training.mining import class_members
-from artid.training.positives import SYNTHETIC, STRATEGIES
+from artid.training.positives import STRATEGIES, SYNTHETIC
 
 # class sizes 1, 2, 4: image 0 alone; 1-2 together; 3-6 together
 LABELS = np.array([0, 1, 1, 2, 2, 2, 2])

@@ -9,11 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-
-from artid.cli import main
-from artid.errors import ArtidError
-from artid.service.api import create_app
-from artid.service.recognizer import Recognizer
 from service_helpers import (
     artwork,
     artwork_attributes,
@@ -24,6 +19,11 @@ from service_helpers import (
     photo_of,
     trained_attributes_run,
 )
+
+from artid.cli import main
+from artid.errors import ArtidError
+from artid.service.api import create_app
+from artid.service.recognizer import Recognizer
 
 pytestmark = pytest.mark.slow
 

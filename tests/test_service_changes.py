@@ -9,13 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from service_helpers import artwork, small_bundle_data
 
 from artid.cli import main
 from artid.descriptors import DescriptorSet
 from artid.errors import ArtidError
-from artid.service import bundle as bundles
 from artid.service import builder, describing
-from service_helpers import artwork, small_bundle_data
+from artid.service import bundle as bundles
 
 #: Seconds a test thread may wait for another before the test fails (never reached when all is well).
 PATIENCE = 30

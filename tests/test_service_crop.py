@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
+from service_helpers import artwork, built_bundle, jpeg_bytes, make_collection, make_validation, photo_of
 
 from artid.cli import main
 from artid.errors import ArtidError
@@ -17,7 +18,6 @@ from artid.service import builder
 from artid.service.api import create_app
 from artid.service.cropping import PhotoCrop, crop_from_spec
 from artid.service.recognizer import Recognizer
-from service_helpers import artwork, built_bundle, jpeg_bytes, make_collection, make_validation, photo_of
 
 pytestmark = pytest.mark.slow
 

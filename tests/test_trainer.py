@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
 from training_helpers import CPU, TinyEmbedder, tiny_images, write_plain
 from training_helpers import embed as _embed
 from training_helpers import weights as _weights
@@ -17,10 +16,11 @@ from training_helpers import weights as _weights
 from artid.errors import ArtidError
 from artid.training.augment import train_transform
 from artid.training.data import ClassBalancedSampler
-from artid.training.methods import DNet, Contrastive, SimSiam
+from artid.training.methods import Contrastive, DNet, SimSiam
 from artid.training.positives import STRATEGIES
 from artid.training.trainer import BEST_FILE, LOG_FILE, STATE_FILE, TrainConfig, Trainer
 from artid.training.validation import EmbeddingCache, KNNValidator, init_projector_from_whitening
+
 
 def make_contrastive(strategy="con-syn+real-closest"):
     source, labels = tiny_images()
