@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """Size of the demo. The defaults finish in under 10 minutes on a 2-core CPU.
+    """Size of the demo. The defaults took 10 minutes on a 2-core CPU (most of it extraction).
 
     Attributes:
         out: folder that receives the benchmark, the descriptors and the run folders.
