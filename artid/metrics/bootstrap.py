@@ -47,43 +47,62 @@ def resample_indices(n: int, resamples: int = DEFAULT_RESAMPLES, seed: int = 0) 
     return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
 
 
-def bootstrap(stat: Statistic, n: int, resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> Estimate:
+def bootstrap(
+    stat: Statistic, n: int, resamples: int = DEFAULT_RESAMPLES, seed: int = 0
+) -> Estimate:
     """The statistic on all n queries and its bootstrap SE over resampled queries."""
     draws = resample_indices(n, resamples, seed)
     values = np.array([stat(ix) for ix in draws])
     return Estimate(float(stat(np.arange(n))), float(values.std(ddof=1)))
 
 
-def paired_difference(stat_a: Statistic, stat_b: Statistic, n: int, resamples: int = DEFAULT_RESAMPLES,
-                      seed: int = 0) -> Estimate:
-    """``stat_a - stat_b`` on the same n queries, with the SE of the difference (paired bootstrap)."""
+def paired_difference(
+    stat_a: Statistic, stat_b: Statistic, n: int, resamples: int = DEFAULT_RESAMPLES, seed: int = 0
+) -> Estimate:
+    """``stat_a - stat_b`` on the same n queries, with the difference's SE (paired bootstrap)."""
     draws = resample_indices(n, resamples, seed)
     diffs = np.array([stat_a(ix) - stat_b(ix) for ix in draws])
     return Estimate(float(stat_a(np.arange(n)) - stat_b(np.arange(n))), float(diffs.std(ddof=1)))
 
 
-def _ilr_stats(pred: np.ndarray, score: np.ndarray, labels: np.ndarray,
-               keys: np.ndarray | None) -> dict[str, Statistic]:
+def _ilr_stats(
+    pred: np.ndarray, score: np.ndarray, labels: np.ndarray, keys: np.ndarray | None
+) -> dict[str, Statistic]:
     from artid.metrics.ilr import accuracy, gap, gap_minus
 
     k = (lambda ix: None) if keys is None else (lambda ix: keys[ix])  # noqa: E731
-    return {"gap": lambda ix: gap(pred[ix], score[ix], labels[ix], k(ix)),
-            "gap_minus": lambda ix: gap_minus(pred[ix], score[ix], labels[ix], k(ix)),
-            "acc": lambda ix: accuracy(pred[ix], score[ix], labels[ix])}
+    return {
+        "gap": lambda ix: gap(pred[ix], score[ix], labels[ix], k(ix)),
+        "gap_minus": lambda ix: gap_minus(pred[ix], score[ix], labels[ix], k(ix)),
+        "acc": lambda ix: accuracy(pred[ix], score[ix], labels[ix]),
+    }
 
 
-def ilr_estimates(pred: np.ndarray, score: np.ndarray, labels: np.ndarray, keys: np.ndarray | None = None,
-                  resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> dict[str, Estimate]:
+def ilr_estimates(
+    pred: np.ndarray,
+    score: np.ndarray,
+    labels: np.ndarray,
+    keys: np.ndarray | None = None,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+) -> dict[str, Estimate]:
     """GAP, GAP- and ACC of one method's answers, each with its bootstrap SE over queries."""
     pred, score, labels = np.asarray(pred), np.asarray(score, dtype=np.float64), np.asarray(labels)
     keys = None if keys is None else np.asarray(keys)
-    return {name: bootstrap(stat, len(pred), resamples, seed)
-            for name, stat in _ilr_stats(pred, score, labels, keys).items()}
+    return {
+        name: bootstrap(stat, len(pred), resamples, seed)
+        for name, stat in _ilr_stats(pred, score, labels, keys).items()
+    }
 
 
-def ilr_paired(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], labels: np.ndarray,
-               keys: np.ndarray | None = None, resamples: int = DEFAULT_RESAMPLES,
-               seed: int = 0) -> dict[str, Estimate]:
+def ilr_paired(
+    a: tuple[np.ndarray, np.ndarray],
+    b: tuple[np.ndarray, np.ndarray],
+    labels: np.ndarray,
+    keys: np.ndarray | None = None,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+) -> dict[str, Estimate]:
     """GAP, GAP- and ACC of method a minus method b on the same queries, with paired bootstrap SEs.
 
     Args:
@@ -94,4 +113,6 @@ def ilr_paired(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray
     keys = None if keys is None else np.asarray(keys)
     sa = _ilr_stats(np.asarray(a[0]), np.asarray(a[1], dtype=np.float64), labels, keys)
     sb = _ilr_stats(np.asarray(b[0]), np.asarray(b[1], dtype=np.float64), labels, keys)
-    return {name: paired_difference(sa[name], sb[name], len(labels), resamples, seed) for name in sa}
+    return {
+        name: paired_difference(sa[name], sb[name], len(labels), resamples, seed) for name in sa
+    }

@@ -1,8 +1,9 @@
 """From (N, L) scores to (N, L) decisions: thresholds, label groups and the per-image rules.
 
-iMet labels are named ``group::name`` (``culture::american``, ``tag::men``; 2020 adds ``country::``,
-``dimension::``, ``medium::``, ``tags::``; the synthetic benchmark writes its own groups). The group is
-what the threshold search shares thresholds over and what the "at most n per group" rule counts in.
+iMet labels are named ``group::name`` (``culture::american``, ``tag::men``; 2020 adds
+``country::``, ``dimension::``, ``medium::``, ``tags::``; the synthetic benchmark writes its own
+groups). The group is what the threshold search shares thresholds over and what the "at most n per
+group" rule counts in.
 
 The rules, applied in this order by :func:`apply_thresholds`:
 
@@ -65,9 +66,13 @@ def broadcast_thresholds(thresholds: float | np.ndarray, n_labels: int) -> np.nd
 
 
 def _cap_per_group(
-    pred: np.ndarray, scores: np.ndarray, codes: np.ndarray, names: list[str], caps: Mapping[str, int]
+    pred: np.ndarray,
+    scores: np.ndarray,
+    codes: np.ndarray,
+    names: list[str],
+    caps: Mapping[str, int],
 ) -> None:
-    """Keep, in place, at most ``caps[group]`` predicted labels per group and image (highest scores)."""
+    """Keep, in place, at most ``caps[group]`` predicted labels per group and image (top scores)."""
     for g, name in enumerate(names):
         if name not in caps:
             continue
@@ -90,7 +95,7 @@ def apply_thresholds(
     max_per_group: int | Mapping[str, int] | None = None,
     groups: Sequence[str] | None = None,
 ) -> np.ndarray:
-    """(N, L) bool decisions from scores, thresholds and the per-image rules of the module docstring.
+    """(N, L) bool decisions from scores, thresholds and the per-image rules (module docstring).
 
     Args:
         scores: (N, L) float scores.
@@ -108,10 +113,16 @@ def apply_thresholds(
         if groups is None:
             raise ArtidError("max_per_group needs the label groups")
         codes, names = group_codes(groups, n_labels)
-        caps = {g: max_per_group for g in names} if isinstance(max_per_group, int) else dict(max_per_group)
+        caps = (
+            {g: max_per_group for g in names}
+            if isinstance(max_per_group, int)
+            else dict(max_per_group)
+        )
         unknown = sorted(set(caps) - set(names))
         if unknown:
-            raise ArtidError(f"max_per_group names unknown groups {unknown}; the groups are {names}")
+            raise ArtidError(
+                f"max_per_group names unknown groups {unknown}; the groups are {names}"
+            )
         if any(int(c) < 1 for c in caps.values()):
             raise ArtidError(f"max_per_group must be at least 1 per group; got {caps}")
         _cap_per_group(pred, s, codes, names, {g: int(c) for g, c in caps.items()})

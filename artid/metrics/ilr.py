@@ -30,11 +30,15 @@ from artid.errors import ArtidError
 DEFAULT_BUCKETS: tuple[tuple[int, int], ...] = ((1, 1), (2, 2), (3, 4), (5, 10))
 
 
-def _check(pred: np.ndarray, conf: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _check(
+    pred: np.ndarray, conf: np.ndarray, labels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     pred = np.asarray(pred)
     conf = np.asarray(conf, dtype=np.float64)
     labels = np.asarray(labels)
-    if not (pred.ndim == conf.ndim == labels.ndim == 1) or not (len(pred) == len(conf) == len(labels)):
+    if not (pred.ndim == conf.ndim == labels.ndim == 1) or not (
+        len(pred) == len(conf) == len(labels)
+    ):
         raise ArtidError(
             "metrics need three 1-D arrays of one length; "
             f"got pred {pred.shape}, score {conf.shape}, labels {labels.shape}"
@@ -73,8 +77,12 @@ def rank_order(score: np.ndarray, keys: np.ndarray | None = None) -> np.ndarray:
     return np.lexsort((np.asarray(keys), neg))
 
 
-def gap(pred: np.ndarray, conf: np.ndarray, labels: np.ndarray,
-        keys: Sequence[str] | np.ndarray | None = None) -> float:
+def gap(
+    pred: np.ndarray,
+    conf: np.ndarray,
+    labels: np.ndarray,
+    keys: Sequence[str] | np.ndarray | None = None,
+) -> float:
     """Global Average Precision (micro-AP) over ALL queries, distractors included.
 
     Queries are sorted by score, descending. ``r(i) = 1`` when the query at rank ``i``
@@ -98,8 +106,12 @@ def gap(pred: np.ndarray, conf: np.ndarray, labels: np.ndarray,
     return micro_ap(correct[order], int(np.sum(labels != DISTRACTOR)))
 
 
-def gap_minus(pred: np.ndarray, conf: np.ndarray, labels: np.ndarray,
-              keys: Sequence[str] | np.ndarray | None = None) -> float:
+def gap_minus(
+    pred: np.ndarray,
+    conf: np.ndarray,
+    labels: np.ndarray,
+    keys: Sequence[str] | np.ndarray | None = None,
+) -> float:
     """GAP computed over the non-distractor queries only (the paper's GAP-).
 
     Same ranking rule as :func:`gap` (descending score, ties by key).
@@ -111,7 +123,7 @@ def gap_minus(pred: np.ndarray, conf: np.ndarray, labels: np.ndarray,
 
 
 def accuracy(pred: np.ndarray, conf: np.ndarray, labels: np.ndarray) -> float:
-    """ACC: fraction of non-distractor queries whose predicted class is right (0.0 if there are none).
+    """ACC: fraction of non-distractor queries whose predicted class is right (0.0 if none).
 
     ``conf`` is accepted (and ignored) so that every metric has the same signature.
     """
@@ -122,8 +134,12 @@ def accuracy(pred: np.ndarray, conf: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(pred[keep] == labels[keep]))
 
 
-def precision_recall(pred: np.ndarray, conf: np.ndarray, labels: np.ndarray,
-                     keys: Sequence[str] | np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def precision_recall(
+    pred: np.ndarray,
+    conf: np.ndarray,
+    labels: np.ndarray,
+    keys: Sequence[str] | np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """The precision-recall curve behind :func:`gap`: one point per rank.
 
     Returns:
@@ -166,13 +182,22 @@ def accuracy_by_bucket(
         inside = (sizes >= low) & (sizes <= high)
         n = int(inside.sum())
         c = int(right[inside].sum())
-        rows.append({"bucket": str(low) if low == high else f"{low}-{high}", "low": low, "high": high,
-                     "queries": n, "correct": c, "accuracy": c / n if n else None})
+        rows.append(
+            {
+                "bucket": str(low) if low == high else f"{low}-{high}",
+                "low": low,
+                "high": high,
+                "queries": n,
+                "correct": c,
+                "accuracy": c / n if n else None,
+            }
+        )
     return rows
 
 
-def subsample_distractors(labels: np.ndarray, ratio: float, seed: int = 0,
-                          keys: Sequence[str] | np.ndarray | None = None) -> np.ndarray:
+def subsample_distractors(
+    labels: np.ndarray, ratio: float, seed: int = 0, keys: Sequence[str] | np.ndarray | None = None
+) -> np.ndarray:
     """Indices of the queries kept when only ``ratio`` of the distractors are kept (appendix B.5).
 
     The thesis (table B.1) lowers the share of out-of-distribution queries "by removing the
@@ -197,10 +222,14 @@ def subsample_distractors(labels: np.ndarray, ratio: float, seed: int = 0,
 
 
 def gap_at_distractor_ratio(
-    pred: np.ndarray, conf: np.ndarray, labels: np.ndarray, ratio: float, seed: int = 0,
+    pred: np.ndarray,
+    conf: np.ndarray,
+    labels: np.ndarray,
+    ratio: float,
+    seed: int = 0,
     keys: Sequence[str] | np.ndarray | None = None,
 ) -> float:
-    """GAP after keeping only ``ratio`` of the distractor queries (see :func:`subsample_distractors`).
+    """GAP after keeping only ``ratio`` of the distractor queries (:func:`subsample_distractors`).
 
     ``ratio=1`` gives :func:`gap`, ``ratio=0`` gives :func:`gap_minus`.
     """

@@ -11,13 +11,13 @@ The F-scores delegate to scikit-learn where it has the exact metric, and :func:`
 writes the per-image F-beta in closed form (``(1 + b^2) tp / (b^2 n_true + n_pred)``) because the
 threshold search (:mod:`artid.metrics.thresholds`) needs it per image, vectorised over thresholds.
 
-Images with no true and no predicted label. F-beta is 0/0 there. iMet never has such an image (every
-image carries at least one attribute), so the Kaggle metric never decides the case; an image with
-labels but an empty prediction (allowed in a submission) scores 0 under every convention. scikit-learn's
-``fbeta_score(average="samples")`` gives such an image its ``zero_division`` value: 0.0 by default
-("warn"), 1.0, or NaN, which leaves the image out of the mean. ``zero_division`` here means the same
-and defaults to 0.0, so every result equals scikit-learn's default. It matters on data with empty
-label rows, e.g. one label group of the synthetic benchmark evaluated alone.
+Images with no true and no predicted label. F-beta is 0/0 there. iMet never has such an image
+(every image carries at least one attribute), so the Kaggle metric never decides the case; an image
+with labels but an empty prediction (allowed in a submission) scores 0 under every convention.
+scikit-learn's ``fbeta_score(average="samples")`` gives such an image its ``zero_division`` value:
+0.0 by default ("warn"), 1.0, or NaN, which leaves the image out of the mean. ``zero_division``
+here means the same and defaults to 0.0, so every result equals scikit-learn's default. It matters
+on data with empty label rows, e.g. one label group of the synthetic benchmark evaluated alone.
 """
 
 from __future__ import annotations
@@ -75,9 +75,13 @@ def _check_zero_division(zero_division: float) -> float:
 
 
 def fbeta_from_counts(
-    tp: np.ndarray, n_true: np.ndarray, n_pred: np.ndarray, beta: float = IMET_BETA, zero_division: float = 0.0
+    tp: np.ndarray,
+    n_true: np.ndarray,
+    n_pred: np.ndarray,
+    beta: float = IMET_BETA,
+    zero_division: float = 0.0,
 ) -> np.ndarray:
-    """Per-image F-beta from counts (any broadcastable shapes): ``(1+b^2) tp / (b^2 n_true + n_pred)``.
+    """Per-image F-beta from counts (broadcastable shapes): ``(1+b^2) tp / (b^2 n_true + n_pred)``.
 
     The denominator equals ``(1+b^2) tp + b^2 fn + fp``; where it is 0 (nothing true, nothing
     predicted) the value is ``zero_division``.
@@ -94,7 +98,7 @@ def fbeta_from_counts(
 def fbeta_per_image(
     y_true: np.ndarray, y_pred: np.ndarray, beta: float = IMET_BETA, zero_division: float = 0.0
 ) -> np.ndarray:
-    """(N,) F-beta of each image (row); ``zero_division`` for rows with nothing true or predicted."""
+    """(N,) F-beta of each image (row); ``zero_division`` where nothing is true or predicted."""
     t, p = _check_pair(y_true, y_pred)
     z = _check_zero_division(zero_division)
     return fbeta_from_counts((t & p).sum(1), t.sum(1), p.sum(1), beta, z)
@@ -106,7 +110,8 @@ def mean_fbeta(
     """Mean per-image F-beta, the iMet Collection metric at ``beta=2`` (the default).
 
     Equals scikit-learn's ``fbeta_score(y_true, y_pred, beta=beta, average="samples",
-    zero_division=zero_division)``: NaN leaves images with nothing true or predicted out of the mean.
+    zero_division=zero_division)``: NaN leaves images with nothing true or predicted out of the
+    mean.
     """
     t, p = _check_pair(y_true, y_pred)
     z = _check_zero_division(zero_division)
@@ -172,8 +177,14 @@ def ranking_metrics(y_true: np.ndarray, scores: np.ndarray) -> RankingMetrics:
     roc_ok = (pos > 0) & (pos < t.shape[0])
     pr_ok = pos > 0
     nan = float("nan")
-    roc_macro = float(roc_auc_score(t[:, roc_ok], s[:, roc_ok], average="macro")) if roc_ok.any() else nan
-    pr_macro = float(average_precision_score(t[:, pr_ok], s[:, pr_ok], average="macro")) if pr_ok.any() else nan
+    roc_macro = (
+        float(roc_auc_score(t[:, roc_ok], s[:, roc_ok], average="macro")) if roc_ok.any() else nan
+    )
+    pr_macro = (
+        float(average_precision_score(t[:, pr_ok], s[:, pr_ok], average="macro"))
+        if pr_ok.any()
+        else nan
+    )
     flat_t, flat_s = t.ravel(), s.ravel()
     n_pos = int(flat_t.sum())
     roc_micro = float(roc_auc_score(flat_t, flat_s)) if 0 < n_pos < flat_t.size else nan

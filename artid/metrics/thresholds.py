@@ -47,9 +47,10 @@ class ThresholdFit:
     """The searched thresholds and the validation score they reach.
 
     Attributes:
-        thresholds: (L,) threshold of each label (equal within a group for "group", all equal for "global").
-        fbeta: mean per-image F-beta on the validation data at these thresholds (``at_least_one`` applied
-            when the search used it).
+        thresholds: (L,) threshold of each label (equal within a group for "group", all equal for
+            "global").
+        fbeta: mean per-image F-beta on the validation data at these thresholds (``at_least_one``
+            applied when the search used it).
         mode: "global", "group" or "label".
         at_least_one: whether the objective included the at-least-one-label rule.
     """
@@ -68,12 +69,19 @@ class _Problem:
     """Validated inputs and the per-image quantities every search shares."""
 
     def __init__(
-        self, y_true: np.ndarray, scores: np.ndarray, beta: float, at_least_one: bool, zero_division: float
+        self,
+        y_true: np.ndarray,
+        scores: np.ndarray,
+        beta: float,
+        at_least_one: bool,
+        zero_division: float,
     ) -> None:
         self.t = check_labels(y_true, "y_true")
         self.s = check_scores(scores, self.t.shape)
         if self.t.shape[0] == 0 or self.t.shape[1] == 0:
-            raise ArtidError(f"threshold search needs at least one image and one label; got {self.t.shape}")
+            raise ArtidError(
+                f"threshold search needs at least one image and one label; got {self.t.shape}"
+            )
         self.beta, self.zd, self.at_least_one = float(beta), float(zero_division), at_least_one
         self.n_true = self.t.sum(1)
         top = np.argmax(self.s, axis=1)
@@ -97,13 +105,15 @@ class _Problem:
         total = np.where(ok, f, 0.0).sum(0)
         return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
-    def counts(self, thresholds: np.ndarray, cols: np.ndarray | slice = slice(None)) -> tuple[np.ndarray, ...]:
+    def counts(
+        self, thresholds: np.ndarray, cols: np.ndarray | slice = slice(None)
+    ) -> tuple[np.ndarray, ...]:
         """(N,) true positives and predictions over ``cols`` at per-label ``thresholds``."""
         on = self.s[:, cols] >= thresholds[cols][None, :]
         return (on & self.t[:, cols]).sum(1), on.sum(1)
 
     def counts_at(self, candidates: np.ndarray, cols: np.ndarray | slice) -> tuple[np.ndarray, ...]:
-        """(N, T) true positives and predictions over ``cols`` if all of them had threshold candidates[k]."""
+        """(N, T) true positives, predictions over ``cols`` if all had threshold candidates[k]."""
         s, t = self.s[:, cols], self.t[:, cols]
         n_c = len(candidates)
         # bin b = number of candidates <= score; the score counts at candidate k exactly when k < b.
@@ -122,7 +132,8 @@ def _sum_above(per_bin: np.ndarray) -> np.ndarray:
 def candidate_thresholds(y_true: np.ndarray, scores: np.ndarray, n: int = 256) -> np.ndarray:
     """Default candidates: up to ``n`` quantiles of the scores that could matter, sorted ascending.
 
-    Only each image's top ``K`` scores are pooled, ``K = min(L, max(4, 5 * ceil(mean true labels)))``:
+    Only each image's top ``K`` scores are pooled,
+    ``K = min(L, max(4, 5 * ceil(mean true labels)))``:
     iMet images have about 4 of 1,103 labels, so quantiles of all scores would crowd near the
     negatives' scores. Pass explicit candidates (e.g. ``np.linspace(0.01, 0.99, 99)``) to override.
     """
@@ -152,7 +163,7 @@ def fbeta_curve(
     at_least_one: bool = False,
     zero_division: float = 0.0,
 ) -> np.ndarray:
-    """(T,) mean per-image F-beta with one global threshold at each candidate (the report's curve)."""
+    """(T,) mean per-image F-beta, one global threshold at each candidate (the report's curve)."""
     p = _Problem(y_true, scores, beta, at_least_one, zero_division)
     c = np.asarray(candidates, dtype=np.float64)
     order = np.argsort(c)
@@ -218,7 +229,12 @@ def search_per_group(
     codes, names = group_codes(groups, p.t.shape[1])
     if start is None:
         start = search_global(
-            p.t, p.s, candidates=c, beta=beta, at_least_one=at_least_one, zero_division=zero_division
+            p.t,
+            p.s,
+            candidates=c,
+            beta=beta,
+            at_least_one=at_least_one,
+            zero_division=zero_division,
         ).thresholds
     th = broadcast_thresholds(start, p.t.shape[1]).copy()
     for _ in range(max(1, rounds)):
@@ -240,7 +256,7 @@ def search_per_group(
 def _label_curve(
     p: _Problem, j: int, tp: np.ndarray, n_pred: np.ndarray, on: np.ndarray, candidates: np.ndarray
 ) -> np.ndarray:
-    """(T,) mean F if label ``j`` alone had threshold candidates[k], the other labels as in ``on``."""
+    """(T,) mean F if label ``j`` alone had threshold candidates[k], the others as in ``on``."""
     tp_o = tp - (on[:, j] & p.t[:, j])
     n_o = n_pred - on[:, j]
     f_off = p.f(tp_o, n_o)
@@ -251,7 +267,9 @@ def _label_curve(
     order = np.argsort(-p.s[:, j], kind="stable")
     cs_sum = np.concatenate([[0.0], np.cumsum(d_sum[order])])
     cs_cnt = np.concatenate([[0], np.cumsum(d_cnt[order])])
-    n_on = len(p.s) - np.searchsorted(np.sort(p.s[:, j]), candidates, side="left")  # images with score >= c
+    n_on = len(p.s) - np.searchsorted(
+        np.sort(p.s[:, j]), candidates, side="left"
+    )  # images with score >= c
     total = np.where(ok_off, f_off, 0.0).sum() + cs_sum[n_on]
     count = ok_off.sum() + cs_cnt[n_on]
     return np.where(count > 0, total / np.maximum(count, 1), np.nan)
@@ -276,7 +294,8 @@ def search_per_label(
 
     Args:
         shrinkage: prior strength ``k`` in positive images; 0 for unshrunk per-label optima.
-        start: the group thresholds to start from and shrink toward (default: :func:`search_per_group`'s).
+        start: the group thresholds to start from and shrink toward (default:
+            :func:`search_per_group`'s).
         Others as :func:`search_per_group`.
     """
     p = _Problem(y_true, scores, beta, at_least_one, zero_division)
@@ -285,7 +304,13 @@ def search_per_label(
         raise ArtidError(f"shrinkage must be >= 0; got {shrinkage}")
     if start is None:
         start = search_per_group(
-            p.t, p.s, groups, candidates=c, beta=beta, at_least_one=at_least_one, zero_division=zero_division
+            p.t,
+            p.s,
+            groups,
+            candidates=c,
+            beta=beta,
+            at_least_one=at_least_one,
+            zero_division=zero_division,
         ).thresholds
     prior = broadcast_thresholds(start, p.t.shape[1])
     th = prior.copy()
