@@ -11,6 +11,18 @@ from artid.localisation.crop import CROP_METHODS, Cropper, CropSettings
 from artid.localisation.placements import load_placements
 
 __all__ = [
-    "CAM_METHODS", "CROP_METHODS", "Box", "CropSettings", "Cropper", "activation_maps", "centre_box", "expand",
-    "iou", "load_placements", "map_box", "mask_box", "quad_box", "upsample",
+    "CAM_METHODS",
+    "CROP_METHODS",
+    "Box",
+    "CropSettings",
+    "Cropper",
+    "activation_maps",
+    "centre_box",
+    "expand",
+    "iou",
+    "load_placements",
+    "map_box",
+    "mask_box",
+    "quad_box",
+    "upsample",
 ]

@@ -31,8 +31,12 @@ def iou(a: Box, b: Box) -> float:
 
 def clip(box: Box, width: float, height: float) -> Box:
     """The part of a box inside a ``width x height`` photo."""
-    return (min(max(box[0], 0.0), width), min(max(box[1], 0.0), height),
-            min(max(box[2], 0.0), width), min(max(box[3], 0.0), height))
+    return (
+        min(max(box[0], 0.0), width),
+        min(max(box[1], 0.0), height),
+        min(max(box[2], 0.0), width),
+        min(max(box[3], 0.0), height),
+    )
 
 
 def quad_box(quad: Sequence[Sequence[float]], width: float, height: float) -> Box:
@@ -40,8 +44,16 @@ def quad_box(quad: Sequence[Sequence[float]], width: float, height: float) -> Bo
     pts = np.asarray(quad, dtype=np.float64)
     if pts.ndim != 2 or pts.shape[1] != 2 or len(pts) < 3:
         raise ArtidError(f"expected a polygon of [x, y] corners, got shape {pts.shape}")
-    return clip((float(pts[:, 0].min()), float(pts[:, 1].min()), float(pts[:, 0].max()), float(pts[:, 1].max())),
-                width, height)
+    return clip(
+        (
+            float(pts[:, 0].min()),
+            float(pts[:, 1].min()),
+            float(pts[:, 0].max()),
+            float(pts[:, 1].max()),
+        ),
+        width,
+        height,
+    )
 
 
 def centre_box(width: float, height: float, share: float) -> Box:
@@ -59,7 +71,7 @@ def expand(box: Box, margin: float, width: float, height: float) -> Box:
 
 
 def pixel_box(box: Box, width: int, height: int) -> tuple[int, int, int, int]:
-    """Integer ``(x0, y0, x1, y1)`` covering the box (outward rounding), inside the photo, at least 1 px."""
+    """Integer ``(x0, y0, x1, y1)`` covering the box (rounded outward), in the photo, >= 1 px."""
     x0 = min(max(int(np.floor(box[0])), 0), width - 1)
     y0 = min(max(int(np.floor(box[1])), 0), height - 1)
     x1 = max(min(int(np.ceil(box[2])), width), x0 + 1)

@@ -53,7 +53,9 @@ def _resize_to(x: torch.Tensor, size: int | None) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def activation_maps(emb: Embedder, x: torch.Tensor, method: str = "share", size: int | None = None) -> torch.Tensor:
+def activation_maps(
+    emb: Embedder, x: torch.Tensor, method: str = "share", size: int | None = None
+) -> torch.Tensor:
     """Activation maps of a batch at the resolution of the last convolutional feature map.
 
     Args:
@@ -67,12 +69,16 @@ def activation_maps(emb: Embedder, x: torch.Tensor, method: str = "share", size:
         (B, h, w) float32 maps, non-negative.
     """
     if method not in CAM_METHODS:
-        raise ArtidError(f"unknown activation map {method!r}; expected one of {', '.join(CAM_METHODS)}")
+        raise ArtidError(
+            f"unknown activation map {method!r}; expected one of {', '.join(CAM_METHODS)}"
+        )
     param = next(emb.parameters())
     x = _resize_to(x.to(param.device, param.dtype), size)
     feats = emb.trunk(emb.normalize(x)).float()  # (B, C, h, w); a ViT's (B, N, C) tokens:
     if feats.ndim == 3:
-        feats = cast(ViTTrunk, emb.trunk).patch_map(feats, x.shape[-2], x.shape[-1])  # its patch tokens' grid
+        feats = cast(ViTTrunk, emb.trunk).patch_map(
+            feats, x.shape[-2], x.shape[-1]
+        )  # its patch tokens' grid
     p = float(emb.pool.p.detach())
     powered = feats.clamp(min=EPS).pow(p)
     if method == "energy":
@@ -87,4 +93,6 @@ def activation_maps(emb: Embedder, x: torch.Tensor, method: str = "share", size:
 def upsample(heat: torch.Tensor | np.ndarray, height: int, width: int) -> np.ndarray:
     """A (h, w) map resized bilinearly to (height, width) (cell centres aligned as in the photo)."""
     t = torch.as_tensor(np.asarray(heat, dtype=np.float32))[None, None]
-    return F.interpolate(t, size=(height, width), mode="bilinear", align_corners=False)[0, 0].numpy()
+    return F.interpolate(t, size=(height, width), mode="bilinear", align_corners=False)[
+        0, 0
+    ].numpy()

@@ -47,10 +47,16 @@ class CropSettings:
 
     def __post_init__(self) -> None:
         if self.method not in CROP_METHODS[1:]:
-            raise ArtidError(f"unknown crop {self.method!r}; expected one of {', '.join(CROP_METHODS)}")
+            raise ArtidError(
+                f"unknown crop {self.method!r}; expected one of {', '.join(CROP_METHODS)}"
+            )
         if self.cam not in CAM_METHODS:
-            raise ArtidError(f"unknown activation map {self.cam!r}; expected one of {', '.join(CAM_METHODS)}")
-        if self.threshold != "otsu" and not (isinstance(self.threshold, (int, float)) and 0 < self.threshold < 1):
+            raise ArtidError(
+                f"unknown activation map {self.cam!r}; expected one of {', '.join(CAM_METHODS)}"
+            )
+        if self.threshold != "otsu" and not (
+            isinstance(self.threshold, (int, float)) and 0 < self.threshold < 1
+        ):
             raise ArtidError(f"crop threshold must be in (0, 1) or 'otsu', got {self.threshold!r}")
         if self.margin < 0:
             raise ArtidError(f"crop margin must be at least 0, got {self.margin}")
@@ -63,8 +69,13 @@ class CropSettings:
         """JSON-able record (descriptor manifests, resume checks)."""
         if self.method == "centre":
             return {"method": "centre", "share": self.centre_share}
-        return {"method": "cam", "cam": self.cam, "threshold": self.threshold, "margin": self.margin,
-                "cam_size": self.cam_size}
+        return {
+            "method": "cam",
+            "cam": self.cam,
+            "threshold": self.threshold,
+            "margin": self.margin,
+            "cam_size": self.cam_size,
+        }
 
 
 class Cropper:
@@ -90,7 +101,7 @@ class Cropper:
         return map_box(upsample(heat, h, w), s.threshold)
 
     def crop_box(self, pixels: np.ndarray) -> tuple[int, int, int, int]:
-        """Integer ``(x0, y0, x1, y1)`` of the crop: the box expanded by the margin (centre: as is)."""
+        """Integer ``(x0, y0, x1, y1)`` of the crop: the box grown by the margin (centre: as is)."""
         h, w = pixels.shape[:2]
         box = self.box(pixels)
         if self.settings.method == "cam":

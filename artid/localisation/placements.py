@@ -19,16 +19,21 @@ def load_placements(root: str | Path) -> dict[str, Quad]:
     """
     path = Path(root) / "ground_truth" / "placements.json"
     if not path.is_file():
-        raise ArtidError(f"{path} not found: localisation needs a synthetic benchmark written by "
-                         "`artid synth` (format 3 or later)")
+        raise ArtidError(
+            f"{path} not found: localisation needs a synthetic benchmark written by "
+            "`artid synth` (format 3 or later)"
+        )
     data = read_json(path)
     placements = data.get("placements") if isinstance(data, dict) else None
     if not isinstance(placements, dict):
         raise ArtidError(f"{path}: expected an object with 'placements' (path -> four corners)")
     out: dict[str, Quad] = {}
     for key, quad in placements.items():
-        if (not isinstance(quad, list) or len(quad) != 4
-                or not all(isinstance(c, list) and len(c) == 2 for c in quad)):
+        if (
+            not isinstance(quad, list)
+            or len(quad) != 4
+            or not all(isinstance(c, list) and len(c) == 2 for c in quad)
+        ):
             raise ArtidError(f"{path}: placement of {key} is not four [x, y] corners")
         out[str(key)] = [[float(c[0]), float(c[1])] for c in quad]
     return out
