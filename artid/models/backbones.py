@@ -81,12 +81,13 @@ class Backbone:
 
     Attributes:
         model: the whole network, classifier included (ImageNet logits for ImageNet models).
-        trunk: its fully convolutional part, (B, 3, H, W) -> (B, C, h, w); shares modules with ``model``.
+        trunk: its fully convolutional part, (B, 3, H, W) -> (B, C, h, w); shares modules with
+            ``model``.
             For a ViT: :class:`~artid.models.vit.ViTTrunk`, (B, 3, H, W) -> (B, N, C) tokens.
         num_features: C, channels of the trunk's output.
         mean, std: per-channel input normalisation the weights expect (inputs in [0, 1]).
-        spec: JSON-able description: ``library``, ``arch``, ``name``, ``weights``, ``mean``, ``std``;
-            for a ViT also ``token_pooling`` (``cls``, ``gem`` or ``cls+gem``).
+        spec: JSON-able description: ``library``, ``arch``, ``name``, ``weights``, ``mean``,
+            ``std``; for a ViT also ``token_pooling`` (``cls``, ``gem`` or ``cls+gem``).
     """
 
     model: nn.Module
@@ -118,8 +119,8 @@ def _torchvision_trunk(model: nn.Module, arch: str) -> nn.Module:
     if isinstance(features, nn.Module):
         return features
     raise ArtidError(
-        f"torchvision model {arch!r} has no known convolutional trunk (supported: ResNet/ResNeXt-like "
-        "models and models with a .features part); use its timm name instead"
+        f"torchvision model {arch!r} has no known convolutional trunk (supported: "
+        "ResNet/ResNeXt-like models and models with a .features part); use its timm name instead"
     )
 
 
@@ -133,21 +134,28 @@ def _trunk_channels(trunk: nn.Module) -> int:
 
 
 def _parse_name(name: str) -> tuple[str, str]:
-    """User name -> (library, arch). Libraries: ``lite0``, ``timm``, ``torchvision``, ``openclip``."""
+    """User name -> (library, arch); library ``lite0``, ``timm``, ``torchvision``, ``openclip``."""
     lowered = name.strip()
     if lowered == DEFAULT_BACKBONE:
         return "lite0", LITE0_ARCH
-    for prefix, library in (("timm:", "timm"), ("tv:", "torchvision"), ("torchvision:", "torchvision"),
-                            (OPENCLIP_PREFIX, "openclip")):
+    for prefix, library in (
+        ("timm:", "timm"),
+        ("tv:", "torchvision"),
+        ("torchvision:", "torchvision"),
+        (OPENCLIP_PREFIX, "openclip"),
+    ):
         if lowered.startswith(prefix):
-            return library, lowered[len(prefix):]
+            return library, lowered[len(prefix) :]
     return "timm", ALIASES.get(lowered.lower(), lowered)
 
 
 def _check_timm_name(arch: str) -> None:
     if not _timm().is_model(arch.split(".")[0]):
-        raise ArtidError(f"unknown backbone {arch!r}: not a name of artid ({', '.join([DEFAULT_BACKBONE, *ALIASES])}) "
-                         "nor of timm; torchvision names take the prefix tv:")
+        raise ArtidError(
+            f"unknown backbone {arch!r}: not a name of artid "
+            f"({', '.join([DEFAULT_BACKBONE, *ALIASES])}) nor of timm; torchvision names take the "
+            "prefix tv:"
+        )
 
 
 def _timm_model(arch: str, weights: Path | None, random_init: bool) -> nn.Module:
@@ -158,7 +166,9 @@ def _timm_model(arch: str, weights: Path | None, random_init: bool) -> nn.Module
         return timm.create_model(arch, pretrained=False, **kwargs)
     assert weights is not None
     try:
-        return timm.create_model(arch, pretrained=True, pretrained_cfg_overlay={"file": str(weights)}, **kwargs)
+        return timm.create_model(
+            arch, pretrained=True, pretrained_cfg_overlay={"file": str(weights)}, **kwargs
+        )
     except (RuntimeError, KeyError, ValueError, OSError) as exc:
         raise ArtidError(f"{weights}: cannot be loaded as weights of {arch} ({exc})") from None
 
@@ -185,7 +195,9 @@ def _torchvision_model(arch: str, weights: Path | None, random_init: bool) -> tu
         state = torch.load(weights, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
     except Exception as exc:  # bad file or mismatching keys: name the file
-        raise ArtidError(f"{weights}: cannot be loaded as weights of torchvision {arch} ({exc})") from None
+        raise ArtidError(
+            f"{weights}: cannot be loaded as weights of torchvision {arch} ({exc})"
+        ) from None
     return model, str(weights)
 
 
@@ -193,24 +205,27 @@ def create_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = N
     """Build a backbone by name with its pretrained weights, without any download.
 
     Args:
-        name: ``efficientnet_lite0`` (default), a paper alias, a timm name, ``tv:<torchvision name>``,
-            ``openclip:<model>[.<tag>]``, or ``random:<any of these>`` for random weights; ViT names may end
-            in ``@cls``, ``@gem``, ``@cls+gem``.
+        name: ``efficientnet_lite0`` (default), a paper alias, a timm name,
+            ``tv:<torchvision name>``, ``openclip:<model>[.<tag>]``, or ``random:<any of these>``
+            for random weights; ViT names may end in ``@cls``, ``@gem``, ``@cls+gem``.
         weights: local weights file to use instead of the packaged / cached ones.
 
     Returns:
         The backbone in eval mode, on the CPU.
 
     Raises:
-        ArtidError: unknown name, weights not available offline, or a weights file that does not fit.
+        ArtidError: unknown name, weights not available offline, or a weights file that does not
+            fit.
     """
     random_init = name.startswith("random:")
-    base = name[len("random:"):] if random_init else name
+    base = name[len("random:") :] if random_init else name
     base, pooling = split_pooling(base)
     library, arch = _parse_name(base)
     vit = (library == "timm" and is_vit(arch)) or library == "openclip"
     if pooling is not None and not vit:
-        raise ArtidError(f"backbone {name!r}: the pooling suffix @{pooling} applies to ViT backbones only")
+        raise ArtidError(
+            f"backbone {name!r}: the pooling suffix @{pooling} applies to ViT backbones only"
+        )
     if weights is not None:
         weights = Path(weights)
         if not weights.is_file():
@@ -223,8 +238,11 @@ def create_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = N
         else:
             path = weights or lite0_weights_file()
             model.load_state_dict(load_lite0_state_dict(path, model.state_dict()))
-            weights_desc = (f"{LITE0_PACKAGE}=={_package_version(LITE0_PACKAGE)}:{path.name}"
-                            if weights is None else str(path))
+            weights_desc = (
+                f"{LITE0_PACKAGE}=={_package_version(LITE0_PACKAGE)}:{path.name}"
+                if weights is None
+                else str(path)
+            )
         mean, std = LITE0_MEAN, LITE0_STD
         library = "timm"
     elif library == "timm":
@@ -244,8 +262,14 @@ def create_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = N
         model, weights_desc = _torchvision_model(arch, weights, random_init)
         weights_desc = weights_desc or "random"
         mean, std = IMAGENET_MEAN, IMAGENET_STD
-    spec: dict[str, Any] = {"name": base, "library": library, "arch": arch, "weights": weights_desc,
-                            "mean": [float(v) for v in mean], "std": [float(v) for v in std]}
+    spec: dict[str, Any] = {
+        "name": base,
+        "library": library,
+        "arch": arch,
+        "weights": weights_desc,
+        "mean": [float(v) for v in mean],
+        "std": [float(v) for v in std],
+    }
     if vit:
         has_cls = getattr(model, "cls_token", None) is not None
         spec["token_pooling"] = pooling or (DEFAULT_TOKEN_POOLING if has_cls else "gem")
@@ -254,7 +278,7 @@ def create_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = N
 
 
 def create_architecture(spec: dict[str, Any]) -> Backbone:
-    """Rebuild a backbone's architecture (random weights) from a spec written by :func:`create_backbone`.
+    """Rebuild a backbone's architecture (random weights) from a :func:`create_backbone` spec.
 
     Used to load checkpoints, whose state dict then replaces the weights.
     """
@@ -285,5 +309,11 @@ def _finish(model: nn.Module, spec: dict[str, Any]) -> Backbone:
     else:
         trunk = _torchvision_trunk(model, spec["arch"])
         channels = _trunk_channels(trunk)
-    return Backbone(model=model, trunk=trunk, num_features=channels,
-                    mean=tuple(spec["mean"]), std=tuple(spec["std"]), spec=spec)
+    return Backbone(
+        model=model,
+        trunk=trunk,
+        num_features=channels,
+        mean=tuple(spec["mean"]),
+        std=tuple(spec["std"]),
+        spec=spec,
+    )

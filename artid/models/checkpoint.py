@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import torch
 from torch import nn
 
 from artid.errors import ArtidError
+from artid.files import atomic_path
 from artid.models.backbones import create_architecture
 from artid.models.embedder import Embedder
 
@@ -49,14 +49,8 @@ def save_checkpoint(path: str | Path, emb: Embedder, meta: dict[str, Any] | None
     spec.pop("checkpoint", None)
     state = {k: v.detach().to("cpu").clone() for k, v in emb.state_dict().items()}
     payload = {"format": FORMAT, "spec": spec, "state_dict": state, "meta": meta}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 
@@ -77,11 +71,17 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise ArtidError(f"checkpoint {path} not found")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types (UnpicklingError, RuntimeError, ...): name the file
-        raise ArtidError(f"{path}: cannot be read as an artid checkpoint ({type(exc).__name__}: {exc})"[:500]) from None
+    except (
+        Exception
+    ) as exc:  # torch raises many types (UnpicklingError, RuntimeError, ...): name the file
+        raise ArtidError(
+            f"{path}: cannot be read as an artid checkpoint ({type(exc).__name__}: {exc})"[:500]
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ArtidError(f"{path}: not an artid checkpoint (expected format {FORMAT!r}); "
-                         "plain backbone weights go to --weights with a backbone name")
+        raise ArtidError(
+            f"{path}: not an artid checkpoint (expected format {FORMAT!r}); "
+            "plain backbone weights go to --weights with a backbone name"
+        )
     for key in ("spec", "state_dict"):
         if key not in payload:
             raise ArtidError(f"{path}: checkpoint lacks {key!r}")
@@ -110,7 +110,9 @@ def load_checkpoint(path: str | Path) -> Embedder:
     try:
         emb.load_state_dict(payload["state_dict"], strict=True)
     except RuntimeError as exc:
-        raise ArtidError(f"{path}: weights do not fit the model its spec describes ({exc})"[:800]) from None
+        raise ArtidError(
+            f"{path}: weights do not fit the model its spec describes ({exc})"[:800]
+        ) from None
     emb.origin = {"file": path.name, "sha256": file_sha256(path)}
     return emb.eval()
 

