@@ -1,5 +1,5 @@
-"""The end-to-end demo: synthetic benchmark -> descriptors -> whitening -> kNN -> the Table 5.1 ablation,
-and the same kNN re-ranked by spatial verification.
+"""The end-to-end demo: synthetic benchmark -> descriptors -> whitening -> kNN -> the Table 5.1
+ablation, and the same kNN re-ranked by spatial verification.
 
 Every stage writes its files under one folder and is skipped when its output is already
 there, so an interrupted demo resumes where it stopped (``artid demo`` again).
@@ -60,8 +60,8 @@ class DemoConfig:
     device: str = "cpu"
 
 
-#: The rows of Table 5.1, then artid's re-ranking: (row name, descriptor set, whitening, k grid, share of
-#: val distractors, re-ranking K or 0).
+#: The rows of Table 5.1, then artid's re-ranking: (row name, descriptor set, whitening, k grid,
+#: share of val distractors, re-ranking K or 0).
 ROWS: list[tuple[str, str, str, tuple[int, ...] | None, float, int]] = [
     ("1  SS", "ss", "none", None, 1.0, 0),
     ("2  PCAw SS", "ss", "pcaw", None, 1.0, 0),
@@ -75,26 +75,45 @@ ROWS: list[tuple[str, str, str, tuple[int, ...] | None, float, int]] = [
 EXAMPLES_ROW = 3
 
 
-def _extract(cfg: DemoConfig, root: Path, scales: tuple[float, ...], name: str) -> dict[str, DescriptorSet]:
+def _extract(
+    cfg: DemoConfig, root: Path, scales: tuple[float, ...], name: str
+) -> dict[str, DescriptorSet]:
     emb = build_embedder(cfg.model)
-    settings = ExtractionSettings(scales=scales, batch_size=1 if cfg.device == "cpu" else 32,
-                                  workers=0 if cfg.device == "cpu" else cfg.workers)
-    return extract_lists(met_sources(root, ["database", "val", "test"]), emb, cfg.out / "descriptors" / name,
-                         settings, cfg.device)
+    settings = ExtractionSettings(
+        scales=scales,
+        batch_size=1 if cfg.device == "cpu" else 32,
+        workers=0 if cfg.device == "cpu" else cfg.workers,
+    )
+    return extract_lists(
+        met_sources(root, ["database", "val", "test"]),
+        emb,
+        cfg.out / "descriptors" / name,
+        settings,
+        cfg.device,
+    )
 
 
 def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     """Run the whole demo and return its summary (also written to ``<out>/demo.json``).
 
     Returns:
-        ``{"benchmark": synth summary, "rows": [evaluate() results], "table": str, "seconds": {...}}``.
+        ``{"benchmark": synth summary, "rows": [evaluate() results], "table": str,
+        "seconds": {...}}``.
     """
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     root = cfg.out / "benchmark"
-    bench = generate(root, SynthConfig(classes=cfg.classes, seed=cfg.seed, image_size=cfg.image_size,
-                                       met_queries=cfg.met_queries, distractor_ratio=cfg.distractor_ratio,
-                                       workers=cfg.workers))
+    bench = generate(
+        root,
+        SynthConfig(
+            classes=cfg.classes,
+            seed=cfg.seed,
+            image_size=cfg.image_size,
+            met_queries=cfg.met_queries,
+            distractor_ratio=cfg.distractor_ratio,
+            workers=cfg.workers,
+        ),
+    )
     seconds["benchmark"] = time.perf_counter() - t0
     descriptors = {}
     for name, scales in (("ss", SINGLE_SCALE), ("ms", MULTI_SCALE)):
@@ -108,17 +127,43 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         # "6  PCAw MS, val w/o ..." -> "6_PCAw_MS_val_w_o_..."
         slug = re.sub(r"[^A-Za-z0-9]+", "_", row_name).strip("_")
         config = PipelineConfig(whiten=whiten, dim=cfg.dim, ks=ks or K_GRID)
-        rerank = RerankSetup(RerankConfig(top=top), root, cfg.out / "local_features") if top else None
-        rows.append(evaluate(d["database"], d["val"], d["test"], cfg.out / "runs" / slug, config=config,
-                             name=row_name, val_distractor_ratio=val_share, rerank=rerank))
+        rerank = (
+            RerankSetup(RerankConfig(top=top), root, cfg.out / "local_features") if top else None
+        )
+        rows.append(
+            evaluate(
+                d["database"],
+                d["val"],
+                d["test"],
+                cfg.out / "runs" / slug,
+                config=config,
+                name=row_name,
+                val_distractor_ratio=val_share,
+                rerank=rerank,
+            )
+        )
     seconds["evaluate"] = time.perf_counter() - t
     examples = _draw_examples(root, rows[EXAMPLES_ROW], cfg.out / "examples.png")
     seconds["total"] = time.perf_counter() - t0
     table = format_table(rows, "test")
-    summary = {"config": {k: str(v) for k, v in cfg.__dict__.items()}, "benchmark": bench,
-               "rows": [{"name": r["name"], "k": r["k"], "tau": r["tau"], "test": _headline(r["test"]),
-                         "val": _headline(r["val"]), "run_dir": r.get("run_dir")} for r in rows],
-               "table": table, "examples": str(examples), "seconds": {k: round(v, 1) for k, v in seconds.items()}}
+    summary = {
+        "config": {k: str(v) for k, v in cfg.__dict__.items()},
+        "benchmark": bench,
+        "rows": [
+            {
+                "name": r["name"],
+                "k": r["k"],
+                "tau": r["tau"],
+                "test": _headline(r["test"]),
+                "val": _headline(r["val"]),
+                "run_dir": r.get("run_dir"),
+            }
+            for r in rows
+        ],
+        "table": table,
+        "examples": str(examples),
+        "seconds": {k: round(v, 1) for k, v in seconds.items()},
+    }
     (cfg.out / "demo.json").write_text(json.dumps(summary, indent=2))
     (cfg.out / "table.txt").write_text(table + "\n")
     return summary
@@ -128,7 +173,9 @@ def _draw_examples(root: Path, row: dict[str, Any], out: Path) -> Path:
     """Visitor photos and distractors beside the exhibit the row's classifier named."""
     split = load_split(root, "database")
     assert split.image_root is not None, "the demo's benchmark was generated on disk"
-    return plot_examples(Path(row["run_dir"]) / "predictions_test.csv", split.image_root, split.entries, out)
+    return plot_examples(
+        Path(row["run_dir"]) / "predictions_test.csv", split.image_root, split.entries, out
+    )
 
 
 def _headline(m: dict[str, Any]) -> dict[str, float]:

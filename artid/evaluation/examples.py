@@ -31,14 +31,18 @@ def read_predictions(path: Path) -> list[dict[str, str]]:
             rows = list(csv.DictReader(f))
     except OSError as exc:
         raise ArtidError(f"{path}: cannot read the predictions ({exc.strerror})") from None
-    missing = {"path", "kind", "label", "prediction", "score", "confidence", "correct"} - set(rows[0] if rows else {})
+    missing = {"path", "kind", "label", "prediction", "score", "confidence", "correct"} - set(
+        rows[0] if rows else {}
+    )
     if missing:
         raise ArtidError(f"{path}: not a predictions file (missing columns {sorted(missing)})")
     return rows
 
 
-def pick_examples(rows: list[dict[str, str]], per_case: tuple[int, int, int] = (2, 1, 1)) -> list[tuple[str, dict]]:
-    """Typical cases: the most confident correct answers, the most confident wrong one, the median distractor.
+def pick_examples(
+    rows: list[dict[str, str]], per_case: tuple[int, int, int] = (2, 1, 1)
+) -> list[tuple[str, dict]]:
+    """Typical cases: most confident correct answers, most confident wrong one, median distractor.
 
     Returns:
         (case title, row) pairs, in the order of :data:`CASES`.
@@ -47,13 +51,19 @@ def pick_examples(rows: list[dict[str, str]], per_case: tuple[int, int, int] = (
     for (title, keep), n in zip(CASES, per_case):
         cands = sorted((r for r in rows if keep(r)), key=lambda r: (-float(r["score"]), r["path"]))
         if title == "not in the collection" and cands:  # a typical one, not the worst
-            cands = cands[len(cands) // 2:]
+            cands = cands[len(cands) // 2 :]
         picked += [(title, r) for r in cands[:n]]
     return picked
 
 
-def plot_examples(predictions: Path, image_root: Path, database: list[Entry], out: Path,
-                  per_case: tuple[int, int, int] = (2, 1, 1), max_size: int = 320) -> Path:
+def plot_examples(
+    predictions: Path,
+    image_root: Path,
+    database: list[Entry],
+    out: Path,
+    per_case: tuple[int, int, int] = (2, 1, 1),
+    max_size: int = 320,
+) -> Path:
     """Draw query | named exhibit pairs into a PNG.
 
     Args:
@@ -87,8 +97,11 @@ def plot_examples(predictions: Path, image_root: Path, database: list[Entry], ou
         if shown is not None:
             top.imshow(load_image(image_root / shown, max_size=max_size))
         conf = float(row["confidence"])
-        top.set_title(f"named: exhibit {row['prediction']}\nconfidence {conf:.2f}", fontsize=9,
-                      color=_colour(row))
+        top.set_title(
+            f"named: exhibit {row['prediction']}\nconfidence {conf:.2f}",
+            fontsize=9,
+            color=_colour(row),
+        )
         for ax in (query, top):
             ax.set_xticks([])
             ax.set_yticks([])

@@ -1,4 +1,4 @@
-"""Descriptor sets -> what the pipeline consumes: aligned parts, labels, keys, and the unreadable queries.
+"""Descriptor sets -> what the pipeline consumes: aligned parts, labels, keys, unreadable queries.
 
 The protocol counts every query of the ground truth. A query whose image could not be read
 (listed in its descriptor file's ``failures``) or whose descriptor is missing or not finite has
@@ -62,10 +62,16 @@ class Queries:
 
 def _failure_entry(failure: dict, source: str) -> Entry | None:
     try:
-        return Entry(path=str(failure["path"]), label=int(failure["label"]), kind=str(failure["kind"]))
+        return Entry(
+            path=str(failure["path"]), label=int(failure["label"]), kind=str(failure["kind"])
+        )
     except (KeyError, TypeError, ValueError):
-        log.warning("%s: unreadable image %s has no label in its manifest (descriptors extracted by an older "
-                    "artid): it cannot be counted; extract again to count it", source, failure.get("path"))
+        log.warning(
+            "%s: unreadable image %s has no label in its manifest (descriptors extracted by an "
+            "older artid): it cannot be counted; extract again to count it",
+            source,
+            failure.get("path"),
+        )
         return None
 
 
@@ -88,7 +94,9 @@ def combine(sets: Sequence[DescriptorSet], name: str) -> Queries:
     rows = [{e.path: i for i, e in enumerate(d.entries)} for d in sets]
     for d, r in zip(sets, rows):
         if len(r) != len(d.entries):
-            raise ArtidError(f"{name} descriptors list the same image twice: each image must have one row")
+            raise ArtidError(
+                f"{name} descriptors list the same image twice: each image must have one row"
+            )
     usable = [np.isfinite(d.matrix).all(axis=1) & (d.matrix != 0).any(axis=1) for d in sets]
     keep: list[int] = []
     for i, entry in enumerate(first.entries):
@@ -106,21 +114,31 @@ def combine(sets: Sequence[DescriptorSet], name: str) -> Queries:
         for path in r.keys() - rows[0].keys():
             unreadable.setdefault(path, d.entries[r[path]])
     entries = [first.entries[i] for i in keep]
-    parts = [np.ascontiguousarray(d.matrix[[r[e.path] for e in entries]], dtype=np.float32) for d, r in zip(sets, rows)]
+    parts = [
+        np.ascontiguousarray(d.matrix[[r[e.path] for e in entries]], dtype=np.float32)
+        for d, r in zip(sets, rows)
+    ]
     lost = sorted(unreadable.values(), key=lambda e: e.path)
     if lost:
-        log.warning("%d %s image(s) have no usable descriptor (unreadable image, missing or non-finite row), "
-                    "e.g. %s", len(lost), name, ", ".join(e.path for e in lost[:3]))
+        log.warning(
+            "%d %s image(s) have no usable descriptor (unreadable image, missing or non-finite "
+            "row), e.g. %s",
+            len(lost),
+            name,
+            ", ".join(e.path for e in lost[:3]),
+        )
     return Queries(parts, entries, lost, first.model, first.settings)
 
 
 def check_database(db: Queries) -> None:
-    """Database images need a class id; an unreadable one is left out (with the warning already given)."""
+    """Database images need a class id; an unreadable one is left out (already warned about)."""
     labels = db.labels
     if (labels < 0).any():
         bad = int(np.flatnonzero(labels < 0)[0])
-        raise ArtidError(f"database entry {db.entries[bad].path} has label {labels[bad]}: "
-                         "database images need a class id")
+        raise ArtidError(
+            f"database entry {db.entries[bad].path} has label {labels[bad]}: "
+            "database images need a class id"
+        )
     if not db.entries:
         raise ArtidError("no database image has a usable descriptor")
 
@@ -130,27 +148,41 @@ def check_queries(name: str, queries: Queries, db: Queries) -> None:
     dims, db_dims = [p.shape[1] for p in queries.parts], [p.shape[1] for p in db.parts]
     if dims != db_dims:
         show = lambda d: str(d[0]) if len(d) == 1 else "+".join(map(str, d))  # noqa: E731
-        raise ArtidError(f"{name} descriptors have dimension {show(dims)} but the database has {show(db_dims)}: "
-                         "they were not extracted with the same model(s)")
+        raise ArtidError(
+            f"{name} descriptors have dimension {show(dims)} but the database has {show(db_dims)}: "
+            "they were not extracted with the same model(s)"
+        )
     labels = np.array([e.label for e in queries.all_entries])
     missing = np.setdiff1d(labels[labels != DISTRACTOR], db.labels)
     if missing.size:
-        log.warning("%d %s query class(es) have no database image (e.g. %d): those queries cannot be right",
-                    missing.size, name, int(missing[0]))
+        log.warning(
+            "%d %s query class(es) have no database image (e.g. %d): those queries cannot be right",
+            missing.size,
+            name,
+            int(missing[0]),
+        )
 
 
-def with_unreadable(queries: Queries, pred: np.ndarray, score: np.ndarray,
-                    conf: np.ndarray) -> tuple[list[Entry], np.ndarray, np.ndarray, np.ndarray]:
+def with_unreadable(
+    queries: Queries, pred: np.ndarray, score: np.ndarray, conf: np.ndarray
+) -> tuple[list[Entry], np.ndarray, np.ndarray, np.ndarray]:
     """Answers for every query: the unreadable ones appended as wrong at the lowest score."""
     n = len(queries.unreadable)
-    return (queries.all_entries,
-            np.concatenate([pred, np.full(n, NO_PREDICTION, dtype=np.int64)]),
-            np.concatenate([score, np.full(n, -np.inf)]),
-            np.concatenate([conf, np.zeros(n)]))
+    return (
+        queries.all_entries,
+        np.concatenate([pred, np.full(n, NO_PREDICTION, dtype=np.int64)]),
+        np.concatenate([score, np.full(n, -np.inf)]),
+        np.concatenate([conf, np.zeros(n)]),
+    )
 
 
 def subsample(queries: Queries, keep_entries: set[str]) -> Queries:
     """The queries whose path is in ``keep_entries`` (e.g. after dropping distractors)."""
     rows = [i for i, e in enumerate(queries.entries) if e.path in keep_entries]
-    return Queries([p[rows] for p in queries.parts], [queries.entries[i] for i in rows],
-                   [e for e in queries.unreadable if e.path in keep_entries], queries.model, queries.settings)
+    return Queries(
+        [p[rows] for p in queries.parts],
+        [queries.entries[i] for i in rows],
+        [e for e in queries.unreadable if e.path in keep_entries],
+        queries.model,
+        queries.settings,
+    )
