@@ -9,6 +9,7 @@ import pytest
 import torch
 from training_helpers import CPU, TinyEmbedder, embed, tiny_images, weights, write_plain
 
+from artid.errors import ArtidError
 from artid.training.augment import train_transform
 from artid.training.methods import Contrastive
 from artid.training.positives import STRATEGIES
@@ -71,3 +72,27 @@ def test_a_run_killed_mid_epoch_and_resumed_equals_an_uninterrupted_one(tmp_path
     for ra, rb in zip(la, lb):
         assert ra.get("loss") == rb.get("loss") and ra["gap"] == rb["gap"], (ra, rb)
     assert np.isfinite([r["loss"] for r in la[1:]]).all()
+
+
+def _lr_trainer(out, epochs=2, **kw):
+    source, labels = tiny_images()
+    cache = EmbeddingCache(source, embed)
+    method = Contrastive(source, labels, STRATEGIES["con-syn"](), train_transform(size=12), cache,
+                         pairs_per_batch=6)
+    torch.manual_seed(0)
+    cfg = TrainConfig(out_dir=out, epochs=epochs, lr=kw.pop("lr", 1e-2), seed=3, **kw)
+    return Trainer(TinyEmbedder(), method, cfg, CPU, checkpoint_writer=write_plain,
+                   invalidate=cache.invalidate)
+
+
+def test_resuming_with_a_changed_setting_is_refused_naming_each_change(tmp_path):
+    first = _lr_trainer(tmp_path, epochs=2)
+    first.fit()
+    saved = (tmp_path / LOG_FILE).read_text()
+    again = _lr_trainer(tmp_path, epochs=3, lr=1e-3, weight_decay=0.0)
+    with pytest.raises(ArtidError) as err:
+        again.fit()
+    message = str(err.value)
+    assert "--lr 0.01 -> 0.001" in message and "--weight-decay 1e-06 -> 0.0" in message
+    assert "--epochs 2 -> 3" in message and "--head-lr" not in message
+    assert (tmp_path / LOG_FILE).read_text() == saved  # nothing of the run was touched

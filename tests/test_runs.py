@@ -11,8 +11,10 @@ import pytest
 
 from artid.commands.train import add_arguments
 from artid.errors import ArtidError
+from artid.training.methods import ContrastiveSettings, DNetSettings, SimSiamSettings
 from artid.training.runs import RunSpec, projector_dim
-from artid.training.settings import CommonSettings, ContrastiveSettings, DNetSettings, SimSiamSettings, spec_fields
+from artid.training.sections import DataSettings, OptimSettings
+from artid.training.settings import spec_fields
 
 
 def _spec(**kw) -> RunSpec:
@@ -26,21 +28,33 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 
 
 def test_presets_fill_what_the_user_left_unset():
-    artid = _spec().resolved().common
-    assert (artid.lr, artid.epochs, artid.augment, artid.select) == (1e-4, 3, "insitu", "gap")
-    paper = _spec(preset="paper", method="dnet").resolved().common
-    assert (paper.lr, paper.epochs, paper.augment, paper.select) == (1e-7, 25, "paper", "acc")
-    mine = _spec(preset="paper", lr=1e-3, augment="insitu").resolved().common
-    assert (mine.lr, mine.augment) == (1e-3, "insitu")
+    artid = _spec().resolved()
+    assert (artid.optim.lr, artid.optim.epochs, artid.data.augment, artid.optim.select) == (
+        1e-4, 3, "insitu", "gap")
+    paper = _spec(preset="paper", method="dnet").resolved()
+    assert (paper.optim.lr, paper.optim.epochs, paper.data.augment, paper.optim.select) == (
+        1e-7, 25, "paper", "acc")
+    mine = _spec(preset="paper", lr=1e-3, augment="insitu").resolved()
+    assert (mine.optim.lr, mine.data.augment) == (1e-3, "insitu")
+
+
+def test_flat_options_land_in_their_sections_unchanged():
+    spec = _spec(lr=3e-4, head_lr=0.5, accum_steps=2, lr_milestones=(1.5,), image_size=64,
+                 workers=2, device="cpu", projector_dim=16, margin=1.0)
+    assert spec.optim == OptimSettings(lr=3e-4, head_lr=0.5, accum_steps=2, lr_milestones=(1.5,))
+    assert spec.data == DataSettings(root=Path("r"), image_size=64, workers=2)
+    assert (spec.model.device, spec.model.projector_dim) == ("cpu", 16)
+    assert spec.settings == ContrastiveSettings(margin=1.0)
+    assert RunSpec.build("contrastive", **spec.flat()) == spec  # flat() is what build takes
 
 
 def test_the_projector_is_capped_at_what_the_database_supports(caplog):
     with caplog.at_level(logging.WARNING):
-        assert projector_dim(_spec().resolved().common, n_images=534, d=1280) == 267
+        assert projector_dim(_spec().model, "artid", n_images=534, d=1280) == 267
     assert "534 database images" in caplog.text
-    assert projector_dim(_spec().resolved().common, n_images=10_000, d=1280) is None           # D -> D
-    assert projector_dim(_spec(preset="paper").resolved().common, n_images=534, d=1280) is None
-    assert projector_dim(_spec(projector_dim=64).resolved().common, n_images=534, d=1280) == 64
+    assert projector_dim(_spec().model, "artid", n_images=10_000, d=1280) is None  # D -> D
+    assert projector_dim(_spec().model, "paper", n_images=534, d=1280) is None
+    assert projector_dim(_spec(projector_dim=64).model, "artid", n_images=534, d=1280) == 64
 
 
 @pytest.mark.parametrize("kw, option", [({"augment": "heavy"}, "--augment"), ({"preset": "fast"}, "--preset"),
@@ -88,16 +102,17 @@ def test_the_command_line_offers_a_method_only_its_own_options(method, option, c
 @pytest.mark.parametrize("method", ["contrastive", "simsiam", "dnet"])
 def test_the_command_line_maps_onto_the_spec_with_the_same_defaults(method):
     args = _parse([method, "--root", "r", "--out", "o"])
-    spec = RunSpec.build(method, **{k: getattr(args, k) for k in spec_fields(method) if hasattr(args, k)})
+    assert all(hasattr(args, k) for k in spec_fields(method))  # every setting has its option
+    spec = RunSpec.build(method, **{k: getattr(args, k) for k in spec_fields(method)})
     assert spec == _spec(method=method)
-    assert all(hasattr(args, k) for k in spec_fields(method))  # every setting of the method has its option
 
 
 def test_run_json_round_trips():
     spec = _spec(method="dnet", loss="arcface", scale=32.0, sampling="balanced", class_weights=True, lr=3e-4,
                  lr_milestones=(1.5, 3.0), projector=False, batch_size=16).resolved()
     stored = json.loads(json.dumps(spec.to_json()))
-    assert set(stored) == {"method", "common", "settings"} and "positives" not in stored["settings"]
+    assert set(stored) == {"method", "out", "preset", "data", "model", "optim", "settings"}
+    assert "positives" not in stored["settings"] and stored["optim"]["lr_milestones"] == [1.5, 3.0]
     assert RunSpec.from_json(stored) == spec
     assert RunSpec.from_json(json.loads(json.dumps(_spec(method="simsiam").to_json()))) == _spec(method="simsiam")
 
@@ -107,9 +122,19 @@ def test_run_json_of_the_flat_spec_before_settings_per_method_is_read():
             "lr_milestones": [2.0], "positives": "con-syn+real", "margin": None, "negative_pool": 10,
             "loss": "ce", "scale": None, "sampling": "random", "class_weights": False, "retrain_classifier": False}
     spec = RunSpec.from_json(flat)
-    assert spec.common == CommonSettings(root=Path("r"), out=Path("o"), lr=1e-4, epochs=3, lr_milestones=(2.0,))
+    assert spec.optim == OptimSettings(lr=1e-4, epochs=3, lr_milestones=(2.0,))
+    assert (spec.out, spec.data.root) == (Path("o"), Path("r"))
     assert spec.settings == ContrastiveSettings(positives="con-syn+real", margin=1.8)
-    assert RunSpec.from_json({**flat, "method": "dnet", "margin": 0.3}).settings == DNetSettings(margin=0.3)
+    dnet = RunSpec.from_json({**flat, "method": "dnet", "margin": 0.3})
+    assert dnet.settings == DNetSettings(margin=0.3)
+
+
+def test_run_json_of_common_and_method_settings_is_read():
+    common = {"root": "r", "out": "o", "preset": "paper", "model": "m", "lr": 1e-3,
+              "lr_milestones": [2.0], "image_size": 64, "device": "cpu", "select": "acc"}
+    spec = RunSpec.from_json({"method": "dnet", "common": common, "settings": {"loss": "arcface"}})
+    assert spec == _spec(method="dnet", preset="paper", model="m", lr=1e-3, lr_milestones=(2.0,),
+                         image_size=64, device="cpu", select="acc", loss="arcface")
 
 
 @pytest.mark.parametrize("bad, message", [([], "not a training run spec"), ({"method": "dnet", "common": {}},

@@ -163,7 +163,7 @@ def test_class_balanced_sampler_draws_classes_uniformly():
 
 
 @pytest.mark.slow
-def test_artid_train_checkpoint_loads_in_artid_extract(tmp_path):
+def test_artid_train_checkpoint_loads_in_artid_extract(tmp_path, capsys):
     """End to end on a tiny synthetic benchmark: `artid train` -> best.pt -> `artid extract --model`."""
     from artid.cli import main
     from artid.data.synth import SynthConfig, generate
@@ -179,7 +179,12 @@ def test_artid_train_checkpoint_loads_in_artid_extract(tmp_path):
             "--projector-dim", "8", "--loss", "arcface", "--device", "cpu"]
     assert main(argv) == 0
     state_after_one = torch.load(run_dir / STATE_FILE, weights_only=True)["model"]
-    assert main(argv[:argv.index("--epochs") + 1] + ["2"] + argv[argv.index("--epochs") + 2:]) == 0  # resumes
+    more = argv[:argv.index("--epochs") + 1] + ["2"] + argv[argv.index("--epochs") + 2:]
+    assert main(more) == 2  # another number of epochs is another schedule: refused, named
+    assert "--epochs 1 -> 2" in capsys.readouterr().err
+    assert main(more + ["--resume-changed"]) == 0  # resumes under the new settings, recorded
+    run_json = json.loads((run_dir / "run.json").read_text())
+    assert run_json["changes"] == [{"after_epoch": 1, "changed": {"epochs": [1, 2]}}]
     log = [json.loads(line) for line in (run_dir / LOG_FILE).read_text().splitlines()]
     assert [r["epoch"] for r in log] == [0, 1, 2] and {"acc", "gap", "param_acc"} <= set(log[-1])
     assert not torch.equal(state_after_one["projector.weight"],

@@ -1,4 +1,4 @@
-"""What the training loop and a method agree on: the loop's settings, a method's interface, the result.
+"""What the loop and a method agree on: the loop's settings, a method's interface, the result.
 
 :class:`~artid.training.trainer.Trainer` runs a :class:`Method` under a :class:`TrainConfig`;
 :class:`EpochContext` is what a method sees at the start of an epoch.
@@ -15,61 +15,60 @@ import numpy as np
 import torch
 from torch import nn
 
-from artid.errors import ArtidError
-from artid.training.schedule import LRSchedule
+from artid.training.sections import AMP_MODES, PRESETS, SELECT_METRICS, OptimSettings
 
-#: Mixed-precision modes: off, bfloat16 autocast (CPU or CUDA), float16 autocast + grad scaler (CUDA).
-AMP_MODES = ("off", "bf16", "fp16")
-#: Validation metrics that can pick the best epoch (higher is better).
-SELECT_METRICS = ("gap", "acc", "gap_minus")
+__all__ = ["AMP_MODES", "SELECT_METRICS", "EpochContext", "Method", "OptimSettings", "TrainConfig",
+           "TrainResult", "optim_json"]
 
 
-@dataclass
 class TrainConfig:
-    """Settings of the loop.
+    """Settings of the loop: the run folder, the optimisation section as it is, what is kept.
+
+    ``TrainConfig(out, optim)`` takes an :class:`~artid.training.sections.OptimSettings`;
+    ``TrainConfig(out, epochs=3, lr=1e-2)`` is a shorthand that builds one from its fields.
+    Settings a preset governs and left None (``lr``, ``select``) get the ``artid`` preset's.
 
     Attributes:
         out_dir: run folder (checkpoints, trainer state, log).
-        epochs: number of epochs.
-        lr: backbone (and FC projector) learning rate.
-        head_lr: learning rate of the method's head (classifier, SimSiam MLPs).
-        weight_decay: Adam weight decay (1e-6 in the paper).
-        schedule: shape of the learning-rate schedule (default: x0.1 once, halfway).
-        accum_steps: batches whose gradients are summed before one optimiser step.
-        amp: mixed precision, one of :data:`AMP_MODES` (``fp16`` needs CUDA).
-        seed: base seed of every random choice.
-        select_metric: validation metric (of :data:`SELECT_METRICS`) that picks the best epoch;
-            a method's extra classifiers (DNet's parametric one) are picked by ``param_`` + it.
+        optim: optimisation and schedule (epochs, learning rates, optimiser, schedule,
+            accumulation, mixed precision, seed, selection metric).
+        keep_epochs: keep every epoch's checkpoint (``epoch_NNN.pt``); False keeps only the
+            last one (``last.pt``) besides the best.
     """
 
-    out_dir: Path
-    epochs: int
-    lr: float = 1e-4
-    head_lr: float = 1e-3
-    weight_decay: float = 1e-6
-    schedule: LRSchedule = field(default_factory=LRSchedule)
-    accum_steps: int = 1
-    amp: str = "off"
-    seed: int = 0
-    select_metric: str = "gap"
+    def __init__(self, out_dir: Path, optim: OptimSettings | None = None, *,
+                 keep_epochs: bool = True, **optim_values: Any) -> None:
+        if optim is not None and optim_values:
+            raise TypeError("TrainConfig: give the optimisation section or its fields, not both")
+        optim = optim if optim is not None else OptimSettings(**optim_values)
+        self.out_dir = Path(out_dir)
+        self.optim = optim.resolved(PRESETS["artid"])
+        self.keep_epochs = keep_epochs
+
+    @property
+    def epochs(self) -> int:
+        """Epochs of training."""
+        assert self.optim.epochs is not None  # check() refuses None
+        return self.optim.epochs
 
     def check(self) -> None:
         """Raise :class:`ArtidError` naming the option on a setting the loop cannot run."""
-        if self.epochs < 1:
-            raise ArtidError(f"--epochs must be at least 1, got {self.epochs}")
-        if self.accum_steps < 1:
-            raise ArtidError(f"--accum-steps must be at least 1, got {self.accum_steps}")
-        if self.amp not in AMP_MODES:
-            raise ArtidError(f"--amp: unknown mode {self.amp!r}; expected one of {', '.join(AMP_MODES)}")
-        if self.select_metric not in SELECT_METRICS:
-            raise ArtidError(f"--select: unknown metric {self.select_metric!r}; "
-                             f"expected one of {', '.join(SELECT_METRICS)}")
-        self.schedule.check(self.epochs)
+        self.optim.check()
 
     def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["out_dir"] = str(self.out_dir)
-        return d
+        return {"out_dir": str(self.out_dir), "optim": optim_json(self.optim),
+                "keep_epochs": self.keep_epochs}
+
+    def __repr__(self) -> str:
+        return f"TrainConfig({self.out_dir!s}, {self.optim!r}, keep_epochs={self.keep_epochs})"
+
+
+def optim_json(optim: OptimSettings) -> dict[str, Any]:
+    """The optimisation section as JSON values (milestones as a list)."""
+    d = asdict(optim)
+    if d["lr_milestones"] is not None:
+        d["lr_milestones"] = list(d["lr_milestones"])
+    return d
 
 
 @dataclass
@@ -93,11 +92,14 @@ class Method(Protocol):
         select_prefixes: prefixes of the validation figures of the method's own classifiers
             (``param_`` for DNet): each gets its own best epoch, ``best_<prefix>.pt`` and
             ``best_<prefix>_head.pt``.
+        candidate_untrained: the untrained model is validated and is a candidate for the best
+            epoch (False where it is meaningless, e.g. a randomly initialised output layer).
     """
 
     name: str
     train_backbone: bool
     select_prefixes: tuple[str, ...]
+    candidate_untrained: bool
 
     @property
     def head(self) -> nn.Module | None:
@@ -107,7 +109,7 @@ class Method(Protocol):
         """Prepare the epoch (mining, pair lists) with the current weights."""
 
     def batches(self, ctx: EpochContext) -> Iterable[Any]:
-        """The epoch's batches, with a ``len`` (a DataLoader): it sizes the schedule and the progress bar."""
+        """The epoch's batches, with a ``len`` (a DataLoader): it sizes the schedule and the bar."""
 
     def loss(self, model: nn.Module, batch: Any, device: torch.device) -> tuple[torch.Tensor, int]:
         """Scalar loss of one batch and the number of images it forwarded."""
@@ -118,8 +120,17 @@ class Method(Protocol):
 
 @dataclass
 class TrainResult:
-    """Outcome of :meth:`Trainer.fit`: the history of epochs and the best one (0: the untrained model)."""
+    """Outcome of :meth:`Trainer.fit`.
+
+    Attributes:
+        history: one record per epoch (0: the untrained model's validation).
+        best_epoch: the epoch of ``best.pt`` (0: the untrained model).
+        best_checkpoint: path of ``best.pt``.
+        changes: settings changed on a resume that was allowed to continue with them
+            (``--resume-changed``): ``{"after_epoch": e, "changed": {option: [old, new]}}``.
+    """
 
     history: list[dict[str, Any]] = field(default_factory=list)
     best_epoch: int | None = None
     best_checkpoint: Path | None = None
+    changes: list[dict[str, Any]] = field(default_factory=list)

@@ -1,17 +1,17 @@
 """Pair mining on descriptors already computed (thesis 4.4.2): a function a test can call.
 
 Descriptors are (N, D) float32 with L2-normalised rows; similarity is the inner
-product; searches are exact (faiss ``IndexFlatIP``).
+product; searches are the project's one exact search (:func:`artid.retrieval.knn.exact_search`).
 """
 
 from __future__ import annotations
 
 import logging
 
-import faiss
 import numpy as np
 
 from artid.errors import ArtidError
+from artid.retrieval.knn import exact_search
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +44,7 @@ def hard_negatives(desc: np.ndarray, labels: np.ndarray, rng: np.random.Generato
         raise ArtidError("hard-negative mining needs at least two classes in the database")
     # at most (largest class) neighbours share the anchor's class, so this many suffice
     search_k = min(n, k + int(counts.max()))
-    index = faiss.IndexFlatIP(desc.shape[1])
-    index.add(desc)
-    _, nn_idx = index.search(desc, search_k)
+    _, nn_idx = exact_search(desc, desc, search_k, progress=False)
     other = labels[nn_idx] != labels[:, None]            # (N, search_k)
     n_other = other.sum(axis=1)
     pool = np.minimum(n_other, k)                         # pool size per anchor

@@ -1,14 +1,16 @@
-"""Learning-rate schedules of the training loop, built from torch's schedulers and stepped per optimiser step.
+"""Learning-rate schedules of the training loop: torch's schedulers, stepped per optimiser step.
 
 - ``step`` (default): the rate is multiplied by ``gamma`` (0.1) once at each milestone, given in
   epochs (fractions allowed); without milestones, once at the middle of training (thesis 5.1:
-  "decreased by a factor of 10 in the middle of the training") — :class:`~torch.optim.lr_scheduler.MultiStepLR`.
+  "decreased by a factor of 10 in the middle of the training") —
+  :class:`~torch.optim.lr_scheduler.MultiStepLR`.
 - ``cosine``: cosine annealing from the base rate to 0 over the training —
   :class:`~torch.optim.lr_scheduler.CosineAnnealingLR`.
 - ``constant``: no change.
 
 Any of them can start with a linear warm-up of ``warmup_steps`` optimiser steps
-(:class:`~torch.optim.lr_scheduler.LinearLR` chained by :class:`~torch.optim.lr_scheduler.SequentialLR`).
+(:class:`~torch.optim.lr_scheduler.LinearLR` chained by
+:class:`~torch.optim.lr_scheduler.SequentialLR`).
 Milestones and the cosine period count optimiser steps, so gradient accumulation and the
 epoch length only change how epochs map to steps, never the shape of the schedule.
 """
@@ -19,7 +21,14 @@ import math
 from dataclasses import dataclass
 
 import torch
-from torch.optim.lr_scheduler import ConstantLR, CosineAnnealingLR, LinearLR, LRScheduler, MultiStepLR, SequentialLR
+from torch.optim.lr_scheduler import (
+    ConstantLR,
+    CosineAnnealingLR,
+    LinearLR,
+    LRScheduler,
+    MultiStepLR,
+    SequentialLR,
+)
 
 from artid.errors import ArtidError
 
@@ -44,16 +53,22 @@ class LRSchedule:
     warmup_steps: int = 0
 
     def check(self, epochs: int) -> None:
-        """Raise :class:`ArtidError` naming the option when the schedule cannot apply to ``epochs``."""
+        """Raise :class:`ArtidError` naming the option when the schedule cannot apply to
+        ``epochs``."""
         if self.kind not in SCHEDULES:
-            raise ArtidError(f"--lr-schedule: unknown schedule {self.kind!r}; expected one of {', '.join(SCHEDULES)}")
+            raise ArtidError(
+                f"--lr-schedule: unknown schedule {self.kind!r}; "
+                f"expected one of {', '.join(SCHEDULES)}"
+            )
         if self.warmup_steps < 0:
             raise ArtidError(f"--warmup-steps must be non-negative, got {self.warmup_steps}")
         if not 0 < self.gamma <= 1:
-            raise ArtidError(f"the lr drop factor must be in (0, 1], got {self.gamma}")
+            raise ArtidError(f"--lr-gamma: the lr drop factor must be in (0, 1], got {self.gamma}")
         for m in self.milestones or ():
             if not 0 < m < epochs:
-                raise ArtidError(f"--lr-milestones: {m:g} is not inside the {epochs} epochs of training")
+                raise ArtidError(
+                    f"--lr-milestones: {m:g} is not inside the {epochs} epochs of training"
+                )
 
 
 def parse_milestones(text: str | None) -> tuple[float, ...] | None:
@@ -63,7 +78,9 @@ def parse_milestones(text: str | None) -> tuple[float, ...] | None:
     try:
         values = tuple(sorted(float(v) for v in text.split(",") if v.strip()))
     except ValueError:
-        raise ArtidError(f"--lr-milestones: expected comma-separated epochs such as 5,8, got {text!r}") from None
+        raise ArtidError(
+            f"--lr-milestones: expected comma-separated epochs such as 5,8, got {text!r}"
+        ) from None
     return values or None
 
 
@@ -73,8 +90,9 @@ def milestone_steps(schedule: LRSchedule, epochs: int, steps_per_epoch: int) -> 
     return sorted({max(1, round(m * steps_per_epoch)) for m in epochs_at})
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, schedule: LRSchedule, epochs: int,
-                    steps_per_epoch: int) -> LRScheduler:
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, schedule: LRSchedule, epochs: int, steps_per_epoch: int
+) -> LRScheduler:
     """The scheduler of a run; call its ``step()`` after every optimiser step.
 
     Args:
@@ -93,8 +111,11 @@ def build_scheduler(optimizer: torch.optim.Optimizer, schedule: LRSchedule, epoc
     warm = min(schedule.warmup_steps, total - 1)
     main: LRScheduler
     if schedule.kind == "step":
-        main = MultiStepLR(optimizer, [max(1, s - warm) for s in milestone_steps(schedule, epochs, steps_per_epoch)],
-                           gamma=schedule.gamma)
+        main = MultiStepLR(
+            optimizer,
+            [max(1, s - warm) for s in milestone_steps(schedule, epochs, steps_per_epoch)],
+            gamma=schedule.gamma,
+        )
     elif schedule.kind == "cosine":
         main = CosineAnnealingLR(optimizer, T_max=max(1, total - warm))
     else:
@@ -106,11 +127,14 @@ def build_scheduler(optimizer: torch.optim.Optimizer, schedule: LRSchedule, epoc
 
 
 def steps_per_epoch(batches: int, accum_steps: int) -> int:
-    """Optimiser steps of an epoch of ``batches`` batches (a trailing partial accumulation steps too)."""
+    """Optimiser steps of an epoch of ``batches`` batches (a trailing partial accumulation
+    steps too)."""
     return max(1, math.ceil(batches / accum_steps))
 
 
-def lr_trace(schedule: LRSchedule, epochs: int, steps: int, base_lr: float = 1.0) -> list[list[float]]:
+def lr_trace(
+    schedule: LRSchedule, epochs: int, steps: int, base_lr: float = 1.0
+) -> list[list[float]]:
     """The rate used at every optimiser step, per epoch (for tests and ``--help`` figures)."""
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=base_lr)
     sched = build_scheduler(opt, schedule, epochs, steps)
@@ -123,4 +147,3 @@ def lr_trace(schedule: LRSchedule, epochs: int, steps: int, base_lr: float = 1.0
             sched.step()
         out.append(epoch)
     return out
-

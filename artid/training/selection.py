@@ -7,8 +7,6 @@ says so, never a worse one.
 
 from __future__ import annotations
 
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,10 +14,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from artid.files import atomic_path, copy_file
+
 
 @dataclass
 class Selection:
-    """One rule: the epoch with the highest ``metric`` is copied to ``model_file`` (and its head to ``head_file``).
+    """One rule: the epoch with the highest ``metric`` is kept as ``model_file`` (+ ``head_file``).
 
     Attributes:
         metric: key of the epoch record (e.g. ``gap``, ``param_gap``); records without it
@@ -44,18 +44,16 @@ class Selection:
 
     def offer(self, out_dir: Path, epoch: int, record: dict[str, Any], checkpoint: Path,
               head: nn.Module | None) -> bool:
-        """Keep ``checkpoint`` (and ``head``) when the record beats the best so far; return whether it did."""
+        """Keep ``checkpoint`` (and ``head``) when the record beats the best so far (atomically);
+        return whether it did."""
         v = self.value(record)
         if v is None or not v > self.best_value:
             return False
         self.best_value, self.best_epoch = v, epoch
-        tmp = out_dir / (self.model_file + ".tmp")
-        shutil.copyfile(checkpoint, tmp)
-        os.replace(tmp, out_dir / self.model_file)
+        copy_file(checkpoint, out_dir / self.model_file)
         if self.head_file is not None and head is not None:
-            tmp = out_dir / (self.head_file + ".tmp")
-            torch.save(head.state_dict(), tmp)
-            os.replace(tmp, out_dir / self.head_file)
+            with atomic_path(out_dir / self.head_file) as tmp:
+                torch.save(head.state_dict(), tmp)
         return True
 
     def state(self) -> dict[str, Any]:

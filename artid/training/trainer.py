@@ -17,16 +17,20 @@ model, head, optimiser, scheduler, grad-scaler and selection states after every 
 after the validation of the untrained model); an epoch interrupted in the middle is redone
 from that start state, and ``log.jsonl`` is rewritten from the saved history, so a resumed
 run reproduces the uninterrupted one bit for bit (on the same machine and device).
+
+A resume under other settings than the run's is refused, naming each change
+(:mod:`.runstate`); allowed (``resume_changed``), the run continues under the new ones: the
+optimiser takes the new rates, the schedule is rebuilt for the new settings and moved to the
+optimiser steps already done, and the change is recorded (:attr:`TrainResult.changes`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, cast
 
@@ -36,19 +40,21 @@ from torch import nn
 from tqdm import tqdm
 
 from artid.errors import ArtidError
-from artid.training.config import EpochContext, Method, TrainConfig, TrainResult
-from artid.training.schedule import build_scheduler, steps_per_epoch
+from artid.files import atomic_path
+from artid.training import runstate
+from artid.training.config import EpochContext, Method, TrainConfig, TrainResult, optim_json
+from artid.training.optimisation import Optimisation
+from artid.training.runstate import LOG_FILE, STATE_FILE
 from artid.training.selection import Selection
 
 log = logging.getLogger(__name__)
 
-STATE_FILE = "trainer_state.pt"
-LOG_FILE = "log.jsonl"
 BEST_FILE = "best.pt"
 BEST_HEAD_FILE = "best_head.pt"
+LAST_FILE = "last.pt"
 
-__all__ = ["BEST_FILE", "BEST_HEAD_FILE", "LOG_FILE", "STATE_FILE", "EpochContext", "Method", "TrainConfig",
-           "TrainResult", "Trainer", "default_checkpoint_writer"]
+__all__ = ["BEST_FILE", "BEST_HEAD_FILE", "LAST_FILE", "LOG_FILE", "STATE_FILE", "EpochContext",
+           "Method", "TrainConfig", "TrainResult", "Trainer", "default_checkpoint_writer"]
 
 
 def _seed_all(seed: int, epoch: int, phase: int = 0) -> tuple[np.random.Generator, torch.Generator]:
@@ -59,67 +65,66 @@ def _seed_all(seed: int, epoch: int, phase: int = 0) -> tuple[np.random.Generato
     return np.random.default_rng([seed, epoch, phase]), torch.Generator().manual_seed(s)
 
 
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def default_checkpoint_writer(path: Path, model: nn.Module, meta: dict[str, Any]) -> None:
     """:func:`artid.models.save_checkpoint` (what ``artid extract --model`` loads)."""
     from artid.models import Embedder, save_checkpoint
-    save_checkpoint(path, cast(Embedder, model), meta)  # the trainer's model is an Embedder (or duck-typed like one)
+    save_checkpoint(path, cast(Embedder, model), meta)  # the trainer's model is an Embedder
 
 
 class Trainer:
     """Runs a :class:`Method` on an embedder.
 
     Args:
-        model: the embedder (``forward``, ``freeze_batchnorm``; see :mod:`artid.models`), on ``device``.
+        model: the embedder (``forward``, ``freeze_batchnorm``; see :mod:`artid.models`).
         method: the method.
         config: loop settings.
-        device: decided once by the caller.
-        validator: model -> metrics dict (containing ``config.select_metric``), or None.
-        checkpoint_writer: (path, model, meta) -> None; default :func:`default_checkpoint_writer`.
+        device: decided once by the caller; the model is on it.
+        validator: model -> metrics dict (containing ``config.optim.select``), or None.
+        checkpoint_writer: (path, model, meta) -> None; default :func:`default_checkpoint_writer`
+            (whatever it writes lands atomically).
         invalidate: called whenever the weights changed (clears cached descriptors).
+        settings: the run's settings by option name, stored with the state and compared on a
+            resume (default: the optimisation section's).
+        resume_changed: resume under changed settings (recorded) instead of refusing.
+        progress: show progress bars.
     """
 
     def __init__(self, model: nn.Module, method: Method, config: TrainConfig, device: torch.device,
                  validator: Callable[[nn.Module], dict[str, Any]] | None = None,
                  checkpoint_writer: Callable[[Path, nn.Module, dict[str, Any]], None] | None = None,
-                 invalidate: Callable[[], None] | None = None) -> None:
+                 invalidate: Callable[[], None] | None = None,
+                 settings: Mapping[str, Any] | None = None, resume_changed: bool = False,
+                 progress: bool = True) -> None:
         config.check()
-        if config.amp == "fp16" and device.type != "cuda":
-            raise ArtidError(f"--amp fp16 needs a CUDA device (got {device}); use --amp bf16 or off")
+        optim = config.optim
+        if optim.amp == "fp16" and device.type != "cuda":
+            raise ArtidError(f"--amp fp16 needs a CUDA device (got {device}); "
+                             "use --amp bf16 or off")
         self.model, self.method, self.config, self.device = model, method, config, device
         self.validator = validator
         self.write_checkpoint = checkpoint_writer or default_checkpoint_writer
         self.invalidate = invalidate or (lambda: None)
+        self.settings = runstate.as_json(settings if settings is not None else optim_json(optim))
+        self.resume_changed, self.progress = resume_changed, progress
         self.out_dir = Path(config.out_dir)
-        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.amp)
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(optim.amp)
         if method.head is not None:
             method.head.to(device)
         if not method.train_backbone:
             for p in model.parameters():
                 p.requires_grad_(False)
-        groups = []
-        backbone = [p for p in model.parameters() if p.requires_grad]
-        if backbone:
-            groups.append({"params": backbone, "lr": config.lr, "name": "backbone"})
-        if method.head is not None:
-            groups.append({"params": list(method.head.parameters()), "lr": config.head_lr, "name": "head"})
-        if not groups:
-            raise ArtidError("nothing to train: the backbone is frozen and the method has no head")
-        self.optimizer = torch.optim.Adam(groups, weight_decay=config.weight_decay)
-        self.scheduler: torch.optim.lr_scheduler.LRScheduler | None = None  # sized by the first epoch
-        self._scheduler_state: dict[str, Any] | None = None
-        self.scaler = torch.amp.GradScaler("cuda", enabled=config.amp == "fp16")
-        self.selections = [Selection(config.select_metric, BEST_FILE, BEST_HEAD_FILE, loss_fallback=True)]
+        self.opt = Optimisation(model, method.head, optim, config.epochs)
+        select = optim.select or ""
+        self.selections = [Selection(select, BEST_FILE, BEST_HEAD_FILE, loss_fallback=True)]
         for prefix in getattr(method, "select_prefixes", ()):
             name = "best_" + prefix.rstrip("_")
-            self.selections.append(Selection(prefix + config.select_metric, name + ".pt", name + "_head.pt"))
+            self.selections.append(Selection(prefix + select, name + ".pt", name + "_head.pt"))
         self.result = TrainResult()
         self.start_epoch = 1
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        return self.opt.optimizer
 
     # ----------------------------------------------------------------- state
     @property
@@ -127,61 +132,69 @@ class Trainer:
         return self.out_dir / STATE_FILE
 
     def checkpoint_path(self, epoch: int) -> Path:
+        if not self.config.keep_epochs:
+            return self.out_dir / LAST_FILE
         return self.out_dir / f"epoch_{epoch:03d}.pt"
 
     def _state(self, epoch: int) -> dict[str, Any]:
+        head = self.method.head
+        opt = self.opt.state()
         return {
+            **opt,
+            "optim": json.dumps(opt["optim"]),
             "method": self.method.name,
             "epoch": epoch,
-            "seed": self.config.seed,
+            "seed": self.config.optim.seed,
+            "settings": json.dumps(self.settings),
             "model": self.model.state_dict(),
-            "head": self.method.head.state_dict() if self.method.head is not None else {},
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else {},
-            "scaler": self.scaler.state_dict(),
+            "head": head.state_dict() if head is not None else {},
             "selections": json.dumps([s.state() for s in self.selections]),
             "history": json.dumps(self.result.history),
+            "changes": json.dumps(self.result.changes),
         }
 
     @staticmethod
     def saved_state(out_dir: Path) -> dict[str, Any] | None:
         """The trainer state stored in ``out_dir`` (None when there is none)."""
-        path = Path(out_dir) / STATE_FILE
-        if not path.is_file():
-            return None
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
-            raise ArtidError(f"{path}: cannot read the trainer state ({exc}); delete it to start over") from None
+        return runstate.read_state(out_dir)
 
     def resume(self) -> bool:
-        """Load the trainer state of ``out_dir`` when there is one; return whether it did."""
+        """Load the trainer state of ``out_dir`` when there is one; return whether it did.
+
+        Raises:
+            ArtidError: the state belongs to another method, or was made with other settings
+                (each change named) and ``resume_changed`` is off.
+        """
         st = self.saved_state(self.out_dir)
         if st is None:
             return False
-        if st.get("method") != self.method.name:
-            raise ArtidError(f"{self.state_path} belongs to a {st.get('method')!r} run, not {self.method.name!r}; "
+        path, name = self.state_path, self.method.name
+        if st.get("method") != name:
+            raise ArtidError(f"{path} belongs to a {st.get('method')!r} run, not {name!r}; "
                              "use another --out folder")
         if "selections" not in st:
-            raise ArtidError(f"{self.state_path} was written by an older artid; delete it to start over")
-        self.model.load_state_dict(st["model"])
+            raise ArtidError(f"{path} was written by an older artid; delete it to start over")
+        change = runstate.check_resume(st, self.settings, self.resume_changed, path)
+        runstate.load_weights(self.model, st["model"], "model", path)
         if self.method.head is not None:
-            self.method.head.load_state_dict(st["head"])
-        self.optimizer.load_state_dict(st["optimizer"])
-        self._scheduler_state = st["scheduler"] or None
-        self.scaler.load_state_dict(st["scaler"])
+            runstate.load_weights(self.method.head, st["head"], "head", path)
+        self.result.history = json.loads(st["history"])
+        self.result.changes = json.loads(st.get("changes", "[]"))
+        steps = sum(int(r.get("steps", 0)) for r in self.result.history)
+        self.opt.load({**st, "optim": json.loads(st["optim"]) if "optim" in st else None}, steps)
         saved = {s["metric"]: s for s in json.loads(st["selections"])}
         for sel in self.selections:
             if sel.metric in saved:
                 sel.load(saved[sel.metric])
-        self.result.history = json.loads(st["history"])
         self.result.best_epoch = self.selections[0].best_epoch
         self.start_epoch = int(st["epoch"]) + 1
+        if change is not None:
+            self.result.changes.append(change)
+            log.warning("%s: resuming after epoch %d with changed settings: %s", name,
+                        st["epoch"], runstate.describe(change["changed"]) or change.get("note"))
         # an epoch logged but not saved is redone: the log holds exactly the saved history
-        tmp = self.out_dir / (LOG_FILE + ".tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in self.result.history), encoding="utf-8")
-        os.replace(tmp, self.out_dir / LOG_FILE)
-        log.info("resuming %s from %s after epoch %d", self.method.name, self.state_path, st["epoch"])
+        runstate.write_log(self.out_dir, self.result.history)
+        log.info("resuming %s from %s after epoch %d", name, path, st["epoch"])
         return True
 
     # ------------------------------------------------------------------ loop
@@ -191,8 +204,8 @@ class Trainer:
         resumed = resume and self.resume()
         if not resumed:
             (self.out_dir / LOG_FILE).unlink(missing_ok=True)
-            if self.validator is not None:  # the untrained model is a candidate like any epoch
-                self._finish_epoch(0, {"epoch": 0, **self._validate()})
+            if self.validator is not None and getattr(self.method, "candidate_untrained", True):
+                self._finish_epoch(0, {"epoch": 0, **self._validate()})  # a candidate like any
         for epoch in range(self.start_epoch, self.config.epochs + 1):
             self._run_epoch(epoch)
         main = self.selections[0]
@@ -200,71 +213,56 @@ class Trainer:
         if main.best_epoch is not None:
             self.result.best_checkpoint = self.out_dir / BEST_FILE
         if main.best_epoch == 0:
-            log.warning("%s: no epoch beat the untrained model on validation %s (%.4g); %s is the untrained model",
-                        self.method.name, main.metric, main.best_value, BEST_FILE)
+            log.warning("%s: no epoch beat the untrained model on validation %s (%.4g); %s is "
+                        "the untrained model", self.method.name, main.metric, main.best_value,
+                        BEST_FILE)
         return self.result
 
     def _validate(self) -> dict[str, Any]:
         assert self.validator is not None
         v = self.validator(self.model)
-        v.update(self.method.validate(self.model, getattr(self.validator, "last_query_descriptors", None)))
+        queries = getattr(self.validator, "last_query_descriptors", None)
+        v.update(self.method.validate(self.model, queries))
         return v
 
     def _log(self, record: dict[str, Any]) -> None:
         self.result.history.append(record)
-        with open(self.out_dir / LOG_FILE, "a", encoding="utf-8") as f:
+        with open(self.out_dir / LOG_FILE, "a", encoding="utf-8") as f:  # appended: one line each
             f.write(json.dumps(record) + "\n")
-        figures = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items())
+        figures = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                            for k, v in record.items())
         log.info("%s %s", self.method.name, figures)
 
-    def _ensure_scheduler(self, n_batches: int | None) -> torch.optim.lr_scheduler.LRScheduler:
-        if self.scheduler is None:
-            if n_batches is None:
-                raise ArtidError(f"{self.method.name}: the batches of an epoch must have a length")
-            self.scheduler = build_scheduler(self.optimizer, self.config.schedule, self.config.epochs,
-                                             steps_per_epoch(n_batches, self.config.accum_steps))
-            if self._scheduler_state is not None:
-                self.scheduler.load_state_dict(self._scheduler_state)
-        return self.scheduler
-
-    def _optimiser_step(self) -> float:
-        lr = float(self.optimizer.param_groups[0]["lr"])
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.optimizer.zero_grad(set_to_none=True)
-        assert self.scheduler is not None
-        self.scheduler.step()
-        return lr
-
     def _run_epoch(self, epoch: int) -> None:
-        cfg, model, method = self.config, self.model, self.method
-        rng, gen = _seed_all(cfg.seed, epoch)
+        cfg, model, method, opt = self.config, self.model, self.method, self.opt
+        rng, gen = _seed_all(cfg.optim.seed, epoch)
         ctx = EpochContext(epoch=epoch, model=model, device=self.device, rng=rng, generator=gen)
         t0 = time.perf_counter()
         method.begin_epoch(ctx)
         t_prep = time.perf_counter() - t0
-        _seed_all(cfg.seed, epoch, phase=1)  # the batches' randomness does not depend on the preparation
+        _seed_all(cfg.optim.seed, epoch, phase=1)  # batches' randomness: not the preparation's
         model.train()
-        cast(Any, model).freeze_batchnorm()  # an Embedder's method (nn.Module types it as a tensor or module)
+        cast(Any, model).freeze_batchnorm()  # an Embedder's method (nn.Module types it otherwise)
         if method.head is not None:
             method.head.train()
         batches = method.batches(ctx)
         total = len(batches) if hasattr(batches, "__len__") else None  # type: ignore[arg-type]
-        self._ensure_scheduler(total)
-        bar = tqdm(batches, total=total, desc=f"{method.name} epoch {epoch}/{cfg.epochs}", unit="batch")
+        opt.ensure_scheduler(total, method.name)
+        bar = tqdm(batches, total=total, desc=f"{method.name} epoch {epoch}/{cfg.epochs}",
+                   unit="batch", disable=not self.progress)
         sum_loss, n_batches, n_images, n_steps, lr = 0.0, 0, 0, 0, float("nan")
         t1 = time.perf_counter()
-        self.optimizer.zero_grad(set_to_none=True)
+        opt.optimizer.zero_grad(set_to_none=True)
         for step, batch in enumerate(bar, start=1):
             with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
                                 enabled=self.amp_dtype is not None):
                 loss, n = method.loss(model, batch, self.device)
             if not torch.isfinite(loss):
-                raise ArtidError(f"{method.name}: the loss became {loss.item()} at epoch {epoch}, batch {step}; "
-                                 "lower --lr (or --head-lr)")
-            self.scaler.scale(loss / cfg.accum_steps).backward()
-            if step % cfg.accum_steps == 0 or step == total:
-                lr = self._optimiser_step()
+                raise ArtidError(f"{method.name}: the loss became {loss.item()} at epoch {epoch}, "
+                                 f"batch {step}; lower --lr (or --head-lr)")
+            opt.backward(loss)
+            if step % cfg.optim.accum_steps == 0 or step == total:
+                lr = opt.step()
                 n_steps += 1
             sum_loss += float(loss.detach())
             n_batches += 1
@@ -276,8 +274,8 @@ class Trainer:
         self.invalidate()
         record: dict[str, Any] = {"epoch": epoch, "loss": sum_loss / max(n_batches, 1), "lr": lr,
                                   "steps": n_steps, "images": n_images,
-                                  "images_per_s": n_images / max(t_train, 1e-9), "prepare_s": t_prep,
-                                  "train_s": t_train}
+                                  "images_per_s": n_images / max(t_train, 1e-9),
+                                  "prepare_s": t_prep, "train_s": t_train}
         if self.validator is not None:
             t2 = time.perf_counter()
             record.update(self._validate())
@@ -285,13 +283,16 @@ class Trainer:
         self._finish_epoch(epoch, record)
 
     def _finish_epoch(self, epoch: int, record: dict[str, Any]) -> None:
-        """Checkpoint, selection, log line, then the trainer state (last: a crash before it redoes the epoch)."""
+        """Checkpoint, selection, log line, then the trainer state (last: a crash before it
+        redoes the epoch)."""
         meta = {"method": self.method.name, "epoch": epoch, "config": self.config.to_json(),
-                "validation": {k: v for k, v in record.items() if isinstance(v, (int, float, str))}}
+                "validation": {k: v for k, v in record.items()
+                               if isinstance(v, (int, float, str))}}
         path = self.checkpoint_path(epoch)
-        self.write_checkpoint(path, self.model, meta)
+        with atomic_path(path) as tmp:
+            self.write_checkpoint(tmp, self.model, meta)
         for sel in self.selections:
             sel.offer(self.out_dir, epoch, record, path, self.method.head)
         record["best_epoch"] = self.selections[0].best_epoch
         self._log(record)
-        _atomic_torch_save(self._state(epoch), self.state_path)
+        runstate.save_state(self._state(epoch), self.out_dir)

@@ -1,4 +1,5 @@
-"""Embedding image sets with the current model, per-epoch validation and the DNet parametric classifier.
+"""Embedding image sets with the current model, per-epoch validation, the DNet parametric
+classifier.
 
 Validation follows the paper (thesis 5.1): single-scale descriptors without whitening,
 the kNN classifier of the database against the validation queries, (k, tau) tuned on
@@ -28,13 +29,21 @@ log = logging.getLogger(__name__)
 TEMPERATURE_GRID: tuple[float, ...] = (1, 2, 5, 10, 15, 20, 30, 50, 64, 100, 200, 500)
 
 
-def embed_images(model: nn.Module, source: ImageSource, device: torch.device, batch_size: int = 32,
-                 num_workers: int = 0, desc: str = "embedding", multiscale: bool = False) -> np.ndarray:
-    """Descriptors of every image of a source with the model in eval mode (its mode is restored after).
+def embed_images(
+    model: nn.Module,
+    source: ImageSource,
+    device: torch.device,
+    batch_size: int = 32,
+    num_workers: int = 0,
+    desc: str = "embedding",
+    multiscale: bool = False,
+) -> np.ndarray:
+    """Descriptors of every image of a source with the model in eval mode (its mode restored).
 
     Images keep their own size (aspect ratio kept): a data loader reads them (``eval_transform``:
     the pixels extraction decodes, in [0, 1]) and :func:`artid.extraction.embedding.embed_arrays`
-    batches images of equal size for the forward pass. The model's weights and statistics are not changed.
+    batches images of equal size for the forward pass. The model's weights and statistics are not
+    changed.
 
     Args:
         model: an embedder, ``model(x)`` -> (B, D) L2-normalised (and ``embed_multiscale``
@@ -53,13 +62,28 @@ def embed_images(model: nn.Module, source: ImageSource, device: torch.device, ba
     model.eval()
     ds = ImageDataset(source, np.zeros(len(source), dtype=np.int64), eval_transform())
     # its own generator: embedding never draws from the global RNG the training batches use
-    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                        collate_fn=collate_list, generator=torch.Generator().manual_seed(0))
+    loader = DataLoader(
+        ds,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+        collate_fn=collate_list,
+        generator=torch.Generator().manual_seed(0),
+    )
     images = (x for batch in loader for x, _ in batch)
     try:
-        with tqdm(total=len(ds), desc=desc, unit="img", leave=False, disable=len(loader) < 2) as bar:
-            return embed_arrays(model, images, scales=None if multiscale else (1.0,), batch_size=batch_size,
-                                device=device, dtype=torch.float32, on_batch=bar.update)
+        with tqdm(
+            total=len(ds), desc=desc, unit="img", leave=False, disable=len(loader) < 2
+        ) as bar:
+            return embed_arrays(
+                model,
+                images,
+                scales=None if multiscale else (1.0,),
+                batch_size=batch_size,
+                device=device,
+                dtype=torch.float32,
+                on_batch=bar.update,
+            )
     finally:
         model.train(was_training)
 
@@ -71,7 +95,9 @@ class EmbeddingCache:
     the end of epoch e and the mining at the start of epoch e+1 share one pass.
     """
 
-    def __init__(self, source: ImageSource, embed: Callable[[nn.Module, ImageSource], np.ndarray]) -> None:
+    def __init__(
+        self, source: ImageSource, embed: Callable[[nn.Module, ImageSource], np.ndarray]
+    ) -> None:
         self.source, self._embed = source, embed
         self._desc: np.ndarray | None = None
 
@@ -97,9 +123,16 @@ class KNNValidator:
         query_keys: (Q,) tie-break keys of the GAP ranking (the query paths); None = input order.
     """
 
-    def __init__(self, database: EmbeddingCache, db_labels: np.ndarray, queries: ImageSource,
-                 query_labels: np.ndarray, embed: Callable[[nn.Module, ImageSource], np.ndarray],
-                 n_classes: int | None = None, query_keys: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        database: EmbeddingCache,
+        db_labels: np.ndarray,
+        queries: ImageSource,
+        query_labels: np.ndarray,
+        embed: Callable[[nn.Module, ImageSource], np.ndarray],
+        n_classes: int | None = None,
+        query_keys: np.ndarray | None = None,
+    ) -> None:
         self.database, self.db_labels = database, np.asarray(db_labels, dtype=np.int64)
         self.queries, self.query_labels = queries, np.asarray(query_labels, dtype=np.int64)
         self.query_keys = None if query_keys is None else np.asarray(query_keys)
@@ -113,15 +146,23 @@ class KNNValidator:
         q = self._embed(model, self.queries)
         self.last_query_descriptors = q
         config = PipelineConfig(whiten="none", n_classes=self.n_classes, use_gpu=False)
-        res = KNNPipeline(config).fit(db, self.db_labels, q, self.query_labels, self.query_keys).tuned
+        res = (
+            KNNPipeline(config).fit(db, self.db_labels, q, self.query_labels, self.query_keys).tuned
+        )
         assert res is not None  # k and tau are left to tune: fit always tunes them
         i, j = res.ks.index(res.best_k), res.taus.index(res.best_tau)
-        return {"acc": res.acc, "gap": res.best_gap, "gap_minus": float(res.gap_minus[i, j]),
-                "k": res.best_k, "tau": res.best_tau}
+        return {
+            "acc": res.acc,
+            "gap": res.best_gap,
+            "gap_minus": float(res.gap_minus[i, j]),
+            "k": res.best_k,
+            "tau": res.best_tau,
+        }
 
 
 def parametric_predict(cos: np.ndarray, temperature: float) -> tuple[np.ndarray, np.ndarray]:
-    """DNet inference: argmax class and the log-odds of its softmax probability of ``temperature * cos``.
+    """DNet inference: argmax class and the log-odds of its softmax probability of
+    ``temperature * cos``.
 
     The log-odds ``z_top - logsumexp(z_others)`` rank queries as the probability does, without
     saturating at 1.0 (see :mod:`artid.retrieval.knn`); ``sigmoid`` of it is the probability.
@@ -144,37 +185,48 @@ def parametric_predict(cos: np.ndarray, temperature: float) -> tuple[np.ndarray,
     return pred.astype(np.int64), top - rest
 
 
-def tune_temperature(cos: np.ndarray, labels: np.ndarray, class_ids: np.ndarray | None = None,
-                     grid: tuple[float, ...] = TEMPERATURE_GRID) -> tuple[float, dict[str, float]]:
-    """The softmax temperature of the parametric classifier with the best GAP on the given queries.
+def tune_parametric_temperature(
+    cos: np.ndarray,
+    labels: np.ndarray,
+    class_ids: np.ndarray | None = None,
+    grid: tuple[float, ...] = TEMPERATURE_GRID,
+) -> tuple[float, dict[str, float]]:
+    """The softmax temperature of the DNet parametric classifier with the best validation GAP.
+
+    A grid search (:func:`artid.tuning.grid_search`: the first best temperature wins ties).
 
     Args:
         cos: (Q, C) cosine-classifier outputs of the validation queries.
         labels: (Q,) class ids, -1 for distractors.
         class_ids: (C,) class id of each column of ``cos`` (default: the column index).
-        grid: temperatures tried (first best wins on ties).
+        grid: temperatures tried.
 
     Returns:
         (best temperature, {"gap", "gap_minus", "acc"} at it).
     """
     from artid.metrics.ilr import accuracy, gap, gap_minus
+    from artid.tuning import grid_search
 
-    best_t, best = grid[0], {"gap": -1.0}
-    for t in grid:
+    def answers(t: float) -> tuple[np.ndarray, np.ndarray]:
         pred, conf = parametric_predict(cos, t)
-        if class_ids is not None:
-            pred = class_ids[pred]
-        g = gap(pred, conf, labels)
-        if g > best["gap"]:
-            best_t, best = t, {"gap": g, "gap_minus": gap_minus(pred, conf, labels),
-                               "acc": accuracy(pred, conf, labels)}
-    return best_t, best
+        return (pred if class_ids is None else class_ids[pred]), conf
+
+    best = grid_search(grid, lambda t: gap(*answers(t), labels)).best
+    pred, conf = answers(best)
+    return best, {
+        "gap": gap(pred, conf, labels),
+        "gap_minus": gap_minus(pred, conf, labels),
+        "acc": accuracy(pred, conf, labels),
+    }
 
 
 @torch.no_grad()
-def init_projector_from_whitening(model: nn.Module, database: ImageSource,
-                                  embed: Callable[[nn.Module, ImageSource], np.ndarray],
-                                  dim: int | None = None) -> int:
+def init_projector_from_whitening(
+    model: nn.Module,
+    database: ImageSource,
+    embed: Callable[[nn.Module, ImageSource], np.ndarray],
+    dim: int | None = None,
+) -> int:
     """Initialise the embedder's FC projector with PCA-whitening of the starting descriptors.
 
     The projector is first set to the identity (so the model outputs the plain pooled
@@ -203,6 +255,10 @@ def init_projector_from_whitening(model: nn.Module, database: ImageSource,
     assert w.mean is not None and w.projection is not None
     emb.set_projector_from_whitening(w.mean, w.projection)
     out = int(w.projection.shape[1])
-    log.info("projector initialised from PCA-whitening of %d database descriptors (%d -> %d)",
-             desc.shape[0], d, out)
+    log.info(
+        "projector initialised from PCA-whitening of %d database descriptors (%d -> %d)",
+        desc.shape[0],
+        d,
+        out,
+    )
     return out
