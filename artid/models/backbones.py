@@ -28,7 +28,6 @@ Artid checkpoints (trained models) are loaded by :func:`artid.models.build_embed
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -39,6 +38,13 @@ from torch import nn
 from artid.errors import ArtidError
 from artid.models.openclip import PREFIX as OPENCLIP_PREFIX
 from artid.models.openclip import create_openclip
+from artid.models.tv_backbones import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    torchvision_model,
+    torchvision_trunk,
+    trunk_channels,
+)
 from artid.models.vit import DEFAULT_TOKEN_POOLING, ViTTrunk, is_vit, split_pooling, vit_kwargs
 from artid.models.weights import (
     DEFAULT_BACKBONE,
@@ -53,9 +59,6 @@ from artid.models.weights import (
 )
 
 log = logging.getLogger(__name__)
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 #: Normalisation of the packaged EfficientNet-Lite0 weights (see the module docstring).
 LITE0_MEAN = (0.5, 0.5, 0.5)
@@ -110,29 +113,6 @@ class TimmTrunk(nn.Module):
         return self.model.forward_features(x)
 
 
-def _torchvision_trunk(model: nn.Module, arch: str) -> nn.Module:
-    """Fully convolutional part of a torchvision classifier (ResNet-like or with ``.features``)."""
-    if all(hasattr(model, n) for n in ("conv1", "layer4", "fc")):
-        names = ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"]
-        return nn.Sequential(*(getattr(model, n) for n in names))
-    features = getattr(model, "features", None)
-    if isinstance(features, nn.Module):
-        return features
-    raise ArtidError(
-        f"torchvision model {arch!r} has no known convolutional trunk (supported: "
-        "ResNet/ResNeXt-like models and models with a .features part); use its timm name instead"
-    )
-
-
-def _trunk_channels(trunk: nn.Module) -> int:
-    was_training = trunk.training
-    trunk.eval()
-    with torch.inference_mode():
-        out = trunk(torch.zeros(1, 3, 64, 64))
-    trunk.train(was_training)
-    return int(out.shape[1])
-
-
 def _parse_name(name: str) -> tuple[str, str]:
     """User name -> (library, arch); library ``lite0``, ``timm``, ``torchvision``, ``openclip``."""
     lowered = name.strip()
@@ -171,34 +151,6 @@ def _timm_model(arch: str, weights: Path | None, random_init: bool) -> nn.Module
         )
     except (RuntimeError, KeyError, ValueError, OSError) as exc:
         raise ArtidError(f"{weights}: cannot be loaded as weights of {arch} ({exc})") from None
-
-
-def _torchvision_model(arch: str, weights: Path | None, random_init: bool) -> tuple[nn.Module, str]:
-    import torchvision
-
-    try:
-        model = torchvision.models.get_model(arch, weights=None)
-    except ValueError:
-        raise ArtidError(f"unknown torchvision model {arch!r}") from None
-    if random_init:
-        return model, ""
-    if weights is None:
-        try:
-            url = torchvision.models.get_model_weights(arch).DEFAULT.url
-        except (ValueError, AttributeError):
-            raise ArtidError(f"torchvision has no pretrained weights for {arch!r}") from None
-        cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
-        if not cached.is_file():
-            raise _missing_weights(f"tv:{arch}", arch, url)
-        weights = cached
-    try:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-        model.load_state_dict(state)
-    except Exception as exc:  # bad file or mismatching keys: name the file
-        raise ArtidError(
-            f"{weights}: cannot be loaded as weights of torchvision {arch} ({exc})"
-        ) from None
-    return model, str(weights)
 
 
 def create_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = None) -> Backbone:
@@ -259,7 +211,7 @@ def create_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = N
     elif library == "openclip":
         model, mean, std, weights_desc = create_openclip(arch, weights, random_init)
     else:
-        model, weights_desc = _torchvision_model(arch, weights, random_init)
+        model, weights_desc = torchvision_model(arch, weights, random_init)
         weights_desc = weights_desc or "random"
         mean, std = IMAGENET_MEAN, IMAGENET_STD
     spec: dict[str, Any] = {
@@ -290,7 +242,7 @@ def create_architecture(spec: dict[str, Any]) -> Backbone:
     if library == "timm":
         model = _timm_model(arch, None, random_init=True)
     elif library == "torchvision":
-        model, _ = _torchvision_model(arch, None, random_init=True)
+        model, _ = torchvision_model(arch, None, random_init=True)
     elif library == "openclip":
         model = create_openclip(arch, None, random_init=True)[0]
     else:
@@ -307,8 +259,8 @@ def _finish(model: nn.Module, spec: dict[str, Any]) -> Backbone:
         trunk = TimmTrunk(model)
         channels = int(cast(Any, model).num_features)
     else:
-        trunk = _torchvision_trunk(model, spec["arch"])
-        channels = _trunk_channels(trunk)
+        trunk = torchvision_trunk(model, spec["arch"])
+        channels = trunk_channels(trunk)
     return Backbone(
         model=model,
         trunk=trunk,
