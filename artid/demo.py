@@ -7,7 +7,6 @@ there, so an interrupted demo resumes where it stopped (``artid demo`` again).
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -23,6 +22,7 @@ from artid.evaluation.report import format_table
 from artid.evaluation.reranking import RerankSetup
 from artid.evaluation.run import evaluate
 from artid.extraction import ExtractionSettings, extract_lists, met_sources
+from artid.files import write_json, write_text
 from artid.models import MULTI_SCALE, SINGLE_SCALE, build_embedder
 from artid.retrieval.autotune import K_GRID
 from artid.retrieval.pipeline import PipelineConfig
@@ -164,8 +164,8 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         "examples": str(examples),
         "seconds": {k: round(v, 1) for k, v in seconds.items()},
     }
-    (cfg.out / "demo.json").write_text(json.dumps(summary, indent=2))
-    (cfg.out / "table.txt").write_text(table + "\n")
+    write_json(cfg.out / "demo.json", summary, indent=2)
+    write_text(cfg.out / "table.txt", table + "\n")
     return summary
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from artid.data.entries import Entry
 from artid.data.images import load_image
 from artid.errors import ArtidError
+from artid.files import atomic_path
 
 #: (title, which rows) of the cases drawn, in order.
 CASES = (
@@ -108,8 +109,8 @@ def plot_examples(
     axes[0, 0].set_ylabel("query photo")
     axes[1, 0].set_ylabel("named exhibit\n(studio photo)")
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=90)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=90)
     plt.close(fig)
     return out
 
