@@ -124,3 +124,35 @@ def test_settings_refuse_nonsense():
         FinetuneSettings(loss="hinge")
     with pytest.raises(ArtidError):
         HeadSettings(pos_weight="sometimes")
+
+
+def test_finetuning_runs_on_the_training_loop_resumes_and_refuses_changed_settings(tmp_path):
+    import json
+    from dataclasses import replace
+
+    from PIL import Image
+
+    from artid.attributes.finetune import finetune, load_finetuned, predict_logits
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(8):
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(paths[-1])
+    y = np.array([[1, 0, 1], [0, 1, 0]] * 4)
+    run = tmp_path / "ft"
+    s = FinetuneSettings(model="random:resnet18", size=32, epochs=1, batch_size=4, step_size=1,
+                         device="cpu")
+    finetune(s, run, (paths, y), (paths, y), progress=False)
+    assert {"best.pt", "last.pt", "trainer_state.pt"} <= {p.name for p in run.iterdir()}
+    assert not (run / "epoch_001.pt").exists()  # only the last and the best network are kept
+    more = replace(s, epochs=2)  # more epochs train further, on the schedule of 2 epochs
+    net = finetune(more, run, (paths, y), (paths, y), progress=False)
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1, 2] and all("auc_pr_micro" in r for r in log)
+    assert [r["lr"] for r in log] == pytest.approx([0.01, 0.001])  # x0.1 every epoch
+    with pytest.raises(ArtidError, match=r"--lr 0\.01 -> 0\.5"):
+        finetune(replace(more, lr=0.5), run, (paths, y), (paths, y), progress=False)
+    best = load_finetuned(more, run, 3)
+    x = predict_logits(best, paths, 32)
+    assert x.shape == (8, 3) and np.allclose(x, predict_logits(net, paths, 32), atol=1e-5)

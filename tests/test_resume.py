@@ -96,3 +96,16 @@ def test_resuming_with_a_changed_setting_is_refused_naming_each_change(tmp_path)
     assert "--lr 0.01 -> 0.001" in message and "--weight-decay 1e-06 -> 0.0" in message
     assert "--epochs 2 -> 3" in message and "--head-lr" not in message
     assert (tmp_path / LOG_FILE).read_text() == saved  # nothing of the run was touched
+
+
+def test_resume_changed_continues_under_the_new_settings_and_records_the_change(tmp_path):
+    _lr_trainer(tmp_path, epochs=2).fit()
+    changed = _lr_trainer(tmp_path, epochs=3, lr=1e-3)
+    changed.resume_changed = True
+    result = changed.fit()
+    assert result.changes == [{"after_epoch": 2, "changed": {"epochs": [2, 3], "lr": [0.01, 0.001]}}]
+    assert [r["epoch"] for r in result.history] == [1, 2, 3]
+    # the new rate, on the schedule of 3 epochs moved past the 2 epochs done: dropped at 1.5 epochs
+    assert result.history[-1]["lr"] == pytest.approx(1e-4)
+    again = _lr_trainer(tmp_path, epochs=3, lr=1e-3)  # the run's settings are now the new ones
+    assert again.fit().changes == result.changes and len(again.result.history) == 3

@@ -1,23 +1,25 @@
-"""Fine-tuning a backbone for multi-label attributes: sigmoid outputs, BCE or focal loss, seed 004's step schedule.
+"""Fine-tuning a backbone for multi-label attributes: sigmoid outputs, BCE or focal loss, seed 004's
+step schedule, on the one training loop of :mod:`artid.training`.
 
-The network is an artid backbone's trunk and GeM pooling (:class:`artid.models.Embedder`) followed by
-one linear layer with an output per label. Training follows seed 004 (VGG16 on iMet 2019): SGD with
-momentum, learning rate 0.01 multiplied by 0.1 every ``step_size`` epochs (``StepLR``). The loss is
-BCE, optionally with a per-label ``pos_weight`` against label imbalance (negatives / positives,
+The network is an artid backbone's trunk and GeM pooling (:class:`artid.models.Embedder`) followed
+by one linear layer with an output per label. Training follows seed 004 (VGG16 on iMet 2019): SGD
+with momentum, learning rate 0.01 multiplied by 0.1 every ``step_size`` epochs. The loss is BCE,
+optionally with a per-label ``pos_weight`` against label imbalance (negatives / positives,
 capped), or the focal loss of Lin et al. (``torchvision.ops.sigmoid_focal_loss``, ``gamma`` and
 ``alpha`` configurable), which the iMet 2019 winners used.
 
-Resumable: after every epoch ``<folder>/finetune_last.pt`` holds the model, optimiser, scheduler and
-log (``log.jsonl`` too); running the same training again continues from there
-(with a larger ``epochs``: trains further). The epoch with the
-best validation AUC-PR (micro) is kept in ``finetune_best.pt``. Files are read back with
-``torch.load(weights_only=True)`` (tensors and plain containers only).
+It runs as a method (:class:`Finetune`) of :class:`artid.training.trainer.Trainer`, so it has the
+trainer's device (``auto``: CUDA when present), checkpoints, log and exact resume: after every
+epoch ``<folder>/trainer_state.pt`` holds the network, optimiser, schedule and history
+(``log.jsonl`` too) and ``last.pt`` the network; running the same training again continues from
+there (with a larger ``epochs``: trains further, the schedule does not depend on it). Other
+settings are refused, each change named, unless ``resume_changed``. The epoch with the best
+validation AUC-PR (micro) is kept in ``best.pt`` (without validation: the lowest training loss).
+Files are read back with ``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -32,9 +34,21 @@ from tqdm import tqdm
 
 from artid.attributes.head import balanced_pos_weight
 from artid.data.images import load_image, to_tensor
+from artid.devices import resolve_device
 from artid.errors import ArtidError
 from artid.metrics.multilabel import ranking_metrics
 from artid.models import build_embedder
+from artid.training.config import EpochContext, TrainConfig
+from artid.training.methods.base import MethodBase
+from artid.training.sections import OptimSettings
+from artid.training.trainer import BEST_FILE, STATE_FILE, Trainer
+
+#: Validation figure that picks the best epoch.
+SELECT = "auc_pr_micro"
+#: Settings a resume may change: more epochs train further; the device changes no result.
+RESUME_FREE = ("epochs", "device")
+#: Files of fine-tuning runs written before it ran on the training loop.
+OLD_LAST, OLD_BEST = "finetune_last.pt", "finetune_best.pt"
 
 
 @dataclass(frozen=True)
@@ -45,13 +59,15 @@ class FinetuneSettings:
         model, weights: the backbone (:func:`artid.models.build_embedder`).
         size: square input size in pixels.
         epochs, batch_size, lr, momentum, weight_decay: SGD.
-        step_size, step_gamma: ``StepLR`` (seed 004: x0.1 every 15 epochs).
+        step_size, step_gamma: the rate is multiplied by ``step_gamma`` every ``step_size``
+            epochs (seed 004: x0.1 every 15 epochs).
         loss: ``bce`` or ``focal``.
         gamma, alpha: focal loss parameters (alpha < 0: no class weighting).
         pos_weight: ``none`` or ``balanced`` (BCE only).
         max_pos_weight: cap of ``balanced``.
         freeze_bn: keep BatchNorm statistics frozen (small CPU batches).
         seed: initialisation, augmentation and batch order.
+        device: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``.
     """
 
     model: str = "efficientnet_lite0"
@@ -71,6 +87,7 @@ class FinetuneSettings:
     max_pos_weight: float = 10.0
     freeze_bn: bool = True
     seed: int = 0
+    device: str = "auto"
 
     def __post_init__(self) -> None:
         if self.loss not in ("bce", "focal"):
@@ -78,34 +95,54 @@ class FinetuneSettings:
         if self.pos_weight not in ("none", "balanced"):
             raise ArtidError(f"--pos-weight must be none or balanced, got {self.pos_weight!r}")
         if self.loss == "focal" and self.pos_weight != "none":
-            raise ArtidError("--pos-weight applies to --loss bce; the focal loss weighs positives with --alpha")
+            raise ArtidError("--pos-weight applies to --loss bce; the focal loss weighs positives "
+                             "with --alpha")
         if min(self.size, self.epochs, self.batch_size, self.step_size) < 1 or self.lr <= 0:
-            raise ArtidError(f"fine-tuning: size, epochs, batch size, step size >= 1 and lr > 0; got {self}")
+            raise ArtidError("fine-tuning: size, epochs, batch size, step size >= 1 and lr > 0; "
+                             f"got {self}")
 
     def to_json(self) -> dict:
         return asdict(self)
+
+    def optim(self) -> OptimSettings:
+        """The loop's optimisation section: SGD with momentum, the step schedule, AUC-PR."""
+        drops = tuple(float(e) for e in range(self.step_size, self.epochs, self.step_size))
+        return OptimSettings(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+                             weight_decay=self.weight_decay, optimizer="sgd",
+                             momentum=self.momentum, lr_schedule="step" if drops else "constant",
+                             lr_milestones=drops or None, lr_gamma=self.step_gamma,
+                             seed=self.seed, select=SELECT)
 
 
 class AttributeNet(nn.Module):
     """Backbone trunk -> GeM -> linear layer with one logit per label."""
 
-    def __init__(self, model: str, weights: str | None, n_labels: int) -> None:
+    def __init__(self, model: str, weights: str | None, n_labels: int,
+                 freeze_bn: bool = True) -> None:
         super().__init__()
         self.embedder = build_embedder(model, weights=weights)
         self.fc = nn.Linear(self.embedder.num_features, n_labels)
+        self.freeze_bn = freeze_bn
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) images in [0, 1] -> (B, L) logits."""
         e = self.embedder
         return self.fc(e.pool(e.trunk(e.normalize(x))).flatten(1))
 
+    def freeze_batchnorm(self) -> None:
+        """Keep the backbone's BatchNorm statistics frozen (when ``freeze_bn``)."""
+        if self.freeze_bn:
+            self.embedder.freeze_batchnorm()
+
 
 class ImageSet(Dataset):
     """Image files (and optional targets) as (3, size, size) tensors, augmented for training."""
 
-    def __init__(self, paths: list[Path], targets: np.ndarray | None, size: int, train: bool) -> None:
+    def __init__(self, paths: list[Path], targets: np.ndarray | None, size: int,
+                 train: bool) -> None:
         self.paths, self.targets = paths, targets
-        aug = [v2.RandomResizedCrop(size, scale=(0.6, 1.0), antialias=True), v2.RandomHorizontalFlip()]
+        aug = [v2.RandomResizedCrop(size, scale=(0.6, 1.0), antialias=True),
+               v2.RandomHorizontalFlip()]
         self.transform = v2.Compose(aug if train else [v2.Resize((size, size), antialias=True)])
 
     def __len__(self) -> int:
@@ -113,112 +150,129 @@ class ImageSet(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.transform(to_tensor(load_image(self.paths[i], max_size=None)))
-        y = torch.zeros(0) if self.targets is None else torch.as_tensor(self.targets[i], dtype=torch.float32)
+        y = (torch.zeros(0) if self.targets is None
+             else torch.as_tensor(self.targets[i], dtype=torch.float32))
         return x, y
 
 
-def _loss_fn(settings: FinetuneSettings, y: np.ndarray):
+def _loss_fn(settings: FinetuneSettings, y: np.ndarray) -> Any:
     if settings.loss == "focal":
-        return lambda logits, t: sigmoid_focal_loss(logits, t, alpha=settings.alpha, gamma=settings.gamma,
-                                                    reduction="mean")
-    pw = torch.as_tensor(balanced_pos_weight(y, settings.max_pos_weight)) if settings.pos_weight == "balanced" else None
+        return lambda logits, t: sigmoid_focal_loss(logits, t, alpha=settings.alpha,
+                                                    gamma=settings.gamma, reduction="mean")
+    pw = None
+    if settings.pos_weight == "balanced":
+        pw = torch.as_tensor(balanced_pos_weight(y, settings.max_pos_weight))
     return nn.BCEWithLogitsLoss(pos_weight=pw)
 
 
-def _save(payload: dict[str, Any], file: Path) -> None:
-    tmp = file.with_name(f".{file.name}.tmp{os.getpid()}")
-    torch.save(payload, tmp)
-    os.replace(tmp, file)
+class Finetune(MethodBase):
+    """The training method: augmented image batches, BCE or focal loss on every label.
+
+    The whole network trains at one rate (no head of its own); its output layer starts random,
+    so the untrained network is no candidate for the best epoch.
+    """
+
+    name = "finetune"
+    candidate_untrained = False
+
+    def __init__(self, paths: list[Path], targets: np.ndarray, settings: FinetuneSettings,
+                 num_workers: int = 0) -> None:
+        self.data = ImageSet(paths, targets, settings.size, train=True)
+        self.batch_size, self.num_workers = settings.batch_size, num_workers
+        self.loss_fn = _loss_fn(settings, targets)
+
+    def batches(self, ctx: EpochContext) -> DataLoader:
+        return DataLoader(self.data, batch_size=self.batch_size, shuffle=True,
+                          generator=ctx.generator, num_workers=self.num_workers)
+
+    def loss(self, model: nn.Module, batch: Any, device: torch.device) -> tuple[torch.Tensor, int]:
+        x, t = batch
+        if isinstance(self.loss_fn, nn.Module):
+            self.loss_fn.to(device)
+        logits = model(x.to(device, non_blocking=True)).float()
+        return self.loss_fn(logits, t.to(device)), x.shape[0]
+
+
+class _Validator:
+    """Validation AUC-PR (micro) of the network's scores."""
+
+    def __init__(self, paths: list[Path], targets: np.ndarray, settings: FinetuneSettings) -> None:
+        self.paths, self.targets, self.settings = paths, targets, settings
+
+    def __call__(self, net: nn.Module) -> dict[str, Any]:
+        s = self.settings
+        scores = predict_logits(net, self.paths, s.size, s.batch_size)  # type: ignore[arg-type]
+        return {SELECT: ranking_metrics(self.targets, scores).auc_pr_micro}
+
+
+def _write(path: Path, net: nn.Module, meta: dict[str, Any]) -> None:
+    torch.save({"model": net.state_dict(), "epoch": meta["epoch"]}, path)
 
 
 def _load(file: Path) -> dict[str, Any]:
     try:
         return torch.load(file, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same message
-        raise ArtidError(f"{file}: not a readable fine-tuning checkpoint ({exc}); delete it to start over") from None
+        raise ArtidError(f"{file}: not a readable fine-tuning checkpoint ({exc}); "
+                         "delete it to start over") from None
 
 
 @torch.inference_mode()
 def predict_logits(net: AttributeNet, paths: list[Path], size: int, batch_size: int = 32,
                    progress: bool = False, desc: str = "predict") -> np.ndarray:
-    """(N, L) float32 logits of image files (resized to ``size`` x ``size``, no augmentation)."""
+    """(N, L) float32 logits of image files (resized to ``size`` x ``size``, no augmentation),
+    computed on the network's device."""
     net.eval()
+    device = next(net.parameters()).device
     loader = DataLoader(ImageSet(paths, None, size, train=False), batch_size=batch_size)
-    out = [net(x) for x, _ in tqdm(loader, desc=desc, unit="batch", disable=not progress)]
+    out = [net(x.to(device)).float().cpu()
+           for x, _ in tqdm(loader, desc=desc, unit="batch", disable=not progress)]
     return torch.cat(out).numpy() if out else np.zeros((0, net.fc.out_features), np.float32)
 
 
 def finetune(settings: FinetuneSettings, folder: Path, train: tuple[list[Path], np.ndarray],
-             val: tuple[list[Path], np.ndarray] | None = None, progress: bool = True) -> AttributeNet:
-    """Train (or resume training) and return the network of the best validation epoch (the last without val).
+             val: tuple[list[Path], np.ndarray] | None = None, progress: bool = True,
+             resume_changed: bool = False) -> AttributeNet:
+    """Train (or resume training) and return the network of the best epoch, on its device.
 
     Args:
         settings: fine-tuning settings.
-        folder: where the checkpoints and ``log.jsonl`` go.
+        folder: where the checkpoints, trainer state and ``log.jsonl`` go.
         train: training image files and their (N, L) 0/1 targets.
         val: validation image files and targets, scored after every epoch.
         progress: progress bars.
+        resume_changed: resume a run made with other settings under these (recorded in the
+            trainer state) instead of refusing.
     """
     paths, y = train
     folder.mkdir(parents=True, exist_ok=True)
+    if (folder / OLD_LAST).is_file() and not (folder / STATE_FILE).is_file():
+        raise ArtidError(f"{folder / OLD_LAST} was written by an older artid (before fine-tuning "
+                         "ran on the training loop); delete it or choose another --out")
+    device = resolve_device(settings.device)
     torch.manual_seed(settings.seed)
-    net = AttributeNet(settings.model, settings.weights, y.shape[1])
-    if settings.freeze_bn:
-        net.embedder.freeze_batchnorm()
-    opt = torch.optim.SGD(net.parameters(), lr=settings.lr, momentum=settings.momentum,
-                          weight_decay=settings.weight_decay)
-    sched = torch.optim.lr_scheduler.StepLR(opt, settings.step_size, settings.step_gamma)
-    last, best_file = folder / "finetune_last.pt", folder / "finetune_best.pt"
-    start, log, best = 0, [], -1.0
-    if last.is_file():
-        state = _load(last)
-        saved, now = dict(state.get("settings") or {}), json.loads(json.dumps(settings.to_json()))
-        saved.pop("epochs", None), now.pop("epochs")  # more epochs continue a run; other changes do not
-        if saved != now:
-            diff = sorted(k for k in now if saved.get(k) != now[k])
-            raise ArtidError(f"{last} was made with other settings ({', '.join(diff)}); "
-                             "choose another --out or delete it")
-        net.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        start, log, best = int(state["epoch"]), list(state["log"]), float(state["best"])
-    loss_fn = _loss_fn(settings, y)
-    gen = torch.Generator().manual_seed(settings.seed + start)
-    loader = DataLoader(ImageSet(paths, y, settings.size, train=True), batch_size=settings.batch_size,
-                        shuffle=True, generator=gen)
-    for epoch in range(start, settings.epochs):
-        net.train()
-        total, count = 0.0, 0
-        for x, t in tqdm(loader, desc=f"epoch {epoch + 1}/{settings.epochs}", unit="batch", disable=not progress):
-            opt.zero_grad()
-            loss = loss_fn(net(x), t)
-            loss.backward()
-            opt.step()
-            total, count = total + loss.item() * len(x), count + len(x)
-        entry = {"epoch": epoch + 1, "loss": total / max(count, 1), "lr": opt.param_groups[0]["lr"]}
-        sched.step()
-        if val is not None:
-            scores = predict_logits(net, val[0], settings.size, settings.batch_size)
-            entry["val_auc_pr_micro"] = ranking_metrics(val[1], scores).auc_pr_micro
-        metric = entry.get("val_auc_pr_micro", float(epoch))
-        if not np.isnan(metric) and metric > best:
-            best = float(metric)
-            _save({"model": net.state_dict(), "epoch": epoch + 1}, best_file)
-        log.append(entry)
-        with open(folder / "log.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(entry) + "\n")
-        _save({"model": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-               "epoch": epoch + 1, "log": log, "best": best, "settings": settings.to_json()}, last)
-    if best_file.is_file():
-        net.load_state_dict(_load(best_file)["model"])
+    net = AttributeNet(settings.model, settings.weights, y.shape[1], settings.freeze_bn).to(device)
+    compared = {("backbone" if k == "model" else k): v for k, v in settings.to_json().items()
+                if k not in RESUME_FREE}
+    trainer = Trainer(net, Finetune(paths, y, settings),
+                      TrainConfig(folder, settings.optim(), keep_epochs=False), device,
+                      validator=None if val is None else _Validator(val[0], val[1], settings),
+                      checkpoint_writer=_write, settings=compared, resume_changed=resume_changed,
+                      progress=progress)
+    trainer.fit()
+    if (folder / BEST_FILE).is_file():
+        net.load_state_dict(_load(folder / BEST_FILE)["model"])
     return net.eval()
 
 
 def load_finetuned(settings: FinetuneSettings, folder: Path, n_labels: int) -> AttributeNet:
-    """The best (or last) network saved by :func:`finetune` in ``folder``."""
-    file = folder / "finetune_best.pt"
+    """The best network saved by :func:`finetune` in ``folder``, on the settings' device."""
+    file = folder / BEST_FILE
+    if not file.is_file() and (folder / OLD_BEST).is_file():
+        file = folder / OLD_BEST  # a run of an older artid: the same network format
     if not file.is_file():
-        raise ArtidError(f"{file}: no fine-tuned network here; run `artid attributes train --model finetune` first")
-    net = AttributeNet(settings.model, settings.weights, n_labels)
+        raise ArtidError(f"{file}: no fine-tuned network here; run `artid attributes train "
+                         "--model finetune` first")
+    net = AttributeNet(settings.model, settings.weights, n_labels, settings.freeze_bn)
     net.load_state_dict(_load(file)["model"])
-    return net.eval()
+    return net.to(resolve_device(settings.device)).eval()

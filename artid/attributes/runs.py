@@ -5,7 +5,7 @@ chosen on validation and the training time) and the model's files:
 
 ===============  ==========================================================================
 ``head``         ``head.npz``: linear / MLP head on frozen descriptors (sigmoid + BCE)
-``finetune``     ``finetune_best.pt`` (+ ``finetune_last.pt``, ``log.jsonl``: resumable)
+``finetune``     ``best.pt`` (+ ``last.pt``, ``trainer_state.pt``, ``log.jsonl``: resumable)
 ``knn``          ``knn_database.npy``, ``knn_labels.npy``: training descriptors and labels; k, tau
 ``bow-svm``      ``bow/bow_svm.npz`` + ``.json`` (:class:`artid.attributes.bow.BowSvm`)
 ``multiclass``   ``head.npz``: softmax head over one group's labels (seed 003's task 1)
@@ -65,6 +65,7 @@ class TrainOptions:
     class_weighting: bool = False
     thresholds: str = "group"
     progress: bool = True
+    resume_changed: bool = False
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -140,7 +141,8 @@ def _fit(kind: str, o: TrainOptions, run: Path, dataset: IMetDataset, meta: dict
         return
     if kind == "finetune":
         t0 = time.perf_counter()
-        finetune(o.finetune, run, (train.paths, y), (val.paths, val.targets()), o.progress)
+        finetune(o.finetune, run, (train.paths, y), (val.paths, val.targets()), o.progress,
+                 o.resume_changed)
         meta["train_seconds"] = time.perf_counter() - t0
         meta["settings"] = {"finetune": o.finetune.to_json()}
         return

@@ -63,6 +63,9 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
     t.add_argument("--loss", choices=("bce", "focal"), default="bce", help="loss on the sigmoid outputs")
     t.add_argument("--gamma", type=float, default=2.0, help="focal loss gamma")
     t.add_argument("--alpha", type=float, default=0.25, help="focal loss alpha (negative: off)")
+    t.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    t.add_argument("--resume-changed", action="store_true",
+                   help="resume a run made with other settings under these (recorded in its state)")
     p.add_argument("--pos-weight", choices=("none", "balanced"), default="none",
                    help="head / finetune BCE: weigh each label's positives by negatives/positives (capped at 10)")
     k = p.add_argument_group("knn and bow-svm")
@@ -115,11 +118,12 @@ def _train(args: argparse.Namespace) -> int:
                         seed=args.seed)
     ft = FinetuneSettings(model=args.backbone, weights=args.weights, size=args.size, epochs=args.epochs,
                           batch_size=args.batch_size, lr=args.lr, step_size=args.step_size, loss=args.loss,
-                          gamma=args.gamma, alpha=args.alpha, pos_weight=args.pos_weight, seed=args.seed)
+                          gamma=args.gamma, alpha=args.alpha, pos_weight=args.pos_weight,
+                          seed=args.seed, device=args.device)
     options = TrainOptions(model=args.model, features=features, descriptors=args.descriptors, head=head,
                            finetune=ft, k=args.k, vocabulary=args.vocabulary, cv=args.cv, group=args.group,
                            class_weighting=args.class_weighting, thresholds=args.thresholds,
-                           progress=not args.no_progress)
+                           progress=not args.no_progress, resume_changed=args.resume_changed)
     meta = train_run(args.root, args.out, options)
     val = {m: round(f["fbeta"], 4) for m, f in meta.get("thresholds", {}).items()}
     print(f"trained {args.model} in {meta['train_seconds']:.1f} s into {args.out}"
