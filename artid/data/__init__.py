@@ -1,1 +1,1 @@
-"""Data: entries of the Met ground truth, folder collections, the synthetic benchmark, safe image loading."""
+"""Data: Met ground-truth entries, folder collections, the synthetic benchmark, safe image reads."""

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from artid.errors import ArtidError
+
+if TYPE_CHECKING:  # torch is imported by the two tensor helpers only
+    import torch
 
 #: Default bound on the longer side, in pixels (the Met dataset ships images at most this size).
 DEFAULT_MAX_SIZE = 500
@@ -57,7 +60,7 @@ def _high_depth_to_rgb(img: Image.Image) -> Image.Image:
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
-    """Convert any Pillow mode to 8-bit RGB (alpha flattened on white, CMYK and palettes resolved)."""
+    """Convert any Pillow mode to 8-bit RGB (alpha flattened on white, CMYK, palettes resolved)."""
     if img.mode == "RGB":
         return img
     if img.mode == "P":
@@ -132,7 +135,9 @@ def load_image(
     except UnidentifiedImageError:
         raise ImageLoadError(f"{path}: not an image (or a format Pillow cannot read)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageLoadError(f"{path}: too many pixels, possible decompression bomb ({exc})") from None
+        raise ImageLoadError(
+            f"{path}: too many pixels, possible decompression bomb ({exc})"
+        ) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         # Truncated data ("image file is truncated"), broken headers, bad EXIF, ...
         raise ImageLoadError(f"{path}: corrupt or truncated image ({exc})") from None
@@ -145,6 +150,8 @@ def to_array(img: Image.Image) -> np.ndarray:
 
 def array_to_tensor(arr: np.ndarray | torch.Tensor) -> torch.Tensor:
     """(H, W, 3) uint8 -> (3, H, W) float32 in [0, 1]."""
+    import torch
+
     t = torch.as_tensor(arr)
     return t.permute(2, 0, 1).to(torch.float32).div_(255.0)
 

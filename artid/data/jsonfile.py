@@ -22,8 +22,10 @@ def read_json(path: str | Path) -> Any:
     except OSError as exc:
         raise ArtidError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     except UnicodeDecodeError as exc:
-        raise ArtidError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
-                         "JSON files must be saved as UTF-8") from None
+        raise ArtidError(
+            f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+            "JSON files must be saved as UTF-8"
+        ) from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

@@ -1,6 +1,7 @@
 """Reading the Met dataset's ground truth, exactly as the official release lays it out.
 
-Layout (see the README): ``<root>/MET/<id>/<n>.jpg``, ``<root>/test_met|test_other|test_noart/*.jpg``,
+Layout (see the README): ``<root>/MET/<id>/<n>.jpg``,
+``<root>/test_met|test_other|test_noart/*.jpg``,
 and the JSON files ``MET_database.json``, ``mini_MET_database.json``, ``valset.json``,
 ``testset.json`` either in ``<root>`` or in ``<root>/ground_truth``. Images may also sit
 under ``<root>/images/`` (the layout the public reference scripts expect).
@@ -90,8 +91,10 @@ def _class_id(path: Path, i: int, item: dict, key: str) -> int:
     except ValueError:
         raise ArtidError(f"{path}: entry {i} has a non-integer {key!r}: {value!r}") from None
     if not 0 <= number <= MAX_CLASS_ID:
-        raise ArtidError(f"{path}: entry {i} ({item['path']}) has {key!r} {number}; Met class ids are "
-                         f"integers from 0 to {MAX_CLASS_ID} (a distractor has no {key!r} at all)")
+        raise ArtidError(
+            f"{path}: entry {i} ({item['path']}) has {key!r} {number}; Met class ids are "
+            f"integers from 0 to {MAX_CLASS_ID} (a distractor has no {key!r} at all)"
+        )
     return number
 
 
@@ -123,8 +126,8 @@ def parse_entries(path: Path, data: list, split: str) -> list[Entry]:
                 label = DISTRACTOR
                 if kind is None or kind == "met":
                     raise ArtidError(
-                        f"{path}: entry {i} ({rel}) has no 'MET_id', so it is a distractor, but its "
-                        f"folder {folder!r} is not test_other or test_noart"
+                        f"{path}: entry {i} ({rel}) has no 'MET_id', so it is a distractor, "
+                        f"but its folder {folder!r} is not test_other or test_noart"
                     )
         else:
             if "id" not in item:
@@ -133,8 +136,10 @@ def parse_entries(path: Path, data: list, split: str) -> list[Entry]:
             kind = "exhibit"
         key = str(PurePosixPath(rel.replace("\\", "/")))
         if key in first_seen:
-            raise ArtidError(f"{path}: entry {i} ({rel}) repeats entry {first_seen[key]}: every image may be "
-                             "listed only once (it would otherwise be counted twice)")
+            raise ArtidError(
+                f"{path}: entry {i} ({rel}) repeats entry {first_seen[key]}: every image may be "
+                "listed only once (it would otherwise be counted twice)"
+            )
         first_seen[key] = i
         entries.append(Entry(path=rel, label=label, kind=kind))
     return entries
@@ -169,8 +174,12 @@ def load_split(root: str | Path, split: str) -> Split:
         raise ArtidError(f"{gt}: holds no entries")
     image_root = resolve_image_root(root, entries[0].path)
     if image_root is None:
-        log.info("images of %s not found under %s or %s/images (fine if you only evaluate descriptors)",
-                 split, root, root)
+        log.info(
+            "images of %s not found under %s or %s/images (fine if you only evaluate descriptors)",
+            split,
+            root,
+            root,
+        )
     elif image_root != root:
         log.info("reading images of %s from %s", split, image_root)
     return Split(name=split, entries=entries, root=root, image_root=image_root, gt_file=gt)
