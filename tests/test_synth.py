@@ -156,6 +156,7 @@ def test_resume_rewrites_only_missing_images(bench, tmp_path):
     victim = copy / "MET" / "5" / "0.jpg"
     victim.unlink()
     (copy / "MET" / "5" / "0.jpg.tmp").write_bytes(b"half-written")
+    (copy / "MET" / "5" / ".0.12345.tmp.jpg").write_bytes(b"half-written")  # artid.files' name
     summary = generate(copy, TINY)
     assert summary["images_written"] == 1
     assert _tree_digest(copy) == _tree_digest(root)

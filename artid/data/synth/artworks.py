@@ -73,7 +73,9 @@ def _draw(design: Design, long_side: int, pose: Pose) -> tuple[np.ndarray, np.nd
 def downsample(field: np.ndarray, h: int, w: int) -> np.ndarray:
     """Area-averaging reduction of an (H, W) or (H, W, 3) float image to (h, w)."""
     if field.ndim == 2:
-        return np.asarray(Image.fromarray(field.astype(np.float32), mode="F").resize((w, h), Image.Resampling.BOX))
+        return np.asarray(
+            Image.fromarray(field.astype(np.float32), mode="F").resize((w, h), Image.Resampling.BOX)
+        )
     return np.stack([downsample(field[..., c], h, w) for c in range(field.shape[-1])], axis=-1)
 
 
@@ -84,5 +86,22 @@ def resample(field: np.ndarray, h: int, w: int) -> np.ndarray:
     return np.stack([resize_field(field[..., c], h, w) for c in range(field.shape[-1])], axis=-1)
 
 
-__all__ = ["FLAT_KINDS", "KIND_WEIGHTS", "KINDS", "MIN_DRAW_SIZE", "RELATIONS", "SCENES", "STYLES", "Design", "Pose",
-           "downsample", "is_flat", "make_design", "make_palette", "render", "resample", "size_for", "vary"]
+__all__ = [
+    "FLAT_KINDS",
+    "KIND_WEIGHTS",
+    "KINDS",
+    "MIN_DRAW_SIZE",
+    "RELATIONS",
+    "SCENES",
+    "STYLES",
+    "Design",
+    "Pose",
+    "downsample",
+    "is_flat",
+    "make_design",
+    "make_palette",
+    "render",
+    "resample",
+    "size_for",
+    "vary",
+]

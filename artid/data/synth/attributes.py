@@ -15,7 +15,19 @@ import numpy as np
 from artid.data.synth.artworks import KINDS, STYLES, Design, render
 from artid.data.synth.drawing import MOTIFS
 
-COLOUR_NAMES = ("black", "white", "grey", "red", "orange", "brown", "yellow", "green", "blue", "purple", "pink")
+COLOUR_NAMES = (
+    "black",
+    "white",
+    "grey",
+    "red",
+    "orange",
+    "brown",
+    "yellow",
+    "green",
+    "blue",
+    "purple",
+    "pink",
+)
 #: A colour is dominant when it covers at least this share of the exhibit's pixels.
 MIN_COLOUR_SHARE = 0.15
 MAX_COLOURS = 3
@@ -44,7 +56,7 @@ def colour_name(rgb: np.ndarray) -> str:
 
 
 def dominant_colours(rgb: np.ndarray, alpha: np.ndarray) -> list[str]:
-    """Names covering at least :data:`MIN_COLOUR_SHARE` of the pixels where alpha > 0.5, largest first.
+    """Names covering at least :data:`MIN_COLOUR_SHARE` of the pixels with alpha > 0.5, largest 1st.
 
     Args:
         rgb: (H, W, 3) float in [0, 1].
@@ -65,14 +77,14 @@ def dominant_colours(rgb: np.ndarray, alpha: np.ndarray) -> list[str]:
 
 
 def drawn_motifs(design: Design) -> list[str]:
-    """Motifs that the renderer actually draws on this design (sculptures and glazed vessels carry none)."""
+    """Motifs the renderer actually draws on this design (sculptures, glazed vessels: none)."""
     if design.kind == "sculpture" or (design.kind == "vessel" and design.style == "glazed"):
         return []
     return sorted(design.motifs)
 
 
 def labels_of(design: Design, render_size: int = 48) -> list[str]:
-    """All attribute labels of an exhibit, e.g. ``["department::Textiles", "style::floral", ...]``."""
+    """All attribute labels of an exhibit, e.g. ``["department::Textiles", "style::floral"]``."""
     rgb, alpha = render(design, render_size)
     out = [f"department::{KINDS[design.kind]}", f"style::{design.style}"]
     out += [f"colour::{c}" for c in dominant_colours(rgb, alpha)]
@@ -81,7 +93,7 @@ def labels_of(design: Design, render_size: int = 48) -> list[str]:
 
 
 def vocabulary() -> list[str]:
-    """Every label the generator can emit, in a fixed order (the attribute ids are indices into it)."""
+    """Every label the generator can emit, in a fixed order (attribute ids are indices into it)."""
     labels = [f"department::{d}" for d in KINDS.values()]
     labels += sorted({f"style::{s}" for styles in STYLES.values() for s in styles})
     labels += [f"colour::{c}" for c in COLOUR_NAMES]

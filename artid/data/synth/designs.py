@@ -27,8 +27,15 @@ KINDS = {
     "coin": "Coins and Medals",
 }
 #: Share of each kind among exhibits (prints and photographs are a large part of the Met).
-KIND_WEIGHTS = {"painting": 0.2, "print": 0.2, "textile": 0.12, "photograph": 0.1,
-                "vessel": 0.15, "sculpture": 0.13, "coin": 0.1}
+KIND_WEIGHTS = {
+    "painting": 0.2,
+    "print": 0.2,
+    "textile": 0.12,
+    "photograph": 0.1,
+    "vessel": 0.15,
+    "sculpture": 0.13,
+    "coin": 0.1,
+}
 FLAT_KINDS = ("painting", "print", "textile", "photograph")
 #: Kind -> styles (the "style::" attribute).
 STYLES = {
@@ -130,9 +137,17 @@ def make_design(rng: np.random.Generator, kind: str | None = None) -> Design:
     palette = make_palette(rng, 5, muted=muted)
     n_motifs = int(rng.integers(1, 4))
     motifs = tuple(sorted(rng.choice(MOTIFS, size=n_motifs, replace=False).tolist()))
-    return Design(kind=kind, style=style, aspect=aspect, palette=tuple(map(tuple, palette.tolist())),
-                  motifs=motifs, composition=sub_seed(rng), detail=sub_seed(rng),
-                  age=float(rng.uniform(0.0, 0.5)), flip=False)
+    return Design(
+        kind=kind,
+        style=style,
+        aspect=aspect,
+        palette=tuple(map(tuple, palette.tolist())),
+        motifs=motifs,
+        composition=sub_seed(rng),
+        detail=sub_seed(rng),
+        age=float(rng.uniform(0.0, 0.5)),
+        flip=False,
+    )
 
 
 #: How members of a family relate to its first member.
@@ -149,10 +164,13 @@ def vary(base: Design, rng: np.random.Generator, relation: str) -> Design:
     pal = base.colours
     if relation == "copy":
         pal = np.clip(pal + rng.normal(0, 0.025, pal.shape), 0, 1)
-        return replace(base, palette=tuple(map(tuple, pal.tolist())),
-                       aspect=base.aspect * float(rng.uniform(0.97, 1.03)) if base.kind != "coin" else 1.0,
-                       age=float(np.clip(base.age + rng.uniform(-0.3, 0.3), 0, 1)),
-                       flip=bool(rng.random() < 0.25) != base.flip)
+        return replace(
+            base,
+            palette=tuple(map(tuple, pal.tolist())),
+            aspect=base.aspect * float(rng.uniform(0.97, 1.03)) if base.kind != "coin" else 1.0,
+            age=float(np.clip(base.age + rng.uniform(-0.3, 0.3), 0, 1)),
+            flip=bool(rng.random() < 0.25) != base.flip,
+        )
     if relation == "variant":
         pal = np.clip(pal + rng.normal(0, 0.06, pal.shape), 0, 1)
         if rng.random() < 0.5:
@@ -160,13 +178,23 @@ def vary(base: Design, rng: np.random.Generator, relation: str) -> Design:
         motifs = list(base.motifs)
         if rng.random() < 0.5:
             motifs[int(rng.integers(len(motifs)))] = str(rng.choice(MOTIFS))
-        return replace(base, palette=tuple(map(tuple, pal.tolist())), detail=sub_seed(rng),
-                       motifs=tuple(sorted(set(motifs))), age=float(rng.uniform(0, 0.5)))
+        return replace(
+            base,
+            palette=tuple(map(tuple, pal.tolist())),
+            detail=sub_seed(rng),
+            motifs=tuple(sorted(set(motifs))),
+            age=float(rng.uniform(0, 0.5)),
+        )
     if relation == "series":
         pal = np.clip(pal + rng.normal(0, 0.04, pal.shape), 0, 1)
-        return replace(base, palette=tuple(map(tuple, pal.tolist())), composition=sub_seed(rng),
-                       detail=sub_seed(rng), aspect=base.aspect * float(rng.uniform(0.9, 1.1))
-                       if base.kind != "coin" else 1.0, age=float(rng.uniform(0, 0.5)))
+        return replace(
+            base,
+            palette=tuple(map(tuple, pal.tolist())),
+            composition=sub_seed(rng),
+            detail=sub_seed(rng),
+            aspect=base.aspect * float(rng.uniform(0.9, 1.1)) if base.kind != "coin" else 1.0,
+            age=float(rng.uniform(0, 0.5)),
+        )
     raise ValueError(f"unknown relation {relation!r}; expected one of {RELATIONS}")
 
 
@@ -175,7 +203,6 @@ def size_for(design: Design, long_side: int) -> tuple[int, int]:
     if design.aspect >= 1:
         return max(8, int(round(long_side / design.aspect))), long_side
     return long_side, max(8, int(round(long_side * design.aspect)))
-
 
 
 def is_flat(design: Design) -> bool:

@@ -11,8 +11,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from artid.data.synth.artworks import Design, make_palette
+from artid.data.synth.camera import camera, photo_size
 from artid.data.synth.drawing import colour_map, draw_motif, to_pil, value_noise
-from artid.data.synth.gallery import N_ROOMS, add_visitors, camera, photo_size, room
+from artid.data.synth.room import N_ROOMS, add_visitors, room
 from artid.data.synth.studio import studio_photo
 
 #: Categories of non-art photos (written as the distractor's ``category``).
@@ -20,8 +21,10 @@ NOART_CATEGORIES = ("street", "nature", "texture", "empty gallery", "crowd", "ta
 
 
 def _street(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
-    sky = colour_map(np.linspace(0, 1, h, dtype=np.float32)[:, None] * np.ones((1, w), np.float32),
-                     np.asarray([[0.45, 0.6, 0.85], [0.85, 0.88, 0.92]], np.float32))
+    sky = colour_map(
+        np.linspace(0, 1, h, dtype=np.float32)[:, None] * np.ones((1, w), np.float32),
+        np.asarray([[0.45, 0.6, 0.85], [0.85, 0.88, 0.92]], np.float32),
+    )
     img = to_pil(sky)
     dr = ImageDraw.Draw(img)
     ground = rng.uniform(0.65, 0.85) * h
@@ -40,8 +43,11 @@ def _street(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     dr.rectangle([0, ground, w, h], fill=(70, 70, 72))
     for _ in range(int(rng.integers(2, 6))):
         lx = rng.uniform(0, w)
-        dr.line([(lx, ground + (h - ground) * 0.5), (lx + w * 0.08, ground + (h - ground) * 0.5)], fill=(220, 220, 200),
-                width=max(1, h // 100))
+        dr.line(
+            [(lx, ground + (h - ground) * 0.5), (lx + w * 0.08, ground + (h - ground) * 0.5)],
+            fill=(220, 220, 200),
+            width=max(1, h // 100),
+        )
     return np.asarray(img, np.float32) / 255.0
 
 
@@ -57,8 +63,16 @@ def _nature(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     img = to_pil(rgb)
     dr = ImageDraw.Draw(img)
     for _ in range(int(rng.integers(0, 6))):
-        draw_motif(dr, "tree", rng.uniform(0, w), rng.uniform(sky_h, 0.8) * h, rng.uniform(0.08, 0.3) * h,
-                   fill=tuple(int(c) for c in rng.uniform([20, 60, 10], [60, 120, 40])), rng=rng, line=(60, 40, 20))
+        draw_motif(
+            dr,
+            "tree",
+            rng.uniform(0, w),
+            rng.uniform(sky_h, 0.8) * h,
+            rng.uniform(0.08, 0.3) * h,
+            fill=tuple(int(c) for c in rng.uniform([20, 60, 10], [60, 120, 40])),
+            rng=rng,
+            line=(60, 40, 20),
+        )
     return np.asarray(img, np.float32) / 255.0
 
 
@@ -81,7 +95,9 @@ def _texture(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
         grout = ((yy % t) < t * 0.07) | ((xx % t) < t * 0.07)
         col = make_palette(rng, 2)
         checker = ((np.floor(yy / t) + np.floor(xx / t)) % 2).astype(np.int64)
-        rgb = np.where(grout[..., None], np.float32(0.85), col[checker] * (0.9 + 0.15 * noise)[..., None])
+        rgb = np.where(
+            grout[..., None], np.float32(0.85), col[checker] * (0.9 + 0.15 * noise)[..., None]
+        )
     else:  # foliage / gravel
         blobs = value_noise(rng, h, w, cells=(32, 64, 128), persistence=0.9)
         rgb = colour_map(blobs, make_palette(rng, 3, muted=True))
@@ -93,12 +109,18 @@ def _tabletop(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     img = to_pil(rgb)
     dr = ImageDraw.Draw(img)
     for _ in range(int(rng.integers(2, 6))):
-        cx, cy, r = rng.uniform(0.1, 0.9) * w, rng.uniform(0.2, 0.9) * h, rng.uniform(0.05, 0.2) * min(h, w)
+        cx, cy, r = (
+            rng.uniform(0.1, 0.9) * w,
+            rng.uniform(0.2, 0.9) * h,
+            rng.uniform(0.05, 0.2) * min(h, w),
+        )
         col = tuple(int(c) for c in rng.uniform(30, 240, 3))
         if rng.random() < 0.5:
             dr.ellipse([cx - r, cy - r * 0.7, cx + r, cy + r * 0.7], fill=col, outline=(30, 30, 30))
         else:
-            dr.rounded_rectangle([cx - r, cy - r * 0.6, cx + r, cy + r * 0.6], radius=r * 0.2, fill=col)
+            dr.rounded_rectangle(
+                [cx - r, cy - r * 0.6, cx + r, cy + r * 0.6], radius=r * 0.2, fill=col
+            )
     return np.asarray(img, np.float32) / 255.0
 
 
@@ -111,7 +133,7 @@ def reproduction_photo(design: Design, rng: np.random.Generator, long_side: int)
 
 
 def noart_photo(seed: int, category: str, rng: np.random.Generator, long_side: int) -> Image.Image:
-    """A non-art photo of ``category`` (one of :data:`NOART_CATEGORIES`), through the visitor's camera."""
+    """A non-art photo of ``category`` (in :data:`NOART_CATEGORIES`), by the visitor's camera."""
     h, w = photo_size(rng, long_side)
     tint = np.ones(3, np.float32)
     if category == "street":
@@ -129,5 +151,3 @@ def noart_photo(seed: int, category: str, rng: np.random.Generator, long_side: i
     else:
         raise ValueError(f"unknown non-art category {category!r}")
     return to_pil(camera(rgb, rng, tint))
-
-

@@ -28,8 +28,9 @@ class Member:
     relation: str | None
 
 
-def plan_families(n_classes: int, rng: np.random.Generator, singleton_share: float = 0.85,
-                  max_size: int = 8) -> list[Member]:
+def plan_families(
+    n_classes: int, rng: np.random.Generator, singleton_share: float = 0.85, max_size: int = 8
+) -> list[Member]:
     """Assign classes 0..n-1 to families.
 
     Args:

@@ -13,84 +13,38 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from PIL import Image, ImageDraw
-from scipy import ndimage
+from PIL import Image
 
 from artid.data.synth.artworks import Design, Pose, is_flat, render
+from artid.data.synth.camera import camera, photo_size
 from artid.data.synth.drawing import blur, perspective_coeffs, to_pil, value_noise
-from artid.data.synth.seeding import rng_for
+from artid.data.synth.room import N_ROOMS, add_visitors, frame_work, room
 
-#: Number of gallery rooms (the context shared by many visitor photos).
-N_ROOMS = 12
-#: Share of visitor photos whose exhibit is shifted sideways by 10-30% of its width (cut by the edge).
+__all__ = [
+    "CUT_SHARE",
+    "N_ROOMS",
+    "add_visitors",
+    "camera",
+    "frame_work",
+    "map_points",
+    "photo_size",
+    "room",
+    "visitor_photo",
+    "visitor_photo_placed",
+]
+
+#: Share of visitor photos whose exhibit is shifted sideways by 10-30% of its width (cut by the
+#: edge).
 CUT_SHARE = 0.1
 
 
-def photo_size(rng: np.random.Generator, long_side: int) -> tuple[int, int]:
-    """(height, width) of a phone photo: landscape 4:3 most often, else portrait 3:4 or square."""
-    r = rng.random()
-    short = int(round(long_side * 0.75))
-    if r < 0.55:
-        return short, long_side
-    if r < 0.9:
-        return long_side, short
-    return long_side, long_side
-
-
-def room(seed: int, room_id: int, h: int, w: int, rng: np.random.Generator) -> tuple[np.ndarray, float, np.ndarray]:
-    """A gallery wall and floor seen from standing height.
-
-    Returns:
-        rgb (H, W, 3), the floor line as a fraction of the height, and the room's light tint (3,).
-    """
-    rr = rng_for(seed, "room", room_id)
-    wall = np.asarray(rr.choice([[0.9, 0.89, 0.86], [0.55, 0.12, 0.14], [0.2, 0.27, 0.38], [0.62, 0.6, 0.55],
-                                 [0.3, 0.42, 0.36], [0.82, 0.76, 0.64], [0.16, 0.16, 0.17]]), np.float32)
-    wall = np.clip(wall + rr.normal(0, 0.04, 3), 0, 1)
-    floor = np.asarray(rr.choice([[0.45, 0.3, 0.18], [0.6, 0.58, 0.55], [0.3, 0.2, 0.13], [0.75, 0.72, 0.66]]),
-                       np.float32)
-    tint = np.clip(np.asarray([1.0, 1.0, 1.0]) + rr.normal(0, 0.05, 3), 0.85, 1.15).astype(np.float32)
-    planks = bool(rr.random() < 0.5)
-    horizon = float(np.clip(rr.uniform(0.7, 0.9) + rng.normal(0, 0.06), 0.55, 1.05))
-    tex = value_noise(rng, h, w, cells=(3, 9))
-    rgb = wall[None, None, :] * (0.88 + 0.2 * tex)[..., None]
-    yy = np.arange(h, dtype=np.float32)[:, None] / h
-    xx = np.arange(w, dtype=np.float32)[None, :] / w
-    fl = yy >= horizon
-    if fl.any():
-        depth = np.clip((yy - horizon) / max(1e-3, 1.0 - horizon + 0.05), 0, 1)
-        pattern = 0.9 + 0.1 * np.sin((xx - 0.5) / (0.3 + depth) * 40.0) if planks else \
-            0.92 + 0.1 * value_noise(rng, h, w, cells=(8, 24))
-        floor_rgb = floor[None, None, :] * (pattern * (0.7 + 0.4 * depth))[..., None]
-        rgb = np.where(fl[..., None], floor_rgb, rgb)
-        base = (yy >= horizon - 0.015) & (yy < horizon)
-        rgb = np.where(base[..., None] & np.ones((1, w, 1), bool), wall * 0.6, rgb)
-    return rgb.astype(np.float32), horizon, tint
-
-
-def frame_work(rgb: np.ndarray, rng: np.random.Generator, kind: str) -> np.ndarray:
-    """Add a mat and/or a frame around a flat work; returns a larger (H', W', 3) image."""
-    h, w = rgb.shape[:2]
-    out = rgb
-    if kind in ("print", "photograph") and rng.random() < 0.6:
-        m = max(1, int(rng.uniform(0.06, 0.15) * max(h, w)))
-        out = np.pad(out, ((m, m), (m, m), (0, 0)), constant_values=float(rng.uniform(0.85, 0.97)))
-    if rng.random() < (0.3 if kind == "textile" else 0.85):
-        f = max(1, int(rng.uniform(0.03, 0.09) * max(h, w)))
-        col = np.asarray(rng.choice([[0.72, 0.55, 0.22], [0.35, 0.22, 0.12], [0.08, 0.08, 0.08], [0.85, 0.83, 0.8]]),
-                         np.float32)
-        H, W = out.shape[0] + 2 * f, out.shape[1] + 2 * f
-        yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
-        dist = np.minimum.reduce([yy, xx, H - 1 - yy, W - 1 - xx]) / f  # 0 at the outer edge, 1 at the inner
-        bevel = 0.75 + 0.5 * np.sin(np.clip(dist, 0, 1) * math.pi) * (1.0 - 0.3 * (yy > xx))
-        frame = col * bevel[..., None]
-        frame[f:f + out.shape[0], f:f + out.shape[1]] = out
-        out = frame
-    return out.astype(np.float32)
-
-
-def _place(canvas: np.ndarray, img: np.ndarray, alpha: np.ndarray, quad: list[tuple[float, float]],
-           shadow: float) -> np.ndarray:
+def _place(
+    canvas: np.ndarray,
+    img: np.ndarray,
+    alpha: np.ndarray,
+    quad: list[tuple[float, float]],
+    shadow: float,
+) -> np.ndarray:
     """Warp ``img`` (with ``alpha``) onto ``quad`` (TL, TR, BR, BL output points) of the canvas."""
     H, W = canvas.shape[:2]
     h, w = img.shape[:2]
@@ -107,58 +61,21 @@ def _place(canvas: np.ndarray, img: np.ndarray, alpha: np.ndarray, quad: list[tu
     return canvas * (1 - a) + arr[..., :3] * a
 
 
-def add_visitors(img: np.ndarray, rng: np.random.Generator, count: int) -> np.ndarray:
-    """Occluding visitors: out-of-focus silhouettes in the foreground."""
-    H, W = img.shape[:2]
-    for _ in range(count):
-        layer = Image.new("L", (W, H), 0)
-        dr = ImageDraw.Draw(layer)
-        cx = rng.uniform(-0.1, 1.1) * W
-        head_y = rng.uniform(0.35, 0.9) * H
-        s = rng.uniform(0.07, 0.16) * max(H, W)
-        dr.ellipse([cx - s * 0.5, head_y - s * 0.65, cx + s * 0.5, head_y + s * 0.65], fill=255)
-        dr.rounded_rectangle([cx - s * 1.5, head_y + s * 0.7, cx + s * 1.5, H + s * 4], radius=s * 0.6, fill=255)
-        mask = blur(np.asarray(layer, np.float32) / 255.0, rng.uniform(0.5, 3.0) * max(H, W) / 500)
-        cloth = np.asarray(rng.choice([[0.1, 0.1, 0.12], [0.5, 0.1, 0.1], [0.2, 0.25, 0.45], [0.7, 0.7, 0.65],
-                                       [0.3, 0.4, 0.25]]), np.float32)
-        skin = np.asarray(rng.choice([[0.85, 0.65, 0.52], [0.55, 0.38, 0.27], [0.35, 0.22, 0.16]]), np.float32)
-        hair = (np.arange(H, dtype=np.float32)[:, None] < head_y - s * 0.1) & np.ones((1, W), bool)
-        yy = np.arange(H, dtype=np.float32)[:, None] * np.ones((1, W), np.float32)
-        col = np.where((yy < head_y + s * 0.7)[..., None], np.where(hair[..., None], skin * 0.3, skin), cloth)
-        col = col * (0.8 + 0.3 * value_noise(rng, H, W, cells=(4, 12)))[..., None]
-        img = img * (1 - mask[..., None]) + col * mask[..., None]
-    return img
-
-
-def camera(img: np.ndarray, rng: np.random.Generator, tint: np.ndarray, strength: float = 1.0) -> np.ndarray:
-    """Light and camera: colour cast, exposure, vignetting, blur, sensor noise (JPEG comes at saving)."""
-    H, W = img.shape[:2]
-    scale = max(H, W) / 500.0
-    # phones balance white and exposure automatically: casts and exposure errors are mild
-    cast = tint * np.clip(1.0 + rng.normal(0, 0.03 * strength, 3), 0.85, 1.15)
-    img = img * cast.astype(np.float32)
-    img = np.clip(img * rng.uniform(0.85, 1.15), 0, None) ** rng.uniform(0.85, 1.15)
-    yy, xx = np.mgrid[-1:1:complex(0, H), -1:1:complex(0, W)].astype(np.float32)
-    img = img * (1 - rng.uniform(0.1, 0.4) * strength * (xx ** 2 + yy ** 2) / 2)[..., None]
-    r = rng.random()
-    if r < 0.06 * strength:  # motion blur (phone photos are mostly sharp)
-        img = ndimage.uniform_filter1d(img, size=max(2, int(rng.uniform(3, 7) * scale)), axis=int(rng.integers(0, 2)))
-    elif r < 0.6:
-        img = blur(img, rng.uniform(0.3, 1.0) * scale * strength)
-    noise = rng.normal(0, rng.uniform(0.003, 0.02) * strength, (H, W, 1)).astype(np.float32)
-    chroma = rng.normal(0, 0.006 * strength, (H, W, 3)).astype(np.float32)
-    return np.clip(img + noise + chroma, 0, 1)
-
-
-def visitor_photo(design: Design, seed: int, rng: np.random.Generator, long_side: int) -> Image.Image:
-    """A visitor's photo of an exhibit in a gallery (:func:`visitor_photo_placed` without the placement)."""
+def visitor_photo(
+    design: Design, seed: int, rng: np.random.Generator, long_side: int
+) -> Image.Image:
+    """A visitor's photo of an exhibit in a gallery (:func:`visitor_photo_placed`, no placement)."""
     return visitor_photo_placed(design, seed, rng, long_side)[0]
 
 
-def map_points(src: list[tuple[float, float]], dst: list[tuple[float, float]],
-               points: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    """Map ``points`` by the homography that takes the four ``src`` points to the four ``dst`` points."""
-    a, b, c, d, e, f, g, h = perspective_coeffs(dst, src)  # PIL's convention: maps its 2nd argument to its 1st
+def map_points(
+    src: list[tuple[float, float]],
+    dst: list[tuple[float, float]],
+    points: list[tuple[float, float]],
+) -> list[tuple[float, float]]:
+    """Map ``points`` by the homography that takes the four ``src`` points to the four ``dst``."""
+    # PIL's convention: perspective_coeffs maps its 2nd argument to its 1st
+    a, b, c, d, e, f, g, h = perspective_coeffs(dst, src)
     out = []
     for x, y in points:
         den = g * x + h * y + 1.0
@@ -166,8 +83,9 @@ def map_points(src: list[tuple[float, float]], dst: list[tuple[float, float]],
     return out
 
 
-def visitor_photo_placed(design: Design, seed: int, rng: np.random.Generator,
-                         long_side: int) -> tuple[Image.Image, list[tuple[float, float]]]:
+def visitor_photo_placed(
+    design: Design, seed: int, rng: np.random.Generator, long_side: int
+) -> tuple[Image.Image, list[tuple[float, float]]]:
     """A visitor's photo of an exhibit in a gallery, and where the exhibit is in it.
 
     Args:
@@ -197,24 +115,33 @@ def visitor_photo_placed(design: Design, seed: int, rng: np.random.Generator,
         blob = value_noise(rng, int(fh) + 2, int(fw) + 2, cells=(2, 5))
         col = rng.uniform(0.1, 0.9, 3).astype(np.float32)
         patch = col * (0.5 + blob)[..., None] * 0.8
-        ys, xs = slice(max(0, int(y0)), min(H, int(y0 + fh))), slice(max(0, int(x0)), min(W, int(x0 + fw)))
+        ys, xs = (
+            slice(max(0, int(y0)), min(H, int(y0 + fh))),
+            slice(max(0, int(x0)), min(W, int(x0 + fw))),
+        )
         py, px = ys.start - int(y0), xs.start - int(x0)
         if ys.stop > ys.start and xs.stop > xs.start:
-            canvas[ys, xs] = patch[py:py + ys.stop - ys.start, px:px + xs.stop - xs.start]
+            canvas[ys, xs] = patch[py : py + ys.stop - ys.start, px : px + xs.stop - xs.start]
     flat = is_flat(design)
-    # share of the photo the work fills: visitors mostly frame the work, sometimes with a lot of room
+    # share of the photo the work fills: mostly framed closely, sometimes with a lot of room
     frac = float(min(0.98, 0.5 + 0.5 * rng.beta(4.0, 1.6)))
     if design.kind == "coin":
         frac *= 0.85  # small, in a case
-    pose = Pose(angle=float(rng.normal(0, 0.4)) if design.kind == "sculpture"  # mostly from the front
-                else float(rng.normal(0, 0.8)) if design.kind == "vessel" else 0.0,
-                light=(float(rng.uniform(-0.7, 0.7)), float(rng.uniform(-0.8, -0.2))),
-                side=int(rng.random() < 0.2) if design.kind == "coin" else 0)
+    pose = Pose(
+        angle=float(rng.normal(0, 0.4))
+        if design.kind == "sculpture"  # mostly from the front
+        else float(rng.normal(0, 0.8))
+        if design.kind == "vessel"
+        else 0.0,
+        light=(float(rng.uniform(-0.7, 0.7)), float(rng.uniform(-0.8, -0.2))),
+        side=int(rng.random() < 0.2) if design.kind == "coin" else 0,
+    )
     if flat:
         art, alpha = render(design, max(16, int(frac * max(H, W) / 1.1)), pose)
         rh, rw = art.shape[:2]
         art = frame_work(art, rng, design.kind)
-        oy, ox = (art.shape[0] - rh) / 2, (art.shape[1] - rw) / 2  # mat and frame are as wide on every side
+        # mat and frame are as wide on every side
+        oy, ox = (art.shape[0] - rh) / 2, (art.shape[1] - rw) / 2
         work = [(ox, oy), (ox + rw, oy), (ox + rw, oy + rh), (ox, oy + rh)]
         alpha = np.ones(art.shape[:2], np.float32)
         h, w = art.shape[:2]
@@ -227,15 +154,17 @@ def visitor_photo_placed(design: Design, seed: int, rng: np.random.Generator,
         oh, ow = art.shape[:2]
         ph = max(2, int(oh * rng.uniform(0.3, 0.8)))
         pw = max(ow, int(ow * rng.uniform(1.0, 1.4)))
-        pcol = np.asarray(rng.choice([[0.92, 0.92, 0.9], [0.15, 0.15, 0.16], [0.6, 0.55, 0.5]]), np.float32)
+        pcol = np.asarray(
+            rng.choice([[0.92, 0.92, 0.9], [0.15, 0.15, 0.16], [0.6, 0.55, 0.5]]), np.float32
+        )
         full = np.zeros((oh + ph, pw, 3), np.float32)
         fa = np.zeros((oh + ph, pw), np.float32)
         ox = (pw - ow) // 2
         full[oh:] = pcol * np.linspace(1.0, 0.8, ph, dtype=np.float32)[:, None, None]
-        full[oh:oh + max(1, ph // 12)] = pcol * 1.1
+        full[oh : oh + max(1, ph // 12)] = pcol * 1.1
         fa[oh:] = 1
-        full[:oh, ox:ox + ow] = art
-        fa[:oh, ox:ox + ow] = alpha
+        full[:oh, ox : ox + ow] = art
+        fa[:oh, ox : ox + ow] = alpha
         art, alpha = full, fa
         work = [(ox, 0.0), (ox + ow, 0.0), (ox + ow, oh), (ox, oh)]
         h, w = art.shape[:2]
@@ -248,12 +177,22 @@ def visitor_photo_placed(design: Design, seed: int, rng: np.random.Generator,
     roll = rng.normal(0, 0.04)
     x0, x1, y0, y1 = cx - w / 2, cx + w / 2, cy - h / 2, cy + h / 2
     shrink_l, shrink_r = max(0.0, yaw) * h * 0.5, max(0.0, -yaw) * h * 0.5
-    in_l, in_r = abs(yaw) * w * 0.15 * (yaw > 0), abs(yaw) * w * 0.15 * (yaw < 0)  # the far side looks narrower
-    quad = [(x0 + in_l, y0 + shrink_l), (x1 - in_r, y0 + shrink_r),
-            (x1 - in_r, y1 - shrink_r), (x0 + in_l, y1 - shrink_l)]
+    # the far side looks narrower
+    in_l, in_r = abs(yaw) * w * 0.15 * (yaw > 0), abs(yaw) * w * 0.15 * (yaw < 0)
+    quad = [
+        (x0 + in_l, y0 + shrink_l),
+        (x1 - in_r, y0 + shrink_r),
+        (x1 - in_r, y1 - shrink_r),
+        (x0 + in_l, y1 - shrink_l),
+    ]
     cr, sr = math.cos(roll), math.sin(roll)
-    quad = [(cx + (x - cx) * cr - (y - cy) * sr, cy + (x - cx) * sr + (y - cy) * cr) for x, y in quad]
-    art = art * (0.8 + 0.3 * value_noise(rng, art.shape[0], art.shape[1], cells=(2, 4)))[..., None] ** 0.5
+    quad = [
+        (cx + (x - cx) * cr - (y - cy) * sr, cy + (x - cx) * sr + (y - cy) * cr) for x, y in quad
+    ]
+    art = (
+        art
+        * (0.8 + 0.3 * value_noise(rng, art.shape[0], art.shape[1], cells=(2, 4)))[..., None] ** 0.5
+    )
     canvas = _place(canvas, art, alpha, quad, shadow=0.35 if flat else 0.5)
     ah, aw = art.shape[:2]
     placed = map_points([(0, 0), (aw, 0), (aw, ah), (0, ah)], quad, work)

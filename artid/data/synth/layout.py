@@ -8,7 +8,6 @@ and the JSON is written from the plan, so it never depends on how rendering went
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import numpy as np
 from artid.data.synth.distractors import NOART_CATEGORIES
 from artid.data.synth.families import Member, plan_families
 from artid.data.synth.seeding import rng_for
+from artid.files import write_text
 
 MAX_VIEWS = 10
 
@@ -30,7 +30,8 @@ class Job:
         kind: ``studio`` (database image), ``met`` (visitor photo of a class), ``other``
             (other-art distractor) or ``noart`` (non-art distractor).
         index: class id (studio, met) or distractor index (other, noart).
-        view: view number (studio) or query number (met, other, noart): keys the image's random stream.
+        view: view number (studio) or query number (met, other, noart): keys the image's random
+            stream.
         member: family membership of the exhibit shown (studio, met, other).
         category: non-art category (noart only).
         path: output path relative to the dataset root.
@@ -69,14 +70,28 @@ def views_per_class(n: int, rng: np.random.Generator, single_share: float) -> li
     return np.where(single, 1, multi).astype(int).tolist()
 
 
-def make_plan(classes: int, seed: int, met_queries: int, val_share: float, distractor_ratio: float,
-              other_share: float, mini_share: float, single_share: float) -> Plan:
+def make_plan(
+    classes: int,
+    seed: int,
+    met_queries: int,
+    val_share: float,
+    distractor_ratio: float,
+    other_share: float,
+    mini_share: float,
+    single_share: float,
+) -> Plan:
     """Plan a benchmark (see :class:`artid.data.synth.SynthConfig` for the parameters)."""
     rng = rng_for(seed, "plan")
     members = plan_families(classes, rng_for(seed, "families"))
     views = views_per_class(classes, rng, single_share)
-    jobs = [Job("studio", c, v, members[c], None, f"MET/{c}/{v}.jpg") for c in range(classes) for v in range(views[c])]
-    database = [{"id": c, "path": f"MET/{c}/{v}.jpg"} for c in range(classes) for v in range(views[c])]
+    jobs = [
+        Job("studio", c, v, members[c], None, f"MET/{c}/{v}.jpg")
+        for c in range(classes)
+        for v in range(views[c])
+    ]
+    database = [
+        {"id": c, "path": f"MET/{c}/{v}.jpg"} for c in range(classes) for v in range(views[c])
+    ]
 
     # Met queries: distinct classes, a few photographed twice; val and test class-disjoint.
     n_qclasses = max(2, min(classes, int(round(met_queries / 1.15))))
@@ -96,7 +111,9 @@ def make_plan(classes: int, seed: int, met_queries: int, val_share: float, distr
     # Distractors: as many per split as the ratio asks, other-art and non-art mixed.
     counts = {s: int(round(distractor_ratio * len(rows[s]))) for s in rows}
     n_other_total = sum(int(round(other_share * counts[s])) for s in rows)
-    other_members = plan_families(n_other_total, rng_for(seed, "other-families")) if n_other_total else []
+    other_members = (
+        plan_families(n_other_total, rng_for(seed, "other-families")) if n_other_total else []
+    )
     i_other = i_noart = 0
     for s in ("val", "test"):
         n_other = int(round(other_share * counts[s]))
@@ -118,26 +135,29 @@ def make_plan(classes: int, seed: int, met_queries: int, val_share: float, distr
     n_mini = max(len(qclasses), int(round(mini_share * classes)))
     rest = np.setdiff1d(np.arange(classes), qclasses)
     mini_classes = set(int(c) for c in qclasses) | set(
-        int(c) for c in rng.choice(rest, size=min(len(rest), n_mini - len(qclasses)), replace=False))
+        int(c) for c in rng.choice(rest, size=min(len(rest), n_mini - len(qclasses)), replace=False)
+    )
     mini = [row for row in database if row["id"] in mini_classes]
-    return Plan(members=members, views=views, jobs=jobs, database=database, mini=mini,
-                val=rows["val"], test=rows["test"])
+    return Plan(
+        members=members,
+        views=views,
+        jobs=jobs,
+        database=database,
+        mini=mini,
+        val=rows["val"],
+        test=rows["test"],
+    )
 
 
-def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically (a temporary file renamed over the target)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, separators=(",", ":"))
-        f.write("\n")
-    os.replace(tmp, path)
+def write_compact_json(path: Path, data: Any) -> None:
+    """Write JSON without spaces, one line and a newline, atomically (:mod:`artid.files`)."""
+    write_text(path, json.dumps(data, separators=(",", ":")) + "\n")
 
 
 def write_ground_truth(root: Path, plan: Plan) -> None:
     """Write the four Met ground-truth files under ``root/ground_truth``."""
     gt = root / "ground_truth"
-    write_json(gt / "MET_database.json", plan.database)
-    write_json(gt / "mini_MET_database.json", plan.mini)
-    write_json(gt / "valset.json", plan.val)
-    write_json(gt / "testset.json", plan.test)
+    write_compact_json(gt / "MET_database.json", plan.database)
+    write_compact_json(gt / "mini_MET_database.json", plan.mini)
+    write_compact_json(gt / "valset.json", plan.val)
+    write_compact_json(gt / "testset.json", plan.test)

@@ -20,7 +20,9 @@ def _vessel(d: Design, h: int, w: int, pose: Pose) -> tuple[np.ndarray, np.ndarr
     t = np.linspace(0, 1, h, dtype=np.float32)
     prof = np.full(h, 0.18, np.float32)
     for _ in range(int(rc.integers(2, 5))):
-        prof += rc.uniform(0.05, 0.3) * np.exp(-((t - rc.uniform(0.15, 0.9)) / rc.uniform(0.08, 0.3)) ** 2)
+        prof += rc.uniform(0.05, 0.3) * np.exp(
+            -(((t - rc.uniform(0.15, 0.9)) / rc.uniform(0.08, 0.3)) ** 2)
+        )
     prof = np.clip(prof / prof.max() * 0.46, 0.06, 0.46)  # radius as fraction of width
     top, bottom = 0.04, 0.98
     # surface decoration: fixed-resolution (u, t) texture
@@ -50,8 +52,15 @@ def _vessel(d: Design, h: int, w: int, pose: Pose) -> tuple[np.ndarray, np.ndarr
         if not names:
             names = [str(rc.choice(["zigzag", "wave", "diamond"]))]
         for r in range(reps):
-            draw_motif(sdr, names[r % len(names)], (r + 0.5) * tw / reps, (y0 + y1) / 2,
-                       min(tw / reps, y1 - y0) * 0.8, fill=int(rd.integers(0, n)), rng=rd)
+            draw_motif(
+                sdr,
+                names[r % len(names)],
+                (r + 0.5) * tw / reps,
+                (y0 + y1) / 2,
+                min(tw / reps, y1 - y0) * 0.8,
+                fill=int(rd.integers(0, n)),
+                rng=rd,
+            )
     s = np.asarray(surf, np.uint8)
     if d.flip:
         s = s[:, ::-1]
@@ -69,7 +78,7 @@ def _vessel(d: Design, h: int, w: int, pose: Pose) -> tuple[np.ndarray, np.ndarr
     ti = np.minimum((np.clip(tt, 0, 1) * th).astype(np.int32), th - 1)
     lab = s[ti[:, None], ui]
     rgb = d.colours[np.minimum(lab, n - 1)]
-    nz = np.sqrt(1 - xn ** 2)
+    nz = np.sqrt(1 - xn**2)
     lx, ly = pose.light
     lz = math.sqrt(max(0.05, 1 - lx * lx - ly * ly))
     diffuse = np.clip(-xn * lx + nz * lz, 0, 1)
@@ -110,8 +119,14 @@ def _sculpture(d: Design, h: int, w: int, pose: Pose) -> tuple[np.ndarray, np.nd
         parts.append((ys[j] + steps[:, 1], xs[j] + steps[:, 0], zs[j] + steps[:, 2], limb_r))
     extra = int(rd.integers(1, 4))  # details: small knobs on the body
     idx = rd.integers(0, k, extra)
-    parts.append((ys[idx] + rd.normal(0, 0.03, extra), xs[idx] + rd.choice([-1, 1], extra) * rs[idx] * 0.9,
-                  zs[idx] + rd.normal(0, 0.03, extra), rd.uniform(0.025, 0.05, extra)))
+    parts.append(
+        (
+            ys[idx] + rd.normal(0, 0.03, extra),
+            xs[idx] + rd.choice([-1, 1], extra) * rs[idx] * 0.9,
+            zs[idx] + rd.normal(0, 0.03, extra),
+            rd.uniform(0.025, 0.05, extra),
+        )
+    )
     ys, xs, zs, rs = (np.concatenate(a) for a in zip(*parts))
     ys = np.clip(ys, 0.08, 0.8)
     if d.flip:
@@ -135,7 +150,7 @@ def _sculpture(d: Design, h: int, w: int, pose: Pose) -> tuple[np.ndarray, np.nd
     base_top = 0.82
     base_w = rc.uniform(0.18, 0.3) * w / h
     base = (Y >= base_top) & (Y <= 0.97) & (np.abs(X) <= base_w)
-    nz = np.sqrt(np.clip(1 - nx ** 2 - ny ** 2, 0, 1))
+    nz = np.sqrt(np.clip(1 - nx**2 - ny**2, 0, 1))
     lx, ly = pose.light
     lz = math.sqrt(max(0.05, 1 - lx * lx - ly * ly))
     diffuse = np.clip(nx * lx + ny * ly + nz * lz, 0, 1)
@@ -147,11 +162,16 @@ def _sculpture(d: Design, h: int, w: int, pose: Pose) -> tuple[np.ndarray, np.nd
     grain = tex[ti, tj]
     if d.style == "bronze":
         mat = np.asarray([0.45, 0.3, 0.15], np.float32) * (0.7 + 0.4 * grain)[..., None]
-        mat = mat * (1 - 0.4 * grain[..., None]) + np.asarray([0.25, 0.45, 0.35], np.float32) * 0.4 * grain[..., None]
+        mat = (
+            mat * (1 - 0.4 * grain[..., None])
+            + np.asarray([0.25, 0.45, 0.35], np.float32) * 0.4 * grain[..., None]
+        )
         specular = 0.5
     elif d.style == "marble":
         veins = 0.5 + 0.5 * np.sin(xo * 25 + Y * 10 + grain * 8)
-        mat = np.asarray([0.92, 0.9, 0.86], np.float32) - 0.25 * (veins ** 8)[..., None] * (1 - pal[-1] * 0.5)
+        mat = np.asarray([0.92, 0.9, 0.86], np.float32) - 0.25 * (veins**8)[..., None] * (
+            1 - pal[-1] * 0.5
+        )
         specular = 0.25
     elif d.style == "wood":
         rings = 0.5 + 0.5 * np.sin(xo * 60 + grain * 6)
@@ -161,10 +181,12 @@ def _sculpture(d: Design, h: int, w: int, pose: Pose) -> tuple[np.ndarray, np.nd
         mat = pal[1] * 0.5 + np.asarray([0.5, 0.48, 0.45], np.float32) * 0.5
         mat = mat * (0.75 + 0.4 * grain)[..., None]
         specular = 0.05
-    spec = diffuse ** 30 * specular
+    spec = diffuse**30 * specular
     rgb = mat * (0.3 + 0.8 * diffuse)[..., None] + spec[..., None]
     base_col = pal[-1] * 0.6 + 0.15
-    rgb = np.where(base[..., None], base_col * (0.9 - 0.2 * Y)[..., None] * np.ones((1, w, 1), np.float32), rgb)
+    rgb = np.where(
+        base[..., None], base_col * (0.9 - 0.2 * Y)[..., None] * np.ones((1, w, 1), np.float32), rgb
+    )
     alpha = np.maximum(alpha, base.astype(np.float32))
     return rgb.astype(np.float32), alpha
 
@@ -176,24 +198,60 @@ def _coin(d: Design, h: int, w: int, pose: Pose) -> tuple[np.ndarray, np.ndarray
     dr = ImageDraw.Draw(img)
     r = 0.47 * w
     c = w / 2
-    dr.ellipse([c - r * 0.9, c - r * 0.9, c + r * 0.9, c + r * 0.9], outline=200, width=max(1, int(0.03 * w)))
+    dr.ellipse(
+        [c - r * 0.9, c - r * 0.9, c + r * 0.9, c + r * 0.9],
+        outline=200,
+        width=max(1, int(0.03 * w)),
+    )
     if pose.side == 0 and rc.random() < 0.35:
         # a profile head, its proportions drawn from the design
-        hw, hh, nose, neck = rc.uniform(0.25, 0.4), rc.uniform(0.3, 0.5), rc.uniform(0.08, 0.2), rc.uniform(0.4, 0.7)
+        hw, hh, nose, neck = (
+            rc.uniform(0.25, 0.4),
+            rc.uniform(0.3, 0.5),
+            rc.uniform(0.08, 0.2),
+            rc.uniform(0.4, 0.7),
+        )
         dr.ellipse([c - r * hw, c - r * hh, c + r * hw * 0.9, c + r * hh * 0.8], fill=255)
-        dr.polygon([(c - r * 0.3, c + r * 0.1), (c + r * 0.2, c + r * 0.1), (c + r * 0.25, c + r * neck),
-                    (c - r * 0.35, c + r * neck)], fill=230)
-        dr.polygon([(c + r * hw * 0.85, c - r * 0.1), (c + r * (hw + nose), c + r * 0.02),
-                    (c + r * hw * 0.85, c + r * 0.08)], fill=255)
+        dr.polygon(
+            [
+                (c - r * 0.3, c + r * 0.1),
+                (c + r * 0.2, c + r * 0.1),
+                (c + r * 0.25, c + r * neck),
+                (c - r * 0.35, c + r * neck),
+            ],
+            fill=230,
+        )
+        dr.polygon(
+            [
+                (c + r * hw * 0.85, c - r * 0.1),
+                (c + r * (hw + nose), c + r * 0.02),
+                (c + r * hw * 0.85, c + r * 0.08),
+            ],
+            fill=255,
+        )
         if rc.random() < 0.6:  # wreath or crown
             for i in range(7):
                 a = math.pi * (0.9 + 0.9 * i / 6)
-                draw_motif(dr, "leaf", c + r * hw * 0.8 * math.cos(a), c - r * hh * 0.2 + r * hh * 0.8 * math.sin(a),
-                           r * 0.18, fill=200, rng=rc)
+                draw_motif(
+                    dr,
+                    "leaf",
+                    c + r * hw * 0.8 * math.cos(a),
+                    c - r * hh * 0.2 + r * hh * 0.8 * math.sin(a),
+                    r * 0.18,
+                    fill=200,
+                    rng=rc,
+                )
     else:
         for i, m in enumerate(d.motifs):  # the reverse carries all the design's motifs
-            draw_motif(dr, m, c + rc.uniform(-0.25, 0.25) * r, c + rc.uniform(-0.25, 0.25) * r,
-                       r * rc.uniform(0.6, 1.0) / (1 + 0.5 * i), fill=240 - 20 * i, rng=rc)
+            draw_motif(
+                dr,
+                m,
+                c + rc.uniform(-0.25, 0.25) * r,
+                c + rc.uniform(-0.25, 0.25) * r,
+                r * rc.uniform(0.6, 1.0) / (1 + 0.5 * i),
+                fill=240 - 20 * i,
+                rng=rc,
+            )
     letters = int(rc.integers(8, 20))
     a0 = rc.uniform(0, 2 * np.pi)
     for i in range(letters):  # the legend: small raised marks around the rim
@@ -209,15 +267,18 @@ def _coin(d: Design, h: int, w: int, pose: Pose) -> tuple[np.ndarray, np.ndarray
     gy, gx = np.gradient(height * w * 0.02)
     lx, ly = pose.light
     shade = np.clip(0.8 - (gx * lx + gy * ly) * 1.5, 0.2, 1.6)
-    metal = {"gold": [0.85, 0.68, 0.3], "silver": [0.75, 0.75, 0.78], "bronze": [0.55, 0.38, 0.22]}[d.style]
+    metal = {"gold": [0.85, 0.68, 0.3], "silver": [0.75, 0.75, 0.78], "bronze": [0.55, 0.38, 0.22]}[
+        d.style
+    ]
     patina = value_noise(rng_for(d.detail, "patina", pose.side), h, w, cells=(4, 12, 36))
     base = np.asarray(metal, np.float32) * (0.75 + 0.35 * patina)[..., None]
     if d.style == "bronze":
         green = patina[..., None] ** 2
         base = base * (1 - 0.5 * green) + np.asarray([0.2, 0.4, 0.3], np.float32) * 0.5 * green
     rgb = base * shade[..., None] + 0.25 * np.clip(shade - 1.1, 0, 1)[..., None]
-    return aged(rgb.astype(np.float32), d, h, w) if d.style != "gold" else rgb.astype(np.float32), alpha
-
+    return aged(rgb.astype(np.float32), d, h, w) if d.style != "gold" else rgb.astype(
+        np.float32
+    ), alpha
 
 
 def draw_object(design: Design, h: int, w: int, pose: Pose) -> tuple[np.ndarray, np.ndarray]:
