@@ -120,6 +120,7 @@ def run_device(root: Path, device_name: str, args: argparse.Namespace, work: Pat
     from artid.training.data import EntryImages, LabelIndex
     from artid.training.methods import Contrastive
     from artid.training.positives import STRATEGIES
+    from artid.training.sections import OptimSettings
     from artid.training.trainer import TrainConfig, Trainer
     from artid.training.validation import EmbeddingCache, embed_images
 
@@ -170,8 +171,8 @@ def run_device(root: Path, device_name: str, args: argparse.Namespace, work: Pat
         c = EmbeddingCache(source, embed)
         method = Contrastive(source, labels, strategy, transform, c, pairs_per_batch=args.batch_pairs,
                              margin=1.8, negative_pool=10)
-        cfg = TrainConfig(out_dir=work / f"run_{device.type}_{r}", epochs=1, lr=args.lr,
-                          amp="fp16" if amp else "off", seed=args.seed)
+        optim = OptimSettings(epochs=1, lr=args.lr, amp="fp16" if amp else "off", seed=args.seed)
+        cfg = TrainConfig(work / f"run_{device.type}_{r}", optim)
         trainer = Trainer(base, method, cfg, device, validator=None, invalidate=c.invalidate)
         _sync(device)
         t0 = time.perf_counter()
@@ -260,7 +261,8 @@ def main() -> None:
             print(f"  reference Siamese loop      : {ref['images_per_s']:8.1f} images/s "
                   f"({ref['images']} images in {ref['seconds']:.1f}s; loss {ref['mean_loss']:.4f}; "
                   f"rounds {ref['rounds_images_per_s']})")
-            print(f"  ratio artid / reference     : {r['ratio']:8.2f} (median of the rounds' ratios {r['round_ratios']})")
+            print(f"  ratio artid / reference     : {r['ratio']:8.2f} "
+                  f"(median of the rounds' ratios {r['round_ratios']})")
             print(f"  mining, once per epoch      : {m['total_s']:8.2f} s = embed {m['database_images']} database "
                   f"images {m['embed_s']:.2f}s ({m['embed_images_per_s']:.1f} images/s) + faiss search and pairs "
                   f"{m['search_and_pairs_s'] * 1000:.1f} ms; {100 * r['mining_share_of_epoch']:.0f}% of an epoch "

@@ -83,7 +83,7 @@ def test_each_method_gets_its_own_settings_with_its_defaults():
     ("contrastive", {"loss": "arcface"}, "--loss is an option of dnet, not of contrastive"),
     ("simsiam", {"margin": 0.3}, "--margin is an option of contrastive and dnet, not of simsiam"),
     ("dnet", {"positives": "con-syn"}, "--positives is an option of contrastive, not of dnet"),
-    ("dnet", {"temperature": 2.0}, "--temperature: no such training option")])
+    ("dnet", {"warmth": 2.0}, "--warmth: no such training option")])
 def test_an_option_of_another_method_is_refused_by_name(method, kw, message):
     with pytest.raises(ArtidError, match=message):
         _spec(method=method, **kw)
@@ -146,3 +146,27 @@ def test_run_json_of_common_and_method_settings_is_read():
 def test_an_unreadable_run_spec_is_refused_clearly(bad, message):
     with pytest.raises(ArtidError, match=message):
         RunSpec.from_json(bad)
+
+
+def test_a_new_method_is_one_settings_class_and_a_registration(monkeypatch):
+    from dataclasses import dataclass
+
+    from artid.training import registry
+    from artid.training.sections import setting
+
+    @dataclass(frozen=True)
+    class ToySettings:
+        temperature: float = setting(1.0, "softmax temperature")
+
+        def check(self) -> None:
+            pass
+
+    toy = registry.MethodEntry("toy", ToySettings, lambda parts, s: None, default_batch=8)
+    monkeypatch.setitem(registry._REGISTRY, "toy", toy)
+    spec = _spec(method="toy", temperature=2.0, lr=1e-3)
+    assert spec.method == "toy" and spec.settings == ToySettings(temperature=2.0)
+    assert RunSpec.from_json(json.loads(json.dumps(spec.to_json()))) == spec
+    args = _parse(["toy", "--root", "r", "--out", "o", "--temperature", "3"])
+    assert args.temperature == 3.0 and args.train_method == "toy"
+    with pytest.raises(ArtidError, match="--temperature is an option of toy, not of dnet"):
+        _spec(method="dnet", temperature=2.0)

@@ -234,3 +234,19 @@ def test_two_runs_with_one_seed_train_the_same_weights(tmp_path):
         assert torch.equal(value, states[1]["model"][key]), key
     head_a, head_b = states[0].get("method"), states[1].get("method")
     assert head_a is not None and str(head_a) == str(head_b)
+
+
+def test_the_parametric_temperature_is_the_grid_point_with_the_best_gap():
+    from artid.metrics.ilr import gap
+    from artid.training.validation import parametric_predict, tune_parametric_temperature
+
+    rng = np.random.default_rng(0)
+    cos = rng.uniform(-1, 1, (40, 5))
+    labels = np.where(rng.random(40) < 0.7, cos.argmax(axis=1), -1)
+    labels[:6] = (labels[:6] + 1) % 5  # a few wrong answers, so the ranking matters
+    grid = (0.5, 2.0, 8.0, 32.0)
+    t, fig = tune_parametric_temperature(cos, labels, grid=grid)
+    gaps = [gap(*parametric_predict(cos, g), labels) for g in grid]
+    assert t == grid[gaps.index(max(gaps))] and fig["gap"] == max(gaps)
+    t, _ = tune_parametric_temperature(np.zeros((4, 3)), np.array([0, 1, -1, 2]), grid=grid)
+    assert t == 0.5  # equal figures: the first temperature
