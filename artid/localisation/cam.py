@@ -75,10 +75,8 @@ def activation_maps(
     param = next(emb.parameters())
     x = _resize_to(x.to(param.device, param.dtype), size)
     feats = emb.trunk(emb.normalize(x)).float()  # (B, C, h, w); a ViT's (B, N, C) tokens:
-    if feats.ndim == 3:
-        feats = cast(ViTTrunk, emb.trunk).patch_map(
-            feats, x.shape[-2], x.shape[-1]
-        )  # its patch tokens' grid
+    if feats.ndim == 3:  # its patch tokens' grid
+        feats = cast(ViTTrunk, emb.trunk).patch_map(feats, x.shape[-2], x.shape[-1])
     p = float(emb.pool.p.detach())
     powered = feats.clamp(min=EPS).pow(p)
     if method == "energy":

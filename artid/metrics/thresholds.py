@@ -176,9 +176,8 @@ def _label_curve(
     order = np.argsort(-p.s[:, j], kind="stable")
     cs_sum = np.concatenate([[0.0], np.cumsum(d_sum[order])])
     cs_cnt = np.concatenate([[0], np.cumsum(d_cnt[order])])
-    n_on = len(p.s) - np.searchsorted(
-        np.sort(p.s[:, j]), candidates, side="left"
-    )  # images with score >= c
+    # images with score >= c
+    n_on = len(p.s) - np.searchsorted(np.sort(p.s[:, j]), candidates, side="left")
     total = np.where(ok_off, f_off, 0.0).sum() + cs_sum[n_on]
     count = ok_off.sum() + cs_cnt[n_on]
     return np.where(count > 0, total / np.maximum(count, 1), np.nan)

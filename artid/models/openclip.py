@@ -224,9 +224,8 @@ def create_openclip(
         weights, source = _cached_weights(model_name, tag)
         if weights is None:
             raise _missing_weights(PREFIX + arch, model_name, source)
-    quiet = (
-        _NoRandomInitWarning()
-    )  # open_clip warns "initialized randomly" before artid loads the weights
+    # open_clip warns "initialized randomly" before artid loads the weights
+    quiet = _NoRandomInitWarning()
     logging.getLogger().addFilter(quiet)
     try:
         clip = oc.create_model(
