@@ -1,4 +1,5 @@
-"""The attribute models' parts on tiny arrays: kNN label transfer, heads, class weights, multi-class metrics."""
+"""The attribute models' parts on tiny arrays: kNN label transfer, heads, class weights,
+multi-class metrics, fine-tuning on the training loop."""
 
 from __future__ import annotations
 
@@ -95,7 +96,9 @@ def test_multiclass_head_with_class_weights():
 def test_class_weights_equal_scikit_learns_balanced_weights():
     codes = np.array([0, 0, 0, 1, 2, 2])
     w = class_weights(codes, 4)
-    np.testing.assert_allclose(w[:3], compute_class_weight("balanced", classes=np.arange(3), y=codes), rtol=1e-6)
+    np.testing.assert_allclose(
+        w[:3], compute_class_weight("balanced", classes=np.arange(3), y=codes), rtol=1e-6
+    )
     assert w[3] == 0
 
 
@@ -113,7 +116,8 @@ def test_multiclass_metrics_on_a_hand_checked_case():
     # predictions 0, 2, 1, 0: class 0 precision 1/2 recall 1; class 1 precision 1 recall 1/3
     assert m["precision_macro"] == pytest.approx((0.5 + 1.0) / 2)
     assert m["recall_macro"] == pytest.approx((1.0 + 1 / 3) / 2)
-    # class 0: its one positive (0.7) above all three negatives; class 1: 0.3, 0.5, 0.4 vs 0.2 -> 1.0
+    # class 0: its one positive (0.7) above all three negatives;
+    # class 1: 0.3, 0.5, 0.4 vs 0.2 -> 1.0
     assert m["roc_auc_macro"] == pytest.approx(1.0)
 
 
@@ -141,8 +145,9 @@ def test_finetuning_runs_on_the_training_loop_resumes_and_refuses_changed_settin
         Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(paths[-1])
     y = np.array([[1, 0, 1], [0, 1, 0]] * 4)
     run = tmp_path / "ft"
-    s = FinetuneSettings(model="random:resnet18", size=32, epochs=1, batch_size=4, step_size=1,
-                         device="cpu")
+    s = FinetuneSettings(
+        model="random:resnet18", size=32, epochs=1, batch_size=4, step_size=1, device="cpu"
+    )
     finetune(s, run, (paths, y), (paths, y), progress=False)
     assert {"best.pt", "last.pt", "trainer_state.pt"} <= {p.name for p in run.iterdir()}
     assert not (run / "epoch_001.pt").exists()  # only the last and the best network are kept

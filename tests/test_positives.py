@@ -1,4 +1,5 @@
-"""Positive strategies pick from the right pools with the right probabilities (seeded, statistical)."""
+"""Positive strategies pick from the right pools with the right probabilities (seeded,
+statistical)."""
 
 from __future__ import annotations
 
@@ -32,10 +33,12 @@ def test_con_syn_is_always_synthetic():
 
 def test_con_syn_real_is_uniform_over_augmentation_and_other_images():
     picks = _frequencies("con-syn+real")
-    assert (picks[:, 0] == SYNTHETIC).all()                    # single-image class
+    assert (picks[:, 0] == SYNTHETIC).all()  # single-image class
     for i in range(1, 7):
         pool = [SYNTHETIC] + [j for j in MEMBERS[i] if j != i]
-        assert set(np.unique(picks[:, i])) == set(pool)        # never the anchor itself, never another class
+        assert set(np.unique(picks[:, i])) == set(
+            pool
+        )  # never the anchor itself, never another class
         for v in pool:
             p = 1 / len(pool)
             assert abs(_freq(picks, i, v) - p) < 4 * np.sqrt(p * (1 - p) / TRIALS)

@@ -39,17 +39,30 @@ class Killable(Contrastive):
 
 def _trainer(out, kill_at=None, seed_model=0):
     source, labels = tiny_images()
-    queries, query_labels = tiny_images(seed=1)   # same classes, other noise: validation photos
+    queries, query_labels = tiny_images(seed=1)  # same classes, other noise: validation photos
     cache = EmbeddingCache(source, embed)
-    method = Killable(source, labels, STRATEGIES["con-syn+real"](), train_transform(size=12), cache,
-                      pairs_per_batch=4)
+    method = Killable(
+        source,
+        labels,
+        STRATEGIES["con-syn+real"](),
+        train_transform(size=12),
+        cache,
+        pairs_per_batch=4,
+    )
     method.kill_at = kill_at
     validator = KNNValidator(cache, labels, queries, query_labels, embed)
     torch.manual_seed(seed_model)
     model = TinyEmbedder()
     cfg = TrainConfig(out_dir=out, epochs=3, lr=1e-2, head_lr=1e-2, seed=3)
-    return Trainer(model, method, cfg, CPU, validator=validator, checkpoint_writer=write_plain,
-                   invalidate=cache.invalidate), model
+    return Trainer(
+        model,
+        method,
+        cfg,
+        CPU,
+        validator=validator,
+        checkpoint_writer=write_plain,
+        invalidate=cache.invalidate,
+    ), model
 
 
 def _logged(out):
@@ -63,7 +76,9 @@ def test_a_run_killed_mid_epoch_and_resumed_equals_an_uninterrupted_one(tmp_path
     killed, _ = _trainer(tmp_path / "split", kill_at=kill_at)
     with pytest.raises(Interrupted):
         killed.fit()
-    resumed, resumed_model = _trainer(tmp_path / "split", seed_model=99)  # a new process, another init
+    resumed, resumed_model = _trainer(
+        tmp_path / "split", seed_model=99
+    )  # a new process, another init
     resumed.fit()
     a, b = weights(full_model), weights(resumed_model)
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -77,12 +92,14 @@ def test_a_run_killed_mid_epoch_and_resumed_equals_an_uninterrupted_one(tmp_path
 def _lr_trainer(out, epochs=2, **kw):
     source, labels = tiny_images()
     cache = EmbeddingCache(source, embed)
-    method = Contrastive(source, labels, STRATEGIES["con-syn"](), train_transform(size=12), cache,
-                         pairs_per_batch=6)
+    method = Contrastive(
+        source, labels, STRATEGIES["con-syn"](), train_transform(size=12), cache, pairs_per_batch=6
+    )
     torch.manual_seed(0)
     cfg = TrainConfig(out_dir=out, epochs=epochs, lr=kw.pop("lr", 1e-2), seed=3, **kw)
-    return Trainer(TinyEmbedder(), method, cfg, CPU, checkpoint_writer=write_plain,
-                   invalidate=cache.invalidate)
+    return Trainer(
+        TinyEmbedder(), method, cfg, CPU, checkpoint_writer=write_plain, invalidate=cache.invalidate
+    )
 
 
 def test_resuming_with_a_changed_setting_is_refused_naming_each_change(tmp_path):
@@ -103,7 +120,9 @@ def test_resume_changed_continues_under_the_new_settings_and_records_the_change(
     changed = _lr_trainer(tmp_path, epochs=3, lr=1e-3)
     changed.resume_changed = True
     result = changed.fit()
-    assert result.changes == [{"after_epoch": 2, "changed": {"epochs": [2, 3], "lr": [0.01, 0.001]}}]
+    assert result.changes == [
+        {"after_epoch": 2, "changed": {"epochs": [2, 3], "lr": [0.01, 0.001]}}
+    ]
     assert [r["epoch"] for r in result.history] == [1, 2, 3]
     # the new rate, on the schedule of 3 epochs moved past the 2 epochs done: dropped at 1.5 epochs
     assert result.history[-1]["lr"] == pytest.approx(1e-4)

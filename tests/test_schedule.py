@@ -1,4 +1,5 @@
-"""The learning-rate schedule does what it says: one drop halfway (or at the milestones), warm-up, cosine."""
+"""The learning-rate schedule does what it says: one drop halfway (or at the milestones),
+warm-up, cosine."""
 
 from __future__ import annotations
 
@@ -31,17 +32,25 @@ class RecordingLR(Contrastive):
 def test_the_trainer_drops_the_lr_exactly_once(tmp_path, epochs):
     source, labels = tiny_images()
     cache = EmbeddingCache(source, embed)
-    method = RecordingLR(source, labels, STRATEGIES["con-syn"](), train_transform(size=12), cache, pairs_per_batch=6)
+    method = RecordingLR(
+        source, labels, STRATEGIES["con-syn"](), train_transform(size=12), cache, pairs_per_batch=6
+    )
     method.lrs = []
     torch.manual_seed(0)
-    trainer = Trainer(TinyEmbedder(), method, TrainConfig(out_dir=tmp_path, epochs=epochs, lr=1e-2), CPU,
-                      checkpoint_writer=write_plain, invalidate=cache.invalidate)
+    trainer = Trainer(
+        TinyEmbedder(),
+        method,
+        TrainConfig(out_dir=tmp_path, epochs=epochs, lr=1e-2),
+        CPU,
+        checkpoint_writer=write_plain,
+        invalidate=cache.invalidate,
+    )
     method.optimizer = trainer.optimizer
     trainer.fit()
     flat = [lr for epoch in method.lrs for lr in epoch]
     drops = [i for i in range(1, len(flat)) if flat[i] != flat[i - 1]]
     assert len(drops) == 1 and flat[0] == 1e-2 and flat[-1] == pytest.approx(1e-3)
-    assert drops[0] == pytest.approx(len(flat) / 2, abs=1)         # halfway through the optimiser steps
+    assert drops[0] == pytest.approx(len(flat) / 2, abs=1)  # halfway through the optimiser steps
 
 
 def test_milestones_warmup_and_cosine():

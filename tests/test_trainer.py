@@ -18,31 +18,53 @@ from artid.training.augment import train_transform
 from artid.training.data import ClassBalancedSampler
 from artid.training.methods import Contrastive, DNet, SimSiam
 from artid.training.positives import STRATEGIES
-from artid.training.trainer import BEST_FILE, LOG_FILE, STATE_FILE, TrainConfig, Trainer
+from artid.training.trainer import BEST_FILE, LOG_FILE, TrainConfig, Trainer
 from artid.training.validation import EmbeddingCache, KNNValidator, init_projector_from_whitening
 
 
 def make_contrastive(strategy="con-syn+real-closest"):
     source, labels = tiny_images()
     cache = EmbeddingCache(source, _embed)
-    method = Contrastive(source, labels, STRATEGIES[strategy](), train_transform(size=12), cache, pairs_per_batch=4)
+    method = Contrastive(
+        source, labels, STRATEGIES[strategy](), train_transform(size=12), cache, pairs_per_batch=4
+    )
     return method, cache
 
 
-def run(tmp: Path, method, cache, epochs: int, model=None, seed_model: int = 0, lr: float = 1e-2,
-        accum: int = 1, validator=None, **config) -> tuple[Trainer, torch.nn.Module]:
+def run(
+    tmp: Path,
+    method,
+    cache,
+    epochs: int,
+    model=None,
+    seed_model: int = 0,
+    lr: float = 1e-2,
+    accum: int = 1,
+    validator=None,
+    **config,
+) -> tuple[Trainer, torch.nn.Module]:
     torch.manual_seed(seed_model)
     model = model or TinyEmbedder()
-    cfg = TrainConfig(out_dir=tmp, epochs=epochs, lr=lr, head_lr=1e-2, accum_steps=accum, seed=3, **config)
-    trainer = Trainer(model, method, cfg, CPU, checkpoint_writer=write_plain, validator=validator,
-                      invalidate=cache.invalidate if cache else None)
+    cfg = TrainConfig(
+        out_dir=tmp, epochs=epochs, lr=lr, head_lr=1e-2, accum_steps=accum, seed=3, **config
+    )
+    trainer = Trainer(
+        model,
+        method,
+        cfg,
+        CPU,
+        checkpoint_writer=write_plain,
+        validator=validator,
+        invalidate=cache.invalidate if cache else None,
+    )
     trainer.fit()
     return trainer, model
 
 
 def _all_pairs_loss(model, source, labels) -> float:
-    """Contrastive loss over every pair of images (no augmentation): what the training should lower."""
+    """Contrastive loss over every pair of images (no augmentation): what training should lower."""
     from artid.training.losses import contrastive_loss
+
     d = torch.from_numpy(_embed(model, source))
     a, b = torch.triu_indices(len(labels), len(labels), offset=1)
     y = torch.from_numpy(labels[a.numpy()] == labels[b.numpy()]).long()
@@ -79,7 +101,12 @@ def test_resume_refuses_another_method(tmp_path):
     run(tmp_path, m1, c1, epochs=1)
     source, _ = tiny_images()
     with pytest.raises(ArtidError, match="contrastive"):
-        run(tmp_path, SimSiam(source, train_transform(size=12), dim=8, images_per_batch=4), None, epochs=2)
+        run(
+            tmp_path,
+            SimSiam(source, train_transform(size=12), dim=8, images_per_batch=4),
+            None,
+            epochs=2,
+        )
 
 
 def test_batchnorm_statistics_stay_frozen(tmp_path):
@@ -92,7 +119,7 @@ def test_batchnorm_statistics_stay_frozen(tmp_path):
 
 
 def test_simsiam_moves_the_weights_and_keeps_its_head(tmp_path):
-    # on 12 tiny images SimSiam's loss is noise around 0 (seed-dependent), so the test checks that it trains
+    # on 12 tiny images SimSiam's loss is noise around 0 (seed-dependent): the test checks it trains
     source, _ = tiny_images()
     method = SimSiam(source, train_transform(size=12), dim=8, images_per_batch=4)
     torch.manual_seed(0)
@@ -108,9 +135,19 @@ def test_simsiam_moves_the_weights_and_keeps_its_head(tmp_path):
 @pytest.mark.parametrize("loss", ["ce", "arcface"])
 def test_dnet_selects_its_parametric_classifier_on_validation_gap(tmp_path, loss):
     source, labels = tiny_images()
-    queries, query_labels = tiny_images(seed=1)                 # validation photos of the same classes
-    method = DNet(source, labels, 6, train_transform(size=12), dim=8, loss=loss, batch_size=6,
-                  class_weights=True, sampling="balanced", val_labels=query_labels)
+    queries, query_labels = tiny_images(seed=1)  # validation photos of the same classes
+    method = DNet(
+        source,
+        labels,
+        6,
+        train_transform(size=12),
+        dim=8,
+        loss=loss,
+        batch_size=6,
+        class_weights=True,
+        sampling="balanced",
+        val_labels=query_labels,
+    )
     cache = EmbeddingCache(source, _embed)
     validator = KNNValidator(cache, labels, queries, query_labels, _embed)
     trainer, model = run(tmp_path, method, cache, epochs=3, validator=validator)
@@ -122,7 +159,9 @@ def test_dnet_selects_its_parametric_classifier_on_validation_gap(tmp_path, loss
     assert all("param_gap" in r for r in history)
     best_param = max(range(len(history)), key=lambda e: (history[e]["param_gap"], -e))
     assert trainer.selections[1].best_epoch == best_param
-    assert (tmp_path / "best_param.pt").read_bytes() == (tmp_path / f"epoch_{best_param:03d}.pt").read_bytes()
+    assert (tmp_path / "best_param.pt").read_bytes() == (
+        tmp_path / f"epoch_{best_param:03d}.pt"
+    ).read_bytes()
     assert (tmp_path / "best_param_head.pt").is_file()
 
 
@@ -131,7 +170,9 @@ def test_classifier_retraining_keeps_the_backbone_frozen(tmp_path):
     torch.manual_seed(0)
     model = TinyEmbedder()
     before = _weights(model)
-    method = DNet(source, labels, 6, train_transform(size=12), dim=8, batch_size=6, retrain_classifier=True)
+    method = DNet(
+        source, labels, 6, train_transform(size=12), dim=8, batch_size=6, retrain_classifier=True
+    )
     trainer, _ = run(tmp_path, method, None, epochs=2, model=model)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert trainer.result.history[-1]["loss"] < trainer.result.history[0]["loss"]
@@ -160,80 +201,6 @@ def test_class_balanced_sampler_draws_classes_uniformly():
     freq = np.bincount(drawn) / drawn.size
     assert np.allclose(freq, 1 / 3, atol=0.015)
     assert len(s) == 30000
-
-
-@pytest.mark.slow
-def test_artid_train_checkpoint_loads_in_artid_extract(tmp_path, capsys):
-    """End to end on a tiny synthetic benchmark: `artid train` -> best.pt -> `artid extract --model`."""
-    from artid.cli import main
-    from artid.data.synth import SynthConfig, generate
-    from artid.descriptors import load_descriptors
-    from artid.models import build_embedder
-
-    root = tmp_path / "synth"
-    generate(root, SynthConfig(classes=10, seed=0, image_size=48, met_queries=4, val_share=0.5,
-                               distractor_ratio=1.0, progress=False))
-    run_dir = tmp_path / "run"
-    argv = ["train", "dnet", "--root", str(root), "--out", str(run_dir), "--model", "random:resnet18",
-            "--epochs", "1", "--batch-size", "8", "--image-size", "32", "--max-size", "48", "--lr", "1e-4",
-            "--projector-dim", "8", "--loss", "arcface", "--device", "cpu"]
-    assert main(argv) == 0
-    state_after_one = torch.load(run_dir / STATE_FILE, weights_only=True)["model"]
-    more = argv[:argv.index("--epochs") + 1] + ["2"] + argv[argv.index("--epochs") + 2:]
-    assert main(more) == 2  # another number of epochs is another schedule: refused, named
-    assert "--epochs 1 -> 2" in capsys.readouterr().err
-    assert main(more + ["--resume-changed"]) == 0  # resumes under the new settings, recorded
-    run_json = json.loads((run_dir / "run.json").read_text())
-    assert run_json["changes"] == [{"after_epoch": 1, "changed": {"epochs": [1, 2]}}]
-    log = [json.loads(line) for line in (run_dir / LOG_FILE).read_text().splitlines()]
-    assert [r["epoch"] for r in log] == [0, 1, 2] and {"acc", "gap", "param_acc"} <= set(log[-1])
-    assert not torch.equal(state_after_one["projector.weight"],
-                           torch.load(run_dir / STATE_FILE, weights_only=True)["model"]["projector.weight"])
-
-    best = run_dir / BEST_FILE
-    emb = build_embedder(best)
-    assert emb.dim == 8 and emb.projector is not None
-    out = tmp_path / "desc"
-    assert main(["extract", "--root", str(root), "--out", str(out), "--model", str(best), "--splits", "val",
-                 "--scales", "ss", "--max-size", "48", "--device", "cpu"]) == 0
-    ds = load_descriptors(out / "val")
-    assert ds.matrix.shape[1] == 8
-    x = torch.rand(1, 3, 40, 48)
-    saved = build_embedder(run_dir / f"epoch_{log[-1]['best_epoch']:03d}.pt")   # best.pt is the best epoch's
-    other = build_embedder(run_dir / f"epoch_{1 if log[-1]['best_epoch'] == 2 else 2:03d}.pt")
-    with torch.no_grad():
-        assert torch.equal(emb(x), saved(x)) and not torch.equal(emb(x), other(x))
-
-    # classifier re-training on the trained checkpoint keeps its projector (and all its weights)
-    retrain = tmp_path / "retrain"
-    assert main(["train", "dnet", "--root", str(root), "--out", str(retrain), "--model", str(best), "--epochs", "1",
-                 "--batch-size", "8", "--image-size", "32", "--max-size", "48", "--retrain-classifier",
-                 "--no-validate", "--device", "cpu"]) == 0
-    retrained = build_embedder(retrain / BEST_FILE).state_dict()
-    assert all(torch.equal(v, retrained[k]) for k, v in emb.state_dict().items())
-
-
-@pytest.mark.slow
-def test_two_runs_with_one_seed_train_the_same_weights(tmp_path):
-    """The DNet head is created after the run's seed is applied: the same command twice, the same model."""
-    from artid.cli import main
-    from artid.data.synth import SynthConfig, generate
-
-    root = tmp_path / "synth"
-    generate(root, SynthConfig(classes=10, seed=0, image_size=40, met_queries=4, val_share=0.5,
-                               distractor_ratio=1.0, progress=False))
-    states = []
-    for name in ("a", "b"):
-        argv = ["train", "dnet", "--root", str(root), "--out", str(tmp_path / name), "--model", "random:resnet18",
-                "--epochs", "1", "--batch-size", "4", "--image-size", "32", "--max-size", "40", "--lr", "1e-3",
-                "--projector-dim", "4", "--device", "cpu", "--no-validate"]
-        assert main(argv) == 0
-        states.append(torch.load(tmp_path / name / STATE_FILE, weights_only=True))
-    assert set(states[0]["model"]) == set(states[1]["model"])
-    for key, value in states[0]["model"].items():
-        assert torch.equal(value, states[1]["model"][key]), key
-    head_a, head_b = states[0].get("method"), states[1].get("method")
-    assert head_a is not None and str(head_a) == str(head_b)
 
 
 def test_the_parametric_temperature_is_the_grid_point_with_the_best_gap():

@@ -1,4 +1,5 @@
-"""Helpers of the training tests: a tiny stand-in embedder with the Embedder API and tiny in-memory data."""
+"""Helpers of the training tests: a tiny stand-in embedder with the Embedder API, tiny
+in-memory data."""
 
 from __future__ import annotations
 
