@@ -1,4 +1,4 @@
-"""The backbone registry: the offline default really is the ImageNet model; offline failures are clear."""
+"""The backbone registry: the offline default is the real ImageNet model; clear offline errors."""
 
 from pathlib import Path
 
@@ -12,7 +12,8 @@ from artid.errors import ArtidError
 from artid.models import build_embedder, create_backbone
 from artid.models.backbones import LITE0_ARCH, lite0_weights_file, load_lite0_state_dict
 
-#: ImageNet classes: 281-285 domestic cats (tabby, tiger cat, Persian, Siamese, Egyptian cat); 967 espresso.
+#: ImageNet classes: 281-285 domestic cats (tabby, tiger cat, Persian, Siamese, Egyptian cat);
+#: 967 espresso.
 CATS = {281, 282, 283, 284, 285}
 ESPRESSO = 967
 
@@ -22,10 +23,12 @@ def _imagenet_input(photo: np.ndarray, mean, std) -> torch.Tensor:
     x = torch.from_numpy(photo).permute(2, 0, 1).float()[None] / 255
     h, w = x.shape[2:]
     s = 256 / min(h, w)
-    x = F.interpolate(x, size=(round(h * s), round(w * s)), mode="bilinear", antialias=True, align_corners=False)
+    x = F.interpolate(
+        x, size=(round(h * s), round(w * s)), mode="bilinear", antialias=True, align_corners=False
+    )
     h, w = x.shape[2:]
     top, left = (h - 224) // 2, (w - 224) // 2
-    x = x[:, :, top:top + 224, left:left + 224]
+    x = x[:, :, top : top + 224, left : left + 224]
     return (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
 
 
@@ -38,8 +41,12 @@ def lite0():
 def test_offline_default_classifies_real_photos(lite0):
     assert lite0.spec["arch"] == LITE0_ARCH and lite0.spec["mean"] == [0.5] * 3
     with torch.inference_mode():
-        cat = lite0.model(_imagenet_input(skimage.data.chelsea(), lite0.mean, lite0.std)).softmax(-1)[0]
-        cup = lite0.model(_imagenet_input(skimage.data.coffee(), lite0.mean, lite0.std)).softmax(-1)[0]
+        cat = lite0.model(_imagenet_input(skimage.data.chelsea(), lite0.mean, lite0.std)).softmax(
+            -1
+        )[0]
+        cup = lite0.model(_imagenet_input(skimage.data.coffee(), lite0.mean, lite0.std)).softmax(
+            -1
+        )[0]
     assert int(cat.argmax()) in CATS
     assert float(cat[list(CATS)].sum()) > 0.8  # measured 0.91 with the pinned mapping
     assert int(cup.argmax()) == ESPRESSO
@@ -48,8 +55,9 @@ def test_offline_default_classifies_real_photos(lite0):
 
 def test_packaged_weights_map_onto_timm_by_position(lite0):
     target = lite0.model.state_dict()
-    mapped = load_lite0_state_dict(lite0_weights_file(), {k: v for k, v in target.items()
-                                                          if k in lite0.model.state_dict()})
+    mapped = load_lite0_state_dict(
+        lite0_weights_file(), {k: v for k, v in target.items() if k in lite0.model.state_dict()}
+    )
     assert list(mapped) == list(target)
     assert torch.equal(mapped["conv_stem.weight"], target["conv_stem.weight"])
 
@@ -65,7 +73,9 @@ def test_missing_weights_fail_at_once_saying_what_to_supply(tmp_path: Path, monk
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hf"), raising=False)
+    monkeypatch.setattr(
+        "huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hf"), raising=False
+    )
     with pytest.raises(ArtidError, match=r"--weights FILE.*") as info:
         build_embedder("r50swsl")
     assert "semi_weakly_supervised_resnet50" in str(info.value)

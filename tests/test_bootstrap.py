@@ -1,4 +1,4 @@
-"""Bootstrap standard errors: the textbook value for a mean, paired differences smaller than either SE."""
+"""Bootstrap standard errors: the textbook value for a mean; paired differences below either SE."""
 
 from __future__ import annotations
 

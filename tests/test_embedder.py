@@ -1,4 +1,4 @@
-"""The embedder: L2 norms, multi-scale aggregation, projector from whitening, checkpoints, batching."""
+"""The embedder: L2 norms, multi-scale aggregation, whitening projector, checkpoints, batches."""
 
 from pathlib import Path
 
@@ -33,12 +33,16 @@ def test_descriptors_have_unit_norm(emb):
 def test_multiscale_is_normalised_sum_of_bilinear_scales(emb):
     x = _images(1, 64, 96, seed=1)
     with torch.inference_mode():
-        parts = [emb(F.interpolate(x, scale_factor=s, mode="bilinear", align_corners=False)) if s != 1 else emb(x)
-                 for s in MULTI_SCALE]
+        parts = [
+            emb(F.interpolate(x, scale_factor=s, mode="bilinear", align_corners=False))
+            if s != 1
+            else emb(x)
+            for s in MULTI_SCALE
+        ]
         expected = F.normalize(sum(parts), dim=-1)
         assert torch.allclose(emb.embed_multiscale(x), expected, atol=1e-6)
         assert torch.allclose(emb.embed_multiscale(x, (1.0,)), emb(x), atol=1e-6)
-    assert MULTI_SCALE == (1.0, 2 ** -0.5, 0.5)
+    assert MULTI_SCALE == (1.0, 2**-0.5, 0.5)
 
 
 def test_projector_from_whitening_computes_centred_projection():
@@ -49,7 +53,9 @@ def test_projector_from_whitening_computes_centred_projection():
     assert emb.dim == 16 and emb.spec["projector"] == 16
     v = torch.from_numpy(rng.normal(size=(3, 512)).astype(np.float32))
     with torch.no_grad():
-        assert torch.allclose(emb.projector(v), (v - torch.from_numpy(mean)) @ torch.from_numpy(P), atol=1e-4)
+        assert torch.allclose(
+            emb.projector(v), (v - torch.from_numpy(mean)) @ torch.from_numpy(P), atol=1e-4
+        )
         out = emb(_images(2))
     assert out.shape == (2, 16) and torch.allclose(out.norm(dim=1), torch.ones(2), atol=1e-5)
 
@@ -66,7 +72,10 @@ def test_checkpoint_round_trip(tmp_path: Path):
     with torch.inference_mode():
         assert torch.equal(loaded(x), emb(x))
     assert float(loaded.pool.p.detach()) == 2.5
-    assert loaded.spec["checkpoint"]["file"] == "m.pt" and len(loaded.spec["checkpoint"]["sha256"]) == 64
+    assert (
+        loaded.spec["checkpoint"]["file"] == "m.pt"
+        and len(loaded.spec["checkpoint"]["sha256"]) == 64
+    )
     assert not list(tmp_path.glob(".*tmp*"))
 
 
@@ -95,7 +104,13 @@ def test_batched_optimised_extraction_equals_one_at_a_time(emb):
     assert runner.optimizations == {"fold_bn": True, "channels_last": True}
     batched = runner(list(enumerate(pixels)))
     with torch.inference_mode():
-        single = np.concatenate([
-            emb.embed_multiscale(torch.from_numpy(p).permute(2, 0, 1)[None].float() / 255).numpy() for p in pixels])
+        single = np.concatenate(
+            [
+                emb.embed_multiscale(
+                    torch.from_numpy(p).permute(2, 0, 1)[None].float() / 255
+                ).numpy()
+                for p in pixels
+            ]
+        )
     assert batched.shape == (3, 1280) and batched.dtype == np.float32
     np.testing.assert_allclose(batched, single, atol=1e-5)

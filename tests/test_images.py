@@ -31,8 +31,15 @@ def test_exif_orientation_is_applied(tmp_path: Path):
 
 @pytest.mark.parametrize("mode", ["L", "1", "CMYK", "P", "I;16", "I", "F"])
 def test_modes_become_rgb(tmp_path: Path, mode: str):
-    base = _rgb(30, 20).convert(mode) if mode not in ("I;16", "I", "F") else Image.fromarray(
-        (np.arange(600).reshape(20, 30) * 109).astype({"I;16": np.uint16, "I": np.int32, "F": np.float32}[mode]))
+    base = (
+        _rgb(30, 20).convert(mode)
+        if mode not in ("I;16", "I", "F")
+        else Image.fromarray(
+            (np.arange(600).reshape(20, 30) * 109).astype(
+                {"I;16": np.uint16, "I": np.int32, "F": np.float32}[mode]
+            )
+        )
+    )
     suffix = ".tif" if mode in ("I;16", "I", "F", "CMYK") else ".png"
     path = tmp_path / f"img{suffix}"
     base.save(path)
@@ -100,7 +107,9 @@ def test_decompression_bomb_is_refused(tmp_path: Path):
     with pytest.raises(ImageLoadError, match="decompression bomb"):
         load_image(path)
     with pytest.raises(ImageLoadError, match="bomb"):
-        _rgb(20, 20).save(tmp_path / "small.png") or load_image(tmp_path / "small.png", max_pixels=100)
+        _rgb(20, 20).save(tmp_path / "small.png") or load_image(
+            tmp_path / "small.png", max_pixels=100
+        )
 
 
 def test_to_tensor_shape_and_range():

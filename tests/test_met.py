@@ -18,7 +18,11 @@ def test_reads_all_splits_with_labels_and_kinds(met_root: Path) -> None:
     val = load_split(met_root, "val")
     assert [(e.label, e.kind) for e in val.entries] == [(7, "met"), (-1, "other"), (-1, "noart")]
     test = load_split(met_root, "test")
-    assert [e.path for e in test.entries] == ["test_met/d.jpg", "test_met/e.jpg", "test_noart/f.jpg"]
+    assert [e.path for e in test.entries] == [
+        "test_met/d.jpg",
+        "test_met/e.jpg",
+        "test_noart/f.jpg",
+    ]
     assert len(load_split(met_root, "mini").entries) == 2
 
 
@@ -84,21 +88,51 @@ def test_non_utf8_ground_truth_names_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "split, entries, message",
     [
-        ("database", [{"id": 1, "path": "MET/1/0.jpg"}, {"id": 1, "path": "MET/1/0.jpg"}],
-         r"entry 1 \(MET/1/0.jpg\) repeats entry 0"),
-        ("val", [{"path": "test_met/a.jpg", "MET_id": 3}, {"path": "test_other/b.jpg"},
-                 {"path": "test_met/a.jpg", "MET_id": 4}],
-         r"entry 2 \(test_met/a.jpg\) repeats entry 0"),
-        ("val", [{"path": "test_met/a.jpg", "MET_id": -1}], r"entry 0 \(test_met/a.jpg\) has 'MET_id' -1"),
+        (
+            "database",
+            [{"id": 1, "path": "MET/1/0.jpg"}, {"id": 1, "path": "MET/1/0.jpg"}],
+            r"entry 1 \(MET/1/0.jpg\) repeats entry 0",
+        ),
+        (
+            "val",
+            [
+                {"path": "test_met/a.jpg", "MET_id": 3},
+                {"path": "test_other/b.jpg"},
+                {"path": "test_met/a.jpg", "MET_id": 4},
+            ],
+            r"entry 2 \(test_met/a.jpg\) repeats entry 0",
+        ),
+        (
+            "val",
+            [{"path": "test_met/a.jpg", "MET_id": -1}],
+            r"entry 0 \(test_met/a.jpg\) has 'MET_id' -1",
+        ),
         ("database", [{"id": -5, "path": "MET/1/0.jpg"}], r"entry 0 \(MET/1/0.jpg\) has 'id' -5"),
-        ("database", [{"id": 2**63, "path": "MET/1/0.jpg"}], r"entry 0 \(MET/1/0.jpg\) has 'id' 9223372036854775808"),
-        ("val", [{"path": "test_met/a.jpg", "MET_id": 7.5}], r"entry 0 has a non-integer 'MET_id': 7.5"),
-        ("val", [{"path": "test_met/a.jpg", "MET_id": None}], r"entry 0 has a non-integer 'MET_id': None"),
-        ("database", [{"id": True, "path": "MET/1/0.jpg"}], r"entry 0 has a non-integer 'id': True"),
+        (
+            "database",
+            [{"id": 2**63, "path": "MET/1/0.jpg"}],
+            r"entry 0 \(MET/1/0.jpg\) has 'id' 9223372036854775808",
+        ),
+        (
+            "val",
+            [{"path": "test_met/a.jpg", "MET_id": 7.5}],
+            r"entry 0 has a non-integer 'MET_id': 7.5",
+        ),
+        (
+            "val",
+            [{"path": "test_met/a.jpg", "MET_id": None}],
+            r"entry 0 has a non-integer 'MET_id': None",
+        ),
+        (
+            "database",
+            [{"id": True, "path": "MET/1/0.jpg"}],
+            r"entry 0 has a non-integer 'id': True",
+        ),
     ],
 )
-def test_duplicate_and_impossible_entries_are_refused(tmp_path: Path, split: str, entries: list,
-                                                      message: str) -> None:
+def test_duplicate_and_impossible_entries_are_refused(
+    tmp_path: Path, split: str, entries: list, message: str
+) -> None:
     name = {"database": "MET_database.json", "val": "valset.json"}[split]
     (tmp_path / name).write_text(json.dumps(entries))
     with pytest.raises(ArtidError, match=message) as info:

@@ -16,9 +16,16 @@ from artid.errors import ArtidError
 
 def _arrays(n_db: int = 4, n_val: int = 3, n_test: int = 3, d: int = 6, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
-    unit = lambda n: (lambda x: x / np.linalg.norm(x, axis=1, keepdims=True))(rng.normal(size=(n, d)))  # noqa: E731
-    return {"train_descriptors": unit(n_db).astype(np.float32), "val_descriptors": unit(n_val),
-            "test_descriptors": unit(n_test).astype(np.float32)}
+
+    def unit(n: int) -> np.ndarray:
+        x = rng.normal(size=(n, d))
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    return {
+        "train_descriptors": unit(n_db).astype(np.float32),
+        "val_descriptors": unit(n_val),
+        "test_descriptors": unit(n_test).astype(np.float32),
+    }
 
 
 @pytest.mark.parametrize("protocol", [2, 3, 4, 5])
@@ -120,10 +127,15 @@ def test_ground_truth_problems_are_named(tmp_path, write_gt):
 
 def test_numpy1_pickles_load(met_root, tmp_path):
     """The official file predates NumPy 2, whose arrays pickle under ``numpy.core.multiarray``."""
-    raw = pickle.dumps(_arrays(), protocol=2).replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
+    raw = pickle.dumps(_arrays(), protocol=2).replace(
+        b"numpy._core.multiarray", b"numpy.core.multiarray"
+    )
     assert b"cnumpy.core.multiarray\n_reconstruct" in raw
     (tmp_path / "old.pkl").write_bytes(raw)
-    assert load_official_descriptors(tmp_path / "old.pkl", met_root)["database"].matrix.shape == (4, 6)
+    assert load_official_descriptors(tmp_path / "old.pkl", met_root)["database"].matrix.shape == (
+        4,
+        6,
+    )
 
 
 def test_mini_database_pickle_is_accepted(met_root, tmp_path):
@@ -140,13 +152,18 @@ def test_mini_database_pickle_is_accepted(met_root, tmp_path):
 def test_mini_database_alone_is_enough(met_root, tmp_path):
     (met_root / "ground_truth" / "MET_database.json").unlink()
     (tmp_path / "mini.pkl").write_bytes(pickle.dumps(_arrays(n_db=2)))
-    assert load_official_descriptors(tmp_path / "mini.pkl", met_root)["database"].labels.tolist() == [9, 12]
+    assert load_official_descriptors(tmp_path / "mini.pkl", met_root)[
+        "database"
+    ].labels.tolist() == [9, 12]
 
 
 def test_train_rows_matching_neither_database_name_both(met_root, tmp_path):
     (tmp_path / "d.pkl").write_bytes(pickle.dumps(_arrays(n_db=3)))
-    with pytest.raises(ArtidError, match=r"has 3 rows but .*MET_database.json lists 4 entries and "
-                                         r".*mini_MET_database.json lists 2 entries"):
+    with pytest.raises(
+        ArtidError,
+        match=r"has 3 rows but .*MET_database.json lists 4 entries and "
+        r".*mini_MET_database.json lists 2 entries",
+    ):
         load_official_descriptors(tmp_path / "d.pkl", met_root)
 
 
@@ -156,20 +173,24 @@ _TERA = b"\x8a\x06\x00\x10\xa5\xd4\xe8\x00"
 
 @pytest.mark.parametrize("variant", ["reconstruct", "bytearray"])
 def test_huge_declared_array_is_refused_before_allocating(tmp_path, variant):
-    """A few hundred bytes that ask NumPy (or bytearray) for 10**12 bytes: refused, nothing allocated."""
-    if variant == "reconstruct":  # numpy's _reconstruct(ndarray, (10**12,), b'b'): allocated before any data
+    """A few hundred bytes asking NumPy (or bytearray) for 10**12 bytes: refused, none allocated."""
+    if (
+        variant == "reconstruct"
+    ):  # numpy's _reconstruct(ndarray, (10**12,), b'b'): allocated before any data
         raw = pickle.dumps({"train_descriptors": np.zeros((2, 3), np.float32)}, protocol=2)
         assert raw.count(b"K\x00\x85") == 1  # the (0,) shape numpy writes
         raw = raw.replace(b"K\x00\x85", _TERA + b"\x85")
     else:  # builtins.bytearray(10**12)
         raw = b"\x80\x02cbuiltins\nbytearray\n" + _TERA + b"\x85R."
     (tmp_path / "big.pkl").write_bytes(raw)
-    with pytest.raises(ArtidError, match=r"big.pkl: refused to load: .*10\^12|big.pkl: refused to load: .*1e\+12"):
+    with pytest.raises(
+        ArtidError, match=r"big.pkl: refused to load: .*10\^12|big.pkl: refused to load: .*1e\+12"
+    ):
         safe_load_pickle(tmp_path / "big.pkl")
 
 
 def test_codec_amplification_is_refused(tmp_path):
-    """_codecs.encode is admitted for NumPy's latin1 byte strings only (hex doubles a string per call)."""
+    """_codecs.encode is admitted for NumPy's latin1 byte strings only (hex doubles a string)."""
     raw = b"\x80\x03c_codecs\nencode\nC\x03abcX\x03\x00\x00\x00hex\x86R."
     assert pickle.loads(raw) == b"616263"
     (tmp_path / "hex.pkl").write_bytes(raw)

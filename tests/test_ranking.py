@@ -61,14 +61,27 @@ def test_fixture_saturates_the_confidence():
     assert len(np.unique(ans.score)) == len(ans.score)  # the log-odds tell every query apart
 
 
-@pytest.mark.parametrize("config", [PipelineConfig(whiten="none"), PipelineConfig(whiten="none", ks=(1,)),
-                                    PipelineConfig(whiten="none", k=1, tau=500.0)])
+@pytest.mark.parametrize(
+    "config",
+    [
+        PipelineConfig(whiten="none"),
+        PipelineConfig(whiten="none", ks=(1,)),
+        PipelineConfig(whiten="none", k=1, tau=500.0),
+    ],
+)
 def test_results_do_not_depend_on_query_order(config):
     database, val, test = saturating_sets()
-    ref = evaluate(met_first(database), met_first(val), met_first(test), config=config, report=False)
+    ref = evaluate(
+        met_first(database), met_first(val), met_first(test), config=config, report=False
+    )
     for seed in range(3):
-        got = evaluate(shuffled(database, seed), shuffled(val, seed + 10), shuffled(test, seed + 20),
-                       config=config, report=False)
+        got = evaluate(
+            shuffled(database, seed),
+            shuffled(val, seed + 10),
+            shuffled(test, seed + 20),
+            config=config,
+            report=False,
+        )
         assert (got["k"], got["tau"]) == (ref["k"], ref["tau"])
         for split in ("val", "test"):
             for metric in ("gap", "gap_minus", "acc", "gap_at_distractor_ratio"):
@@ -80,8 +93,12 @@ def test_equal_scores_are_ranked_by_path():
     pred = np.array([5, 7, 5])
     score = np.array([1.0, 1.0, 1.0])
     # by path: a (correct), b (distractor), c (correct) -> AP = (1/1 + 2/3) / 2
-    assert gap(pred, score, labels, keys=np.array(["a", "b", "c"])) == pytest.approx((1 + 2 / 3) / 2)
-    assert gap(pred, score, labels, keys=np.array(["b", "a", "c"])) == pytest.approx((1 / 2 + 2 / 3) / 2)
+    assert gap(pred, score, labels, keys=np.array(["a", "b", "c"])) == pytest.approx(
+        (1 + 2 / 3) / 2
+    )
+    assert gap(pred, score, labels, keys=np.array(["b", "a", "c"])) == pytest.approx(
+        (1 / 2 + 2 / 3) / 2
+    )
 
 
 def test_log_odds_match_the_confidence_where_it_does_not_saturate():
@@ -90,15 +107,20 @@ def test_log_odds_match_the_confidence_where_it_does_not_saturate():
     for k, tau in ((1, 1.0), (3, 10.0), (10, 30.0)):
         ans = clf.predict(val.matrix, k, tau)
         ok = (ans.conf > 1e-9) & (ans.conf < 1 - 1e-9)
-        np.testing.assert_allclose(ans.score[ok], np.log(ans.conf[ok] / (1 - ans.conf[ok])), rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(
+            ans.score[ok], np.log(ans.conf[ok] / (1 - ans.conf[ok])), rtol=1e-6, atol=1e-6
+        )
 
 
 def test_unreadable_queries_count_as_wrong_at_the_lowest_score():
     database, val, test = saturating_sets()
     lost = [e for e in test.entries if e.kind == "met"][:5]
     keep = [i for i, e in enumerate(test.entries) if e not in lost]
-    partial = DescriptorSet(test.matrix[keep], [test.entries[i] for i in keep],
-                            failures=[{**e.to_json(), "error": "cannot identify image file"} for e in lost])
+    partial = DescriptorSet(
+        test.matrix[keep],
+        [test.entries[i] for i in keep],
+        failures=[{**e.to_json(), "error": "cannot identify image file"} for e in lost],
+    )
     config = PipelineConfig(whiten="none", k=3, tau=30.0)
     full = evaluate(database, val, test, config=config, report=False)
     cut = evaluate(database, val, partial, config=config, report=False)

@@ -21,11 +21,14 @@ def _data(seed: int, n: int = 30, zero_rows: int = 2) -> tuple[np.ndarray, np.nd
     rng = np.random.default_rng(seed)
     y = (rng.random((n, len(GROUPS))) < 0.3).astype(int)
     y[:zero_rows] = 0
-    scores = np.round(rng.random(y.shape) * 0.6 + 0.4 * y * rng.random(y.shape), 2)  # ties on purpose
+    # rounded: ties on purpose
+    scores = np.round(rng.random(y.shape) * 0.6 + 0.4 * y * rng.random(y.shape), 2)
     return y, scores
 
 
-def _brute(y: np.ndarray, scores: np.ndarray, th: np.ndarray, at_least_one: bool, zd: float = 0.0) -> float:
+def _brute(
+    y: np.ndarray, scores: np.ndarray, th: np.ndarray, at_least_one: bool, zd: float = 0.0
+) -> float:
     pred = apply_thresholds(scores, th, at_least_one=at_least_one)
     return float(np.nanmean(fbeta_per_image(y, pred, zero_division=zd)))
 
@@ -33,7 +36,9 @@ def _brute(y: np.ndarray, scores: np.ndarray, th: np.ndarray, at_least_one: bool
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("at_least_one", [False, True])
 @pytest.mark.parametrize("zd", [0.0, 1.0, float("nan")])
-def test_global_curve_and_search_equal_brute_force(seed: int, at_least_one: bool, zd: float) -> None:
+def test_global_curve_and_search_equal_brute_force(
+    seed: int, at_least_one: bool, zd: float
+) -> None:
     y, s = _data(seed)
     cands = np.linspace(0.0, 1.0, 41)
     brute = np.array([_brute(y, s, np.full(y.shape[1], c), at_least_one, zd) for c in cands])
@@ -48,12 +53,16 @@ def test_global_curve_and_search_equal_brute_force(seed: int, at_least_one: bool
 def test_fbeta_curve_accepts_unsorted_candidates() -> None:
     y, s = _data(0)
     cands = np.array([0.7, 0.1, 0.4])
-    np.testing.assert_allclose(fbeta_curve(y, s, cands), [_brute(y, s, np.full(9, c), False) for c in cands])
+    np.testing.assert_allclose(
+        fbeta_curve(y, s, cands), [_brute(y, s, np.full(9, c), False) for c in cands]
+    )
 
 
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("at_least_one", [False, True])
-def test_group_search_is_exact_coordinate_optimum_and_beats_global(seed: int, at_least_one: bool) -> None:
+def test_group_search_is_exact_coordinate_optimum_and_beats_global(
+    seed: int, at_least_one: bool
+) -> None:
     y, s = _data(seed)
     cands = np.linspace(0.0, 1.0, 21)
     glob = search_global(y, s, candidates=cands, at_least_one=at_least_one)
@@ -73,21 +82,24 @@ def test_group_search_matches_exhaustive_search_on_two_groups() -> None:
     y, s = _data(1, n=40)
     groups = ["a"] * 4 + ["b"] * 5
     cands = np.linspace(0.0, 1.0, 11)
-    best = max(
-        _brute(y, s, np.array([ca] * 4 + [cb] * 5), False) for ca in cands for cb in cands
-    )
+    best = max(_brute(y, s, np.array([ca] * 4 + [cb] * 5), False) for ca in cands for cb in cands)
     fit = search_per_group(y, s, groups, candidates=cands, rounds=20)
     assert fit.fbeta <= best + 1e-12
-    assert fit.fbeta >= best - 0.02  # coordinate ascent: a local optimum, close to the global one here
+    # coordinate ascent: a local optimum, close to the global one here
+    assert fit.fbeta >= best - 0.02
 
 
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("at_least_one", [False, True])
-def test_label_search_without_shrinkage_is_coordinate_optimal(seed: int, at_least_one: bool) -> None:
+def test_label_search_without_shrinkage_is_coordinate_optimal(
+    seed: int, at_least_one: bool
+) -> None:
     y, s = _data(seed)
     cands = np.linspace(0.0, 1.0, 21)
     group_fit = search_per_group(y, s, GROUPS, candidates=cands, at_least_one=at_least_one)
-    fit = search_per_label(y, s, GROUPS, candidates=cands, at_least_one=at_least_one, shrinkage=0.0, rounds=10)
+    fit = search_per_label(
+        y, s, GROUPS, candidates=cands, at_least_one=at_least_one, shrinkage=0.0, rounds=10
+    )
     assert fit.fbeta >= group_fit.fbeta - 1e-12
     assert fit.fbeta == pytest.approx(_brute(y, s, fit.thresholds, at_least_one))
     for j in range(y.shape[1]):
