@@ -1,4 +1,4 @@
-"""DNet (thesis 4.4.3): a cosine classifier over all classes with CE or ArcFace.
+"""DNet (thesis 4.4): a cosine classifier over all classes with CE or ArcFace.
 
 CE uses scale 30, ArcFace scale 64 and margin 0.5; the long-tail variants of appendix B.3 are
 inverse-frequency weights, class-balanced sampling and classifier re-training on a frozen
