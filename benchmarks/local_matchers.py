@@ -96,9 +96,10 @@ def main() -> None:
     import cv2
 
     from artid.descriptors import load_descriptors
+    from artid.extraction.local import DEFAULT_KEYPOINTS
     from artid.metrics.bootstrap import ilr_estimates, ilr_paired
+    from artid.retrieval.fusion import fuse, tune_fusion
     from artid.retrieval.pipeline import KNNPipeline, PipelineConfig
-    from artid.retrieval.verification import DEFAULT_KEYPOINTS, fuse, tune_fusion
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--descriptors", required=True, help="folder with database / val / test descriptor files")

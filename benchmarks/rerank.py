@@ -34,11 +34,11 @@ def main() -> None:
     import cv2
 
     from artid.descriptors import load_descriptors
+    from artid.extraction.local import FeatureCache
     from artid.metrics.bootstrap import ilr_estimates, ilr_paired
     from artid.retrieval.knn import Classified
     from artid.retrieval.pipeline import KNNPipeline, PipelineConfig
     from artid.retrieval.rerank import RerankConfig, Reranker
-    from artid.retrieval.verification import FeatureCache
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--descriptors", required=True, help="folder with database / val / test descriptor files")

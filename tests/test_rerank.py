@@ -18,10 +18,10 @@ from artid.descriptors import DescriptorSet, save_descriptors
 from artid.errors import ArtidError
 from artid.evaluation.reranking import RerankSetup
 from artid.evaluation.run import evaluate
-from artid.retrieval import verification
+from artid.extraction import local
+from artid.extraction.local import FeatureCache
 from artid.retrieval.pipeline import KNNPipeline, PipelineConfig
 from artid.retrieval.rerank import RerankConfig, Reranker
-from artid.retrieval.verification import FeatureCache
 
 CLASSES = 8
 
@@ -118,7 +118,7 @@ def test_evaluate_records_global_and_reranked_metrics_and_resumes_from_the_cache
     def no_extraction(*args, **kwargs):
         raise AssertionError("local features extracted again")
 
-    monkeypatch.setattr(verification, "local_features", no_extraction)
+    monkeypatch.setattr(local, "local_features", no_extraction)
     again = evaluate(db, val, test, None, config=PipelineConfig(whiten="none"), rerank=setup)
     assert again["test"]["gap"] == res["test"]["gap"]
 

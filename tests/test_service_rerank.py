@@ -15,7 +15,7 @@ from test_verification import _scene, _warp
 
 from artid.cli import main
 from artid.errors import ArtidError
-from artid.retrieval import verification
+from artid.extraction import local as verification
 from artid.retrieval.rerank import DEFAULT_MIN_INLIERS
 from artid.service import builder
 from artid.service.api import create_app

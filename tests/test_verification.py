@@ -6,8 +6,10 @@ import cv2
 import numpy as np
 import pytest
 
+from artid.extraction.local import FeatureCache, local_features
+from artid.retrieval.fusion import fuse, tune_fusion
 from artid.retrieval.knn import KNNClassifier
-from artid.retrieval.verification import FeatureCache, count_inliers, fuse, local_features, tune_fusion
+from artid.retrieval.verification import count_inliers
 
 
 def _scene(seed: int, size: int = 200) -> np.ndarray:

@@ -32,7 +32,7 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.svm import SVC
 
 from artid.attributes.rbf_ovr import RbfOvr
-from artid.attributes.sift import DEFAULT_MAX_KEYPOINTS, DEFAULT_SIFT_SIZE, SIFT_DIM, ImageLike, sift_of_images
+from artid.attributes.sift import DEFAULT_KEYPOINTS, DEFAULT_SIZE, SIFT_DIM, ImageLike, sift_of_images
 from artid.errors import ArtidError
 
 FORMAT_VERSION = 1
@@ -115,8 +115,8 @@ class BowSvm:
         vocabulary_size: int = 500,
         grid: dict[str, list] | None = None,
         cv: int = 3,
-        max_keypoints: int = DEFAULT_MAX_KEYPOINTS,
-        max_size: int | None = DEFAULT_SIFT_SIZE,
+        max_keypoints: int = DEFAULT_KEYPOINTS,
+        max_size: int | None = DEFAULT_SIZE,
         seed: int = 0,
         n_jobs: int | None = None,
     ) -> None:

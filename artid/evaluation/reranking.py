@@ -15,10 +15,10 @@ from pathlib import Path
 
 from artid.errors import ArtidError
 from artid.evaluation.queries import Queries
+from artid.extraction.local import FeatureCache
 from artid.retrieval.knn import Classified
 from artid.retrieval.pipeline import KNNPipeline
 from artid.retrieval.rerank import RerankConfig, Reranker
-from artid.retrieval.verification import FeatureCache
 
 
 @dataclass

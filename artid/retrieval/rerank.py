@@ -3,7 +3,7 @@
 After :class:`artid.retrieval.pipeline.KNNPipeline` has searched, :class:`Reranker` verifies each
 query's first ``top`` (K) database images with local features and a MAGSAC homography
 (:mod:`artid.retrieval.verification`) and fuses the inlier counts into the class scores by the
-rule of :func:`artid.retrieval.verification.fuse`::
+rule of :func:`artid.retrieval.fusion.fuse`::
 
     pipe = KNNPipeline(config).fit(db, db_labels, val, val_labels, val_keys)
     rr = Reranker(pipe, database_features, RerankConfig(top=50))
@@ -11,7 +11,7 @@ rule of :func:`artid.retrieval.verification.fuse`::
     answer = rr.predict(test, test_features)            # Reranked: pred, score, conf, inliers
 
 ``database_features`` / ``val_features`` map a row to its :class:`LocalFeatures` (usually a
-:class:`artid.retrieval.verification.FeatureCache` lookup). Without validation queries the rule's
+`artid.extraction.local.FeatureCache` lookup). Without validation queries the rule's
 defaults apply: ``w`` = :data:`DEFAULT_W`, ``min_inliers`` = :data:`DEFAULT_MIN_INLIERS` (what
 validation chose at K = 50 on the default synthetic benchmark, ``benchmarks/rerank.py``) and the
 pipeline's own tau.
@@ -19,32 +19,26 @@ pipeline's own tau.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from tqdm import tqdm
 
 from artid.errors import ArtidError
+from artid.extraction.local import DEFAULT_KEYPOINTS, DEFAULT_SIZE
 from artid.metrics.ilr import gap
-from artid.retrieval.knn import Classified
-from artid.retrieval.pipeline import KNNPipeline
-from artid.retrieval.verification import (
+from artid.retrieval.fusion import (
     DEFAULT_CAP,
-    DEFAULT_KEYPOINTS,
-    DEFAULT_SIZE,
     MIN_INLIERS_GRID,
     W_GRID,
     FusionChoice,
-    LocalFeatures,
-    count_inliers,
     fuse,
     tune_fusion,
     verified_inliers,
 )
-
-Features = Callable[[int], LocalFeatures]
+from artid.retrieval.knn import Classified
+from artid.retrieval.pipeline import KNNPipeline
+from artid.retrieval.verification import Features, verify
 
 #: The fusion rule without validation queries: what validation chose at K = 50 on the demo benchmark
 #: (multi-scale descriptors, PCAw; ``benchmarks/rerank.py``).
@@ -139,20 +133,11 @@ class Reranker:
 
     def verify(self, idx: np.ndarray, features: Features, progress: bool = True) -> np.ndarray:
         """(Q, K) inlier counts between each query (``features(q)``) and its first K neighbours."""
-        top = min(self.top, idx.shape[1])
-        out = np.zeros((idx.shape[0], top), dtype=np.int64)
-        t = time.perf_counter()
-        for q in tqdm(range(idx.shape[0]), desc=f"verifying top {top}", unit="query", disable=not progress,
-                      leave=False):
-            fq = features(q)
-            for j in range(top):
-                out[q, j] = count_inliers(fq, self.database(int(idx[q, j])))
-        if idx.shape[0]:
-            self.ms_per_query = 1000 * (time.perf_counter() - t) / idx.shape[0]
-        return out
+        counts, self.ms_per_query = verify(idx, features, self.database, self.top, progress)
+        return counts
 
     def decide(self, sims: np.ndarray, idx: np.ndarray, counts: np.ndarray) -> Reranked:
-        """Fuse inlier counts into the kNN answer (the rule of :func:`verification.fuse`)."""
+        """Fuse inlier counts into the kNN answer (the rule of :func:`artid.retrieval.fusion.fuse`)."""
         clf, k = self.pipe.classifier, self.pipe.k
         assert clf is not None and k is not None
         k = min(k, sims.shape[1])

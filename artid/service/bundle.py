@@ -32,6 +32,7 @@ import numpy as np
 from artid import __version__
 from artid.descriptors import load_descriptors, save_descriptors
 from artid.errors import ArtidError
+from artid.extraction.local import LocalFeatureSet
 from artid.retrieval.whitening import PCAWhitening
 from artid.service.bundle_contents import BundleData, next_label, with_artworks, without_artworks
 from artid.service.bundle_layout import (
@@ -55,7 +56,6 @@ from artid.service.bundle_layout import (
 )
 from artid.service.calibrate import Calibration
 from artid.service.collection import Artwork
-from artid.service.local_store import LocalFeatureSet
 
 __all__ = ["ATTRIBUTES", "FORMAT", "MANIFEST", "MODELS", "THUMBNAILS", "THUMBNAIL_RE", "BundleChange", "BundleData",
            "bundle_lock", "changing", "load_bundle", "next_label", "read_manifest", "store_attributes",

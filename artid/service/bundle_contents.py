@@ -13,13 +13,12 @@ import numpy as np
 from artid.data.entries import Entry
 from artid.descriptors import DescriptorSet
 from artid.errors import ArtidError
+from artid.extraction.local import LocalFeatures, LocalFeatureSet
 from artid.retrieval.pipeline import KNNPipeline, PipelineConfig
 from artid.retrieval.projection import Projection
-from artid.retrieval.verification import LocalFeatures
 from artid.retrieval.whitening import PCAWhitening
 from artid.service.calibrate import Calibration
 from artid.service.collection import Artwork
-from artid.service.local_store import LocalFeatureSet
 
 
 @dataclass

@@ -10,7 +10,7 @@ Layout::
         whitening.npz          PCA-whitening applied to queries (absent when none)
         artworks.json          one record per artwork: key, label, title, artist, ..., thumbnail
         local_*.npy            SIFT keypoints of every row when the bundle re-ranks (``--rerank K``;
-                               :mod:`artid.service.local_store`)
+                               :mod:`artid.extraction.local`)
       thumbnails/<sha>.jpg     thumbnails, named by content (shared by generations)
       models/<sha>.pt          a copied artid checkpoint when the model is one (shared by generations)
       attributes/<sha>/        a copied attributes run (``run.json`` + its model files) when the bundle

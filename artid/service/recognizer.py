@@ -34,8 +34,8 @@ from PIL import Image
 
 from artid.attributes.tagger import Tag, Tagger
 from artid.errors import ArtidError
+from artid.extraction.local import LocalFeatures
 from artid.localisation import Cropper, CropSettings
-from artid.retrieval.verification import LocalFeatures
 from artid.service.answers import Match, Recognition
 from artid.service.bundle import BundleData, load_bundle
 from artid.service.cropping import PhotoCrop, bundle_crop

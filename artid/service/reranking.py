@@ -2,7 +2,7 @@
 
 ``artid index build --rerank K`` reads every database image's SIFT keypoints (cached one file per
 image under the bundle's ``.work/``, so an interrupted build resumes), packs them into the bundle
-(:class:`artid.service.local_store.LocalFeatureSet`) and records the stage of
+(:class:`artid.extraction.local.LocalFeatureSet`) and records the stage of
 :class:`artid.retrieval.rerank.Reranker` in ``bundle.json`` (``rerank``): K, the fusion rule (tuned
 on the validation photos when the build has some of the collection's artworks, else the defaults of
 :mod:`artid.retrieval.rerank`) and an acceptance threshold calibrated on the re-ranked validation
@@ -24,11 +24,11 @@ from PIL import Image
 
 from artid.data.entries import DISTRACTOR, Entry
 from artid.errors import ArtidError
+from artid.extraction.local import FeatureCache, LocalFeatures, LocalFeatureSet, local_features
 from artid.retrieval.pipeline import KNNPipeline
 from artid.retrieval.rerank import RerankConfig, Reranked, Reranker
-from artid.retrieval.verification import FeatureCache, LocalFeatures, count_inliers, local_features
+from artid.retrieval.verification import count_inliers
 from artid.service.calibrate import Calibration, calibrate_threshold
-from artid.service.local_store import LocalFeatureSet
 
 log = logging.getLogger(__name__)
 
