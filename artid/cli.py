@@ -12,6 +12,7 @@ from typing import TextIO
 
 from artid import __version__
 from artid.commands import COMMANDS
+from artid.commands.common import Parser
 from artid.errors import ArtidError
 
 #: Seconds between two refreshes of a progress bar when stderr is not a terminal.
@@ -19,7 +20,7 @@ LOG_PROGRESS_INTERVAL_S = 5
 
 
 def quiet_progress_in_logs(stream: TextIO) -> None:
-    """Let progress bars refresh every :data:`LOG_PROGRESS_INTERVAL_S` seconds when ``stream`` is a file.
+    """Let progress bars refresh every :data:`LOG_PROGRESS_INTERVAL_S` s when ``stream`` is a file.
 
     In a log (CI, nohup) every refresh of a tqdm bar is one more ``\\r``-separated line, ten a
     second by default. tqdm takes its defaults from ``TQDM_*`` environment variables, read when
@@ -40,7 +41,8 @@ def _load(module_name: str) -> ModuleType | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    """The ``artid`` parser; every (sub-)parser is a :class:`Parser`: no option is abbreviated."""
+    parser = Parser(
         prog="artid",
         description="Recognise which artwork a photo shows: the Met dataset benchmark, "
         "descriptor extraction, kNN classification, training and a recognition service.",
@@ -52,8 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
         module = _load(module_name)
         if module is None:
             continue
-        p = sub.add_parser(name, help=module.HELP, description=module.HELP,
-                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        p = sub.add_parser(
+            name,
+            help=module.HELP,
+            description=module.HELP,
+            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        )
         module.add_arguments(p)
         p.set_defaults(_run=module.run)
     return parser
@@ -63,8 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     quiet_progress_in_logs(sys.stderr)
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     if not getattr(args, "_run", None):
         parser.print_help()
         return 1
@@ -74,7 +82,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: finished work is kept; run the same command again to resume", file=sys.stderr)
+        print(
+            "interrupted: finished work is kept; run the same command again to resume",
+            file=sys.stderr,
+        )
         return 130
 
 

@@ -1,4 +1,4 @@
-"""``artid extract``: Met roots, folders and lists; failures recorded; resume; refusal of mixed runs."""
+"""``artid extract``: Met roots, folders and lists; failures recorded; resume; no mixed runs."""
 
 import argparse
 import json
@@ -12,7 +12,14 @@ from artid.commands import extract as extract_cmd
 from artid.data.met import load_split
 from artid.descriptors import load_descriptors
 from artid.errors import ArtidError
-from artid.extraction import ExtractionSettings, embedding, extract_list, folder_source, list_source, met_sources
+from artid.extraction import (
+    ExtractionSettings,
+    embedding,
+    extract_list,
+    folder_source,
+    list_source,
+    met_sources,
+)
 from artid.extraction.batching import SizeBuckets
 from artid.models import build_embedder
 
@@ -26,7 +33,7 @@ def _save(path: Path, h: int, w: int, seed: int) -> None:
 
 
 def make_met_root(root: Path) -> Path:
-    """A tiny Met-format root: 3 classes (6 images), val with a Met query, a broken and a truncated file."""
+    """A tiny Met-format root: 3 classes (6 images); val: a Met query, a broken and a cut file."""
     database, val = [], []
     for i in range(6):
         rel = f"MET/{i // 2}/{i % 2}.jpg"
@@ -38,8 +45,11 @@ def make_met_root(root: Path) -> Path:
     _save(root / "test_other/cut.jpg", 48, 64, seed=11)
     data = (root / "test_other/cut.jpg").read_bytes()
     (root / "test_other/cut.jpg").write_bytes(data[: len(data) // 2])
-    val = [{"path": "test_met/q.jpg", "MET_id": 1}, {"path": "test_noart/broken.jpg"},
-           {"path": "test_other/cut.jpg", "category": "x"}]
+    val = [
+        {"path": "test_met/q.jpg", "MET_id": 1},
+        {"path": "test_noart/broken.jpg"},
+        {"path": "test_other/cut.jpg", "category": "x"},
+    ]
     gt = root / "ground_truth"
     gt.mkdir()
     (gt / "MET_database.json").write_text(json.dumps(database))
@@ -85,8 +95,14 @@ def test_rows_equal_single_image_extraction(met: Path, emb, tmp_path: Path):
     images = met_sources(met, ["database"])[0]
     settings = ExtractionSettings(scales=(1.0, 0.5), batch_size=4, workers=1, shard_size=4)
     batched = extract_list(images, emb, tmp_path / "a", settings, progress=False)
-    one = ExtractionSettings(scales=(1.0, 0.5), batch_size=1, workers=0, shard_size=100,
-                             fold_bn=False, channels_last=False)
+    one = ExtractionSettings(
+        scales=(1.0, 0.5),
+        batch_size=1,
+        workers=0,
+        shard_size=100,
+        fold_bn=False,
+        channels_last=False,
+    )
     single = extract_list(images, emb, tmp_path / "b", one, progress=False)
     np.testing.assert_allclose(batched.matrix, single.matrix, atol=1e-5)
 
@@ -112,8 +128,11 @@ def test_interrupted_run_resumes_to_identical_bytes(met: Path, emb, tmp_path: Pa
     assert sorted(p.name for p in parts.glob("shard_*.json")) == ["shard_000000.json"]
     assert not out.with_name("database.npy").exists()
     done = []
-    monkeypatch.setattr(embedding, "embed_batch",
-                        lambda model, images, *args: done.append(len(images)) or original(model, images, *args))
+    monkeypatch.setattr(
+        embedding,
+        "embed_batch",
+        lambda model, images, *args: done.append(len(images)) or original(model, images, *args),
+    )
     extract_list(images, emb, out, SETTINGS, progress=False)
     assert sum(done) == 4  # only the two unfinished shards were computed
     for suffix in (".npy", ".json"):
@@ -125,7 +144,9 @@ def test_interrupted_run_resumes_to_identical_bytes(met: Path, emb, tmp_path: Pa
 def test_resume_refuses_other_settings_and_models(met: Path, emb, tmp_path: Path, monkeypatch):
     images = met_sources(met, ["database"])[0]
     out = tmp_path / "database"
-    monkeypatch.setattr(embedding, "embed_batch", lambda *args: (_ for _ in ()).throw(KeyboardInterrupt))
+    monkeypatch.setattr(
+        embedding, "embed_batch", lambda *args: (_ for _ in ()).throw(KeyboardInterrupt)
+    )
     with pytest.raises(KeyboardInterrupt):
         extract_list(images, emb, out, SETTINGS, progress=False)
     other = ExtractionSettings(scales=(1.0,), batch_size=2, workers=0, shard_size=2)
@@ -138,10 +159,18 @@ def test_resume_refuses_other_settings_and_models(met: Path, emb, tmp_path: Path
 def test_finished_output_made_differently_is_refused(met: Path, emb, tmp_path: Path):
     images = met_sources(met, ["val"])[0]
     first = extract_list(images, emb, tmp_path / "val", SETTINGS, progress=False)
-    again = extract_list(images, emb, tmp_path / "val", SETTINGS, progress=False)  # no work: same result
+    again = extract_list(
+        images, emb, tmp_path / "val", SETTINGS, progress=False
+    )  # no work: same result
     np.testing.assert_array_equal(first.matrix, again.matrix)
     with pytest.raises(ArtidError, match="already exists"):
-        extract_list(images, emb, tmp_path / "val", ExtractionSettings(max_size=32, workers=0), progress=False)
+        extract_list(
+            images,
+            emb,
+            tmp_path / "val",
+            ExtractionSettings(max_size=32, workers=0),
+            progress=False,
+        )
 
 
 def test_folder_and_list_sources(tmp_path: Path):
@@ -152,8 +181,10 @@ def test_folder_and_list_sources(tmp_path: Path):
     assert [e.path for e in src.entries] == ["b.jpg", "sub/a.png"] and src.name == "imgs"
     (tmp_path / "l.txt").write_text("# images\nimgs/b.jpg 7\n\nimgs/sub/a.png\n")
     lst = list_source(tmp_path / "l.txt")
-    assert [(e.path, e.label, e.kind) for e in lst.entries] == [("imgs/b.jpg", 7, "exhibit"),
-                                                                  ("imgs/sub/a.png", -1, "other")]
+    assert [(e.path, e.label, e.kind) for e in lst.entries] == [
+        ("imgs/b.jpg", 7, "exhibit"),
+        ("imgs/sub/a.png", -1, "other"),
+    ]
     assert lst.path_of(lst.entries[0]).is_file()
     with pytest.raises(ArtidError, match="no image files"):
         folder_source(_empty(tmp_path))
@@ -169,7 +200,10 @@ def test_size_buckets_group_by_exact_size():
     a, c = np.zeros((4, 5, 3), np.uint8), np.zeros((5, 4, 3), np.uint8)
     assert b.add(0, a) == [] and b.add(1, c) == []
     assert [[i for i, _ in batch] for batch in b.add(2, a)] == [[0, 2]]  # a full batch of one size
-    assert b.add(3, np.zeros((6, 6, 3), np.uint8)) == [] and b.add(4, np.zeros((7, 7, 3), np.uint8)) == []
+    assert (
+        b.add(3, np.zeros((6, 6, 3), np.uint8)) == []
+        and b.add(4, np.zeros((7, 7, 3), np.uint8)) == []
+    )
     # a fourth waiting image exceeds max_pending: the oldest of the largest groups leaves early
     assert [[i for i, _ in batch] for batch in b.add(5, np.zeros((8, 8, 3), np.uint8))] == [[1]]
     assert [[i for i, _ in batch] for batch in b.flush()] == [[3], [4], [5]]
@@ -203,21 +237,47 @@ def test_command_rejects_bad_options(met: Path, tmp_path: Path):
         extract_cmd.parse_scales("1,big")
 
 
-@pytest.mark.parametrize("option, value", [
-    ("max_size", -1), ("batch_size", 0), ("batch_size", -3), ("workers", -1), ("shard_size", 0),
-    ("threads", -2), ("threads", 0), ("scales", ","),
-])
-def test_command_refuses_nonsensical_options(met: Path, tmp_path: Path, option: str, value: object):
-    """Refused with the option's name before any work (``--max-size -1`` used to shrink images to 1x1)."""
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("max_size", -1),
+        ("batch_size", 0),
+        ("batch_size", -3),
+        ("workers", -1),
+        ("shard_size", 0),
+        ("threads", -2),
+        ("threads", 0),
+    ],
+)
+def test_command_refuses_nonsensical_options(tmp_path: Path, option: str, value: object, capsys):
+    """Refused by the parser, naming the option (``--max-size -1`` used to shrink images to 1x1)."""
     out = tmp_path / "out"
-    args = _args(**{"root": met, "out": out, "splits": "mini", "scales": "ss", "device": "cpu", option: value})
-    with pytest.raises(ArtidError, match=f"--{option.replace('_', '-')}"):
+    with pytest.raises(SystemExit) as exc:
+        _args(**{"root": tmp_path, "out": out, "device": "cpu", option: value})
+    assert exc.value.code == 2
+    assert f"argument --{option.replace('_', '-')}: must be" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_command_refuses_empty_scales(met: Path, tmp_path: Path):
+    out = tmp_path / "out"
+    args = _args(root=met, out=out, splits="mini", scales=",", device="cpu")
+    with pytest.raises(ArtidError, match="--scales"):
         extract_cmd.run(args)
     assert not out.exists()
 
 
-@pytest.mark.parametrize("field, value", [("max_size", -1), ("batch_size", 0), ("workers", -1),
-                                          ("shard_size", 0), ("scales", ()), ("scales", (1.0, -0.5))])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("max_size", -1),
+        ("batch_size", 0),
+        ("workers", -1),
+        ("shard_size", 0),
+        ("scales", ()),
+        ("scales", (1.0, -0.5)),
+    ],
+)
 def test_settings_refuse_nonsense(field: str, value: object):
     with pytest.raises(ArtidError, match=field):
         ExtractionSettings(**{field: value})

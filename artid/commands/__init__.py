@@ -1,4 +1,7 @@
-"""Sub-commands of ``artid``. Each module defines ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``.
+"""Sub-commands of ``artid``.
+
+Each module defines ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``; options that
+several commands share come from :mod:`artid.commands.common`.
 
 The modules parse and delegate: the work lives in the package's rooms
 (data, models, retrieval, evaluation, training, service).

@@ -18,7 +18,9 @@ def int_at_least(low: int) -> Callable[[str], int]:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a whole number >= {low}, got {text!r}") from None
+            raise argparse.ArgumentTypeError(
+                f"must be a whole number >= {low}, got {text!r}"
+            ) from None
         if value < low:
             raise argparse.ArgumentTypeError(f"must be a whole number >= {low}, got {text!r}")
         return value

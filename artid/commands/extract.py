@@ -8,15 +8,32 @@ import os
 
 import torch
 
+from artid.commands.argtypes import positive_int
+from artid.commands.common import (
+    add_batch_size_argument,
+    add_device_argument,
+    add_max_size_argument,
+    add_threads_argument,
+    add_workers_argument,
+)
 from artid.commands.crop_options import add_crop_arguments, crop_settings
 from artid.data.images import DEFAULT_MAX_SIZE
 from artid.data.met import GT_FILES
 from artid.devices import resolve_device
 from artid.errors import ArtidError
-from artid.extraction import ExtractionSettings, extract_lists, folder_source, list_source, met_sources
+from artid.extraction import (
+    ExtractionSettings,
+    extract_lists,
+    folder_source,
+    list_source,
+    met_sources,
+)
 from artid.models import DEFAULT_BACKBONE, MULTI_SCALE, SINGLE_SCALE, build_embedder
 
-HELP = "extract global descriptors (GeM, multi-scale) of a Met-format dataset, an image folder or a list"
+HELP = (
+    "extract global descriptors (GeM, multi-scale) of a Met-format dataset, an image folder or "
+    "a list"
+)
 log = logging.getLogger(__name__)
 
 
@@ -30,7 +47,9 @@ def parse_scales(text: str) -> tuple[float, ...]:
     try:
         scales = tuple(float(s) for s in text.split(",") if s.strip())
     except ValueError:
-        raise ArtidError(f"--scales: expected ms, ss or numbers like 1,0.7071,0.5, got {text!r}") from None
+        raise ArtidError(
+            f"--scales: expected ms, ss or numbers like 1,0.7071,0.5, got {text!r}"
+        ) from None
     if not scales or any(not 0 < s <= 4 for s in scales):
         raise ArtidError(f"--scales: factors must be in (0, 4], got {text!r}")
     return scales
@@ -41,56 +60,74 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--root", help="Met-format dataset root (ground-truth JSONs + images)")
     src.add_argument("--folder", help="a folder of images (searched recursively; unlabelled)")
     src.add_argument("--list", dest="list_file", help="text file with one 'PATH [LABEL]' per line")
-    parser.add_argument("--out", required=True, help="output folder: <out>/<split or name>.npy/.json")
-    parser.add_argument("--splits", default="database,val,test",
-                        help=f"splits of --root to extract, comma-separated ({', '.join(GT_FILES)})")
-    parser.add_argument("--name", help="output name for --folder/--list (default: folder name / list file stem)")
-    parser.add_argument("--model", default=DEFAULT_BACKBONE,
-                        help="backbone name (efficientnet_lite0, r18in, r50swsl, timm names, tv:<name>) "
-                             "or an artid checkpoint file")
+    parser.add_argument(
+        "--out", required=True, help="output folder: <out>/<split or name>.npy/.json"
+    )
+    parser.add_argument(
+        "--splits",
+        default="database,val,test",
+        help=f"splits of --root to extract, comma-separated ({', '.join(GT_FILES)})",
+    )
+    parser.add_argument(
+        "--name", help="output name for --folder/--list (default: folder name / list file stem)"
+    )
+    parser.add_argument(
+        "--model",
+        default=DEFAULT_BACKBONE,
+        help="backbone name (efficientnet_lite0, r18in, r50swsl, timm names, tv:<name>) "
+        "or an artid checkpoint file",
+    )
     parser.add_argument("--weights", help="local weights file for a --model backbone name")
-    parser.add_argument("--scales", default="ms", help="ms (1, 2^-0.5, 1/2), ss (1), or factors like 1,0.5")
-    parser.add_argument("--max-size", type=int, default=DEFAULT_MAX_SIZE,
-                        help="resize images so that the longer side is at most this (0: keep size)")
-    parser.add_argument("--batch-size", type=int, default=None,
-                        help="images per forward pass (same-size images only); default 32 on GPU, 1 on CPU "
-                             "(measured fastest there: benchmarks/extract_throughput.py --variants)")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="image-decoding processes (default: 0 on a CPU device, where decoding in the main "
-                             "process leaves the cores to the network; 4 with a GPU)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "float16"],
-                        help="computation precision (float16 on GPU only); files are float32")
-    parser.add_argument("--shard-size", type=int, default=256, help="images per resumable shard")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's)")
-    add_crop_arguments(parser, "crop (query photos only; the database / mini studio photos stay whole)",
-                       "describe each photo from the box of its artwork: cam (class activation map of the "
-                       "model) or centre (a centred box); none: the whole photo")
-
-
-def check_options(args: argparse.Namespace) -> None:
-    """Refuse numeric options that make no sense, naming the option (before any work is done)."""
-    minimum = {"--max-size": (args.max_size, 0), "--batch-size": (args.batch_size, 1),
-               "--workers": (args.workers, 0), "--shard-size": (args.shard_size, 1), "--threads": (args.threads, 1)}
-    for option, (value, least) in minimum.items():
-        if value is not None and value < least:
-            meaning = " (0 keeps the original size)" if option == "--max-size" else ""
-            raise ArtidError(f"{option} must be at least {least}{meaning}, got {value}")
+    parser.add_argument(
+        "--scales", default="ms", help="ms (1, 2^-0.5, 1/2), ss (1), or factors like 1,0.5"
+    )
+    add_max_size_argument(parser, DEFAULT_MAX_SIZE, keep_original=True)
+    add_batch_size_argument(
+        parser,
+        None,
+        "; default 32 on GPU, 1 on CPU (measured fastest there: "
+        "benchmarks/extract_throughput.py --variants)",
+    )
+    add_workers_argument(
+        parser,
+        None,
+        "; default 0 on a CPU device, where decoding in the main "
+        "process leaves the cores to the network; 4 with a GPU",
+    )
+    add_device_argument(parser)
+    parser.add_argument(
+        "--dtype",
+        default="float32",
+        choices=["float32", "float16"],
+        help="computation precision (float16 on GPU only); files are float32",
+    )
+    parser.add_argument(
+        "--shard-size", type=positive_int, default=256, help="images per resumable shard"
+    )
+    add_threads_argument(parser)
+    add_crop_arguments(
+        parser,
+        "crop (query photos only; the database / mini studio photos stay whole)",
+        "describe each photo from the box of its artwork: cam (class activation map of the "
+        "model) or centre (a centred box); none: the whole photo",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    check_options(args)
     scales = parse_scales(args.scales)
     device = resolve_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     gpu = device.type == "cuda"
+    workers = args.workers
+    if workers is None:
+        workers = min(4, os.cpu_count() or 1) if gpu else 0
     settings = ExtractionSettings(
         scales=scales,
         max_size=args.max_size or None,
         dtype=args.dtype,
         batch_size=args.batch_size or (32 if gpu else 1),
-        workers=args.workers if args.workers is not None else (min(4, os.cpu_count() or 1) if gpu else 0),
+        workers=workers,
         shard_size=args.shard_size,
         crop=crop_settings(args),
     )
@@ -98,21 +135,32 @@ def run(args: argparse.Namespace) -> int:
         splits = [s.strip() for s in args.splits.split(",") if s.strip()]
         unknown = [s for s in splits if s not in GT_FILES]
         if unknown or not splits:
-            raise ArtidError(f"--splits: unknown split(s) {', '.join(unknown) or '(none)'}; "
-                             f"expected some of {', '.join(GT_FILES)}")
+            raise ArtidError(
+                f"--splits: unknown split(s) {', '.join(unknown) or '(none)'}; "
+                f"expected some of {', '.join(GT_FILES)}"
+            )
         lists = met_sources(args.root, splits)
     elif args.folder:
         lists = [folder_source(args.folder, args.name)]
     else:
         lists = [list_source(args.list_file, args.name)]
     emb = build_embedder(args.model, weights=args.weights)
-    log.info("model %s (D=%d) on %s, scales %s, max size %s, batch %d, %d decoding workers",
-             emb.spec["backbone"].get("name"), emb.dim, device, settings.scales, settings.max_size,
-             settings.batch_size, settings.workers)
+    log.info(
+        "model %s (D=%d) on %s, scales %s, max size %s, batch %d, %d decoding workers",
+        emb.spec["backbone"].get("name"),
+        emb.dim,
+        device,
+        settings.scales,
+        settings.max_size,
+        settings.batch_size,
+        settings.workers,
+    )
     results = extract_lists(lists, emb, args.out, settings, device)
     for name, dset in results.items():
-        print(f"{name}: {dset.matrix.shape[0]} descriptors of dimension {dset.matrix.shape[1]} -> "
-              f"{args.out}/{name}.npy")
+        print(
+            f"{name}: {dset.matrix.shape[0]} descriptors of dimension {dset.matrix.shape[1]} -> "
+            f"{args.out}/{name}.npy"
+        )
         for failure in dset.failures:
             print(f"  failed: {failure['path']}: {failure['error']}")
     return 0

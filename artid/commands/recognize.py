@@ -5,32 +5,35 @@ from __future__ import annotations
 import argparse
 import json
 
-from artid.commands.argtypes import non_negative_int, positive_int
+from artid.commands.argtypes import positive_int
+from artid.commands.common import add_bundle_query_arguments
 
-HELP = ("recognise photos with an index bundle: top-5 artworks with confidence, or 'not recognised' "
-        "(and the photo's predicted attributes when the bundle has an attributes run)")
+HELP = (
+    "recognise photos with an index bundle: top-5 artworks with confidence, or 'not recognised' "
+    "(and the photo's predicted attributes when the bundle has an attributes run)"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("photos", nargs="+", metavar="PHOTO", help="image files")
-    parser.add_argument("--bundle", required=True, help="index bundle folder (`artid index build`)")
-    parser.add_argument("--top", type=positive_int, default=5, help="matches listed per photo (>= 1)")
-    parser.add_argument("--json", action="store_true", help="one JSON object per photo, one per line")
-    parser.add_argument("--device", default="cpu", help="torch device for the model")
-    parser.add_argument("--no-crop", action="store_true",
-                        help="describe whole photos even when the bundle was built with --crop cam|centre (its "
-                             "threshold was calibrated on cropped photos)")
-    parser.add_argument("--rerank", type=non_negative_int, metavar="K",
-                        help="verify each photo's K nearest database images with SIFT (none: the bundle's K; "
-                             "0: off; needs a bundle built with `index build --rerank K`)")
+    add_bundle_query_arguments(parser)
+    parser.add_argument(
+        "--top", type=positive_int, default=5, help="matches listed per photo (>= 1)"
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="one JSON object per photo, one per line"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from artid.data.images import ImageLoadError
+    from artid.devices import resolve_device
     from artid.service.recognizer import Recognizer
 
-    recognizer = Recognizer.from_bundle(args.bundle, device=args.device, top=args.top, crop=not args.no_crop,
-                                        rerank=args.rerank)
+    device = str(resolve_device(args.device))
+    recognizer = Recognizer.from_bundle(
+        args.bundle, device=device, top=args.top, crop=not args.no_crop, rerank=args.rerank
+    )
     failed = 0
     for path in args.photos:
         try:
@@ -49,19 +52,31 @@ def run(args: argparse.Namespace) -> int:
         if result.accepted:
             print(f"{path}: {best.title} ({best.key})  confidence {100 * result.confidence:.1f}%")
         else:
-            print(f"{path}: not recognised  (closest: {best.title}, confidence {100 * result.confidence:.1f}%; "
-                  f"log-odds {result.score:.2f} <= threshold {result.threshold_score:.2f})")
+            print(
+                f"{path}: not recognised  (closest: {best.title}, "
+                f"confidence {100 * result.confidence:.1f}%; "
+                f"log-odds {result.score:.2f} <= threshold {result.threshold_score:.2f})"
+            )
         if result.verified_inliers is not None:
-            print(f"  verified by {result.verified_inliers} matching points" if result.verified_inliers
-                  else "  not verified by matching points")
+            print(
+                f"  verified by {result.verified_inliers} matching points"
+                if result.verified_inliers
+                else "  not verified by matching points"
+            )
         if result.crop is not None:
-            print(f"  described the artwork's box {result.crop} (x0, y0, x1, y1 in the photo's pixels)")
+            box = result.crop
+            print(f"  described the artwork's box {box} (x0, y0, x1, y1 in the photo's pixels)")
         for rank, m in enumerate(result.matches, 1):
             who = ", ".join(x for x in (m.artwork.artist, m.artwork.date) if x)
-            print(f"  {rank}. {m.artwork.title}{f' ({who})' if who else ''} [{m.artwork.key}]  "
-                  f"similarity {m.similarity:.3f}  share {100 * m.share:.1f}%")
+            print(
+                f"  {rank}. {m.artwork.title}{f' ({who})' if who else ''} [{m.artwork.key}]  "
+                f"similarity {m.similarity:.3f}  share {100 * m.share:.1f}%"
+            )
         if result.attributes is not None:
-            tags = [f"{t.group + ': ' if t.group else ''}{t.name} {t.score:.2f}"
-                    for t in result.attributes if t.predicted]
+            tags = [
+                f"{t.group + ': ' if t.group else ''}{t.name} {t.score:.2f}"
+                for t in result.attributes
+                if t.predicted
+            ]
             print(f"  attributes: {'; '.join(tags)}")
     return 2 if failed else 0

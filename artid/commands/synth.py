@@ -7,46 +7,96 @@ import json
 import os
 from pathlib import Path
 
+from artid.commands.argtypes import positive_int
+from artid.commands.common import add_seed_argument
 from artid.data.synth import SynthConfig, generate
 
-HELP = ("Generate a synthetic Met-like benchmark (studio photos of procedural exhibits, visitor photos in "
-        "galleries, other-art and non-art distractors) in the Met dataset's layout and JSON format, with the "
-        "exhibits' attribute labels in the iMet Collection layout (ROOT/imet/) and where each visitor photo "
-        "shows its exhibit (ROOT/ground_truth/placements.json).")
+HELP = (
+    "Generate a synthetic Met-like benchmark (studio photos of procedural exhibits, visitor "
+    "photos in galleries, other-art and non-art distractors) in the Met dataset's layout and "
+    "JSON format, with the exhibits' attribute labels in the iMet Collection layout (ROOT/imet/) "
+    "and where each visitor photo shows its exhibit (ROOT/ground_truth/placements.json)."
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     d = SynthConfig()
-    p.add_argument("--out", metavar="ROOT", type=Path, required=True,
-                   help="dataset root to write (empty or absent; the same command resumes an interrupted run)")
+    p.add_argument(
+        "--out",
+        metavar="ROOT",
+        type=Path,
+        required=True,
+        help="dataset root to write (empty or absent; the same command resumes an interrupted run)",
+    )
     p.add_argument("--classes", type=int, default=d.classes, help="exhibits in the database")
-    p.add_argument("--seed", type=int, default=d.seed, help="random seed (same seed and sizes: same files)")
-    p.add_argument("--image-size", type=int, default=d.image_size, help="longer side of every image in pixels")
-    p.add_argument("--met-queries", type=int, default=None,
-                   help="visitor photos of exhibits, val + test (default: 30%% of --classes, at most 1132)")
-    p.add_argument("--val-share", type=float, default=d.val_share,
-                   help="share of the query classes in val (default: 10%% as in the Met, raised up to "
-                        "40%% where that is needed for the Met's 129 val queries)")
-    p.add_argument("--distractor-ratio", type=float, default=d.distractor_ratio,
-                   help="distractor queries per Met query in each split")
-    p.add_argument("--other-share", type=float, default=d.other_share,
-                   help="share of the distractors that are other artworks (the rest are non-art photos)")
-    p.add_argument("--mini-share", type=float, default=d.mini_share, help="share of the classes in the mini database")
-    p.add_argument("--single-share", type=float, default=d.single_share,
-                   help="share of classes with a single studio photo")
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                   help="rendering processes (the output does not depend on it)")
+    add_seed_argument(p, d.seed, " (same seed and sizes: same files)")
+    p.add_argument(
+        "--image-size", type=int, default=d.image_size, help="longer side of every image in pixels"
+    )
+    p.add_argument(
+        "--met-queries",
+        type=int,
+        default=None,
+        help="visitor photos of exhibits, val + test (default: 30%% of --classes, at most 1132)",
+    )
+    p.add_argument(
+        "--val-share",
+        type=float,
+        default=d.val_share,
+        help="share of the query classes in val (default: 10%% as in the Met, raised up to "
+        "40%% where that is needed for the Met's 129 val queries)",
+    )
+    p.add_argument(
+        "--distractor-ratio",
+        type=float,
+        default=d.distractor_ratio,
+        help="distractor queries per Met query in each split",
+    )
+    p.add_argument(
+        "--other-share",
+        type=float,
+        default=d.other_share,
+        help="share of the distractors that are other artworks (the rest are non-art photos)",
+    )
+    p.add_argument(
+        "--mini-share",
+        type=float,
+        default=d.mini_share,
+        help="share of the classes in the mini database",
+    )
+    p.add_argument(
+        "--single-share",
+        type=float,
+        default=d.single_share,
+        help="share of classes with a single studio photo",
+    )
+    p.add_argument(
+        "--workers",
+        type=positive_int,
+        default=os.cpu_count() or 1,
+        help="rendering processes (the output does not depend on it)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
-    config = SynthConfig(classes=args.classes, seed=args.seed, image_size=args.image_size,
-                         met_queries=args.met_queries, val_share=args.val_share,
-                         distractor_ratio=args.distractor_ratio, other_share=args.other_share,
-                         mini_share=args.mini_share, single_share=args.single_share,
-                         workers=args.workers, progress=not args.no_progress)
+    config = SynthConfig(
+        classes=args.classes,
+        seed=args.seed,
+        image_size=args.image_size,
+        met_queries=args.met_queries,
+        val_share=args.val_share,
+        distractor_ratio=args.distractor_ratio,
+        other_share=args.other_share,
+        mini_share=args.mini_share,
+        single_share=args.single_share,
+        workers=args.workers,
+        progress=not args.no_progress,
+    )
     summary = generate(args.out, config)
     print(json.dumps(summary, indent=2))
-    print(f"wrote {summary['images_written']} images in {summary['seconds']} s "
-          f"({summary['images_per_second']} images/s); read it with --root {args.out}")
+    print(
+        f"wrote {summary['images_written']} images in {summary['seconds']} s "
+        f"({summary['images_per_second']} images/s); read it with --root {args.out}"
+    )
     return 0
