@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 import pytest
 import torch
@@ -117,3 +118,13 @@ def test_demo_resolves_auto_before_extraction(monkeypatch):
 def test_an_unknown_device_is_an_error_naming_the_option(capsys):
     assert main(["recognize", "p.jpg", "--bundle", "b", "--device", "gpu0"]) == 2
     assert "--device: unknown device 'gpu0'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("module", ["fastapi", "uvicorn", "python_multipart"])
+def test_serve_without_the_web_service_extra_names_it(module, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, module, None)  # import of it fails as if uninstalled
+    monkeypatch.delitem(sys.modules, "artid.service.api", raising=False)
+    assert main(["serve", "--bundle", "no-such-bundle"]) == 2
+    err = capsys.readouterr().err
+    assert "artid serve needs the web service extra: pip install 'artid[serve]'" in err
+    assert f"module {module!r}" in err and "Traceback" not in err

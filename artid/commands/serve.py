@@ -8,7 +8,6 @@ with a traceback.
 from __future__ import annotations
 
 import argparse
-import importlib
 from typing import Any
 
 from artid.commands.argtypes import non_negative_int, positive_float, positive_int, tcp_port
@@ -70,11 +69,10 @@ def import_web_service() -> tuple[Any, Any]:
         ArtidError: a module of the ``serve`` extra cannot be imported; the message names it.
     """
     try:
-        for module in SERVE_MODULES:
-            importlib.import_module(module)
-        from artid.service.api import create_app
+        import python_multipart  # noqa: F401  (Starlette parses uploads with it, when one comes)
+        import uvicorn
 
-        uvicorn = importlib.import_module("uvicorn")
+        from artid.service.api import create_app
     except ModuleNotFoundError as exc:
         top = (exc.name or "").split(".")[0]
         if top not in SERVE_MODULES:
