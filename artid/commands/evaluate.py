@@ -132,8 +132,8 @@ def load_inputs(
                 "the --descriptors folders hold different splits: each needs the same val/test "
                 "files"
             )
-        sets = tuple(None if f[0] is None else list(f) for f in zip(*folders))
-        return sets  # type: ignore[return-value]
+        parts = tuple(None if f[0] is None else list(f) for f in zip(*folders))
+        return parts  # type: ignore[return-value]
     if args.database is None:
         raise ArtidError("--database FILE is needed with --val/--test")
     database = load_descriptors(args.database)
