@@ -7,8 +7,6 @@ extraction (writer) and evaluation, training and the service (readers). No pickl
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from artid import __version__
 from artid.data.entries import Entry
 from artid.data.jsonfile import read_json
 from artid.errors import ArtidError
+from artid.files import save_npy, write_json
 
 FORMAT = "artid-descriptors/1"
 
@@ -68,12 +67,16 @@ def validate_matrix(matrix: np.ndarray, source: str) -> None:
     finite = np.isfinite(matrix).all(axis=1)
     if not finite.all():
         bad = np.flatnonzero(~finite)
-        raise ArtidError(f"{source}: {bad.size} descriptor row(s) contain NaN or infinity (first: row {bad[0]})")
+        raise ArtidError(
+            f"{source}: {bad.size} descriptor row(s) contain NaN or infinity (first: row {bad[0]})"
+        )
     norms = np.linalg.norm(matrix, axis=1)
     zero = norms < 1e-12
     if zero.any():
         bad = np.flatnonzero(zero)
-        raise ArtidError(f"{source}: {bad.size} descriptor row(s) have zero norm (first: row {bad[0]})")
+        raise ArtidError(
+            f"{source}: {bad.size} descriptor row(s) have zero norm (first: row {bad[0]})"
+        )
 
 
 def save_descriptors(path: str | Path, dset: DescriptorSet) -> Path:
@@ -97,13 +100,8 @@ def save_descriptors(path: str | Path, dset: DescriptorSet) -> Path:
         "failures": dset.failures,
         "entries": [e.to_json() for e in dset.entries],
     }
-    tmp_npy = npy.with_name(npy.name + ".tmp.npy")
-    tmp_json = manifest.with_name(manifest.name + ".tmp")
-    np.save(tmp_npy, np.ascontiguousarray(dset.matrix, dtype=np.float32))
-    with open(tmp_json, "w", encoding="utf-8") as f:
-        json.dump(meta, f)
-    os.replace(tmp_npy, npy)
-    os.replace(tmp_json, manifest)
+    save_npy(npy, np.ascontiguousarray(dset.matrix, dtype=np.float32))
+    write_json(manifest, meta, indent=None)
     return npy
 
 
@@ -121,10 +119,14 @@ def load_descriptors(path: str | Path, mmap: bool = False, validate: bool = True
     npy, manifest = _paths(path)
     for p in (npy, manifest):
         if not p.is_file():
-            raise ArtidError(f"descriptor file {p} not found (a descriptor set is a .npy matrix with a .json manifest)")
+            raise ArtidError(
+                f"descriptor file {p} not found (a descriptor set is a .npy matrix with a .json manifest)"
+            )
     meta = read_json(manifest)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or "entries" not in meta:
-        raise ArtidError(f"{manifest}: not an artid descriptor manifest (expected format {FORMAT!r})")
+        raise ArtidError(
+            f"{manifest}: not an artid descriptor manifest (expected format {FORMAT!r})"
+        )
     try:
         matrix = np.load(npy, mmap_mode="r" if mmap else None, allow_pickle=False)
     except (ValueError, OSError) as exc:

@@ -16,7 +16,7 @@ from artid.attributes.head import (
     head_logits,
     train_head,
 )
-from artid.attributes.knn_transfer import transfer_scores, tune_temperature
+from artid.attributes.knn_transfer import transfer_scores, tune_transfer_temperature
 from artid.attributes.multiclass import multiclass_metrics
 from artid.errors import ArtidError
 from artid.metrics.multilabel import ranking_metrics
@@ -38,7 +38,7 @@ def test_transfer_scores_equal_a_brute_force_vote():
     rng = np.random.default_rng(0)
     db, q = _unit(rng.normal(size=(30, 8))), _unit(rng.normal(size=(7, 8)))
     labels = (rng.random((30, 5)) < 0.3).astype(np.uint8)
-    got = transfer_scores(q, db, labels, k=4, tau=0.1, chunk=3)
+    got = transfer_scores(q, db, labels, k=4, tau=0.1)
     for i in range(len(q)):
         sims = db @ q[i]
         top = np.argsort(-sims)[:4]
@@ -46,6 +46,26 @@ def test_transfer_scores_equal_a_brute_force_vote():
         w /= w.sum()
         np.testing.assert_allclose(got[i], w @ labels[top], rtol=1e-5, atol=1e-6)
     assert got.min() >= 0 and got.max() <= 1 + 1e-6
+
+
+def _matrix_product_vote(q, db, labels, k, tau):
+    """Label transfer as it was before it used the project's exact search."""
+    sims = q @ db.T
+    top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    s = np.take_along_axis(sims, top, axis=1) / tau
+    w = np.exp(s - s.max(1, keepdims=True))
+    w /= w.sum(1, keepdims=True)
+    return np.einsum("qk,qkl->ql", w, labels[top].astype(np.float32))
+
+
+@pytest.mark.parametrize("k, tau", [(1, 0.05), (10, 0.01), (10, 0.5), (25, 1.0)])
+def test_transfer_through_faiss_equals_the_matrix_product_vote(k, tau):
+    rng = np.random.default_rng(k)
+    db = _unit(rng.normal(size=(500, 32))).astype(np.float32)
+    q = _unit(rng.normal(size=(300, 32))).astype(np.float32)
+    labels = (rng.random((500, 12)) < 0.2).astype(np.uint8)
+    got = transfer_scores(q, db, labels, k=k, tau=tau)
+    np.testing.assert_allclose(got, _matrix_product_vote(q, db, labels, k, tau), atol=1e-5)
 
 
 def test_small_temperature_copies_the_nearest_neighbour_and_k_is_capped():
@@ -56,15 +76,26 @@ def test_small_temperature_copies_the_nearest_neighbour_and_k_is_capped():
     np.testing.assert_allclose(transfer_scores(q, db, labels, k=50, tau=1e-4), labels, atol=1e-4)
 
 
-def test_tune_temperature_prefers_the_sharp_vote_when_neighbours_disagree():
+def test_tune_transfer_temperature_prefers_the_sharp_vote_when_neighbours_disagree():
     rng = np.random.default_rng(2)
     db = _unit(rng.normal(size=(40, 16)))
     labels = (rng.random((40, 6)) < 0.3).astype(np.uint8)
     labels[labels.sum(1) == 0, 0] = 1
     q = _unit(db[:20] + 0.05 * rng.normal(size=(20, 16)))  # each query near one database image
-    tau, grid = tune_temperature(q, labels[:20], db, labels, k=10, taus=(0.001, 10.0))
-    assert tau == 0.001 and {g["tau"] for g in grid} == {0.001, 10.0}
+    tau, grid = tune_transfer_temperature(q, labels[:20], db, labels, k=10, taus=(10.0, 0.001))
+    assert tau == 0.001 and [g["tau"] for g in grid] == [0.001, 10.0]
     assert grid[0]["f2"] > grid[1]["f2"]
+
+
+def test_tune_transfer_temperature_ties_go_to_the_smaller_tau():
+    rng = np.random.default_rng(4)
+    db = _unit(rng.normal(size=(30, 8)))
+    labels = (rng.random((30, 4)) < 0.4).astype(np.uint8)
+    labels[labels.sum(1) == 0, 0] = 1
+    q = _unit(db[:10] + 0.1 * rng.normal(size=(10, 8)))
+    tau, grid = tune_transfer_temperature(q, labels[:10], db, labels, k=1, taus=(0.5, 0.2, 1.0))
+    assert len({g["f2"] for g in grid}) == 1  # one neighbour: every tau gives the same scores
+    assert tau == 0.2
 
 
 def test_transfer_scores_refuses_mismatched_shapes():

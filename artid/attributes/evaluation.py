@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,7 @@ from artid.attributes.runs import (
     read_run,
     split_scores,
 )
+from artid.files import write_json
 
 
 def predict_run(run: Path, root: Path, split: str, out: Path, mode: str | None = None,
@@ -61,7 +61,7 @@ def evaluate_run(run: Path, root: Path, split: str = "test", out: Path | None = 
         metrics = {**base, "group": meta["settings"]["group"], **multiclass_metrics(codes, scores)}
         names = [dataset.label_names[c].split("::", 1)[-1] for c in cols]
         plot_confusion(codes, scores, names, out / "confusion.png")
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+        write_json(out / "metrics.json", metrics)
         return metrics
     y = s.targets()
     mode = mode or meta["thresholds_mode"]

@@ -16,6 +16,7 @@ from torch import nn
 from tqdm import tqdm
 
 from artid.errors import ArtidError
+from artid.files import atomic_path
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,8 @@ def head_logits(head: nn.Module, x: np.ndarray) -> np.ndarray:
 
 def save_head(head: nn.Module, file: Path) -> None:
     """The head's state dict as ``.npz`` arrays."""
-    np.savez(file, **{k: v.detach().cpu().numpy() for k, v in head.state_dict().items()})
+    with atomic_path(file) as tmp:
+        np.savez(tmp, **{k: v.detach().cpu().numpy() for k, v in head.state_dict().items()})
 
 
 def load_head(file: Path, dim: int, outputs: int, settings: HeadSettings) -> nn.Module:

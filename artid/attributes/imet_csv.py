@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from artid.errors import ArtidError
+from artid.files import atomic_path
 
 LABELS_HEADER = ["attribute_id", "attribute_name"]
 ANNOTATION_HEADER = ["id", "attribute_ids"]
@@ -40,13 +41,17 @@ def _read_csv(path: Path, header: list[str]) -> list[tuple[int, list[str]]]:
         try:
             first = next(reader, None)
             if first is None or [c.strip() for c in first] != header:
-                raise ArtidError(f"{path}:1: header must be {','.join(header)!r}, found {','.join(first or [])!r}")
+                raise ArtidError(
+                    f"{path}:1: header must be {','.join(header)!r}, found {','.join(first or [])!r}"
+                )
             for row in reader:
                 if not row:
                     continue  # a blank line holds nothing to drop
                 if len(row) != len(header):
-                    raise ArtidError(f"{path}:{reader.line_num}: expected {len(header)} fields "
-                                     f"({','.join(header)}), found {len(row)}")
+                    raise ArtidError(
+                        f"{path}:{reader.line_num}: expected {len(header)} fields "
+                        f"({','.join(header)}), found {len(row)}"
+                    )
                 out.append((reader.line_num, row))
         except (csv.Error, UnicodeDecodeError) as exc:
             raise ArtidError(f"{path}:{reader.line_num}: unreadable CSV ({exc})") from None
@@ -67,14 +72,20 @@ def read_labels(path: str | Path) -> list[Label]:
         try:
             label_id = int(id_text)
         except ValueError:
-            raise ArtidError(f"{where}: attribute_id must be an integer, found {id_text!r}") from None
+            raise ArtidError(
+                f"{where}: attribute_id must be an integer, found {id_text!r}"
+            ) from None
         if label_id < 0:
             raise ArtidError(f"{where}: attribute_id must be non-negative, found {label_id}")
         if label_id in seen:
-            raise ArtidError(f"{where}: attribute_id {label_id} already defined on line {seen[label_id]}")
+            raise ArtidError(
+                f"{where}: attribute_id {label_id} already defined on line {seen[label_id]}"
+            )
         group, sep, value = name.partition("::")
         if not sep or not group or not value:
-            raise ArtidError(f"{where}: attribute_name must be 'group::value' (e.g. culture::american), found {name!r}")
+            raise ArtidError(
+                f"{where}: attribute_name must be 'group::value' (e.g. culture::american), found {name!r}"
+            )
         seen[label_id] = line
         out.append(Label(label_id, name, group, value))
     if not out:
@@ -84,12 +95,18 @@ def read_labels(path: str | Path) -> list[Label]:
 
 def check_image_id(image_id: str, where: str) -> None:
     """Raise unless ``image_id`` can name a file (non-empty, no path separator, no surrounding space)."""
-    if not image_id or image_id != image_id.strip() or any(c in image_id for c in "/\\") or image_id in (".", ".."):
+    if (
+        not image_id
+        or image_id != image_id.strip()
+        or any(c in image_id for c in "/\\")
+        or image_id in (".", "..")
+    ):
         raise ArtidError(f"{where}: image id {image_id!r} is empty or not a plain file name")
 
 
-def read_annotations(path: str | Path, known: Iterable[int] | None,
-                     allow_empty: bool = False) -> tuple[list[str], list[tuple[int, ...]]]:
+def read_annotations(
+    path: str | Path, known: Iterable[int] | None, allow_empty: bool = False
+) -> tuple[list[str], list[tuple[int, ...]]]:
     """Read an ``id,attribute_ids`` file (``train.csv``, a submission).
 
     Args:
@@ -108,8 +125,9 @@ def read_annotations(path: str | Path, known: Iterable[int] | None,
     return [image_id for _, image_id, _ in rows], [labels for _, _, labels in rows]
 
 
-def annotation_rows(path: Path, known: Iterable[int] | None,
-                    allow_empty: bool) -> list[tuple[int, str, tuple[int, ...]]]:
+def annotation_rows(
+    path: Path, known: Iterable[int] | None, allow_empty: bool
+) -> list[tuple[int, str, tuple[int, ...]]]:
     """As :func:`read_annotations`, one (line, image id, attribute ids) per row."""
     valid = None if known is None else set(known)
     seen: dict[str, int] = {}
@@ -118,13 +136,19 @@ def annotation_rows(path: Path, known: Iterable[int] | None,
         where = f"{path}:{line}"
         check_image_id(image_id, where)
         if image_id in seen:
-            raise ArtidError(f"{where}: image id {image_id} already listed on line {seen[image_id]}")
+            raise ArtidError(
+                f"{where}: image id {image_id} already listed on line {seen[image_id]}"
+            )
         tokens = text.split(" ") if text else []
         if not allow_empty and not tokens:
-            raise ArtidError(f"{where}: image {image_id} has no attribute ids (at least one is required)")
+            raise ArtidError(
+                f"{where}: image {image_id} has no attribute ids (at least one is required)"
+            )
         if any(not (t.isascii() and t.isdigit()) for t in tokens):
-            raise ArtidError(f"{where}: attribute_ids must be non-negative integers separated by single spaces, "
-                             f"found {text!r}")
+            raise ArtidError(
+                f"{where}: attribute_ids must be non-negative integers separated by single spaces, "
+                f"found {text!r}"
+            )
         row = tuple(int(t) for t in tokens)
         if len(set(row)) != len(row):
             raise ArtidError(f"{where}: image {image_id} lists an attribute id twice ({text!r})")
@@ -144,14 +168,18 @@ def read_paths(path: str | Path) -> dict[str, tuple[Path, int]]:
         where = f"{path}:{line}"
         check_image_id(image_id, where)
         if image_id in out:
-            raise ArtidError(f"{where}: image id {image_id} already listed on line {out[image_id][1]}")
+            raise ArtidError(
+                f"{where}: image id {image_id} already listed on line {out[image_id][1]}"
+            )
         if not rel or os.path.isabs(rel):
             raise ArtidError(f"{where}: path must be relative to {path.parent}, found {rel!r}")
         out[image_id] = (path.parent / rel, line)
     return out
 
 
-def write_submission(path: str | Path, ids: Sequence[str], label_lists: Sequence[Iterable[int]]) -> None:
+def write_submission(
+    path: str | Path, ids: Sequence[str], label_lists: Sequence[Iterable[int]]
+) -> None:
     """Write a Kaggle submission (``id,attribute_ids``; an image may have no attribute id).
 
     Raises:
@@ -169,16 +197,25 @@ def write_submission(path: str | Path, ids: Sequence[str], label_lists: Sequence
         seen.add(image_id)
         row = [int(x) for x in labels]
         if any(x < 0 for x in row) or len(set(row)) != len(row):
-            raise ArtidError(f"{path}: image {image_id}: attribute ids must be distinct and non-negative, got {row}")
+            raise ArtidError(
+                f"{path}: image {image_id}: attribute ids must be distinct and non-negative, got {row}"
+            )
         lines.append([image_id, " ".join(map(str, row))])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(ANNOTATION_HEADER)
         writer.writerows(lines)
-    os.replace(tmp, path)
 
 
-__all__ = ["ANNOTATION_HEADER", "LABELS_HEADER", "PATHS_HEADER", "Label", "annotation_rows", "check_image_id",
-           "read_annotations", "read_labels", "read_paths", "write_submission"]
+__all__ = [
+    "ANNOTATION_HEADER",
+    "LABELS_HEADER",
+    "PATHS_HEADER",
+    "Label",
+    "annotation_rows",
+    "check_image_id",
+    "read_annotations",
+    "read_labels",
+    "read_paths",
+    "write_submission",
+]

@@ -22,6 +22,7 @@ from sklearn.metrics import (
 
 from artid.attributes.imet import IMetDataset, IMetSplit
 from artid.errors import ArtidError
+from artid.files import atomic_path
 
 
 def group_columns(dataset: IMetDataset, group: str) -> np.ndarray:
@@ -90,6 +91,7 @@ def plot_confusion(codes: np.ndarray, probs: np.ndarray, names: list[str], file:
         ax=ax, cmap="Blues", colorbar=False, values_format=".2f", xticks_rotation="vertical")
     ax.set_title("confusion matrix (rows: true, normalised)")
     fig.tight_layout()
-    fig.savefig(file, dpi=100)
+    with atomic_path(file) as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
     return file

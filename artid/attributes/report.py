@@ -18,6 +18,7 @@ import numpy as np
 
 from artid.data.images import load_image
 from artid.errors import ArtidError
+from artid.files import atomic_path, write_text
 from artid.metrics.bootstrap import bootstrap
 from artid.metrics.decisions import apply_thresholds, label_groups
 from artid.metrics.multilabel import (
@@ -98,7 +99,8 @@ def plot_threshold_curve(y: np.ndarray, scores: np.ndarray, fits: dict[str, dict
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(file, dpi=100)
+    with atomic_path(file) as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
 
 
@@ -114,7 +116,8 @@ def plot_label_f2(y: np.ndarray, pred: np.ndarray, train_counts: np.ndarray, fil
     ax.set_ylabel("F2 of the label")
     ax.set_title(f"{title} ({int(present.sum())} labels present)")
     fig.tight_layout()
-    fig.savefig(file, dpi=100)
+    with atomic_path(file) as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
 
 
@@ -144,7 +147,8 @@ def plot_examples(paths: Sequence[Path], y: np.ndarray, scores: np.ndarray, pred
         marked = [("+" if y[i, j] else "-") + names[j] for j in said]
         ax.set_title(_tag_text("true", true) + "\n" + _tag_text("predicted", marked), fontsize=7, loc="left")
     fig.tight_layout()
-    fig.savefig(file, dpi=100)
+    with atomic_path(file) as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
 
 
@@ -152,7 +156,7 @@ def write_report(folder: Path, metrics: dict, y: np.ndarray, scores: np.ndarray,
                  paths: Sequence[Path], names: Sequence[str], train_counts: np.ndarray, split: str) -> Path:
     """``metrics.json`` and the three plots of the module docstring into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float))
+    write_text(folder / "metrics.json", json.dumps(metrics, indent=1, default=float))
     pred = decide(scores, fits, metrics["thresholds"])
     short = [n.split("::", 1)[-1] for n in names]
     plot_threshold_curve(y, scores, fits, folder / "threshold_curve.png", f"{split}: F2 against the threshold")

@@ -40,10 +40,11 @@ from artid.attributes.head import (
     train_head,
 )
 from artid.attributes.imet import IMetDataset, IMetSplit
-from artid.attributes.knn_transfer import transfer_scores, tune_temperature
+from artid.attributes.knn_transfer import transfer_scores, tune_transfer_temperature
 from artid.attributes.multiclass import class_codes, group_columns, softmax
 from artid.attributes.report import fit_thresholds
 from artid.errors import ArtidError
+from artid.files import save_npy, write_json
 
 FORMAT = "artid-attributes-run/1"
 MODELS = ("head", "finetune", "knn", "bow-svm", "multiclass")
@@ -154,9 +155,9 @@ def _fit(kind: str, o: TrainOptions, run: Path, dataset: IMetDataset, meta: dict
     t0 = time.perf_counter()
     if kind == "knn":
         assert x_val is not None
-        tau, grid = tune_temperature(x_val, val.targets(), x, y, o.k)
-        np.save(run / "knn_database.npy", x)
-        np.save(run / "knn_labels.npy", y)
+        tau, grid = tune_transfer_temperature(x_val, val.targets(), x, y, o.k)
+        save_npy(run / "knn_database.npy", x)
+        save_npy(run / "knn_labels.npy", y)
         meta["settings"] = {"k": o.k, "tau": tau, "tau_grid": grid}
     elif kind == "head":
         save_head(train_head(x, y, o.head, progress=o.progress), run / "head.npz")
@@ -187,7 +188,7 @@ def train_run(root: Path, out: Path, options: TrainOptions) -> dict:
         val = dataset.split("val")
         scores = split_scores(out, meta, dataset, val, options.progress)
         meta["thresholds"] = fit_thresholds(val.targets(), scores, dataset.label_names)
-    (out / "run.json").write_text(json.dumps(meta, indent=1))
+    write_json(out / "run.json", meta)
     return meta
 
 

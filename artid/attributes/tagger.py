@@ -15,8 +15,6 @@ need a network or pipeline of their own).
 
 from __future__ import annotations
 
-import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ import numpy as np
 from artid.attributes.features import FeatureSpec
 from artid.attributes.runs import read_run
 from artid.errors import ArtidError
+from artid.files import copy_file, write_json
 from artid.metrics.decisions import apply_thresholds, broadcast_thresholds, label_group
 
 #: Models a service can tag photos with, and the files each needs besides ``run.json``.
@@ -94,9 +93,9 @@ def copy_servable(run: str | Path, dest: Path, option: str = "--attributes") -> 
     run = Path(run)
     meta = servable_run(run, option)
     dest.mkdir(parents=True)
-    (dest / "run.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+    write_json(dest / "run.json", meta)
     for name in SERVABLE_FILES[meta["model"]]:
-        shutil.copyfile(run / name, dest / name)
+        copy_file(run / name, dest / name)
     return meta
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from artid.data.entries import Entry
 from artid.data.jsonfile import read_json
 from artid.descriptors import DescriptorSet, save_descriptors
 from artid.errors import ArtidError
+from artid.files import save_npy, write_json
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +41,6 @@ def entries_digest(entries: list[Entry]) -> str:
         h.update(json.dumps([e.path, e.label, e.kind]).encode())
         h.update(b"\n")
     return h.hexdigest()
-
-
-def _write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f)
-    os.replace(tmp, path)
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
@@ -73,8 +66,14 @@ class ShardStore:
         shard_size: entries per shard (a resumed run keeps the size it started with).
     """
 
-    def __init__(self, out: Path, entries: list[Entry], model: dict[str, Any], settings: dict[str, Any],
-                 shard_size: int) -> None:
+    def __init__(
+        self,
+        out: Path,
+        entries: list[Entry],
+        model: dict[str, Any],
+        settings: dict[str, Any],
+        shard_size: int,
+    ) -> None:
         if shard_size < 1:
             raise ArtidError("shard size must be at least 1")
         self.out = Path(out)
@@ -82,9 +81,14 @@ class ShardStore:
         self.entries = entries
         self.model = model
         self.settings = settings
-        self.run_info = {"format": RUN_FORMAT, "model": model, "settings": settings,
-                         "entries_sha256": entries_digest(entries), "count": len(entries),
-                         "shard_size": shard_size}
+        self.run_info = {
+            "format": RUN_FORMAT,
+            "model": model,
+            "settings": settings,
+            "entries_sha256": entries_digest(entries),
+            "count": len(entries),
+            "shard_size": shard_size,
+        }
         self.shard_size = shard_size
 
     # -- setup -----------------------------------------------------------------------------
@@ -101,7 +105,9 @@ class ShardStore:
             except ArtidError as exc:
                 raise ArtidError(f"{exc}; delete {self.parts} to start over") from None
             if not isinstance(old, dict):
-                raise ArtidError(f"{run_file}: not an extraction record; delete {self.parts} to start over")
+                raise ArtidError(
+                    f"{run_file}: not an extraction record; delete {self.parts} to start over"
+                )
             self.shard_size = int(old.get("shard_size", self.shard_size))
             new = dict(self.run_info, shard_size=self.shard_size)
             diffs = _differences(old, new)
@@ -112,11 +118,15 @@ class ShardStore:
                     f"{self.parts} (or choose another --out) to start over"
                 )
             self.run_info = new
-            log.info("resuming %s: %d of %d shards already done", self.out.name, len(self.done_shards()),
-                     self.n_shards)
+            log.info(
+                "resuming %s: %d of %d shards already done",
+                self.out.name,
+                len(self.done_shards()),
+                self.n_shards,
+            )
         else:
             self.parts.mkdir(parents=True, exist_ok=True)
-            _write_json_atomic(run_file, self.run_info)
+            write_json(run_file, self.run_info, indent=None)
 
     @property
     def n_shards(self) -> int:
@@ -135,7 +145,9 @@ class ShardStore:
         return {s for s in range(self.n_shards) if self._shard_files(s)[1].is_file()}
 
     # -- writing ---------------------------------------------------------------------------
-    def write_shard(self, shard: int, vectors: dict[int, np.ndarray], failures: dict[int, str]) -> None:
+    def write_shard(
+        self, shard: int, vectors: dict[int, np.ndarray], failures: dict[int, str]
+    ) -> None:
         """Store a finished shard.
 
         Args:
@@ -146,15 +158,19 @@ class ShardStore:
         positions = list(self.shard_range(shard))
         missing = [i for i in positions if i not in vectors and i not in failures]
         if missing:
-            raise RuntimeError(f"shard {shard} is incomplete: positions {missing[:5]} have no result")
+            raise RuntimeError(
+                f"shard {shard} is incomplete: positions {missing[:5]} have no result"
+            )
         ok = [i for i in positions if i in vectors]
         npy, manifest = self._shard_files(shard)
-        matrix = (np.stack([vectors[i] for i in ok]).astype(np.float32, copy=False) if ok
-                  else np.zeros((0, 0), dtype=np.float32))
-        tmp = npy.with_name(npy.name + ".tmp.npy")
-        np.save(tmp, matrix)
-        os.replace(tmp, npy)
-        _write_json_atomic(manifest, {"ok": ok, "failures": [[i, failures[i]] for i in positions if i in failures]})
+        matrix = (
+            np.stack([vectors[i] for i in ok]).astype(np.float32, copy=False)
+            if ok
+            else np.zeros((0, 0), dtype=np.float32)
+        )
+        save_npy(npy, matrix)
+        done = [[i, failures[i]] for i in positions if i in failures]
+        write_json(manifest, {"ok": ok, "failures": done}, indent=None)
 
     def merge(self) -> DescriptorSet:
         """Concatenate the shards into the final descriptor file; remove the work folder.
@@ -168,17 +184,28 @@ class ShardStore:
         for shard in range(self.n_shards):
             npy, manifest = self._shard_files(shard)
             if not manifest.is_file():
-                raise ArtidError(f"shard {shard} of {self.out.name} is missing in {self.parts}; run again")
+                raise ArtidError(
+                    f"shard {shard} of {self.out.name} is missing in {self.parts}; run again"
+                )
             info = json.loads(manifest.read_text(encoding="utf-8"))
             if info["ok"]:
                 matrices.append(np.load(npy, allow_pickle=False))
                 entries.extend(self.entries[i] for i in info["ok"])
-            failures.extend({**self.entries[i].to_json(), "error": msg} for i, msg in info["failures"])
+            failures.extend(
+                {**self.entries[i].to_json(), "error": msg} for i, msg in info["failures"]
+            )
         if not entries:
-            raise ArtidError(f"no image of {self.out.name} could be read ({len(failures)} failures; first: "
-                             f"{failures[0]['error'] if failures else 'none'})")
-        dset = DescriptorSet(matrix=np.concatenate(matrices), entries=entries, model=self.model,
-                             settings=self.settings, failures=failures)
+            raise ArtidError(
+                f"no image of {self.out.name} could be read ({len(failures)} failures; first: "
+                f"{failures[0]['error'] if failures else 'none'})"
+            )
+        dset = DescriptorSet(
+            matrix=np.concatenate(matrices),
+            entries=entries,
+            model=self.model,
+            settings=self.settings,
+            failures=failures,
+        )
         save_descriptors(self.out, dset)
         shutil.rmtree(self.parts)
         return dset
