@@ -61,7 +61,7 @@ def main() -> None:
         exp = pipe.expansion
         val_gap = pipe.tuned.best_gap if pipe.tuned is not None else None
         results[name] = {"qe_n": exp.qe_n, "dba_n": exp.dba_n, "k": pipe.k, "tau": pipe.tau, "val_gap": val_gap,
-                         "projection": pipe.projection.describe() if pipe.projection else None,
+                         "projection": pipe.projection.summary() if pipe.projection else None,
                          "test": {m: e.to_json() for m, e in est.items()},
                          "seconds": time.perf_counter() - t0}
         print(f"{name:8s} qe_n {exp.qe_n} dba_n {exp.dba_n} k {pipe.k} tau {pipe.tau:g} val GAP "

@@ -92,7 +92,7 @@ def test_pipeline_with_qe_and_dba_saves_loads_and_answers_the_same(tmp_path):
     after = loaded.predict(test.matrix, progress=False)
     np.testing.assert_array_equal(before.pred, after.pred)
     np.testing.assert_array_equal(before.score, after.score)
-    assert loaded.top_classes(test.matrix[:2], 3) == pipe.top_classes(test.matrix[:2], 3)
+    assert loaded.answer(test.matrix[:2], n_top=3)[1] == pipe.answer(test.matrix[:2], n_top=3)[1]
 
 
 def test_open_settings_are_tuned_on_validation():

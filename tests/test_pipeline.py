@@ -33,7 +33,7 @@ def test_auto_whitening_keeps_the_best_validation_candidate():
     top = min(32, n // 2)
     assert kinds == [(True, [top]), (True, [top // 2]), (False, [32])]
     best = max(pipe.candidates, key=lambda c: c.val_gap)
-    assert pipe.projection.describe()["dims"] == best.projection["dims"]
+    assert pipe.projection.summary()["dims"] == best.projection["dims"]
     assert (pipe.k, pipe.tau) == (best.k, best.tau)
     assert pipe.tuned.best_gap == pytest.approx(best.val_gap)
 
@@ -48,7 +48,7 @@ def test_saved_pipeline_answers_the_same(tmp_path):
     np.testing.assert_array_equal(before.pred, after.pred)
     np.testing.assert_array_equal(before.score, after.score)
     assert (loaded.k, loaded.tau) == (pipe.k, pipe.tau)
-    assert loaded.top_classes(test.matrix[:2], 3) == pipe.top_classes(test.matrix[:2], 3)
+    assert loaded.answer(test.matrix[:2], n_top=3)[1] == pipe.answer(test.matrix[:2], n_top=3)[1]
     (tmp_path / "pipe" / "pipeline.json").write_bytes(b"\xff\xfe not json")
     with pytest.raises(ArtidError, match="not an artid pipeline file"):
         KNNPipeline.load(tmp_path / "pipe")

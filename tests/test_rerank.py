@@ -68,33 +68,49 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, DescriptorSet
 
 def test_verified_matches_overturn_the_global_answer(bench, tmp_path: Path) -> None:
     root, db, val, test = bench
-    pipe = KNNPipeline(PipelineConfig(whiten="none")).fit(db.matrix, db.labels, val.matrix, val.labels)
     cache = FeatureCache(tmp_path / "cache", root)
-    rr = Reranker(pipe, lambda r: cache.get(db.entries[r].path), RerankConfig(top=3))
-    val_feats = lambda q: cache.get(val.entries[q].path)  # noqa: E731
-    rr.fit(val.matrix, val_feats, val.labels)
-    assert rr.w > 0 and rr.tuned is not None and rr.global_val_gap is not None
+    db_feats = cache.fill([e.path for e in db.entries])
+    val_feats = [cache.get(e.path) for e in val.entries]
+    test_feats = [cache.get(e.path) for e in test.entries]
+    config = PipelineConfig(whiten="none", rerank=RerankConfig(top=3))
+    pipe = KNNPipeline(config).fit(db.matrix, db.labels, val.matrix, val.labels,
+                                   db_features=db_feats, val_features=val_feats)
+    rr = pipe.reranker
+    assert rr is not None and rr.w > 0 and rr.tuned is not None and rr.global_val_gap is not None
     assert rr.tuned.val_gap > rr.global_val_gap + 0.5
 
-    glob = pipe.predict(test.matrix, progress=False)
+    glob = pipe.predict(test.matrix, rerank=False, progress=False)
     met = test.labels != DISTRACTOR
     assert not np.any(glob.pred[met] == test.labels[met])  # the descriptors mislead kNN on every query
-    ans = rr.predict(test.matrix, lambda q: cache.get(test.entries[q].path), progress=False)
-    assert ans.counts.shape == (len(test.entries), 3)
-    np.testing.assert_array_equal(ans.classified.pred[met], test.labels[met])
+    ans = pipe.predict(test.matrix, test_feats, progress=False)
+    assert ans.counts is not None and ans.counts.shape == (len(test.entries), 3)
+    np.testing.assert_array_equal(ans.pred[met], test.labels[met])
+    np.testing.assert_array_equal(ans.global_.pred, glob.pred)  # the global answer rides along
     # the answer says how many points verified it; a distractor verifies nothing
     assert np.all(ans.inliers[met] >= rr.min_inliers)
     assert np.all(ans.inliers[~met] == 0)
+    with pytest.raises(ArtidError, match="local features"):
+        pipe.predict(test.matrix)
 
     # w = 0 is the global answer exactly, whatever the counts
-    off = Reranker(pipe, lambda r: cache.get(db.entries[r].path), RerankConfig(top=3, w=0.0, tau=pipe.tau))
-    same = off.decide(ans.sims, ans.idx, ans.counts).classified
+    off = Reranker(RerankConfig(top=3, w=0.0), rr.database, pipe.tau)
+    assert pipe.classifier is not None and pipe.k is not None
+    same = off.decide(ans.sims, ans.idx, ans.counts, pipe.classifier, pipe.k).classified
     np.testing.assert_array_equal(same.pred, glob.pred)
     np.testing.assert_allclose(same.score, glob.score)
 
-    # the rule as recorded comes back as it was
-    back = Reranker.from_json(pipe, rr.database, json.loads(json.dumps(rr.describe())))
-    assert (back.w, back.min_inliers, back.tau, back.top) == (rr.w, rr.min_inliers, rr.tau, 3)
+    # saved whole, the pipeline comes back with its rule and keypoints and answers the same
+    back = KNNPipeline.load(pipe.save(tmp_path / "pipe"), mmap=True)
+    assert back.reranker is not None
+    assert (back.reranker.w, back.reranker.min_inliers, back.reranker.tau, back.reranker.top) == (
+        rr.w, rr.min_inliers, rr.tau, 3)
+    again = back.predict(test.matrix, test_feats, progress=False)
+    np.testing.assert_array_equal(again.pred, ans.pred)
+    np.testing.assert_array_equal(again.score, ans.score)
+    np.testing.assert_array_equal(again.inliers, ans.inliers)
+    answered, listed = back.answer(test.matrix, test_feats, n_top=3)
+    np.testing.assert_array_equal(answered.pred, ans.pred)
+    assert [c[0][0] for c in listed] == ans.pred.tolist()  # the decision heads the candidates
 
 
 def test_evaluate_records_global_and_reranked_metrics_and_resumes_from_the_cache(bench, tmp_path: Path,

@@ -6,8 +6,10 @@ JSON-able results dict; with ``out`` it also writes the run folder::
 
     out/results.json      settings, chosen whitening, k and tau, val and test metrics, buckets, timings
     out/grid.csv|json     every (k, tau) point's validation GAP / GAP- / ACC (when tuned)
-    out/pipeline/         what the pipeline chose (pipeline.json) and its whitening (whitening-<i>.npz)
-    out/predictions.csv   test queries: path, kind, label, prediction, log-odds score, confidence
+    out/pipeline/         the fitted pipeline, whole (:mod:`artid.retrieval.storage`): what it chose,
+                          its whitening, database rows, index and re-ranking stage
+    out/predictions_test.csv  test queries: path, kind, label, prediction, log-odds score, confidence,
+                          verified inliers (0 without re-ranking)
     out/index.html        the report, with its PNG plots beside it
 
 Queries are ranked by the top class's log-odds, ties by path; unreadable queries count as
@@ -17,11 +19,10 @@ wrong at the lowest score (:mod:`artid.evaluation.queries`).
 from __future__ import annotations
 
 import csv
-import json
 import logging
-import os
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,8 @@ from artid.data.entries import DISTRACTOR, Entry
 from artid.descriptors import DescriptorSet
 from artid.errors import ArtidError
 from artid.evaluation.queries import Queries, check_database, check_queries, combine, subsample, with_unreadable
-from artid.evaluation.reranking import RerankSetup
+from artid.evaluation.reranking import RerankSetup, database_features, query_features
+from artid.files import atomic_path, write_json
 from artid.metrics.bootstrap import ilr_paired
 from artid.metrics.ilr import (
     DEFAULT_BUCKETS,
@@ -80,20 +82,23 @@ def query_metrics(
 
 
 def _write_grid(out: Path, tuned: AutotuneResult) -> None:
-    rows = tuned.rows()
-    with open(out / "grid.csv", "w", newline="", encoding="utf-8") as f:
+    with atomic_path(out / "grid.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=["k", "tau", "gap", "gap_minus", "acc"])
         w.writeheader()
-        w.writerows(rows)
-    (out / "grid.json").write_text(json.dumps(tuned.to_json(), indent=1), encoding="utf-8")
+        w.writerows(tuned.rows())
+    write_json(out / "grid.json", tuned.to_json())
 
 
-def _write_predictions(path: Path, entries: list[Entry], pred: np.ndarray, score: np.ndarray, conf: np.ndarray) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as f:
+def _write_predictions(path: Path, entries: list[Entry], pred: np.ndarray, score: np.ndarray,
+                       conf: np.ndarray, inliers: np.ndarray) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(["path", "kind", "label", "prediction", "score", "confidence", "correct"])
-        for e, p, s, c in zip(entries, pred.tolist(), score.tolist(), conf.tolist()):
-            w.writerow([e.path, e.kind, e.label, p, f"{s:.6g}", f"{c:.6g}", int(e.label == p)])
+        w.writerow(["path", "kind", "label", "prediction", "score", "confidence", "correct",
+                    "inliers"])
+        for e, p, s, c, n in zip(entries, pred.tolist(), score.tolist(), conf.tolist(),
+                                 inliers.tolist()):
+            w.writerow([e.path, e.kind, e.label, p, f"{s:.6g}", f"{c:.6g}", int(e.label == p),
+                        int(n)])
 
 
 def _as_list(sets: Sets) -> list[DescriptorSet]:
@@ -174,8 +179,16 @@ def evaluate(
     timings: dict[str, float] = {}
     t = time.perf_counter()
     val_q = splits.get("val")
+    fit_rerank: dict = {}
+    record: dict = {}
+    if rerank is not None:
+        config = replace(config, rerank=rerank.config)
+        fit_rerank["db_features"], record = database_features(rerank, db)
+        if val_q is not None:
+            fit_rerank["val_features"] = query_features(rerank, val_q)
     pipe = KNNPipeline(config).fit(db.parts, db.labels, None if val_q is None else val_q.parts,
-                                   None if val_q is None else val_q.labels, None if val_q is None else val_q.keys)
+                                   None if val_q is None else val_q.labels,
+                                   None if val_q is None else val_q.keys, **fit_rerank)
     timings["fit"] = time.perf_counter() - t
     classes, counts = np.unique(db.labels, return_counts=True)
     class_sizes = dict(zip(classes.tolist(), counts.tolist()))
@@ -183,38 +196,43 @@ def evaluate(
         "name": name,
         "artid_version": __version__,
         "settings": {
-            **config.to_json(), "database_images": len(db.entries), "database_unreadable": len(db.unreadable),
-            "descriptor_dims": [p.shape[1] for p in db.parts], "model": db.model, "extraction": db.settings,
+            **config.to_json(), "database_images": len(db.entries),
+            "database_unreadable": len(db.unreadable),
+            "descriptor_dims": [p.shape[1] for p in db.parts], "model": db.model,
+            "extraction": db.settings,
             "device": "gpu" if pipe.classifier is not None and pipe.classifier.use_gpu else "cpu",
             "buckets": [list(b) for b in buckets],
-            "distractor_ratios": list(distractor_ratios), "val_distractor_ratio": val_distractor_ratio,
+            "distractor_ratios": list(distractor_ratios),
+            "val_distractor_ratio": val_distractor_ratio,
         },
-        "pipeline": pipe.describe(),
+        "pipeline": pipe.summary(),
         "k": pipe.k, "tau": pipe.tau,
     }
     if pipe.tuned is not None:
         results["autotune"] = pipe.tuned.to_json()
-    reranked: dict = {}
-    if rerank is not None:
-        from artid.evaluation.reranking import rerank_splits
-
-        t = time.perf_counter()
-        reranked, global_answers, results["rerank"] = rerank_splits(pipe, db, splits, rerank)
-        timings["rerank"] = time.perf_counter() - t
-        results["global"], results["rerank"]["paired"] = {}, {}
+    if pipe.reranker is not None:
+        results["rerank"] = {**record, **pipe.reranker.summary(), "ms_per_query": {}, "paired": {}}
+        results["global"] = {}
     answers = {}
     for split, q in splits.items():
         t = time.perf_counter()
-        ans = reranked[split] if split in reranked else pipe.predict(q.parts)
+        features = None if rerank is None else query_features(rerank, q)
+        if split == "val" and pipe.val_answer is not None:
+            ans = pipe.val_answer
+        else:
+            ans = pipe.predict(q.parts, features)
         timings[f"{split}_predict"] = time.perf_counter() - t
         entries, pred, score, conf = with_unreadable(q, ans.pred, ans.score, ans.conf)
-        answers[split] = (entries, pred, score, conf)
+        inliers = np.concatenate([ans.inliers, np.zeros(len(q.unreadable), np.int64)])
+        answers[split] = (entries, pred, score, conf, inliers)
         results[split] = query_metrics(entries, pred, score, class_sizes, distractor_ratios, buckets,
                                        unreadable=len(q.unreadable))
-        if split in reranked:
-            _, g_pred, g_score, _ = with_unreadable(q, *global_answers[split])
-            results["global"][split] = query_metrics(entries, g_pred, g_score, class_sizes, distractor_ratios,
-                                                     buckets, unreadable=len(q.unreadable))
+        if pipe.reranker is not None:
+            results["rerank"]["ms_per_query"][split] = pipe.reranker.ms_per_query
+            _, g_pred, g_score, _ = with_unreadable(q, *ans.global_)
+            results["global"][split] = query_metrics(entries, g_pred, g_score, class_sizes,
+                                                     distractor_ratios, buckets,
+                                                     unreadable=len(q.unreadable))
             labels = np.array([e.label for e in entries], dtype=np.int64)
             keys = np.array([e.path for e in entries], dtype=str)
             paired = ilr_paired((pred, score), (g_pred, g_score), labels, keys)
@@ -228,16 +246,14 @@ def evaluate(
 
 def _write_run(out: Path, results: dict, pipe: KNNPipeline, answers: dict, report: bool) -> None:
     results["run_dir"] = str(out)
-    pipe.save(out / "pipeline", with_database=False)
+    pipe.save(out / "pipeline")
     if pipe.tuned is not None:
         _write_grid(out, pipe.tuned)
     split = "test" if "test" in answers else "val"
-    entries, pred, score, conf = answers[split]
-    _write_predictions(out / f"predictions_{split}.csv", entries, pred, score, conf)
+    entries, pred, score, conf, inliers = answers[split]
+    _write_predictions(out / f"predictions_{split}.csv", entries, pred, score, conf, inliers)
     if report:
         from artid.evaluation.report import write_report  # matplotlib only when a report is asked for
 
         results["report"] = write_report(out, results, entries, pred, score, pipe.tuned)
-    tmp = out / "results.json.tmp"
-    tmp.write_text(json.dumps(results, indent=1), encoding="utf-8")
-    os.replace(tmp, out / "results.json")
+    write_json(out / "results.json", results)

@@ -1,4 +1,4 @@
-"""The kNN pipeline's settings and the whitening candidates ``whiten="auto"`` tries."""
+"""The pipeline's settings, and the whitening choices ``whiten="auto"`` tries."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from artid.errors import ArtidError
 from artid.retrieval.autotune import K_GRID, TAU_GRID
 from artid.retrieval.expansion import check_settings
 from artid.retrieval.projection import MIN_DIM, supported_dim
+from artid.retrieval.rerank import RerankConfig
 
 WHITEN_MODES = ("none", "pcaw", "auto")
 
@@ -36,6 +37,7 @@ class PipelineConfig:
         dba_n, dba_alpha: database-side augmentation, the same rule applied once to every
             database vector; 0 = off (default), None = tuned likewise (jointly with a None qe_n).
             Open ones are tuned after the whitening is chosen; fixed ones apply throughout.
+        rerank: the re-ranking stage (:mod:`artid.retrieval.rerank`), or None for none.
     """
 
     whiten: str = "auto"
@@ -53,6 +55,7 @@ class PipelineConfig:
     qe_alpha: float = 3.0
     dba_n: int | None = 0
     dba_alpha: float = 3.0
+    rerank: RerankConfig | None = None
 
     def check(self) -> None:
         """Refuse settings that cannot work, naming the setting."""
@@ -73,6 +76,8 @@ class PipelineConfig:
         if self.index not in ("exact", "ivf"):
             raise ArtidError(f"unknown index {self.index!r}: use 'exact' or 'ivf'")
         check_settings(self.qe_n, self.qe_alpha, self.dba_n, self.dba_alpha)
+        if self.rerank is not None:
+            self.rerank.check()
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -80,10 +85,19 @@ class PipelineConfig:
         d["ks"], d["taus"] = list(self.ks), list(self.taus)
         return d
 
+    @classmethod
+    def from_json(cls, d: dict, use_gpu: bool | None = None) -> PipelineConfig:
+        """The settings :meth:`to_json` wrote (raises TypeError / KeyError / ValueError on others)."""
+        d = dict(d)
+        d["ks"], d["taus"] = tuple(d["ks"]), tuple(d["taus"])
+        if d.get("rerank") is not None:
+            d["rerank"] = RerankConfig(**d["rerank"])
+        return cls(**d, use_gpu=use_gpu)
+
 
 @dataclass
-class Candidate:
-    """One whitening choice tried by ``auto`` and its validation score."""
+class WhiteningChoice:
+    """One whitening tried by ``auto`` and its validation score."""
 
     whiten: bool
     dim: int
@@ -93,14 +107,14 @@ class Candidate:
     projection: dict = field(default_factory=dict)
 
 
-def whitening_candidates(config: PipelineConfig, parts: list[np.ndarray]) -> list[Candidate]:
+def whitening_candidates(config: PipelineConfig, parts: list[np.ndarray]) -> list[WhiteningChoice]:
     """The whitening choices to try: the configured one, or for ``auto`` PCAw at the supported
     dimension, at half of it, and raw descriptors."""
     if config.whiten == "none":
-        return [Candidate(False, 0)]
+        return [WhiteningChoice(False, 0)]
     n, width = parts[0].shape[0], min(p.shape[1] for p in parts)
     top = supported_dim(config.dim, n, width)
     if config.whiten == "pcaw":
-        return [Candidate(True, top)]
+        return [WhiteningChoice(True, top)]
     dims = [top] + ([top // 2] if top // 2 >= MIN_DIM else [])
-    return [Candidate(True, d) for d in dims] + [Candidate(False, 0)]
+    return [WhiteningChoice(True, d) for d in dims] + [WhiteningChoice(False, 0)]

@@ -10,27 +10,20 @@ applies it to each query against the database before the kNN classification; DBA
 once, at fit, to every database vector against the other database vectors (itself excluded).
 A query expanded against a DBA database uses the augmented vectors. ``n = 0`` is the identity.
 
-:class:`Expansion` holds the four settings; :func:`tune_expansion` chooses ``qe_n`` / ``dba_n``
-left open (None in :class:`~artid.retrieval.config.PipelineConfig`) on validation GAP, over
-:data:`N_GRID` at the configured alphas, for the whitening the pipeline already chose.
+:class:`Expansion` holds the four settings; the pipeline chooses ``qe_n`` / ``dba_n`` left open
+(None in its configuration) on validation GAP, over :data:`N_GRID` at the configured alphas, for the
+whitening it already chose.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from artid.errors import ArtidError
-from artid.retrieval.knn import exact_search
-
-if TYPE_CHECKING:
-    from artid.retrieval.config import Candidate
-    from artid.retrieval.knn import KNNClassifier
-    from artid.retrieval.pipeline import KNNPipeline
+from artid.retrieval.knn import KNNClassifier, exact_search
 
 log = logging.getLogger(__name__)
 
@@ -132,35 +125,3 @@ def check_settings(qe_n: int | None, qe_alpha: float, dba_n: int | None, dba_alp
     for name, a in (("qe_alpha", qe_alpha), ("dba_alpha", dba_alpha)):
         if not a >= 0:
             raise ArtidError(f"{name} must be a non-negative exponent, got {a}")
-
-
-def tune_expansion(pipe: KNNPipeline, db_parts: list[np.ndarray], labels: np.ndarray, cand: Candidate,
-                   val_parts: list[np.ndarray], val_labels: np.ndarray,
-                   val_keys: np.ndarray | None) -> list[dict]:
-    """Choose the open qe_n / dba_n by validation GAP (each with its own tuned k, tau) and rebuild.
-
-    Returns the grid tried: ``{"qe_n", "dba_n", "val_gap", "k", "tau"}`` per point.
-    """
-    cfg = pipe.config
-    dba_grid: Sequence[int] = N_GRID if cfg.dba_n is None else (cfg.dba_n,)
-    qe_grid: Sequence[int] = N_GRID if cfg.qe_n is None else (cfg.qe_n,)
-    tried: list[dict] = []
-    best: dict | None = None
-    for dba_n in dba_grid:
-        pipe.expansion = Expansion(0, cfg.qe_alpha, dba_n, cfg.dba_alpha)
-        pipe._build(db_parts, labels, cand)
-        for qe_n in qe_grid:
-            pipe.expansion.qe_n = qe_n
-            val_gap = pipe._tune(val_parts, val_labels, val_keys)
-            point = {"qe_n": qe_n, "dba_n": dba_n, "val_gap": val_gap, "k": pipe.k, "tau": pipe.tau}
-            log.info("expansion qe_n=%d dba_n=%d: val GAP %.1f at k=%d tau=%g", qe_n, dba_n,
-                     100 * (val_gap or 0.0), pipe.k, pipe.tau)
-            tried.append(point)
-            if best is None or (val_gap or 0.0) > (best["val_gap"] or 0.0):
-                best = point
-    assert best is not None
-    pipe.expansion = Expansion(best["qe_n"], cfg.qe_alpha, best["dba_n"], cfg.dba_alpha)
-    if (best["qe_n"], best["dba_n"]) != (tried[-1]["qe_n"], tried[-1]["dba_n"]):
-        pipe._build(db_parts, labels, cand)
-        pipe._tune(val_parts, val_labels, val_keys)
-    return tried

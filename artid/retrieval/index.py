@@ -12,11 +12,14 @@ from __future__ import annotations
 import logging
 import math
 import time
+from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
 
 from artid.errors import ArtidError
+from artid.files import atomic_path
 from artid.retrieval.knn import exact_search
 
 log = logging.getLogger(__name__)
@@ -55,6 +58,38 @@ class IVFSearcher:
         self.db = db
         self.build_seconds = time.perf_counter() - t
         log.info("IVF index: %d cells, nprobe %d, built in %.1fs", nlist, self.index.nprobe, self.build_seconds)
+
+    @classmethod
+    def from_index(cls, index: Any, db: np.ndarray) -> IVFSearcher:
+        """A searcher over a trained and filled faiss IVF index (e.g. read back by :meth:`load`)."""
+        if index.ntotal != db.shape[0] or index.d != db.shape[1]:
+            raise ArtidError(f"the IVF index holds {index.ntotal} vectors of dimension {index.d}, the "
+                             f"database {db.shape[0]} of dimension {db.shape[1]}")
+        self = cls.__new__(cls)
+        self.index, self.db, self.build_seconds = index, np.ascontiguousarray(db, dtype=np.float32), 0.0
+        return self
+
+    def save(self, path: Path) -> None:
+        """Write the index (cells and lists) with faiss' own format."""
+        with atomic_path(path) as tmp:
+            faiss.write_index(self.index, str(tmp))
+
+    @classmethod
+    def load(cls, path: Path, db: np.ndarray, mmap: bool = False) -> IVFSearcher:
+        """Read an index :meth:`save` wrote (memory-mapped lists with ``mmap``) over its database."""
+        try:
+            index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP if mmap else 0)
+        except RuntimeError as exc:
+            raise ArtidError(f"{path}: not a faiss index ({str(exc).splitlines()[0]})") from None
+        return cls.from_index(index, db)
+
+    def with_rows(self, db: np.ndarray) -> IVFSearcher:
+        """The same cells (no new k-means) filled with another database: rows added or removed."""
+        index = faiss.clone_index(self.index)
+        index.reset()
+        db = np.ascontiguousarray(db, dtype=np.float32)
+        index.add(db)
+        return IVFSearcher.from_index(index, db)
 
     def search(self, queries: np.ndarray, k: int, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Approximate k nearest neighbours: sims (Q, k) float32 descending, idx (Q, k) int64.

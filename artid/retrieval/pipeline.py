@@ -1,46 +1,57 @@
-"""The one kNN pipeline: projection (whitening) -> kNN classifier -> (k, tau) tuned on validation.
+"""The one recognition pipeline: projection -> index -> kNN classifier -> expansion -> re-ranking.
 
 Evaluation, the recognition service and training validation all use :class:`KNNPipeline`::
 
-    pipe = KNNPipeline(PipelineConfig(whiten="auto")).fit(db, db_labels, val, val_labels, val_keys)
-    answer = pipe.predict(test)              # Classified(pred, score, conf)
-    pipe.save(folder); KNNPipeline.load(folder)
+    pipe = KNNPipeline(PipelineConfig(whiten="auto", rerank=RerankConfig(top=50)))
+    pipe.fit(db, db_labels, val, val_labels, val_keys, db_features=..., val_features=...)
+    ans = pipe.predict(test, features=...)      # Answer: decision, inliers, the global answer
+    pipe.save(folder); KNNPipeline.load(folder)  # everything, database included
 
 ``fit`` chooses, on the validation queries, what the configuration leaves open: the whitening
-(``auto``: raw descriptors or PCA-whitening at a supported dimension, by validation GAP) and
-(k, tau) (grid search by GAP, one search per whitening candidate). Queries are ranked by the
-top class's log-odds with ties broken by key (the query path), so nothing depends on the
-order of the input files.
+(``auto``: raw descriptors or PCA-whitening at a supported dimension, by validation GAP), (k, tau)
+(grid search by GAP), QE / DBA neighbour counts, and the re-ranking rule. Queries are ranked by
+the decision's log-odds with ties broken by key (the query path), so nothing depends on the order
+of the input files. The saved folder (:mod:`artid.retrieval.storage`) is what a service bundle keeps.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from collections.abc import Sequence
-from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from artid.errors import ArtidError
-from artid.metrics.ilr import accuracy, gap, gap_minus
+from artid.extraction.local import LocalFeatures, LocalFeatureSet
+from artid.metrics.ilr import DISTRACTOR, accuracy, gap, gap_minus
+from artid.retrieval import storage
+from artid.retrieval.answer import Answer, Candidate, candidates
 from artid.retrieval.autotune import AutotuneResult, autotune
-from artid.retrieval.config import WHITEN_MODES, Candidate, PipelineConfig, whitening_candidates
-from artid.retrieval.expansion import Expansion, tune_expansion
-from artid.retrieval.knn import Classified, KNNClassifier
+from artid.retrieval.config import WHITEN_MODES, PipelineConfig, WhiteningChoice, whitening_candidates
+from artid.retrieval.expansion import N_GRID, Expansion
+from artid.retrieval.index import IVFSearcher
+from artid.retrieval.knn import KNNClassifier
 from artid.retrieval.projection import Projection, as_parts
+from artid.retrieval.rerank import Reranker
+from artid.retrieval.verification import Features
+from artid.tuning import grid_search
 
-__all__ = ["WHITEN_MODES", "Candidate", "KNNPipeline", "PipelineConfig"]
+__all__ = ["WHITEN_MODES", "Answer", "KNNPipeline", "PipelineConfig", "WhiteningChoice"]
 
 log = logging.getLogger(__name__)
 
-FORMAT = "artid-pipeline/1"
+Descriptors = np.ndarray | Sequence[np.ndarray]
+QueryFeatures = Features | Sequence[LocalFeatures]
+
+
+def _lookup(features: QueryFeatures) -> Features:
+    return features if callable(features) else list(features).__getitem__
 
 
 class KNNPipeline:
-    """Whitening + kNN classifier + (k, tau): fit on the database and validation, then answer queries."""
+    """Fit on the database and validation, then answer queries; saved and loaded whole."""
 
     def __init__(self, config: PipelineConfig | None = None) -> None:
         self.config = config or PipelineConfig()
@@ -50,51 +61,110 @@ class KNNPipeline:
         self.k: int | None = None
         self.tau: float | None = None
         self.tuned: AutotuneResult | None = None
-        self.candidates: list[Candidate] = []
-        cfg = self.config  # fixed QE / DBA apply throughout; open ones (None) are tuned after the whitening
+        self.candidates: list[WhiteningChoice] = []
+        cfg = self.config  # fixed QE / DBA apply throughout; open ones (None) are tuned later
         self.expansion = Expansion(cfg.qe_n or 0, cfg.qe_alpha, cfg.dba_n or 0, cfg.dba_alpha)
         self.expansion_grid: list[dict] = []
+        self.reranker: Reranker | None = None
+        #: the database rows' local features (with a re-ranking stage)
+        self.local: LocalFeatureSet | None = None
+        #: the validation queries' answer at the chosen settings (after :meth:`fit` with validation)
+        self.val_answer: Answer | None = None
 
     # --- fitting ---------------------------------------------------------------------------------
-    def _build(self, db_parts: list[np.ndarray], labels: np.ndarray, cand: Candidate) -> None:
+    def _index(self, db: np.ndarray, labels: np.ndarray, n_classes: int | None) -> None:
+        cfg = self.config
+        searcher = IVFSearcher(db, nprobe=cfg.nprobe) if cfg.index == "ivf" else None
+        self.classifier = KNNClassifier(db, labels, n_classes=n_classes, use_gpu=cfg.use_gpu,
+                                        searcher=searcher)
+
+    def _build(self, db_parts: list[np.ndarray], labels: np.ndarray, cand: WhiteningChoice) -> None:
         cfg = self.config
         self.projection = Projection.fit(db_parts, cand.whiten, cand.dim or cfg.dim, cfg.shrinkage)
         db = self.expansion.augment(self.projection.transform(db_parts), cfg.use_gpu)
-        searcher = None
-        if cfg.index == "ivf":
-            from artid.retrieval.index import IVFSearcher
+        self._index(db, labels, cfg.n_classes)
 
-            searcher = IVFSearcher(db, nprobe=cfg.nprobe)
-        self.classifier = KNNClassifier(db, labels, n_classes=cfg.n_classes, use_gpu=cfg.use_gpu, searcher=searcher)
-
-    def _tune(self, val_parts: list[np.ndarray] | None, val_labels: np.ndarray | None,
-              val_keys: np.ndarray | None) -> float | None:
+    def _tune(self, val: list[np.ndarray] | None, labels: np.ndarray | None,
+              keys: np.ndarray | None) -> float | None:
         """Set (k, tau) (tuned or fixed); return the validation GAP at them (None without val)."""
         cfg, clf, projection = self.config, self.classifier, self.projection
         assert clf is not None and projection is not None, "_build() first"
         if cfg.k is not None:
             assert cfg.tau is not None  # PipelineConfig.check: both or neither
             self.k, self.tau, self.tuned = clf.clamp_k(cfg.k), float(cfg.tau), None
-            if val_parts is None:
+            if val is None:
                 return None
-            assert val_labels is not None
-            ans = clf.predict(self.expansion.expand(projection.transform(val_parts), clf), self.k, self.tau)
-            return gap(ans.pred, ans.score, val_labels, val_keys)
-        assert val_parts is not None and val_labels is not None  # fit() refuses to tune without them
-        val = self.expansion.expand(projection.transform(val_parts), clf)
-        self.tuned = autotune(clf, val, val_labels, cfg.ks, cfg.taus, keep_neighbours=True, keys=val_keys)
+            assert labels is not None
+            q = self.expansion.expand(projection.transform(val), clf)
+            ans = clf.predict(q, self.k, self.tau)
+            return gap(ans.pred, ans.score, labels, keys)
+        assert val is not None and labels is not None  # fit() refuses to tune without them
+        q = self.expansion.expand(projection.transform(val), clf)
+        self.tuned = autotune(clf, q, labels, cfg.ks, cfg.taus, keep_neighbours=True, keys=keys)
         self.k, self.tau = self.tuned.best_k, self.tuned.best_tau
         return self.tuned.best_gap
 
-    def fit(
-        self,
-        db: np.ndarray | Sequence[np.ndarray],
-        db_labels: np.ndarray,
-        val: np.ndarray | Sequence[np.ndarray] | None = None,
-        val_labels: np.ndarray | None = None,
-        val_keys: Sequence[str] | np.ndarray | None = None,
-    ) -> KNNPipeline:
-        """Fit the whitening and the classifier on the database; choose what is open on validation.
+    def _choose_whitening(self, db: list[np.ndarray], labels: np.ndarray,
+                          val: list[np.ndarray] | None, val_labels: np.ndarray | None,
+                          keys: np.ndarray | None) -> WhiteningChoice:
+        choices = whitening_candidates(self.config, db)
+        if len(choices) > 1 and val is None:
+            log.warning("whiten=auto without validation queries: using PCA-whitening to %d",
+                        choices[0].dim)
+            choices = choices[:1]
+
+        def score(c: WhiteningChoice) -> float:
+            self._build(db, labels, c)
+            c.val_gap = self._tune(val, val_labels, keys)
+            assert self.projection is not None
+            c.k, c.tau, c.projection = self.k, self.tau, self.projection.summary()
+            if len(choices) > 1:
+                log.info("whitening %s: val GAP %.1f at k=%d tau=%g",
+                         c.projection["dims"] if c.whiten else "none", 100 * (c.val_gap or 0.0),
+                         c.k, c.tau)
+            return c.val_gap or 0.0
+
+        best = grid_search(choices, score).best
+        self.candidates = choices
+        if best is not choices[-1]:  # the last one built is in place; rebuild the winner
+            self._build(db, labels, best)
+            self._tune(val, val_labels, keys)
+        return best
+
+    def _choose_expansion(self, db: list[np.ndarray], labels: np.ndarray, best: WhiteningChoice,
+                          val: list[np.ndarray], val_labels: np.ndarray,
+                          keys: np.ndarray | None) -> None:
+        """Choose the open qe_n / dba_n by validation GAP (each with its own tuned k, tau)."""
+        cfg = self.config
+        dbas: Sequence[int] = N_GRID if cfg.dba_n is None else (cfg.dba_n,)
+        qes: Sequence[int] = N_GRID if cfg.qe_n is None else (cfg.qe_n,)
+        built: list[int | None] = [None]
+
+        def score(point: tuple[int, int]) -> float:
+            dba_n, qe_n = point
+            if built[0] != dba_n:
+                self.expansion = Expansion(0, cfg.qe_alpha, dba_n, cfg.dba_alpha)
+                self._build(db, labels, best)
+                built[0] = dba_n
+            self.expansion.qe_n = qe_n
+            val_gap = self._tune(val, val_labels, keys) or 0.0
+            self.expansion_grid.append({"qe_n": qe_n, "dba_n": dba_n, "val_gap": val_gap,
+                                        "k": self.k, "tau": self.tau})
+            return val_gap
+
+        result = grid_search([(d, q) for d in dbas for q in qes], score)
+        dba_n, qe_n = result.best
+        self.expansion = Expansion(qe_n, cfg.qe_alpha, dba_n, cfg.dba_alpha)
+        if result.best != result.tried[-1][0]:
+            self._build(db, labels, best)
+            self._tune(val, val_labels, keys)
+
+    def fit(self, db: Descriptors, db_labels: np.ndarray, val: Descriptors | None = None,
+            val_labels: np.ndarray | None = None, val_keys: Sequence[str] | np.ndarray | None = None,
+            db_features: LocalFeatureSet | Sequence[LocalFeatures] | None = None,
+            val_features: QueryFeatures | None = None, progress: bool = True) -> KNNPipeline:
+        """Fit the whitening, the index and the classifier on the database; choose what is open on
+        validation; then the re-ranking stage's rule.
 
         Args:
             db: (N, D) database descriptors, or one matrix per part (concatenation).
@@ -102,173 +172,203 @@ class KNNPipeline:
             val, val_labels: validation descriptors (same parts) and their classes (-1 for a
                 distractor); needed to tune (k, tau) and for ``whiten="auto"``.
             val_keys: (Q,) tie-break keys of the validation ranking (the query paths).
+            db_features: the database rows' local features (needed with a re-ranking stage).
+            val_features: validation row -> local features (to tune the re-ranking rule; without
+                them the rule's defaults apply).
         """
         db_parts = as_parts(db)
-        db_labels = np.asarray(db_labels, dtype=np.int64)
+        labels = np.asarray(db_labels, dtype=np.int64)
         val_parts = None if val is None else as_parts(val)
         if val_parts is not None:
             val_labels = np.asarray(val_labels)
             if val_labels.shape != (val_parts[0].shape[0],):
-                raise ArtidError(f"{val_parts[0].shape[0]} validation queries but labels of shape {val_labels.shape}")
-        val_keys = None if val_keys is None else np.asarray(val_keys)
+                raise ArtidError(f"{val_parts[0].shape[0]} validation queries but labels of shape "
+                                 f"{val_labels.shape}")
+        keys = None if val_keys is None else np.asarray(val_keys)
         if self.config.k is None and val_parts is None:
             raise ArtidError("tuning k and tau needs validation queries (or give fixed k and tau)")
-        candidates = whitening_candidates(self.config, db_parts)
-        if len(candidates) > 1 and val_parts is None:
-            log.warning("whiten=auto without validation queries: using PCA-whitening to %d", candidates[0].dim)
-            candidates = candidates[:1]
-        best: Candidate | None = None
-        for cand in candidates:
-            self._build(db_parts, db_labels, cand)
-            cand.val_gap = self._tune(val_parts, val_labels, val_keys)
-            assert self.projection is not None
-            cand.k, cand.tau, cand.projection = self.k, self.tau, self.projection.describe()
-            if len(candidates) > 1:
-                assert cand.val_gap is not None  # several candidates only with validation queries
-                log.info("whitening %s: val GAP %.1f at k=%d tau=%g", cand.projection["dims"] if cand.whiten
-                         else "none", 100 * cand.val_gap, cand.k, cand.tau)
-            if best is None or (cand.val_gap or 0.0) > (best.val_gap or 0.0):
-                best = cand
-        self.candidates = candidates
-        assert best is not None
-        if best is not candidates[-1]:  # the last one built is in place; rebuild the winner
-            self._build(db_parts, db_labels, best)
-            self._tune(val_parts, val_labels, val_keys)
+        best = self._choose_whitening(db_parts, labels, val_parts, val_labels, keys)
         if self.config.qe_n is None or self.config.dba_n is None:
             if val_parts is None:
                 raise ArtidError("tuning qe_n / dba_n needs validation queries (or give fixed values)")
             assert val_labels is not None
-            self.expansion_grid = tune_expansion(self, db_parts, db_labels, best, val_parts, val_labels, val_keys)
+            self._choose_expansion(db_parts, labels, best, val_parts, val_labels, keys)
+        if self.config.rerank is not None:
+            self._fit_rerank(db_features, val_parts, val_labels, keys, val_features, progress)
+        elif val_parts is not None:
+            self.val_answer = self.predict(val_parts, progress=False)
         return self
+
+    def _fit_rerank(self, db_features: LocalFeatureSet | Sequence[LocalFeatures] | None,
+                    val: list[np.ndarray] | None, val_labels: np.ndarray | None,
+                    keys: np.ndarray | None, val_features: QueryFeatures | None,
+                    progress: bool) -> None:
+        clf, _, k, tau = self._fitted()
+        assert self.config.rerank is not None
+        if db_features is None:
+            raise ArtidError("the re-ranking stage needs the database images' local features")
+        local = db_features if isinstance(db_features, LocalFeatureSet) else \
+            LocalFeatureSet.pack(list(db_features))
+        if len(local) != clf.size:
+            raise ArtidError(f"local features of {len(local)} images for {clf.size} database rows")
+        self.local = local
+        self.reranker = Reranker(self.config.rerank, local.__getitem__, tau)
+        if val is None or val_features is None:
+            return
+        assert val_labels is not None
+        sims, idx = self.neighbours(val, self._depth(True), progress=False)
+        counts = self.reranker.verify(idx, _lookup(val_features), progress)
+        if bool((val_labels != DISTRACTOR).any()):
+            self.reranker.fit(sims, idx, counts, clf, k, tau, self.config.taus, val_labels, keys)
+        else:
+            log.warning("no validation query of a database class: the re-ranking rule is not tuned")
+        self.val_answer = self._decide(sims, idx, counts)
 
     # --- answering -------------------------------------------------------------------------------
     def _fitted(self) -> tuple[KNNClassifier, Projection, int, float]:
         """The classifier, projection, k and tau of a fitted pipeline."""
         if self.classifier is None or self.projection is None or self.k is None or self.tau is None:
-            raise ArtidError("the kNN pipeline is not fitted: call fit() or load() first")
+            raise ArtidError("the pipeline is not fitted: call fit() or load() first")
         return self.classifier, self.projection, self.k, self.tau
 
-    def transform(self, x: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+    def transform(self, x: Descriptors) -> np.ndarray:
         """Descriptors -> the searched space (whitened, concatenated, L2-normalised)."""
-        _, projection, _, _ = self._fitted()
-        return projection.transform(x)
+        return self._fitted()[1].transform(x)
 
-    def neighbours(self, queries: np.ndarray | Sequence[np.ndarray], k: int | None = None,
+    def neighbours(self, queries: Descriptors, k: int | None = None,
                    progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """(sims, idx) of the k (default: the pipeline's k) nearest database images."""
         clf, _, own_k, _ = self._fitted()
-        return clf.search(self.expansion.expand(self.transform(queries), clf), k or own_k, progress=progress)
+        q = self.expansion.expand(self.transform(queries), clf)
+        return clf.search(q, k or own_k, progress=progress)
 
-    def predict(self, queries: np.ndarray | Sequence[np.ndarray], progress: bool = True) -> Classified:
-        """Predicted class, log-odds score and confidence of each query."""
+    def _depth(self, rerank: bool, listed: int = 0) -> int:
+        """Neighbours one search needs: k, the listed ones, and K when re-ranking."""
+        clf, _, k, _ = self._fitted()
+        top = self.reranker.top if rerank and self.reranker is not None else 0
+        return min(max(k, listed, top), clf.size)
+
+    def _reranks(self, rerank: bool | None, features: QueryFeatures | None) -> bool:
+        if rerank and self.reranker is None:
+            raise ArtidError("this pipeline has no re-ranking stage: fit it with a RerankConfig "
+                             "(artid evaluate / index build --rerank K)")
+        on = self.reranker is not None and rerank is not False
+        if on and features is None:
+            raise ArtidError("re-ranking needs the queries' local features")
+        return on
+
+    def _decide(self, sims: np.ndarray, idx: np.ndarray, counts: np.ndarray | None) -> Answer:
         clf, _, k, tau = self._fitted()
-        sims, idx = self.neighbours(queries, progress=progress)
-        return clf.classify(sims, idx, min(k, sims.shape[1]), tau)
+        glob = clf.classify(sims, idx, min(k, sims.shape[1]), tau)
+        if counts is None or self.reranker is None:
+            return Answer(*glob, np.zeros(len(sims), np.int64), glob, sims, idx)
+        rr = self.reranker.decide(sims, idx, counts, clf, k)
+        return Answer(*rr.classified, rr.inliers, glob, sims, idx, counts)
 
-    def top_classes(self, queries: np.ndarray | Sequence[np.ndarray],
-                    n: int = 5) -> list[list[tuple[int, float, float]]]:
-        """Per query the n best classes ``(class, s_c, softmax probability)``, best first."""
-        clf, _, k, tau = self._fitted()
-        sims, idx = self.neighbours(queries, max(k, n), progress=False)
-        return clf.top_classes(sims, idx, min(k, sims.shape[1]), tau, n)
+    def predict(self, queries: Descriptors, features: QueryFeatures | None = None,
+                rerank: bool | None = None, progress: bool = True) -> Answer:
+        """The decision of each query (re-ranked when the pipeline has the stage, unless ``rerank``
+        is False) and the global answer beside it.
 
-    def answer(self, queries: np.ndarray | Sequence[np.ndarray], n_top: int = 5,
-               list_neighbours: int = 20) -> tuple[Classified, list[list[tuple[int, float, float]]]]:
-        """The decision and a list of candidates from one search (what a recognition service shows).
-
-        The decision (class, log-odds, confidence) uses the pipeline's k; the candidates are the
-        ``n_top`` best classes among the ``max(k, list_neighbours)`` nearest images, with their
-        softmax share at the same tau.
+        Args:
+            queries: query descriptors (the database's parts).
+            features: query row -> local features, or a list (needed to re-rank).
+            rerank: None: re-rank when the pipeline has the stage; False: the global answer.
         """
+        on = self._reranks(rerank, features)
+        sims, idx = self.neighbours(queries, self._depth(on), progress=progress)
+        counts = None
+        if on:
+            assert self.reranker is not None and features is not None
+            counts = self.reranker.verify(idx, _lookup(features), progress)
+        return self._decide(sims, idx, counts)
+
+    def answer(self, queries: Descriptors, features: QueryFeatures | None = None,
+               rerank: bool | None = None, n_top: int = 5,
+               list_neighbours: int = 20) -> tuple[Answer, list[list[Candidate]]]:
+        """:meth:`predict` and, from the same search, the ``n_top`` candidate classes among the
+        ``max(k, list_neighbours)`` nearest images (the decision's class first)."""
         clf, _, k, tau = self._fitted()
-        many = min(max(k, list_neighbours), clf.size)
-        sims, idx = self.neighbours(queries, many, progress=False)
-        decision = clf.classify(sims, idx, min(k, sims.shape[1]), tau)
-        return decision, clf.top_classes(sims, idx, many, tau, n_top)
+        on = self._reranks(rerank, features)
+        listed = min(max(k, list_neighbours), clf.size)
+        sims, idx = self.neighbours(queries, self._depth(on, listed), progress=False)
+        counts = None
+        if on:
+            assert self.reranker is not None and features is not None
+            counts = self.reranker.verify(idx, _lookup(features))
+        ans = self._decide(sims, idx, counts)
+        return ans, candidates(clf, ans, listed, tau, n_top)
 
-    def use(self, k: int, tau: float) -> None:
-        """Serve with this (k, tau) instead of the tuned one (e.g. a tie-break of the service's own)."""
-        clf, _, _, _ = self._fitted()
-        if not tau > 0:
-            raise ArtidError(f"tau must be a positive temperature, got {tau}")
-        self.k, self.tau = clf.clamp_k(int(k)), float(tau)
-
-    def score(self, queries: np.ndarray | Sequence[np.ndarray], labels: np.ndarray,
-              keys: Sequence[str] | np.ndarray | None = None) -> dict:
+    def score(self, queries: Descriptors, labels: np.ndarray,
+              keys: Sequence[str] | np.ndarray | None = None,
+              features: QueryFeatures | None = None) -> dict:
         """GAP, GAP- and ACC (fractions) of labelled queries (-1 = distractor)."""
-        ans = self.predict(queries, progress=False)
+        ans = self.predict(queries, features, progress=False)
         return {"gap": gap(ans.pred, ans.score, labels, keys),
                 "gap_minus": gap_minus(ans.pred, ans.score, labels, keys),
                 "acc": accuracy(ans.pred, ans.score, labels), "k": self.k, "tau": self.tau}
 
-    def describe(self) -> dict:
-        """JSON-able: the configuration, what fit chose, and every whitening candidate's val GAP."""
-        clf, projection, _, _ = self._fitted()
-        return {"config": self.config.to_json(), "k": self.k, "tau": self.tau, "n_classes": clf.n_classes,
-                "database_images": clf.size, "projection": projection.describe(),
-                "candidates": [asdict(c) for c in self.candidates], "expansion": self.expansion.to_json(),
-                "expansion_grid": self.expansion_grid}
+    # --- edits (the service's index add / remove) --------------------------------------------------
+    @property
+    def n_classes(self) -> int:
+        return self._fitted()[0].n_classes
 
-    # --- persistence -----------------------------------------------------------------------------
-    def save(self, folder: str | Path, with_database: bool = True) -> Path:
-        """Write the fitted pipeline to a folder (JSON + ``.npy`` / ``.npz``; no pickle).
+    @n_classes.setter
+    def n_classes(self, n: int) -> None:
+        clf = self._fitted()[0]
+        if n < int(np.unique(clf.labels).size):
+            raise ArtidError(f"n_classes={n} is smaller than the distinct database labels")
+        clf.n_classes = int(n)
 
-        Args:
-            folder: created if needed.
-            with_database: also write the projected database and its labels (what :meth:`load`
-                needs); without, only the choices and the whitening (a record of the run).
-        """
+    def _replace_rows(self, db: np.ndarray, labels: np.ndarray, n_classes: int) -> None:
+        clf = self._fitted()[0]
+        searcher = clf.searcher.with_rows(db) if isinstance(clf.searcher, IVFSearcher) else None
+        self.classifier = KNNClassifier(db, labels, n_classes=n_classes, use_gpu=clf.use_gpu,
+                                        searcher=searcher)
+        if self.reranker is not None and self.local is not None:
+            self.reranker.database = self.local.__getitem__
+
+    def add(self, x: Descriptors, labels: np.ndarray,
+            features: Sequence[LocalFeatures] | None = None, n_classes: int | None = None) -> None:
+        """Append database rows (raw descriptors of the fitted parts), their local features when the
+        pipeline re-ranks. With DBA the new rows are augmented against the current database (a
+        rebuild augments every row anew)."""
         clf, projection, _, _ = self._fitted()
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        projection.save(folder)
-        if with_database:
-            np.save(folder / "database.npy", clf.db)
-            np.save(folder / "labels.npy", clf.labels)
-        tmp = folder / "pipeline.json.tmp"
-        tmp.write_text(json.dumps({"format": FORMAT, **self.describe()}, indent=1), encoding="utf-8")
-        os.replace(tmp, folder / "pipeline.json")
-        return folder
+        new = projection.transform(x)
+        if self.expansion.dba_n > 0:
+            both = np.concatenate([clf.db, new])
+            new = self.expansion.augment(both, self.config.use_gpu)[len(clf.db):]
+        labels = np.asarray(labels, dtype=np.int64)
+        if self.local is not None:
+            if features is None or len(features) != len(labels):
+                raise ArtidError("the pipeline re-ranks: new rows need their local features")
+            self.local = self.local.extended(features)
+        all_labels = np.concatenate([clf.labels, labels])
+        n = max(clf.n_classes, int(np.unique(all_labels).size)) if n_classes is None else n_classes
+        self._replace_rows(np.concatenate([clf.db, new]), all_labels, n)
+
+    def keep(self, rows: Sequence[int] | np.ndarray, n_classes: int | None = None) -> None:
+        """Keep only these database rows, in this order (what removing artworks leaves)."""
+        clf = self._fitted()[0]
+        rows = np.asarray(rows, dtype=np.int64)
+        if rows.size == 0:
+            raise ArtidError("removing every database image would leave an empty index")
+        if self.local is not None:
+            self.local = self.local.rows(rows)
+        labels = clf.labels[rows]
+        n = int(np.unique(labels).size) if n_classes is None else n_classes
+        self._replace_rows(np.asarray(clf.db)[rows], labels, n)
+
+    # --- persistence -------------------------------------------------------------------------------
+    def summary(self) -> dict[str, Any]:
+        """JSON-able: the configuration, what fit chose, every whitening and expansion tried."""
+        return storage.summary(self)
+
+    def save(self, folder: str | Path) -> Path:
+        """Write the whole fitted pipeline to a folder (JSON + ``.npy`` + faiss; no pickle)."""
+        return storage.save(self, Path(folder))
 
     @classmethod
     def load(cls, folder: str | Path, use_gpu: bool | None = None, mmap: bool = False) -> KNNPipeline:
-        """Read a pipeline written by :meth:`save`."""
-        folder = Path(folder)
-        path = folder / "pipeline.json"
-        try:
-            meta = json.loads(path.read_text(encoding="utf-8"))
-            if meta.get("format") != FORMAT:
-                raise ValueError(f"format {meta.get('format')!r}, expected {FORMAT!r}")
-            cfg = dict(meta["config"])
-            cfg["ks"], cfg["taus"] = tuple(cfg["ks"]), tuple(cfg["taus"])
-            config = PipelineConfig(**cfg, use_gpu=use_gpu)
-            k, tau, n_classes = int(meta["k"]), float(meta["tau"]), int(meta["n_classes"])
-        except FileNotFoundError:
-            raise ArtidError(f"{path} not found: not a saved artid pipeline") from None
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
-            raise ArtidError(f"{path}: not an artid pipeline file ({exc})") from None
-        try:
-            db = np.load(folder / "database.npy", mmap_mode="r" if mmap else None, allow_pickle=False)
-            labels = np.load(folder / "labels.npy", allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise ArtidError(f"{folder}: database of the pipeline cannot be read ({exc})") from None
-        pipe = cls.from_parts(Projection.load(folder), db, labels, k, tau, n_classes, config)
-        pipe.candidates = [Candidate(**c) for c in meta.get("candidates", [])]
-        pipe.expansion = Expansion.from_json(meta.get("expansion"))  # the saved database is already augmented
-        pipe.expansion_grid = list(meta.get("expansion_grid", []))
-        return pipe
-
-    @classmethod
-    def from_parts(cls, projection: Projection, db: np.ndarray, labels: np.ndarray, k: int, tau: float,
-                   n_classes: int | None = None, config: PipelineConfig | None = None) -> KNNPipeline:
-        """A fitted pipeline from stored pieces: projection, projected database, labels, k and tau."""
-        config = config or PipelineConfig(k=int(k), tau=float(tau))
-        pipe = cls(config)
-        pipe.projection = projection
-        if db.ndim != 2 or db.shape[1] != projection.out_dim:
-            raise ArtidError(f"the stored database has shape {db.shape} but the projection gives "
-                             f"{projection.out_dim}-d descriptors")
-        pipe.classifier = KNNClassifier(db, labels, n_classes=n_classes, use_gpu=config.use_gpu)
-        pipe.k, pipe.tau = 1, 1.0
-        pipe.use(k, tau)
-        return pipe
+        """Read a pipeline :meth:`save` wrote (``mmap``: map the database, index and keypoints)."""
+        return storage.load(cls, Path(folder), use_gpu, mmap)

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from artid.errors import ArtidError
+from artid.files import write_json
 from artid.retrieval.whitening import PCAWhitening, l2_normalise
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,7 @@ class Projection:
     def out_dim(self) -> int:
         return sum(w.out_dim if w is not None else d for w, d in zip(self.whitenings, self.widths))
 
-    def describe(self) -> dict:
+    def summary(self) -> dict:
         """JSON-able summary: whether whitened and the dimension of each part."""
         return {"whiten": "pcaw" if self.whitened else "none",
                 "dims": [w.out_dim if w is not None else d for w, d in zip(self.whitenings, self.widths)],
@@ -120,8 +121,8 @@ class Projection:
         for i, w in enumerate(self.whitenings):
             if w is not None:
                 w.save(folder / f"whitening-{i}.npz")
-        (folder / "projection.json").write_text(json.dumps(
-            {"widths": self.widths, "whitened": [w is not None for w in self.whitenings]}), encoding="utf-8")
+        write_json(folder / "projection.json",
+                   {"widths": self.widths, "whitened": [w is not None for w in self.whitenings]})
 
     @classmethod
     def load(cls, folder: Path) -> Projection:

@@ -40,7 +40,7 @@ def knn_answers(
         {
             "k": pipe.k,
             "tau": pipe.tau,
-            "whitening": projection.describe()["dims"] if projection.whitened else "raw",
+            "whitening": projection.summary()["dims"] if projection.whitened else "raw",
         },
     )
 
