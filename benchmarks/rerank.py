@@ -91,28 +91,33 @@ def main() -> None:
 
     def reranked(pipe: KNNPipeline, tops: list[int], search_ms: float, prefix: str) -> None:
         """Rows for each K: the largest verified in full, the smaller ones from its counts (a prefix)."""
-        done = None
+        clf, k, tau = pipe.classifier, pipe.k, pipe.tau
+        assert clf is not None and k is not None and tau is not None
+        depth = min(max(k, *tops), clf.size)
+        near = {s: pipe.neighbours(d[s].matrix, depth, progress=False) for s in ("val", "test")}
+        counts: dict[str, np.ndarray] = {}
         for top in sorted(tops, reverse=True):
-            rr = Reranker(pipe, lambda r: db_feats[r], RerankConfig(top=top))
-            if done is None:
-                rr.fit(d["val"].matrix, feats["val"], labels["val"], keys["val"])
-                ans = rr.predict(d["test"].matrix, feats["test"])
-                done = (rr.val_answer.counts if rr.val_answer is not None else None, ans.counts)
+            rr = Reranker(RerankConfig(top=top), db_feats.__getitem__, tau)
+            if not counts:
+                counts = {s: rr.verify(near[s][1], feats[s], progress=True) for s in ("val", "test")}
+                verify_ms = rr.ms_per_query or 0.0
             else:  # time K on the first queries, answer every query from the larger K's counts
-                rr.fit(d["val"].matrix, feats["val"], labels["val"], keys["val"], counts=done[0])
-                rr.predict(d["test"].matrix[:args.timing_queries], feats["test"], progress=False)
-                ans = rr.decide(*rr.search(d["test"].matrix), done[1][:, :rr.top])
+                rr.verify(near["test"][1][:args.timing_queries], feats["test"])
+                verify_ms = rr.ms_per_query or 0.0
+            val_counts = counts["val"][:, :top]
+            rr.fit(*near["val"], val_counts, clf, k, tau, pipe.config.taus, labels["val"], keys["val"])
+            ans = rr.decide(*near["test"], counts["test"][:, :top], clf, k)
             report(f"{prefix}rerank K={top}", ans.classified,
                    {"w": rr.w, "min_inliers": rr.min_inliers, "tau": rr.tau, "search_ms": search_ms,
-                    "verify_ms": rr.ms_per_query or 0.0, "median_inliers_top1": float(np.median(ans.counts[:, 0]))})
+                    "verify_ms": verify_ms, "median_inliers_top1": float(np.median(ans.counts[:, 0]))})
 
     pipe, search_ms = fit(0)
     assert pipe.classifier is not None and pipe.k is not None and pipe.tau is not None
-    report("global", pipe.predict(d["test"].matrix, progress=False),
+    report("global", pipe.predict(d["test"].matrix, progress=False).decision,
            {"k": pipe.k, "tau": pipe.tau, "search_ms": search_ms})
     reranked(pipe, args.ks, search_ms, "")
     qe_pipe, qe_ms = fit(None)
-    report("qe/dba", qe_pipe.predict(d["test"].matrix, progress=False),
+    report("qe/dba", qe_pipe.predict(d["test"].matrix, progress=False).decision,
            {**qe_pipe.expansion.to_json(), "search_ms": qe_ms})
     if args.expansion_k:
         reranked(qe_pipe, [args.expansion_k], qe_ms, "qe/dba + ")
