@@ -30,7 +30,8 @@ _NAMES = {
     "RerankConfig": "artid.retrieval.rerank", "load_descriptors": "artid.descriptors",
 }
 
-__all__ = ["__version__", *sorted(_NAMES)]
+__all__ = ["KNNPipeline", "PipelineConfig", "RerankConfig", "__version__", "evaluate", "extract_folder",
+           "load_bundle", "load_descriptors"]
 
 
 def __getattr__(name: str) -> Any:
