@@ -120,7 +120,8 @@ def load_descriptors(path: str | Path, mmap: bool = False, validate: bool = True
     for p in (npy, manifest):
         if not p.is_file():
             raise ArtidError(
-                f"descriptor file {p} not found (a descriptor set is a .npy matrix with a .json manifest)"
+                f"descriptor file {p} not found (a descriptor set is a .npy matrix with a .json "
+                "manifest)"
             )
     meta = read_json(manifest)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or "entries" not in meta:
@@ -137,7 +138,8 @@ def load_descriptors(path: str | Path, mmap: bool = False, validate: bool = True
         raise ArtidError(f"{manifest}: malformed entry ({exc!r})") from None
     if matrix.ndim != 2 or matrix.shape[0] != len(entries):
         raise ArtidError(
-            f"{npy} has {matrix.shape[0] if matrix.ndim else 0} rows but its manifest {manifest.name} "
+            f"{npy} has {matrix.shape[0] if matrix.ndim else 0} rows but its manifest "
+            f"{manifest.name} "
             f"lists {len(entries)} entries: the files do not belong together"
         )
     if validate:

@@ -18,7 +18,9 @@ def resolve_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ArtidError(f"--device: unknown device {name!r} (auto, cpu, cuda, cuda:1, ...)") from None
+        raise ArtidError(
+            f"--device: unknown device {name!r} (auto, cpu, cuda, cuda:1, ...)"
+        ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ArtidError(f"--device {name}: torch sees no CUDA GPU here; use --device cpu")
     return device

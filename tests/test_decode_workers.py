@@ -1,4 +1,5 @@
-"""Decoding workers leave with their parent: ``kill -9`` of an extraction leaves no process behind."""
+"""Decoding workers leave with their parent: ``kill -9`` of an extraction leaves no process
+behind."""
 
 from __future__ import annotations
 
@@ -55,15 +56,24 @@ def _alive(pid: int) -> bool:
 def test_workers_exit_when_the_parent_is_killed(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     for i in range(16):
-        Image.fromarray(rng.integers(0, 256, (200, 200, 3), dtype=np.uint8)).save(tmp_path / f"{i:02d}.png")
+        Image.fromarray(rng.integers(0, 256, (200, 200, 3), dtype=np.uint8)).save(
+            tmp_path / f"{i:02d}.png"
+        )
     root = Path(__file__).resolve().parents[1]
     env = dict(os.environ, PYTHONPATH=str(root))
-    parent = subprocess.Popen([sys.executable, "-c", CONSUMER, str(tmp_path)], stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, env=env, text=True)
+    parent = subprocess.Popen(
+        [sys.executable, "-c", CONSUMER, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        text=True,
+    )
     workers: list[int] = []
     try:
         assert parent.stdout is not None
-        assert parent.stdout.readline().startswith("decoded 0")  # workers are running and have delivered
+        assert parent.stdout.readline().startswith(
+            "decoded 0"
+        )  # workers are running and have delivered
         workers = _children(parent.pid)
         assert len(workers) == 2
         parent.send_signal(signal.SIGKILL)

@@ -18,8 +18,13 @@ def _dset(n: int = 4, d: int = 8) -> DescriptorSet:
     x = rng.standard_normal((n, d)).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     entries = [Entry(f"MET/{i}/0.jpg", i, "exhibit") for i in range(n)]
-    return DescriptorSet(x, entries, model={"name": "m"}, settings={"scales": [1.0]},
-                         failures=[{"path": "MET/9/0.jpg", "error": "truncated"}])
+    return DescriptorSet(
+        x,
+        entries,
+        model={"name": "m"},
+        settings={"scales": [1.0]},
+        failures=[{"path": "MET/9/0.jpg", "error": "truncated"}],
+    )
 
 
 def test_round_trip(tmp_path: Path) -> None:
@@ -43,7 +48,9 @@ def test_mmap(tmp_path: Path) -> None:
 def test_row_count_mismatch_is_refused(tmp_path: Path) -> None:
     save_descriptors(tmp_path / "db", _dset(4))
     np.save(tmp_path / "db.npy", _dset(3).matrix)
-    with pytest.raises(ArtidError, match=r"db.npy has 3 rows but its manifest db.json lists 4 entries"):
+    with pytest.raises(
+        ArtidError, match=r"db.npy has 3 rows but its manifest db.json lists 4 entries"
+    ):
         load_descriptors(tmp_path / "db")
 
 
@@ -75,6 +82,8 @@ def test_pickled_npy_is_refused(tmp_path: Path) -> None:
 def test_non_utf8_manifest_names_file(tmp_path: Path) -> None:
     save_descriptors(tmp_path / "d", _dset())
     manifest = tmp_path / "d.json"
-    manifest.write_bytes(manifest.read_text().replace("MET/1/0.jpg", "MET/1/\xe9.jpg").encode("latin-1"))
+    manifest.write_bytes(
+        manifest.read_text().replace("MET/1/0.jpg", "MET/1/\xe9.jpg").encode("latin-1")
+    )
     with pytest.raises(ArtidError, match=r"d.json: not UTF-8 text"):
         load_descriptors(tmp_path / "d")

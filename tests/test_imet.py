@@ -1,4 +1,5 @@
-"""The iMet Collection reader on fixtures in the exact Kaggle forms (2019 and 2020), bad rows included."""
+"""The iMet Collection reader on fixtures in the exact Kaggle forms (2019 and 2020), bad rows
+included."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from PIL import Image
 from artid.attributes import IMetDataset, read_annotations, read_labels, write_submission
 from artid.errors import ArtidError
 
-# iMet Collection 2019: culture:: ids first, then tag:: ids (1,103 in the real file); one name with a comma.
+# iMet Collection 2019: culture:: ids first, then tag:: ids (1,103 in the real file); one name with
+# a comma.
 LABELS_2019 = """attribute_id,attribute_name
 0,culture::abruzzi
 1,culture::achaemenid
@@ -78,8 +80,12 @@ def test_reads_the_2019_layout(imet2019):
     train = ds.split("train")
     assert train.ids == ["1000483014d91860", "1000fe2e667721fe", "1001614cb89646ee"]
     assert train.paths[1] == imet2019 / "train" / "1000fe2e667721fe.png"
-    np.testing.assert_array_equal(train.targets(), [[0, 1, 0, 0, 1, 0], [1, 0, 0, 1, 0, 1], [0, 0, 1, 0, 0, 0]])
-    test = ds.split("test")  # from sample_submission.csv: ids only, the placeholder labels are not targets
+    np.testing.assert_array_equal(
+        train.targets(), [[0, 1, 0, 0, 1, 0], [1, 0, 0, 1, 0, 1], [0, 0, 1, 0, 0, 0]]
+    )
+    test = ds.split(
+        "test"
+    )  # from sample_submission.csv: ids only, the placeholder labels are not targets
     assert not test.labelled and test.ids == ["10023b2cc4ed5f68", "100fbe75ed8fd887"]
     assert test.paths[0] == imet2019 / "test" / "10023b2cc4ed5f68.png"
     with pytest.raises(ArtidError, match="no labels"):
@@ -91,13 +97,21 @@ def test_reads_the_2020_layout(tmp_path):
     ds = IMetDataset(_kaggle(tmp_path / "imet-2020", LABELS_2020, TRAIN_2020, SAMPLE_2020))
     assert ds.kind == "imet2020"
     assert list(ds.groups) == ["country", "culture", "dimension", "medium", "tags"]
-    np.testing.assert_array_equal(ds.split("train").targets(), [[1, 0, 1, 1, 0, 0], [0, 1, 0, 0, 1, 1]])
-    assert ds.split("test").ids == ["00035b5a3a9fa9e7d18b2b1d2b3c0f7a"]  # an empty label list is allowed there
+    np.testing.assert_array_equal(
+        ds.split("train").targets(), [[1, 0, 1, 1, 0, 0], [0, 1, 0, 0, 1, 1]]
+    )
+    assert ds.split("test").ids == [
+        "00035b5a3a9fa9e7d18b2b1d2b3c0f7a"
+    ]  # an empty label list is allowed there
 
 
 def test_label_ids_need_not_be_contiguous(tmp_path):
-    root = _kaggle(tmp_path / "r", "attribute_id,attribute_name\n7,tag::b\n3,culture::a\n", "id,attribute_ids\nx1,7\n",
-                   "id,attribute_ids\n")
+    root = _kaggle(
+        tmp_path / "r",
+        "attribute_id,attribute_name\n7,tag::b\n3,culture::a\n",
+        "id,attribute_ids\nx1,7\n",
+        "id,attribute_ids\n",
+    )
     ds = IMetDataset(root)
     assert [label.id for label in ds.labels] == [3, 7] and ds.columns == {3: 0, 7: 1}
     np.testing.assert_array_equal(ds.split("train").targets(), [[0, 1]])
@@ -111,16 +125,31 @@ BAD = [
     ("labels.csv", LABELS_2019 + "six,tag::six\n", 8, "must be an integer"),
     ("labels.csv", LABELS_2019 + "6,tag::six,extra\n", 8, "expected 2 fields"),
     ("train.csv", "id,attributes\n1000483014d91860,1\n", 1, "header must be 'id,attribute_ids'"),
-    ("train.csv", TRAIN_2019 + "1002a8c2b4d1e9f0,4 1103\n", 5, "attribute id 1103 is not in labels.csv"),
+    (
+        "train.csv",
+        TRAIN_2019 + "1002a8c2b4d1e9f0,4 1103\n",
+        5,
+        "attribute id 1103 is not in labels.csv",
+    ),
     ("train.csv", TRAIN_2019 + "1002a8c2b4d1e9f0,\n", 5, "no attribute ids"),
     ("train.csv", TRAIN_2019 + "1002a8c2b4d1e9f0,4;5\n", 5, "integers separated by single spaces"),
     ("train.csv", TRAIN_2019 + "1002a8c2b4d1e9f0,4  5\n", 5, "integers separated by single spaces"),
     ("train.csv", TRAIN_2019 + "1002a8c2b4d1e9f0,-1\n", 5, "non-negative integers"),
     ("train.csv", TRAIN_2019 + "1002a8c2b4d1e9f0,4 5 4\n", 5, "lists an attribute id twice"),
-    ("train.csv", TRAIN_2019 + "1000fe2e667721fe,1\n", 5, "1000fe2e667721fe already listed on line 3"),
+    (
+        "train.csv",
+        TRAIN_2019 + "1000fe2e667721fe,1\n",
+        5,
+        "1000fe2e667721fe already listed on line 3",
+    ),
     ("train.csv", TRAIN_2019 + "1002a8c2b4d1e9f0\n", 5, "expected 2 fields"),
     ("train.csv", TRAIN_2019 + "../secret,1\n", 5, "not a plain file name"),
-    ("train.csv", TRAIN_2019 + "1002a8c2b4d1e9f0,1\n", 5, "missing file"),  # no train/1002a8c2b4d1e9f0.png
+    (
+        "train.csv",
+        TRAIN_2019 + "1002a8c2b4d1e9f0,1\n",
+        5,
+        "missing file",
+    ),  # no train/1002a8c2b4d1e9f0.png
     ("sample_submission.csv", "id\n10023b2cc4ed5f68\n", 1, "header must be 'id,attribute_ids'"),
     ("sample_submission.csv", SAMPLE_2019 + "10023b2cc4ed5f68,0\n", 4, "already listed on line 2"),
 ]
@@ -145,33 +174,50 @@ def test_missing_files_and_splits(imet2019, tmp_path):
     with pytest.raises(ArtidError, match="unknown split 'dev'"):
         IMetDataset(imet2019).split("dev")
     (imet2019 / "test" / "100fbe75ed8fd887.png").unlink()
-    with pytest.raises(ArtidError, match=re.escape(f"{imet2019 / 'sample_submission.csv'}:3: image 100fbe75ed8fd887")):
+    with pytest.raises(
+        ArtidError,
+        match=re.escape(f"{imet2019 / 'sample_submission.csv'}:3: image 100fbe75ed8fd887"),
+    ):
         IMetDataset(imet2019).split("test")
     assert len(IMetDataset(imet2019, check_images=False).split("test").paths) == 2
 
 
 def test_paths_file_points_at_images_elsewhere(tmp_path):
-    """The synthetic benchmark's form: ids map to existing images through paths.csv (relative to its folder)."""
+    """The synthetic benchmark's form: ids map to existing images through paths.csv (relative to its
+    folder)."""
     root = tmp_path / "bench" / "imet"
     root.mkdir(parents=True)
-    (root / "labels.csv").write_text("attribute_id,attribute_name\n0,department::Textiles\n1,colour::red\n")
+    (root / "labels.csv").write_text(
+        "attribute_id,attribute_name\n0,department::Textiles\n1,colour::red\n"
+    )
     (root / "train.csv").write_text("id,attribute_ids\nMET_0_0,0 1\n")
     (root / "val.csv").write_text("id,attribute_ids\ntest_met_000001,1\n")
-    (root / "paths.csv").write_text("id,path\nMET_0_0,../MET/0/0.jpg\ntest_met_000001,../test_met/000001.jpg\n")
+    (root / "paths.csv").write_text(
+        "id,path\nMET_0_0,../MET/0/0.jpg\ntest_met_000001,../test_met/000001.jpg\n"
+    )
     _png(tmp_path / "bench" / "MET" / "0" / "0.jpg")
     _png(tmp_path / "bench" / "test_met" / "000001.jpg")
     ds = IMetDataset(root)
     assert ds.kind == "custom" and ds.available_splits() == ["train", "val"]
-    assert ds.split("train").paths[0].resolve() == (tmp_path / "bench" / "MET" / "0" / "0.jpg").resolve()
+    assert (
+        ds.split("train").paths[0].resolve()
+        == (tmp_path / "bench" / "MET" / "0" / "0.jpg").resolve()
+    )
     np.testing.assert_array_equal(ds.split("val").targets(), [[0, 1]])
     (root / "val.csv").write_text("id,attribute_ids\ntest_met_000001,1\ntest_met_000002,0\n")
-    with pytest.raises(ArtidError, match=re.escape(f"{root / 'val.csv'}:3: image test_met_000002 is not in")):
+    with pytest.raises(
+        ArtidError, match=re.escape(f"{root / 'val.csv'}:3: image test_met_000002 is not in")
+    ):
         IMetDataset(root).split("val")
     (root / "paths.csv").write_text("id,path\nMET_0_0,../MET/0/1.jpg\n")
-    with pytest.raises(ArtidError, match=re.escape(f"{root / 'paths.csv'}:2: image MET_0_0: missing file")):
+    with pytest.raises(
+        ArtidError, match=re.escape(f"{root / 'paths.csv'}:2: image MET_0_0: missing file")
+    ):
         IMetDataset(root).split("train")
     (root / "paths.csv").write_text("id,path\nMET_0_0,/etc/passwd\n")
-    with pytest.raises(ArtidError, match=re.escape(f"{root / 'paths.csv'}:2: path must be relative")):
+    with pytest.raises(
+        ArtidError, match=re.escape(f"{root / 'paths.csv'}:2: path must be relative")
+    ):
         IMetDataset(root).split("train")
 
 
@@ -180,7 +226,10 @@ def test_submission_round_trip(tmp_path, imet2019):
     write_submission(out, ["10023b2cc4ed5f68", "100fbe75ed8fd887"], [[3, 1], []])
     assert out.read_text() == "id,attribute_ids\n10023b2cc4ed5f68,3 1\n100fbe75ed8fd887,\n"
     known = [label.id for label in read_labels(imet2019 / "labels.csv")]
-    assert read_annotations(out, known, allow_empty=True) == (["10023b2cc4ed5f68", "100fbe75ed8fd887"], [(3, 1), ()])
+    assert read_annotations(out, known, allow_empty=True) == (
+        ["10023b2cc4ed5f68", "100fbe75ed8fd887"],
+        [(3, 1), ()],
+    )
     with pytest.raises(ArtidError, match="no attribute ids"):
         read_annotations(out, known)
     with pytest.raises(ArtidError, match="2 image ids but 1 label lists"):

@@ -17,7 +17,9 @@ from artid.metrics.multilabel import (
 )
 
 
-def _random_pair(seed: int, n: int = 40, n_labels: int = 7, p: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
+def _random_pair(
+    seed: int, n: int = 40, n_labels: int = 7, p: float = 0.25
+) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     y_true = rng.random((n, n_labels)) < p
     y_pred = rng.random((n, n_labels)) < p
@@ -49,7 +51,9 @@ def test_default_is_sklearn_default_and_empty_rows_score_zero_division() -> None
     assert mean_fbeta(y_true, y_pred) == pytest.approx(ref)
     # Row 3: tp 1 of 2 true, 1 predicted -> 5 / (4 * 2 + 1).
     np.testing.assert_allclose(fbeta_per_image(y_true, y_pred), [0.0, 0.0, 0.0, 5 / 9])
-    np.testing.assert_allclose(fbeta_per_image(y_true, y_pred, zero_division=1.0), [1.0, 0.0, 0.0, 5 / 9])
+    np.testing.assert_allclose(
+        fbeta_per_image(y_true, y_pred, zero_division=1.0), [1.0, 0.0, 0.0, 5 / 9]
+    )
     assert mean_fbeta(y_true, y_pred, zero_division=float("nan")) == pytest.approx((5 / 9) / 3)
 
 
@@ -73,8 +77,12 @@ def test_ranking_metrics_equal_sklearn_on_defined_labels(seed: int) -> None:
     scores = rng.normal(size=(30, 6)) + y_true
     m = ranking_metrics(y_true, scores)
     assert (m.skipped_roc, m.skipped_pr) == (2, 1)
-    assert m.auc_roc_macro == pytest.approx(roc_auc_score(y_true[:, 2:], scores[:, 2:], average="macro"))
-    assert m.auc_pr_macro == pytest.approx(average_precision_score(y_true[:, 1:], scores[:, 1:], average="macro"))
+    assert m.auc_roc_macro == pytest.approx(
+        roc_auc_score(y_true[:, 2:], scores[:, 2:], average="macro")
+    )
+    assert m.auc_pr_macro == pytest.approx(
+        average_precision_score(y_true[:, 1:], scores[:, 1:], average="macro")
+    )
     assert m.auc_roc_micro == pytest.approx(roc_auc_score(y_true, scores, average="micro"))
     assert m.auc_pr_micro == pytest.approx(average_precision_score(y_true, scores, average="micro"))
     assert m.auc_roc_macro > 0.5  # the scores carry signal

@@ -8,5 +8,13 @@ a Kaggle ``submission.csv``.
 from artid.attributes.imet import GROUPS_2019, GROUPS_2020, IMetDataset, IMetSplit
 from artid.attributes.imet_csv import Label, read_annotations, read_labels, write_submission
 
-__all__ = ["GROUPS_2019", "GROUPS_2020", "IMetDataset", "IMetSplit", "Label", "read_annotations", "read_labels",
-           "write_submission"]
+__all__ = [
+    "GROUPS_2019",
+    "GROUPS_2020",
+    "IMetDataset",
+    "IMetSplit",
+    "Label",
+    "read_annotations",
+    "read_labels",
+    "write_submission",
+]

@@ -2,9 +2,10 @@
 
 - :func:`predict_run`: a Kaggle ``submission.csv`` (``id,attribute_ids``) of a split at the run's
   validation-chosen thresholds (a multi-class run: the top class's attribute id).
-- :func:`evaluate_run`: the metrics of a labelled split (multi-label: F2 at the val-chosen thresholds
-  ± bootstrap SE, F2 of every threshold kind, F2 at a fixed 0.5, AUC-ROC / AUC-PR; multi-class: top-1,
-  top-5, precision, recall, ROC AUC) and a report folder with plots (:mod:`artid.attributes.report`).
+- :func:`evaluate_run`: the metrics of a labelled split (multi-label: F2 at the val-chosen
+  thresholds ± bootstrap SE, F2 of every threshold kind, F2 at a fixed 0.5, AUC-ROC / AUC-PR;
+  multi-class: top-1, top-5, precision, recall, ROC AUC) and a report folder with plots
+  (:mod:`artid.attributes.report`).
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ from artid.attributes.runs import (
 from artid.files import write_json
 
 
-def predict_run(run: Path, root: Path, split: str, out: Path, mode: str | None = None,
-                progress: bool = True) -> int:
+def predict_run(
+    run: Path, root: Path, split: str, out: Path, mode: str | None = None, progress: bool = True
+) -> int:
     """Write the submission of ``split`` to ``out``; returns the number of images."""
     meta = read_run(run)
     dataset = open_dataset(root)
@@ -40,8 +42,15 @@ def predict_run(run: Path, root: Path, split: str, out: Path, mode: str | None =
     return len(s.ids)
 
 
-def evaluate_run(run: Path, root: Path, split: str = "test", out: Path | None = None, mode: str | None = None,
-                 resamples: int = 1000, progress: bool = True) -> dict:
+def evaluate_run(
+    run: Path,
+    root: Path,
+    split: str = "test",
+    out: Path | None = None,
+    mode: str | None = None,
+    resamples: int = 1000,
+    progress: bool = True,
+) -> dict:
     """Metrics of the run on a labelled split, written with the report into ``out``.
 
     ``out`` defaults to ``<run>/report_<split>``.
@@ -53,8 +62,12 @@ def evaluate_run(run: Path, root: Path, split: str = "test", out: Path | None = 
     scores = split_scores(run, meta, dataset, s, progress)
     out = out or Path(run) / f"report_{split}"
     out.mkdir(parents=True, exist_ok=True)
-    base = {"model": meta["model"], "split": split, "train_seconds": meta.get("train_seconds"),
-            "extract_seconds": meta.get("extract_seconds")}
+    base = {
+        "model": meta["model"],
+        "split": split,
+        "train_seconds": meta.get("train_seconds"),
+        "extract_seconds": meta.get("extract_seconds"),
+    }
     if meta["model"] == "multiclass":
         codes = multiclass_codes(meta, dataset, s)
         cols = meta["settings"]["classes"]
@@ -65,8 +78,21 @@ def evaluate_run(run: Path, root: Path, split: str = "test", out: Path | None = 
         return metrics
     y = s.targets()
     mode = mode or meta["thresholds_mode"]
-    metrics = {**base, **multilabel_metrics(y, scores, meta["thresholds"], mode, resamples=resamples),
-               "val_f2": {m: f["fbeta"] for m, f in meta["thresholds"].items()}}
+    metrics = {
+        **base,
+        **multilabel_metrics(y, scores, meta["thresholds"], mode, resamples=resamples),
+        "val_f2": {m: f["fbeta"] for m, f in meta["thresholds"].items()},
+    }
     train_counts = dataset.split("train").targets().sum(0)
-    write_report(out, metrics, y, scores, meta["thresholds"], s.paths, dataset.label_names, train_counts, split)
+    write_report(
+        out,
+        metrics,
+        y,
+        scores,
+        meta["thresholds"],
+        s.paths,
+        dataset.label_names,
+        train_counts,
+        split,
+    )
     return metrics

@@ -1,4 +1,5 @@
-"""A linear or small MLP head on frozen descriptors: multi-label (sigmoid + BCE) or multi-class (softmax + CE).
+"""A linear or small MLP head on frozen descriptors: multi-label (sigmoid + BCE) or multi-class
+(softmax + CE).
 
 Training is mini-batch Adam on (N, D) descriptors already in memory; on the
 synthetic benchmark it takes seconds on one CPU core. Saved as ``head.npz`` (the state dict as
@@ -45,7 +46,9 @@ class HeadSettings:
 
     def __post_init__(self) -> None:
         if self.hidden < 0 or self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise ArtidError(f"head settings: hidden >= 0, epochs >= 1, batch size >= 1, lr > 0; got {self}")
+            raise ArtidError(
+                f"head settings: hidden >= 0, epochs >= 1, batch size >= 1, lr > 0; got {self}"
+            )
         if self.pos_weight not in ("none", "balanced"):
             raise ArtidError(f"--pos-weight must be none or balanced, got {self.pos_weight!r}")
 
@@ -54,22 +57,29 @@ class HeadSettings:
 
 
 def build_head(dim: int, outputs: int, settings: HeadSettings) -> nn.Module:
-    """``Linear(dim, outputs)``, or ``Linear -> ReLU -> Dropout -> Linear`` when ``settings.hidden`` > 0."""
+    """``Linear(dim, outputs)``, or ``Linear -> ReLU -> Dropout -> Linear`` when ``settings.hidden``
+    > 0."""
     if settings.hidden == 0:
         return nn.Linear(dim, outputs)
-    return nn.Sequential(nn.Linear(dim, settings.hidden), nn.ReLU(), nn.Dropout(settings.dropout),
-                         nn.Linear(settings.hidden, outputs))
+    return nn.Sequential(
+        nn.Linear(dim, settings.hidden),
+        nn.ReLU(),
+        nn.Dropout(settings.dropout),
+        nn.Linear(settings.hidden, outputs),
+    )
 
 
 def balanced_pos_weight(y: np.ndarray, cap: float) -> np.ndarray:
-    """(L,) negatives / positives of each label, clipped to [1, cap] (labels never positive get ``cap``)."""
+    """(L,) negatives / positives of each label, clipped to [1, cap] (labels never positive get
+    ``cap``)."""
     pos = y.sum(0).astype(np.float64)
     neg = len(y) - pos
     return np.clip(neg / np.maximum(pos, 1e-9), 1.0, cap).astype(np.float32)
 
 
 def class_weights(codes: np.ndarray, n_classes: int) -> np.ndarray:
-    """(C,) inverse-frequency class weights ``n / (C * count)`` (scikit-learn's ``balanced``); 0 for absent classes."""
+    """(C,) inverse-frequency class weights ``n / (C * count)`` (scikit-learn's ``balanced``); 0 for
+    absent classes."""
     counts = np.bincount(codes, minlength=n_classes).astype(np.float64)
     present = counts > 0
     out = np.zeros(n_classes)
@@ -77,9 +87,16 @@ def class_weights(codes: np.ndarray, n_classes: int) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def train_head(x: np.ndarray, y: np.ndarray, settings: HeadSettings, *, multiclass: bool = False,
-               n_classes: int | None = None, weights: np.ndarray | None = None,
-               progress: bool = False) -> nn.Module:
+def train_head(
+    x: np.ndarray,
+    y: np.ndarray,
+    settings: HeadSettings,
+    *,
+    multiclass: bool = False,
+    n_classes: int | None = None,
+    weights: np.ndarray | None = None,
+    progress: bool = False,
+) -> nn.Module:
     """Train a head on descriptors.
 
     Args:
@@ -96,7 +113,10 @@ def train_head(x: np.ndarray, y: np.ndarray, settings: HeadSettings, *, multicla
     """
     x_t = torch.as_tensor(np.asarray(x, dtype=np.float32))
     if len(x_t) == 0 or len(x_t) != len(y):
-        raise ArtidError(f"head training needs as many label rows as descriptors (>0); got {len(x_t)} and {len(y)}")
+        raise ArtidError(
+            f"head training needs as many label rows as descriptors (>0); got {len(x_t)} and "
+            f"{len(y)}"
+        )
     torch.manual_seed(settings.seed)
     if multiclass:
         y_t = torch.as_tensor(np.asarray(y, dtype=np.int64))
@@ -143,5 +163,7 @@ def load_head(file: Path, dim: int, outputs: int, settings: HeadSettings) -> nn.
             state = {k: torch.as_tensor(arrays[k]) for k in arrays.files}
         head.load_state_dict(state)
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
-        raise ArtidError(f"{file}: not a head of {dim} -> {outputs} with these settings ({exc})") from None
+        raise ArtidError(
+            f"{file}: not a head of {dim} -> {outputs} with these settings ({exc})"
+        ) from None
     return head.eval()

@@ -1,4 +1,5 @@
-"""The iMet Collection layout (Kaggle FGVC6 2019, FGVC7 2020, and ``artid synth``'s ``imet/`` folder).
+"""The iMet Collection layout (Kaggle FGVC6 2019, FGVC7 2020, and ``artid synth``'s ``imet/``
+folder).
 
 A dataset root holds::
 
@@ -62,9 +63,12 @@ class IMetSplit:
         return self.label_ids is not None
 
     def targets(self) -> np.ndarray:
-        """(n_images, n_labels) uint8 multi-hot matrix; columns follow :attr:`IMetDataset.labels`."""
+        """(n_images, n_labels) uint8 multi-hot matrix; columns follow
+        :attr:`IMetDataset.labels`."""
         if self.label_ids is None:
-            raise ArtidError(f"{self.source}: the {self.name} split has no labels (only its image ids)")
+            raise ArtidError(
+                f"{self.source}: the {self.name} split has no labels (only its image ids)"
+            )
         out = np.zeros((len(self.ids), len(self.columns)), np.uint8)
         for row, ids in enumerate(self.label_ids):
             out[row, [self.columns[i] for i in ids]] = 1
@@ -87,7 +91,9 @@ class IMetDataset:
     def __init__(self, root: str | Path, check_images: bool = True) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
-            raise ArtidError(f"{self.root}: no such folder (expected an iMet dataset root holding labels.csv)")
+            raise ArtidError(
+                f"{self.root}: no such folder (expected an iMet dataset root holding labels.csv)"
+            )
         self.check_images = check_images
         self.labels = read_labels(self.root / "labels.csv")
         self.columns = {label.id: i for i, label in enumerate(self.labels)}
@@ -120,14 +126,16 @@ class IMetDataset:
         return read_paths(file) if file.is_file() else None
 
     def available_splits(self) -> list[str]:
-        """Splits with a file: ``train.csv``, ``val.csv``, ``test.csv`` (or ``sample_submission.csv``)."""
+        """Splits with a file: ``train.csv``, ``val.csv``, ``test.csv`` (or
+        ``sample_submission.csv``)."""
         out = [s for s in SPLITS if (self.root / f"{s}.csv").is_file()]
         if "test" not in out and (self.root / "sample_submission.csv").is_file():
             out.append("test")
         return out
 
     def split(self, name: str) -> IMetSplit:
-        """One split; ``test`` comes from ``test.csv``, else from ``sample_submission.csv`` (ids only, unlabelled)."""
+        """One split; ``test`` comes from ``test.csv``, else from ``sample_submission.csv`` (ids
+        only, unlabelled)."""
         if name not in SPLITS:
             raise ArtidError(f"unknown split {name!r}; expected one of {', '.join(SPLITS)}")
         if name not in self._splits:
@@ -137,14 +145,27 @@ class IMetDataset:
     def _read_split(self, name: str) -> IMetSplit:
         source = self.root / f"{name}.csv"
         labelled = True
-        if name == "test" and not source.is_file() and (self.root / "sample_submission.csv").is_file():
+        if (
+            name == "test"
+            and not source.is_file()
+            and (self.root / "sample_submission.csv").is_file()
+        ):
             source, labelled = self.root / "sample_submission.csv", False
         if not source.is_file():
-            raise ArtidError(f"{source}: no such file (splits here: {', '.join(self.available_splits()) or 'none'})")
+            raise ArtidError(
+                f"{source}: no such file (splits here: "
+                f"{', '.join(self.available_splits()) or 'none'})"
+            )
         rows = annotation_rows(source, self.columns if labelled else None, allow_empty=not labelled)
         paths = [self._image_path(name, image_id, f"{source}:{line}") for line, image_id, _ in rows]
-        return IMetSplit(name, source, [r[1] for r in rows], paths, [r[2] for r in rows] if labelled else None,
-                         self.columns)
+        return IMetSplit(
+            name,
+            source,
+            [r[1] for r in rows],
+            paths,
+            [r[2] for r in rows] if labelled else None,
+            self.columns,
+        )
 
     def _image_path(self, split: str, image_id: str, where: str) -> Path:
         if self._paths is not None:

@@ -1,4 +1,5 @@
-"""The iMet Collection CSV files, row by row: ``labels.csv``, ``id,attribute_ids`` files, ``paths.csv``.
+"""The iMet Collection CSV files, row by row: ``labels.csv``, ``id,attribute_ids`` files,
+``paths.csv``.
 
 The exact Kaggle forms (iMet Collection 2019 and 2020). Every row is checked; a bad one raises
 :class:`~artid.errors.ArtidError` naming file and line. :class:`~artid.attributes.imet.IMetDataset`
@@ -23,7 +24,8 @@ PATHS_HEADER = ["id", "path"]
 
 @dataclass(frozen=True)
 class Label:
-    """One attribute: ``id`` as in ``labels.csv``, ``name`` whole (``culture::american``), split in group and value."""
+    """One attribute: ``id`` as in ``labels.csv``, ``name`` whole (``culture::american``), split in
+    group and value."""
 
     id: int
     name: str
@@ -42,7 +44,8 @@ def _read_csv(path: Path, header: list[str]) -> list[tuple[int, list[str]]]:
             first = next(reader, None)
             if first is None or [c.strip() for c in first] != header:
                 raise ArtidError(
-                    f"{path}:1: header must be {','.join(header)!r}, found {','.join(first or [])!r}"
+                    f"{path}:1: header must be {','.join(header)!r}, found "
+                    f"{','.join(first or [])!r}"
                 )
             for row in reader:
                 if not row:
@@ -84,7 +87,8 @@ def read_labels(path: str | Path) -> list[Label]:
         group, sep, value = name.partition("::")
         if not sep or not group or not value:
             raise ArtidError(
-                f"{where}: attribute_name must be 'group::value' (e.g. culture::american), found {name!r}"
+                f"{where}: attribute_name must be 'group::value' (e.g. culture::american), found "
+                f"{name!r}"
             )
         seen[label_id] = line
         out.append(Label(label_id, name, group, value))
@@ -94,7 +98,8 @@ def read_labels(path: str | Path) -> list[Label]:
 
 
 def check_image_id(image_id: str, where: str) -> None:
-    """Raise unless ``image_id`` can name a file (non-empty, no path separator, no surrounding space)."""
+    """Raise unless ``image_id`` can name a file (non-empty, no path separator, no surrounding
+    space)."""
     if (
         not image_id
         or image_id != image_id.strip()
@@ -198,7 +203,8 @@ def write_submission(
         row = [int(x) for x in labels]
         if any(x < 0 for x in row) or len(set(row)) != len(row):
             raise ArtidError(
-                f"{path}: image {image_id}: attribute ids must be distinct and non-negative, got {row}"
+                f"{path}: image {image_id}: attribute ids must be distinct and non-negative, got "
+                f"{row}"
             )
         lines.append([image_id, " ".join(map(str, row))])
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:

@@ -28,19 +28,24 @@ from artid.files import atomic_path
 def group_columns(dataset: IMetDataset, group: str) -> np.ndarray:
     """The label columns of ``group``; :class:`ArtidError` listing the groups if it has none."""
     if group not in dataset.groups:
-        raise ArtidError(f"--group {group!r}: no such label group; the groups are {', '.join(dataset.groups)}")
+        raise ArtidError(
+            f"--group {group!r}: no such label group; the groups are {', '.join(dataset.groups)}"
+        )
     return dataset.groups[group]
 
 
 def class_codes(split: IMetSplit, columns: np.ndarray) -> np.ndarray:
-    """(N,) class code (position in ``columns``) of each image; an image without exactly one is an error."""
+    """(N,) class code (position in ``columns``) of each image; an image without exactly one is an
+    error."""
     sub = split.targets()[:, columns]
     counts = sub.sum(1)
     bad = np.flatnonzero(counts != 1)
     if len(bad):
         i = int(bad[0])
-        raise ArtidError(f"{split.source}: image {split.ids[i]} has {int(counts[i])} labels of this group; the "
-                         "multi-class task needs exactly one per image (choose another --group)")
+        raise ArtidError(
+            f"{split.source}: image {split.ids[i]} has {int(counts[i])} labels of this group; the "
+            "multi-class task needs exactly one per image (choose another --group)"
+        )
     return np.argmax(sub, axis=1)
 
 
@@ -57,7 +62,8 @@ def multiclass_metrics(codes: np.ndarray, probs: np.ndarray) -> dict:
         codes: (N,) true class codes.
         probs: (N, C) class probabilities.
 
-    ROC AUC is averaged over the classes present in ``codes`` with at least one negative (NaN if none).
+    ROC AUC is averaged over the classes present in ``codes`` with at least one negative (NaN if
+    none).
     """
     n_classes = probs.shape[1]
     pred = np.argmax(probs, axis=1)
@@ -68,9 +74,12 @@ def multiclass_metrics(codes: np.ndarray, probs: np.ndarray) -> dict:
     return {
         "top1": float(np.mean(pred == codes)),
         "top5": float(np.mean((top5 == codes[:, None]).any(1))),
-        "precision_macro": float(precision_score(codes, pred, labels=np.unique(codes), average="macro",
-                                                 zero_division=0)),
-        "recall_macro": float(recall_score(codes, pred, labels=np.unique(codes), average="macro", zero_division=0)),
+        "precision_macro": float(
+            precision_score(codes, pred, labels=np.unique(codes), average="macro", zero_division=0)
+        ),
+        "recall_macro": float(
+            recall_score(codes, pred, labels=np.unique(codes), average="macro", zero_division=0)
+        ),
         "roc_auc_macro": float(np.mean(aucs)) if aucs else float("nan"),
         "images": len(codes),
     }
@@ -88,7 +97,8 @@ def plot_confusion(codes: np.ndarray, probs: np.ndarray, names: list[str], file:
     size = max(5.0, 0.45 * len(names) + 2)
     fig, ax = plt.subplots(figsize=(size, size))
     ConfusionMatrixDisplay(np.nan_to_num(cm), display_labels=names).plot(
-        ax=ax, cmap="Blues", colorbar=False, values_format=".2f", xticks_rotation="vertical")
+        ax=ax, cmap="Blues", colorbar=False, values_format=".2f", xticks_rotation="vertical"
+    )
     ax.set_title("confusion matrix (rows: true, normalised)")
     fig.tight_layout()
     with atomic_path(file) as tmp:

@@ -1,4 +1,5 @@
-"""A fitted one-vs-rest RBF SVM as plain arrays: scores without scikit-learn objects, saved without pickle.
+"""A fitted one-vs-rest RBF SVM as plain arrays: scores without scikit-learn objects, saved without
+pickle.
 
 scikit-learn's own way to save a model is pickle (joblib), which runs code on load; artid writes
 no pickle of its own (DESIGN). A binary RBF ``SVC`` is fully described by public arrays:
@@ -27,7 +28,8 @@ from artid.errors import ArtidError
 
 
 def resolved_gamma(gamma: str | float, x: np.ndarray) -> float:
-    """The numeric RBF gamma scikit-learn's ``SVC`` uses for training matrix ``x`` (scale / auto / number)."""
+    """The numeric RBF gamma scikit-learn's ``SVC`` uses for training matrix ``x`` (scale / auto /
+    number)."""
     if gamma == "scale":
         var = float(np.asarray(x, dtype=np.float64).var())
         return 1.0 / (x.shape[1] * var) if var != 0 else 1.0
@@ -71,18 +73,27 @@ class RbfOvr:
                 intercept.append(float(np.ravel(est.decision_function(x_train[:1]))[0]))
         n_labels = len(ovr.estimators_)
         if not rows:
-            return cls(np.zeros((0, x_train.shape[1])), sp.csc_matrix((0, n_labels)), np.array(intercept), 1.0)
+            return cls(
+                np.zeros((0, x_train.shape[1])),
+                sp.csc_matrix((0, n_labels)),
+                np.array(intercept),
+                1.0,
+            )
         assert gamma is not None  # set by every SVC, and there is one since rows is not empty
         r = np.concatenate(rows)
         used, inverse = np.unique(r, return_inverse=True)
-        dual = sp.csc_matrix((np.concatenate(vals), (inverse, np.concatenate(cols))), shape=(len(used), n_labels))
+        dual = sp.csc_matrix(
+            (np.concatenate(vals), (inverse, np.concatenate(cols))), shape=(len(used), n_labels)
+        )
         return cls(x_train[used], dual, np.array(intercept, dtype=np.float64), float(gamma))
 
     def decision_function(self, x: np.ndarray) -> np.ndarray:
         """(N, L) decision values of (N, D) features (positive: the label is predicted)."""
         x = np.asarray(x, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != self.support_vectors.shape[1]:
-            raise ArtidError(f"features must be (N, {self.support_vectors.shape[1]}); got {x.shape}")
+            raise ArtidError(
+                f"features must be (N, {self.support_vectors.shape[1]}); got {x.shape}"
+            )
         out = np.tile(self.intercept, (len(x), 1))
         if self.support_vectors.shape[0]:
             kernel = rbf_kernel(x, self.support_vectors, gamma=self.gamma)
@@ -103,12 +114,17 @@ class RbfOvr:
         }
 
     @classmethod
-    def from_arrays(cls, arrays: Mapping[str, np.ndarray], prefix: str = "svm_", source: str | Path = "") -> RbfOvr:
+    def from_arrays(
+        cls, arrays: Mapping[str, np.ndarray], prefix: str = "svm_", source: str | Path = ""
+    ) -> RbfOvr:
         """Rebuild from :meth:`arrays` (``source`` names the file in error messages)."""
         try:
             shape = tuple(int(v) for v in arrays[f"{prefix}shape"])
             dual = sp.csc_matrix(
-                (arrays[f"{prefix}dual_vals"], (arrays[f"{prefix}dual_rows"], arrays[f"{prefix}dual_cols"])),
+                (
+                    arrays[f"{prefix}dual_vals"],
+                    (arrays[f"{prefix}dual_rows"], arrays[f"{prefix}dual_cols"]),
+                ),
                 shape=shape,
             )
             model = cls(

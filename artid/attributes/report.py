@@ -1,10 +1,12 @@
-"""Decisions and the report of a multi-label attribute model: thresholds from validation, metrics, plots.
+"""Decisions and the report of a multi-label attribute model: thresholds from validation, metrics,
+plots.
 
 :func:`fit_thresholds` searches the three kinds of thresholds of :mod:`artid.metrics.thresholds`
 (global, per group, per label shrunk toward the group) on validation scores, each with the
 at-least-one-label rule. :func:`write_report` writes a folder with ``metrics.json``, the F2 curve
 of one global threshold (``threshold_curve.png``), each label's F2 against its training frequency
-(``label_f2.png``) and a grid of example images with their true and predicted tags (``examples.png``).
+(``label_f2.png``) and a grid of example images with their true and predicted tags
+(``examples.png``).
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ MODES = ("global", "group", "label")
 
 
 def fit_thresholds(y_val: np.ndarray, scores: np.ndarray, names: Sequence[str]) -> dict[str, dict]:
-    """Global, per-group and per-label thresholds (at-least-one rule) on validation: mode -> ThresholdFit dict."""
+    """Global, per-group and per-label thresholds (at-least-one rule) on validation: mode ->
+    ThresholdFit dict."""
     groups = label_groups(names)
     g = search_global(y_val, scores, at_least_one=True)
     grp = search_per_group(y_val, scores, groups, at_least_one=True, start=g.thresholds)
@@ -48,7 +51,8 @@ def fit_thresholds(y_val: np.ndarray, scores: np.ndarray, names: Sequence[str]) 
 
 
 def decide(scores: np.ndarray, fits: dict[str, dict], mode: str) -> np.ndarray:
-    """(N, L) decisions at the validation-chosen thresholds of ``mode`` (with the at-least-one rule)."""
+    """(N, L) decisions at the validation-chosen thresholds of ``mode`` (with the at-least-one
+    rule)."""
     if mode not in fits:
         raise ArtidError(f"--thresholds {mode!r}: this run has {', '.join(fits)}")
     return apply_thresholds(scores, np.asarray(fits[mode]["thresholds"]), at_least_one=True)
@@ -61,9 +65,16 @@ def f2_estimate(y: np.ndarray, pred: np.ndarray, resamples: int = 1000, seed: in
     return est.to_json()
 
 
-def multilabel_metrics(y: np.ndarray, scores: np.ndarray, fits: dict[str, dict], mode: str,
-                       fixed: float = 0.5, resamples: int = 1000) -> dict:
-    """F2 at the val-chosen thresholds (± bootstrap SE), F2 of every mode, F2 at a fixed threshold, AUCs."""
+def multilabel_metrics(
+    y: np.ndarray,
+    scores: np.ndarray,
+    fits: dict[str, dict],
+    mode: str,
+    fixed: float = 0.5,
+    resamples: int = 1000,
+) -> dict:
+    """F2 at the val-chosen thresholds (± bootstrap SE), F2 of every mode, F2 at a fixed threshold,
+    AUCs."""
     pred = decide(scores, fits, mode)
     return {
         "thresholds": mode,
@@ -84,8 +95,11 @@ def _plt():
     return plt
 
 
-def plot_threshold_curve(y: np.ndarray, scores: np.ndarray, fits: dict[str, dict], file: Path, title: str) -> None:
-    """Mean F2 against one global threshold (at-least-one rule), with the val-chosen global threshold marked."""
+def plot_threshold_curve(
+    y: np.ndarray, scores: np.ndarray, fits: dict[str, dict], file: Path, title: str
+) -> None:
+    """Mean F2 against one global threshold (at-least-one rule), with the val-chosen global
+    threshold marked."""
     lo, hi = float(scores.min()), float(scores.max())
     cands = np.linspace(lo, hi, 101) if hi > lo else np.array([lo])
     curve = fbeta_curve(y, scores, cands, at_least_one=True)
@@ -104,7 +118,9 @@ def plot_threshold_curve(y: np.ndarray, scores: np.ndarray, fits: dict[str, dict
     plt.close(fig)
 
 
-def plot_label_f2(y: np.ndarray, pred: np.ndarray, train_counts: np.ndarray, file: Path, title: str) -> None:
+def plot_label_f2(
+    y: np.ndarray, pred: np.ndarray, train_counts: np.ndarray, file: Path, title: str
+) -> None:
     """Each label's F2 (on the evaluated split) against its number of training images."""
     f2 = fbeta_per_label(y, pred)
     present = y.sum(0) > 0
@@ -126,15 +142,25 @@ def _tag_text(head: str, tags: list[str], limit: int = 8) -> str:
     return textwrap.fill(f"{head}: " + ", ".join(tags[:limit]) + more, width=44)
 
 
-def plot_examples(paths: Sequence[Path], y: np.ndarray, scores: np.ndarray, pred: np.ndarray,
-                  names: Sequence[str], file: Path, n: int = 8) -> None:
+def plot_examples(
+    paths: Sequence[Path],
+    y: np.ndarray,
+    scores: np.ndarray,
+    pred: np.ndarray,
+    names: Sequence[str],
+    file: Path,
+    n: int = 8,
+) -> None:
     """A grid of images with their true tags and the predicted ones.
 
     Predicted tags come highest score first, marked ``+`` when correct and ``-`` when wrong.
     """
     plt = _plt()
-    idx: list[int] = (np.linspace(0, len(paths) - 1, min(n, len(paths))).round().astype(int).tolist()
-                      if len(paths) else [])
+    idx: list[int] = (
+        np.linspace(0, len(paths) - 1, min(n, len(paths))).round().astype(int).tolist()
+        if len(paths)
+        else []
+    )
     cols = min(4, max(1, len(idx)))
     rows = max(1, -(-len(idx) // cols))
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 4.4 * rows), squeeze=False)
@@ -145,21 +171,34 @@ def plot_examples(paths: Sequence[Path], y: np.ndarray, scores: np.ndarray, pred
         true = [names[j] for j in np.flatnonzero(y[i]).tolist()]
         said = sorted(np.flatnonzero(pred[i]).tolist(), key=lambda j: -scores[i, j])
         marked = [("+" if y[i, j] else "-") + names[j] for j in said]
-        ax.set_title(_tag_text("true", true) + "\n" + _tag_text("predicted", marked), fontsize=7, loc="left")
+        ax.set_title(
+            _tag_text("true", true) + "\n" + _tag_text("predicted", marked), fontsize=7, loc="left"
+        )
     fig.tight_layout()
     with atomic_path(file) as tmp:
         fig.savefig(tmp, dpi=100)
     plt.close(fig)
 
 
-def write_report(folder: Path, metrics: dict, y: np.ndarray, scores: np.ndarray, fits: dict[str, dict],
-                 paths: Sequence[Path], names: Sequence[str], train_counts: np.ndarray, split: str) -> Path:
+def write_report(
+    folder: Path,
+    metrics: dict,
+    y: np.ndarray,
+    scores: np.ndarray,
+    fits: dict[str, dict],
+    paths: Sequence[Path],
+    names: Sequence[str],
+    train_counts: np.ndarray,
+    split: str,
+) -> Path:
     """``metrics.json`` and the three plots of the module docstring into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     write_text(folder / "metrics.json", json.dumps(metrics, indent=1, default=float))
     pred = decide(scores, fits, metrics["thresholds"])
     short = [n.split("::", 1)[-1] for n in names]
-    plot_threshold_curve(y, scores, fits, folder / "threshold_curve.png", f"{split}: F2 against the threshold")
+    plot_threshold_curve(
+        y, scores, fits, folder / "threshold_curve.png", f"{split}: F2 against the threshold"
+    )
     plot_label_f2(y, pred, train_counts, folder / "label_f2.png", f"{split}: per-label F2")
     plot_examples(paths, y, scores, pred, short, folder / "examples.png")
     return folder

@@ -87,7 +87,9 @@ def read_run(run: Path) -> dict:
     try:
         meta = json.loads(file.read_text())
     except (OSError, ValueError) as exc:
-        raise ArtidError(f"{file}: not an attributes run ({exc}); train one with `artid attributes train`") from None
+        raise ArtidError(
+            f"{file}: not an attributes run ({exc}); train one with `artid attributes train`"
+        ) from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ArtidError(f"{file}: not an attributes run of format {FORMAT}")
     return meta
@@ -96,8 +98,10 @@ def read_run(run: Path) -> dict:
 def check_labels(meta: dict, dataset: IMetDataset, run: Path) -> None:
     """The dataset must have the labels the run was trained on."""
     if meta["labels"] != dataset.label_names:
-        raise ArtidError(f"{run}: trained on {len(meta['labels'])} labels that differ from the "
-                         f"{len(dataset.label_names)} of {dataset.root / 'labels.csv'}")
+        raise ArtidError(
+            f"{run}: trained on {len(meta['labels'])} labels that differ from the "
+            f"{len(dataset.label_names)} of {dataset.root / 'labels.csv'}"
+        )
 
 
 def _features(meta: dict, run: Path, progress: bool) -> SplitFeatures:
@@ -105,8 +109,11 @@ def _features(meta: dict, run: Path, progress: bool) -> SplitFeatures:
     return SplitFeatures(FeatureSpec.from_json(meta["features"]), folder, progress)
 
 
-def split_scores(run: Path, meta: dict, dataset: IMetDataset, split: IMetSplit, progress: bool = True) -> np.ndarray:
-    """(N, L) label scores of a split (multi-class: (N, C) class probabilities of the run's group)."""
+def split_scores(
+    run: Path, meta: dict, dataset: IMetDataset, split: IMetSplit, progress: bool = True
+) -> np.ndarray:
+    """(N, L) label scores of a split (multi-class: (N, C) class probabilities of the run's
+    group)."""
     kind, s = meta["model"], meta["settings"]
     if kind == "bow-svm":
         from artid.attributes.bow import BowSvm
@@ -115,7 +122,11 @@ def split_scores(run: Path, meta: dict, dataset: IMetDataset, split: IMetSplit, 
     if kind == "finetune":
         settings = FinetuneSettings(**s["finetune"])
         net = load_finetuned(settings, run, len(dataset.labels))
-        return _sigmoid(predict_logits(net, split.paths, settings.size, settings.batch_size, progress, split.name))
+        return _sigmoid(
+            predict_logits(
+                net, split.paths, settings.size, settings.batch_size, progress, split.name
+            )
+        )
     x = _features(meta, run, progress)(split)
     if kind == "knn":
         db = np.load(run / "knn_database.npy", allow_pickle=False)
@@ -142,8 +153,14 @@ def _fit(kind: str, o: TrainOptions, run: Path, dataset: IMetDataset, meta: dict
         return
     if kind == "finetune":
         t0 = time.perf_counter()
-        finetune(o.finetune, run, (train.paths, y), (val.paths, val.targets()), o.progress,
-                 o.resume_changed)
+        finetune(
+            o.finetune,
+            run,
+            (train.paths, y),
+            (val.paths, val.targets()),
+            o.progress,
+            o.resume_changed,
+        )
         meta["train_seconds"] = time.perf_counter() - t0
         meta["settings"] = {"finetune": o.finetune.to_json()}
         return
@@ -166,23 +183,35 @@ def _fit(kind: str, o: TrainOptions, run: Path, dataset: IMetDataset, meta: dict
         cols = group_columns(dataset, o.group)
         codes = class_codes(train, cols)
         w = class_weights(codes, len(cols)) if o.class_weighting else None
-        head = train_head(x, codes, o.head, multiclass=True, n_classes=len(cols), weights=w, progress=o.progress)
+        head = train_head(
+            x, codes, o.head, multiclass=True, n_classes=len(cols), weights=w, progress=o.progress
+        )
         save_head(head, run / "head.npz")
-        meta["settings"] = {"head": o.head.to_json(), "group": o.group, "classes": cols.tolist(),
-                            "class_weighting": o.class_weighting}
+        meta["settings"] = {
+            "head": o.head.to_json(),
+            "group": o.group,
+            "classes": cols.tolist(),
+            "class_weighting": o.class_weighting,
+        }
     meta["train_seconds"] = time.perf_counter() - t0
 
 
 def train_run(root: Path, out: Path, options: TrainOptions) -> dict:
-    """Train ``options.model`` on the train split, choose thresholds on val, write ``out/run.json``."""
+    """Train ``options.model`` on the train split, choose thresholds on val, write
+    ``out/run.json``."""
     if options.model not in MODELS:
         raise ArtidError(f"--model must be one of {', '.join(MODELS)}; got {options.model!r}")
     dataset = open_dataset(root)
     out.mkdir(parents=True, exist_ok=True)
-    meta = {"format": FORMAT, "model": options.model, "root": str(dataset.root.resolve()),
-            "labels": dataset.label_names, "features": options.features.to_json(),
-            "descriptors": str(options.descriptors) if options.descriptors else None,
-            "thresholds_mode": options.thresholds}
+    meta = {
+        "format": FORMAT,
+        "model": options.model,
+        "root": str(dataset.root.resolve()),
+        "labels": dataset.label_names,
+        "features": options.features.to_json(),
+        "descriptors": str(options.descriptors) if options.descriptors else None,
+        "thresholds_mode": options.thresholds,
+    }
     _fit(options.model, options, out, dataset, meta)
     if options.model != "multiclass":
         val = dataset.split("val")
@@ -193,7 +222,8 @@ def train_run(root: Path, out: Path, options: TrainOptions) -> dict:
 
 
 def predicted_labels(meta: dict, scores: np.ndarray, mode: str | None = None) -> np.ndarray:
-    """(N, L) bool decisions: thresholds of ``mode`` (default the run's), or the top class of a multi-class run."""
+    """(N, L) bool decisions: thresholds of ``mode`` (default the run's), or the top class of a
+    multi-class run."""
     from artid.attributes.report import decide
 
     if meta["model"] == "multiclass":

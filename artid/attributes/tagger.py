@@ -1,12 +1,14 @@
-"""Attribute tags for single photos, from an attributes run on frozen descriptors (``head`` or ``knn``).
+"""Attribute tags for single photos, from an attributes run on frozen descriptors (``head`` or
+``knn``).
 
-What the recognition service needs to tag a photo: the run's ``run.json`` (labels, descriptor settings,
-the thresholds chosen on validation and which kind the run uses) and its model files (``head.npz``, or
-``knn_database.npy`` + ``knn_labels.npy``). :func:`servable_run` checks a run folder and lists those
-files, :func:`copy_servable` copies them into another folder (a bundle keeps its own copy), and
-:class:`Tagger` loads such a folder and turns (N, D) descriptors of the run's backbone and settings
-into scores and tags: a label is *predicted* when its score reaches the run's validation-chosen
-threshold, and every photo gets at least one (the rule the thresholds were searched with).
+What the recognition service needs to tag a photo: the run's ``run.json`` (labels, descriptor
+settings, the thresholds chosen on validation and which kind the run uses) and its model files
+(``head.npz``, or ``knn_database.npy`` + ``knn_labels.npy``). :func:`servable_run` checks a run
+folder and lists those files, :func:`copy_servable` copies them into another folder (a bundle keeps
+its own copy), and :class:`Tagger` loads such a folder and turns (N, D) descriptors of the run's
+backbone and settings into scores and tags: a label is *predicted* when its score reaches the run's
+validation-chosen threshold, and every photo gets at least one (the rule the thresholds were
+searched with).
 
 Only models on frozen descriptors are servable: the service describes the photo once with the
 bundle's backbone and reuses that descriptor (the fine-tuned, BoW + SVM and multi-class runs would
@@ -28,7 +30,10 @@ from artid.files import copy_file, write_json
 from artid.metrics.decisions import apply_thresholds, broadcast_thresholds, label_group
 
 #: Models a service can tag photos with, and the files each needs besides ``run.json``.
-SERVABLE_FILES: dict[str, tuple[str, ...]] = {"head": ("head.npz",), "knn": ("knn_database.npy", "knn_labels.npy")}
+SERVABLE_FILES: dict[str, tuple[str, ...]] = {
+    "head": ("head.npz",),
+    "knn": ("knn_database.npy", "knn_labels.npy"),
+}
 #: Tags listed per photo: every predicted one, then the best others up to this many in all.
 DEFAULT_LISTED = 10
 
@@ -59,8 +64,12 @@ class Tag:
         return self.label.partition("::")[2] if self.group else self.label
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "group": self.group, "score": round(float(self.score), 6),
-                "predicted": self.predicted}
+        return {
+            "name": self.name,
+            "group": self.group,
+            "score": round(float(self.score), 6),
+            "predicted": self.predicted,
+        }
 
 
 def servable_run(run: str | Path, option: str = "--attributes") -> dict[str, Any]:
@@ -77,11 +86,15 @@ def servable_run(run: str | Path, option: str = "--attributes") -> dict[str, Any
         raise ArtidError(f"{option} {run}: {exc}") from None
     kind = meta.get("model")
     if kind not in SERVABLE_FILES:
-        raise ArtidError(f"{option} {run}: a {kind!r} run cannot tag photos in the service; train one with "
-                         f"--model {' or --model '.join(SERVABLE_FILES)} (models on frozen descriptors)")
+        raise ArtidError(
+            f"{option} {run}: a {kind!r} run cannot tag photos in the service; train one with "
+            f"--model {' or --model '.join(SERVABLE_FILES)} (models on frozen descriptors)"
+        )
     mode = meta.get("thresholds_mode")
     if mode not in (meta.get("thresholds") or {}):
-        raise ArtidError(f"{option} {run}: run.json has no {mode!r} thresholds chosen on validation")
+        raise ArtidError(
+            f"{option} {run}: run.json has no {mode!r} thresholds chosen on validation"
+        )
     for name in SERVABLE_FILES[kind]:
         if not (run / name).is_file():
             raise ArtidError(f"{option} {run}: the {kind} run's {name} is missing")
@@ -89,7 +102,8 @@ def servable_run(run: str | Path, option: str = "--attributes") -> dict[str, Any
 
 
 def copy_servable(run: str | Path, dest: Path, option: str = "--attributes") -> dict[str, Any]:
-    """Copy what :class:`Tagger` needs of ``run`` into the new folder ``dest``; returns the run's meta."""
+    """Copy what :class:`Tagger` needs of ``run`` into the new folder ``dest``; returns the run's
+    meta."""
     run = Path(run)
     meta = servable_run(run, option)
     dest.mkdir(parents=True)
@@ -131,28 +145,38 @@ class Tagger:
         self.labels: list[str] = list(meta["labels"])
         self.features = FeatureSpec.from_json(meta["features"])
         self.mode: str = meta["thresholds_mode"]
-        self.thresholds = broadcast_thresholds(np.asarray(meta["thresholds"][self.mode]["thresholds"]),
-                                               len(self.labels))
+        self.thresholds = broadcast_thresholds(
+            np.asarray(meta["thresholds"][self.mode]["thresholds"]), len(self.labels)
+        )
         self._head: Any = None
         if self.kind == "knn":
             self._db = np.load(folder / "knn_database.npy", allow_pickle=False).astype(np.float32)
             self._db_labels = np.load(folder / "knn_labels.npy", allow_pickle=False)
             if self._db.ndim != 2 or self._db_labels.shape != (len(self._db), len(self.labels)):
-                raise ArtidError(f"{folder}: knn_database.npy {self._db.shape} and knn_labels.npy "
-                                 f"{self._db_labels.shape} do not fit {len(self.labels)} labels")
+                raise ArtidError(
+                    f"{folder}: knn_database.npy {self._db.shape} and knn_labels.npy "
+                    f"{self._db_labels.shape} do not fit {len(self.labels)} labels"
+                )
             self.dim = int(self._db.shape[1])
         else:
             from artid.attributes.head import HeadSettings, load_head
 
             self.dim = _head_input_dim(folder / "head.npz")
-            self._head = load_head(folder / "head.npz", self.dim, len(self.labels),
-                                   HeadSettings(**meta["settings"]["head"]))
+            self._head = load_head(
+                folder / "head.npz",
+                self.dim,
+                len(self.labels),
+                HeadSettings(**meta["settings"]["head"]),
+            )
 
     def scores(self, descriptors: np.ndarray) -> np.ndarray:
-        """(N, L) label scores in 0..1 of (N, D) L2-normalised descriptors of the run's backbone and settings."""
+        """(N, L) label scores in 0..1 of (N, D) L2-normalised descriptors of the run's backbone and
+        settings."""
         x = np.asarray(descriptors, dtype=np.float32)
         if x.ndim != 2 or x.shape[1] != self.dim:
-            raise ArtidError(f"attributes run {self.folder} takes {self.dim}-d descriptors, got shape {x.shape}")
+            raise ArtidError(
+                f"attributes run {self.folder} takes {self.dim}-d descriptors, got shape {x.shape}"
+            )
         if self.kind == "knn":
             from artid.attributes.knn_transfer import transfer_scores
 
@@ -163,14 +187,15 @@ class Tagger:
         return _sigmoid(head_logits(self._head, x))
 
     def tags(self, descriptors: np.ndarray) -> list[list[Tag]]:
-        """Per photo: its predicted tags and then the best others, up to ``listed`` in all, highest score first."""
+        """Per photo: its predicted tags and then the best others, up to ``listed`` in all, highest
+        score first."""
         scores = self.scores(descriptors)
         predicted = apply_thresholds(scores, self.thresholds, at_least_one=True)
         out = []
         for s, p in zip(scores, predicted):
             order = np.argsort(-s, kind="stable")
             chosen = [int(j) for j in order if p[j]]
-            chosen += [int(j) for j in order if not p[j]][:max(0, self.listed - len(chosen))]
+            chosen += [int(j) for j in order if not p[j]][: max(0, self.listed - len(chosen))]
             chosen.sort(key=lambda j: (-s[j], j))
             out.append([Tag(self.labels[j], float(s[j]), bool(p[j])) for j in chosen])
         return out
@@ -181,6 +206,12 @@ class Tagger:
         for name in self.labels:
             if label_group(name) not in groups:
                 groups.append(label_group(name))
-        return {"model": self.kind, "labels": len(self.labels), "groups": groups, "thresholds": self.mode,
-                "val_f2": self.meta["thresholds"][self.mode].get("fbeta"), "features": self.features.to_json(),
-                "dim": self.dim}
+        return {
+            "model": self.kind,
+            "labels": len(self.labels),
+            "groups": groups,
+            "thresholds": self.mode,
+            "val_f2": self.meta["thresholds"][self.mode].get("fbeta"),
+            "features": self.features.to_json(),
+            "dim": self.dim,
+        }

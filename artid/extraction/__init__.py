@@ -14,10 +14,14 @@ from typing import Any
 
 _NAMES = {
     "embed_arrays": "artid.extraction.embedding",
-    "BatchEmbedder": "artid.extraction.run", "ExtractionSettings": "artid.extraction.run",
-    "extract_list": "artid.extraction.run", "extract_lists": "artid.extraction.run",
-    "ImageList": "artid.extraction.sources", "folder_source": "artid.extraction.sources",
-    "list_source": "artid.extraction.sources", "met_sources": "artid.extraction.sources",
+    "BatchEmbedder": "artid.extraction.run",
+    "ExtractionSettings": "artid.extraction.run",
+    "extract_list": "artid.extraction.run",
+    "extract_lists": "artid.extraction.run",
+    "ImageList": "artid.extraction.sources",
+    "folder_source": "artid.extraction.sources",
+    "list_source": "artid.extraction.sources",
+    "met_sources": "artid.extraction.sources",
 }
 
 __all__ = sorted(_NAMES)

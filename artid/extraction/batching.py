@@ -19,7 +19,9 @@ Pixels = np.ndarray | torch.Tensor
 
 def image_size(pixels: Pixels) -> tuple[int, int]:
     """(height, width) of an (H, W, 3) array or a (3, H, W) tensor."""
-    h, w = (pixels.shape[0], pixels.shape[1]) if isinstance(pixels, np.ndarray) else pixels.shape[-2:]
+    h, w = (
+        (pixels.shape[0], pixels.shape[1]) if isinstance(pixels, np.ndarray) else pixels.shape[-2:]
+    )
     return int(h), int(w)
 
 
@@ -38,7 +40,9 @@ class SizeBuckets:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.batch_size = batch_size
-        self.max_pending = max(batch_size, max_pending if max_pending is not None else 4 * batch_size)
+        self.max_pending = max(
+            batch_size, max_pending if max_pending is not None else 4 * batch_size
+        )
         self._groups: OrderedDict[tuple[int, int], list[tuple[int, Pixels]]] = OrderedDict()
         self._pending = 0
 
@@ -46,7 +50,8 @@ class SizeBuckets:
         return self._pending
 
     def add(self, index: int, pixels: Pixels) -> list[list[tuple[int, Pixels]]]:
-        """Add an image (:data:`Pixels`); returns the batches (lists of (index, pixels)) now ready."""
+        """Add an image (:data:`Pixels`); returns the batches (lists of (index, pixels)) now
+        ready."""
         key = image_size(pixels)
         self._groups.setdefault(key, []).append((index, pixels))
         self._pending += 1

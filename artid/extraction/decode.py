@@ -40,7 +40,8 @@ class Decoded:
 
 
 class DecodeDataset(Dataset):
-    """Map-style dataset: item i -> :class:`Decoded` of ``files[i]`` (never raises for a bad image)."""
+    """Map-style dataset: item i -> :class:`Decoded` of ``files[i]`` (never raises for a bad
+    image)."""
 
     def __init__(self, indices: list[int], files: list[Path], max_size: int | None) -> None:
         self.indices = indices
@@ -93,8 +94,9 @@ def exit_with_parent(parent_pid: int, worker_id: int = 0, poll_s: float = 0.5) -
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
-def decode_stream(indices: list[int], files: list[Path], max_size: int | None, workers: int,
-                  prefetch: int = 4) -> Generator[Decoded, None, None]:
+def decode_stream(
+    indices: list[int], files: list[Path], max_size: int | None, workers: int, prefetch: int = 4
+) -> Generator[Decoded, None, None]:
     """Decoded images of ``files[indices]``, in the order of ``indices``.
 
     Args:
@@ -108,8 +110,14 @@ def decode_stream(indices: list[int], files: list[Path], max_size: int | None, w
     if workers <= 0:
         yield from (dataset[i] for i in range(len(dataset)))
         return
-    loader = DataLoader(dataset, batch_size=None, shuffle=False, num_workers=workers,
-                        collate_fn=_identity,  # type: ignore[arg-type]  # batch_size=None: one item, no list
-                        prefetch_factor=prefetch, persistent_workers=False,
-                        worker_init_fn=functools.partial(exit_with_parent, os.getpid()))
+    loader = DataLoader(
+        dataset,
+        batch_size=None,
+        shuffle=False,
+        num_workers=workers,
+        collate_fn=_identity,  # type: ignore[arg-type]  # batch_size=None: one item, no list
+        prefetch_factor=prefetch,
+        persistent_workers=False,
+        worker_init_fn=functools.partial(exit_with_parent, os.getpid()),
+    )
     yield from loader

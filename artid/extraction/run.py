@@ -28,7 +28,8 @@ from artid.models.embedder import MULTI_SCALE, Embedder
 log = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16}
-#: Image lists of studio photos: :func:`extract_lists` never crops them (the crop is for query photos).
+# : Image lists of studio photos: :func:`extract_lists` never crops them (the crop is for query
+# photos).
 UNCROPPED_LISTS = ("database", "mini")
 
 
@@ -62,7 +63,9 @@ class ExtractionSettings:
         if not self.scales or not all(s > 0 for s in self.scales):
             raise ArtidError(f"scales must be one or more positive factors, got {self.scales!r}")
         if self.max_size is not None and self.max_size < 0:
-            raise ArtidError(f"max_size must be None, 0 (original size) or positive, got {self.max_size}")
+            raise ArtidError(
+                f"max_size must be None, 0 (original size) or positive, got {self.max_size}"
+            )
         for name in ("batch_size", "workers", "shard_size"):
             least = 0 if name == "workers" else 1
             if getattr(self, name) < least:
@@ -70,15 +73,23 @@ class ExtractionSettings:
 
     def descriptor_settings(self) -> dict[str, Any]:
         """The settings that define the descriptors (recorded in manifests, checked on resume)."""
-        out: dict[str, Any] = {"scales": [float(s) for s in self.scales], "max_size": self.max_size,
-                               "dtype": self.dtype}
-        if self.crop is not None:  # absent = the whole photo (and manifests written before crops existed)
+        out: dict[str, Any] = {
+            "scales": [float(s) for s in self.scales],
+            "max_size": self.max_size,
+            "dtype": self.dtype,
+        }
+        if (
+            self.crop is not None
+        ):  # absent = the whole photo (and manifests written before crops existed)
             out["crop"] = self.crop.spec()
         return out
 
     def for_list(self, name: str) -> ExtractionSettings:
-        """The settings for the image list ``name``: no crop for the studio photos (:data:`UNCROPPED_LISTS`)."""
-        return replace(self, crop=None) if self.crop is not None and name in UNCROPPED_LISTS else self
+        """The settings for the image list ``name``: no crop for the studio photos
+        (:data:`UNCROPPED_LISTS`)."""
+        return (
+            replace(self, crop=None) if self.crop is not None and name in UNCROPPED_LISTS else self
+        )
 
 
 class BatchEmbedder:
@@ -92,29 +103,44 @@ class BatchEmbedder:
 
     def __init__(self, emb: Embedder, settings: ExtractionSettings, device: torch.device) -> None:
         if settings.dtype not in DTYPES:
-            raise ArtidError(f"unknown dtype {settings.dtype!r}; expected one of {', '.join(DTYPES)}")
+            raise ArtidError(
+                f"unknown dtype {settings.dtype!r}; expected one of {', '.join(DTYPES)}"
+            )
         if settings.dtype == "float16" and device.type == "cpu":
             raise ArtidError("--dtype float16 needs a GPU (--device cuda); on the CPU use float32")
         self.model, self.optimizations = optimize_for_inference(
-            emb, fold_bn=settings.fold_bn, channels_last=settings.channels_last, device=device)
+            emb, fold_bn=settings.fold_bn, channels_last=settings.channels_last, device=device
+        )
         self.dtype = DTYPES[settings.dtype]
         self.model = self.model.to(self.dtype)
         self.scales = tuple(settings.scales)
         self.device = device
 
     def __call__(self, items: list[tuple[int, np.ndarray]]) -> np.ndarray:
-        """(B, D) float32 L2-normalised descriptors of (index, pixels) images of one size, in order."""
-        return embed_batch(self.model, [pixels for _, pixels in items], self.scales, self.device, self.dtype)
+        """(B, D) float32 L2-normalised descriptors of (index, pixels) images of one size, in
+        order."""
+        return embed_batch(
+            self.model, [pixels for _, pixels in items], self.scales, self.device, self.dtype
+        )
 
-    def embed(self, images: Iterable[np.ndarray], batch_size: int,
-              on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+    def embed(
+        self,
+        images: Iterable[np.ndarray],
+        batch_size: int,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
         """(N, D) float32 L2-normalised descriptors of (H, W, 3) uint8 images of any sizes, in order
         (:func:`artid.extraction.embedding.embed_arrays`)."""
-        return embed_arrays(self.model, images, self.scales, batch_size, self.device, self.dtype, on_batch)
+        return embed_arrays(
+            self.model, images, self.scales, batch_size, self.device, self.dtype, on_batch
+        )
 
 
-def _existing_result(out: Path, model: dict[str, Any], settings: dict[str, Any]) -> DescriptorSet | None:
-    """A finished descriptor file made the same way, or None if there is none; refuse a different one."""
+def _existing_result(
+    out: Path, model: dict[str, Any], settings: dict[str, Any]
+) -> DescriptorSet | None:
+    """A finished descriptor file made the same way, or None if there is none; refuse a different
+    one."""
     manifest = out.with_name(out.name + ".json")
     if not manifest.is_file() or not out.with_name(out.name + ".npy").is_file():
         return None
@@ -124,17 +150,27 @@ def _existing_result(out: Path, model: dict[str, Any], settings: dict[str, Any])
         meta = {}
     if not isinstance(meta, dict):
         meta = {}
-    diffs = _differences({"model": meta.get("model"), "settings": meta.get("settings")},
-                         {"model": model, "settings": settings})
+    diffs = _differences(
+        {"model": meta.get("model"), "settings": meta.get("settings")},
+        {"model": model, "settings": settings},
+    )
     if diffs:
-        raise ArtidError(f"{manifest} already exists and was made differently ({'; '.join(diffs)[:600]}); "
-                         "choose another --out or delete it")
+        raise ArtidError(
+            f"{manifest} already exists and was made differently ({'; '.join(diffs)[:600]}); "
+            "choose another --out or delete it"
+        )
     return load_descriptors(out)
 
 
-def extract_list(images: ImageList, emb: Embedder, out: str | Path, settings: ExtractionSettings,
-                 device: torch.device | str = "cpu", runner: BatchEmbedder | None = None,
-                 progress: bool = True) -> DescriptorSet:
+def extract_list(
+    images: ImageList,
+    emb: Embedder,
+    out: str | Path,
+    settings: ExtractionSettings,
+    device: torch.device | str = "cpu",
+    runner: BatchEmbedder | None = None,
+    progress: bool = True,
+) -> DescriptorSet:
     """Extract (or finish extracting) the descriptors of one image list into ``<out>.npy/.json``.
 
     Resumable: finished shards of an interrupted run with the same model, settings and entries
@@ -168,23 +204,46 @@ def extract_list(images: ImageList, emb: Embedder, out: str | Path, settings: Ex
     if todo:
         runner = runner or BatchEmbedder(emb, settings, device)
         cropper = Cropper(runner.model, settings.crop) if settings.crop is not None else None
-        _run_shards(store, todo_shards, todo, files, settings, runner, progress, images.name, cropper)
+        _run_shards(
+            store, todo_shards, todo, files, settings, runner, progress, images.name, cropper
+        )
     dset = store.merge()
     if dset.failures:
-        log.warning("%s: %d image(s) could not be read and are left out (listed in %s.json)",
-                    images.name, len(dset.failures), out)
+        log.warning(
+            "%s: %d image(s) could not be read and are left out (listed in %s.json)",
+            images.name,
+            len(dset.failures),
+            out,
+        )
     return dset
 
 
-def _run_shards(store: ShardStore, shards: list[int], todo: list[int], files: list[Path],
-                settings: ExtractionSettings, runner: BatchEmbedder, progress: bool, name: str,
-                cropper: Cropper | None = None) -> None:
+def _run_shards(
+    store: ShardStore,
+    shards: list[int],
+    todo: list[int],
+    files: list[Path],
+    settings: ExtractionSettings,
+    runner: BatchEmbedder,
+    progress: bool,
+    name: str,
+    cropper: Cropper | None = None,
+) -> None:
     total = len(store.entries)
-    bar = tqdm(total=total, initial=total - len(todo), unit="img", desc=name, disable=not progress,
-               dynamic_ncols=True, smoothing=0.1)
+    bar = tqdm(
+        total=total,
+        initial=total - len(todo),
+        unit="img",
+        desc=name,
+        disable=not progress,
+        dynamic_ncols=True,
+        smoothing=0.1,
+    )
     stream = decode_stream(todo, files, settings.max_size, settings.workers)
     try:
-        for shard in shards:  # ``todo`` is the shards' positions in order: take each shard's share of the stream
+        for shard in (
+            shards
+        ):  # ``todo`` is the shards' positions in order: take each shard's share of the stream
             positions = store.shard_range(shard)
             kept: list[int] = []
             failures: dict[int, str] = {}
@@ -196,10 +255,15 @@ def _run_shards(store: ShardStore, shards: list[int], todo: list[int], files: li
         bar.close()
 
 
-def _readable(items: Iterable[Decoded], kept: list[int], failures: dict[int, str], bar: tqdm,
-              cropper: Cropper | None) -> Iterator[np.ndarray]:
-    """The pixels of the decoded images (cropped when asked); their positions go to ``kept``, the others'
-    errors to ``failures``."""
+def _readable(
+    items: Iterable[Decoded],
+    kept: list[int],
+    failures: dict[int, str],
+    bar: tqdm,
+    cropper: Cropper | None,
+) -> Iterator[np.ndarray]:
+    """The pixels of the decoded images (cropped when asked); their positions go to ``kept``, the
+    others' errors to ``failures``."""
     for item in items:
         if item.error is not None:
             failures[item.index] = item.error
@@ -211,11 +275,18 @@ def _readable(items: Iterable[Decoded], kept: list[int], failures: dict[int, str
         yield item.pixels if cropper is None else cropper(item.pixels)
 
 
-def extract_lists(lists: Sequence[ImageList], emb: Embedder, out_dir: str | Path, settings: ExtractionSettings,
-                  device: torch.device | str = "cpu", progress: bool = True) -> dict[str, DescriptorSet]:
+def extract_lists(
+    lists: Sequence[ImageList],
+    emb: Embedder,
+    out_dir: str | Path,
+    settings: ExtractionSettings,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> dict[str, DescriptorSet]:
     """Extract several image lists into ``<out_dir>/<name>.npy/.json`` with one prepared model.
 
-    A crop in the settings applies to every list but the studio photos (:meth:`ExtractionSettings.for_list`).
+    A crop in the settings applies to every list but the studio photos
+    (:meth:`ExtractionSettings.for_list`).
     """
     out_dir = Path(out_dir)
     device = torch.device(device)
@@ -224,7 +295,12 @@ def extract_lists(lists: Sequence[ImageList], emb: Embedder, out_dir: str | Path
     for images in lists:
         out = out_dir / images.name
         list_settings = settings.for_list(images.name)
-        if runner is None and _existing_result(out, emb.spec, list_settings.descriptor_settings()) is None:
+        if (
+            runner is None
+            and _existing_result(out, emb.spec, list_settings.descriptor_settings()) is None
+        ):
             runner = BatchEmbedder(emb, settings, device)
-        results[images.name] = extract_list(images, emb, out, list_settings, device, runner, progress)
+        results[images.name] = extract_list(
+            images, emb, out, list_settings, device, runner, progress
+        )
     return results

@@ -114,7 +114,8 @@ class ShardStore:
             if diffs:
                 raise ArtidError(
                     f"{self.parts} holds an unfinished extraction made with different settings "
-                    f"({'; '.join(diffs)[:600]}). Run the same command as then to finish it, or delete "
+                    f"({'; '.join(diffs)[:600]}). Run the same command as then to finish it, or "
+                    "delete "
                     f"{self.parts} (or choose another --out) to start over"
                 )
             self.run_info = new

@@ -10,7 +10,18 @@ from artid.data.met import load_split
 from artid.errors import ArtidError
 
 #: File extensions taken from a plain folder (case-insensitive).
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+IMAGE_EXTENSIONS = (
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".bmp",
+    ".gif",
+    ".tif",
+    ".tiff",
+    ".webp",
+    ".ppm",
+    ".pgm",
+)
 
 
 @dataclass(frozen=True)
@@ -44,7 +55,8 @@ def met_sources(root: str | Path, splits: list[str]) -> list[ImageList]:
         split = load_split(root, split_name)
         if split.image_root is None:
             raise ArtidError(
-                f"images of the {split_name} split not found: {split.entries[0].path} is neither in "
+                f"images of the {split_name} split not found: {split.entries[0].path} is neither "
+                "in "
                 f"{split.root} nor in {split.root / 'images'}"
             )
         lists.append(ImageList(split_name, split.entries, split.image_root))
@@ -52,7 +64,8 @@ def met_sources(root: str | Path, splits: list[str]) -> list[ImageList]:
 
 
 def folder_source(folder: str | Path, name: str | None = None) -> ImageList:
-    """Every image file under ``folder`` (recursively, sorted by path), unlabelled (-1, kind ``other``).
+    """Every image file under ``folder`` (recursively, sorted by path), unlabelled (-1, kind
+    ``other``).
 
     Raises:
         ArtidError: the folder does not exist or holds no image file.
@@ -60,10 +73,14 @@ def folder_source(folder: str | Path, name: str | None = None) -> ImageList:
     folder = Path(folder)
     if not folder.is_dir():
         raise ArtidError(f"image folder {folder} does not exist or is not a folder")
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    files = sorted(
+        p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+    )
     if not files:
         raise ArtidError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) found under {folder}")
-    entries = [Entry(path=p.relative_to(folder).as_posix(), label=DISTRACTOR, kind="other") for p in files]
+    entries = [
+        Entry(path=p.relative_to(folder).as_posix(), label=DISTRACTOR, kind="other") for p in files
+    ]
     return ImageList(name or folder.name or "images", entries, folder)
 
 

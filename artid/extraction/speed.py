@@ -25,10 +25,16 @@ PROBE_TOLERANCE = 1e-4
 
 
 def _fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
-    """Merge ``bn`` (eval mode) into ``conv`` in place: w' = w * g / s, b' = (b - mu) * g / s + beta."""
-    assert bn.running_var is not None and bn.running_mean is not None, "BatchNorm without running statistics"
-    scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps) if bn.affine else \
-        1.0 / torch.sqrt(bn.running_var + bn.eps)
+    """Merge ``bn`` (eval mode) into ``conv`` in place: w' = w * g / s, b' = (b - mu) * g / s +
+    beta."""
+    assert bn.running_var is not None and bn.running_mean is not None, (
+        "BatchNorm without running statistics"
+    )
+    scale = (
+        bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
+        if bn.affine
+        else 1.0 / torch.sqrt(bn.running_var + bn.eps)
+    )
     shift = bn.bias.detach() if bn.affine else torch.zeros_like(scale)
     bias = conv.bias.detach() if conv.bias is not None else torch.zeros_like(scale)
     conv.weight.data = conv.weight.detach() * scale.view(-1, 1, 1, 1)
@@ -65,8 +71,12 @@ def fold_batchnorm(module: nn.Module) -> int:
     for parent in list(module.modules()):
         children = list(parent.named_children())
         for (_, first), (name, second) in zip(children, children[1:]):
-            if (isinstance(first, nn.Conv2d) and isinstance(second, nn.BatchNorm2d)
-                    and second.num_features == first.out_channels and second.track_running_stats):
+            if (
+                isinstance(first, nn.Conv2d)
+                and isinstance(second, nn.BatchNorm2d)
+                and second.num_features == first.out_channels
+                and second.track_running_stats
+            ):
                 _fold_conv_bn(first, second)
                 setattr(parent, name, _bn_replacement(second))
                 folded += 1
@@ -79,8 +89,12 @@ def _max_change(a: Embedder, b: Embedder, probe: torch.Tensor, channels_last: bo
     return float((a(probe) - b(x)).abs().max())
 
 
-def optimize_for_inference(emb: Embedder, fold_bn: bool = True, channels_last: bool = True,
-                           device: torch.device | str = "cpu") -> tuple[Embedder, dict[str, bool]]:
+def optimize_for_inference(
+    emb: Embedder,
+    fold_bn: bool = True,
+    channels_last: bool = True,
+    device: torch.device | str = "cpu",
+) -> tuple[Embedder, dict[str, bool]]:
     """A faster copy of ``emb`` for extraction, with the same descriptors.
 
     Args:
