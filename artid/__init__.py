@@ -25,13 +25,25 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time each loads 
 __version__ = "0.1.0"
 
 _NAMES = {
-    "load_bundle": "artid.api", "extract_folder": "artid.api", "evaluate": "artid.api",
-    "KNNPipeline": "artid.retrieval.pipeline", "PipelineConfig": "artid.retrieval.config",
-    "RerankConfig": "artid.retrieval.rerank", "load_descriptors": "artid.descriptors",
+    "load_bundle": "artid.api",
+    "extract_folder": "artid.api",
+    "evaluate": "artid.api",
+    "KNNPipeline": "artid.retrieval.pipeline",
+    "PipelineConfig": "artid.retrieval.config",
+    "RerankConfig": "artid.retrieval.rerank",
+    "load_descriptors": "artid.descriptors",
 }
 
-__all__ = ["KNNPipeline", "PipelineConfig", "RerankConfig", "__version__", "evaluate", "extract_folder",
-           "load_bundle", "load_descriptors"]
+__all__ = [
+    "KNNPipeline",
+    "PipelineConfig",
+    "RerankConfig",
+    "__version__",
+    "evaluate",
+    "extract_folder",
+    "load_bundle",
+    "load_descriptors",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -8,7 +8,8 @@ Recognise photos with a bundle::
 Describe a folder of images, then fit, save, load and evaluate a pipeline on descriptor files::
 
     db = artid.extract_folder("collection/", "runs/desc/database")   # a DescriptorSet, resumable
-    pipe = artid.KNNPipeline(artid.PipelineConfig(whiten="none", k=3, tau=30)).fit(db.matrix, labels)
+    pipe = artid.KNNPipeline(artid.PipelineConfig(whiten="none", k=3, tau=30)).fit(db.matrix,
+    labels)
     pipe.save("runs/pipe"); pipe = artid.KNNPipeline.load("runs/pipe")
     results = artid.evaluate(database, val, test, "runs/eval")       # GAP / GAP- / ACC and a report
 
@@ -40,9 +41,15 @@ def load_bundle(path: str | Path, device: str = "auto", rerank: int | None = Non
     return Recognizer.from_bundle(path, device=resolve_device(device), rerank=rerank)
 
 
-def extract_folder(folder: str | Path, out: str | Path, model: str = "efficientnet_lite0",
-                   scales: tuple[float, ...] | None = None, max_size: int | None = 500,
-                   device: str = "auto", weights: str | Path | None = None) -> DescriptorSet:
+def extract_folder(
+    folder: str | Path,
+    out: str | Path,
+    model: str = "efficientnet_lite0",
+    scales: tuple[float, ...] | None = None,
+    max_size: int | None = 500,
+    device: str = "auto",
+    weights: str | Path | None = None,
+) -> DescriptorSet:
     """Descriptors of every image under ``folder`` (sorted by path) into ``<out>.npy`` / ``.json``.
 
     As ``artid extract --images``: multi-scale by default, resumable (an interrupted call started
@@ -62,14 +69,18 @@ def extract_folder(folder: str | Path, out: str | Path, model: str = "efficientn
     from artid.extraction.sources import folder_source
     from artid.models import build_embedder
 
-    settings = ExtractionSettings(max_size=max_size) if scales is None else \
-        ExtractionSettings(scales=tuple(scales), max_size=max_size)
+    settings = (
+        ExtractionSettings(max_size=max_size)
+        if scales is None
+        else ExtractionSettings(scales=tuple(scales), max_size=max_size)
+    )
     emb = build_embedder(model, weights=weights)
     return extract_list(folder_source(folder), emb, out, settings, device=resolve_device(device))
 
 
-def evaluate(database: Any, val: Any, test: Any, out: str | Path | None = None,
-             **options: Any) -> dict:
+def evaluate(
+    database: Any, val: Any, test: Any, out: str | Path | None = None, **options: Any
+) -> dict:
     """The Met protocol on descriptor sets (:func:`artid.evaluation.run.evaluate`): the pipeline
     fitted on the database and tuned on ``val``, GAP / GAP- / ACC on ``test``, a run folder at
     ``out`` (``results.json``, ``predictions_test.csv``, the pipeline, a report)."""

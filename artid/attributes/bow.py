@@ -12,7 +12,8 @@
 
 Saved as ``bow_svm.npz`` (vocabulary and SVM arrays, read with ``allow_pickle=False``) plus
 ``bow_svm.json`` (settings, classes, the grid's results): no pickle (see :mod:`.rbf_ovr`).
-Kernel SVMs cost O(N^2) in training images: this is a baseline for thousands of images, not iMet's 100k.
+Kernel SVMs cost O(N^2) in training images: this is a baseline for thousands of images, not iMet's
+100k.
 """
 
 from __future__ import annotations
@@ -32,7 +33,13 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.svm import SVC
 
 from artid.attributes.rbf_ovr import RbfOvr
-from artid.attributes.sift import DEFAULT_KEYPOINTS, DEFAULT_SIZE, SIFT_DIM, ImageLike, sift_of_images
+from artid.attributes.sift import (
+    DEFAULT_KEYPOINTS,
+    DEFAULT_SIZE,
+    SIFT_DIM,
+    ImageLike,
+    sift_of_images,
+)
 from artid.errors import ArtidError
 
 FORMAT_VERSION = 1
@@ -46,7 +53,9 @@ class Vocabulary:
     def __init__(self, centers: np.ndarray) -> None:
         self.centers = np.asarray(centers, dtype=np.float32)
         if self.centers.ndim != 2 or self.centers.shape[1] != SIFT_DIM or len(self.centers) == 0:
-            raise ArtidError(f"vocabulary centres must be (V, {SIFT_DIM}); got {self.centers.shape}")
+            raise ArtidError(
+                f"vocabulary centres must be (V, {SIFT_DIM}); got {self.centers.shape}"
+            )
 
     @property
     def size(self) -> int:
@@ -54,7 +63,11 @@ class Vocabulary:
 
     @classmethod
     def fit(
-        cls, descriptor_sets: Sequence[np.ndarray], size: int = 500, max_descriptors: int = 100_000, seed: int = 0
+        cls,
+        descriptor_sets: Sequence[np.ndarray],
+        size: int = 500,
+        max_descriptors: int = 100_000,
+        seed: int = 0,
     ) -> Vocabulary:
         """k-means (MiniBatchKMeans) on at most ``max_descriptors`` descriptors drawn at random."""
         pool = [d for d in descriptor_sets if len(d)]
@@ -66,21 +79,28 @@ class Vocabulary:
             desc = desc[rng.choice(len(desc), max_descriptors, replace=False)]
         if len(desc) < size:
             raise ArtidError(
-                f"a vocabulary of {size} words needs at least {size} descriptors; the training images "
+                f"a vocabulary of {size} words needs at least {size} descriptors; "
+                "the training images "
                 f"have {len(desc)}: use a smaller vocabulary or more images"
             )
-        km = MiniBatchKMeans(n_clusters=size, batch_size=max(1024, 2 * size), n_init=3, random_state=seed)
+        km = MiniBatchKMeans(
+            n_clusters=size, batch_size=max(1024, 2 * size), n_init=3, random_state=seed
+        )
         km.fit(desc)
         return cls(km.cluster_centers_)
 
     def histograms(self, descriptor_sets: Sequence[np.ndarray]) -> np.ndarray:
-        """(N, V) float64 L1-normalised word counts; a row of zeros for an image without descriptors."""
+        """(N, V) float64 L1-normalised word counts; a row of zeros for an image
+        without descriptors."""
         n, size = len(descriptor_sets), self.size
         lengths = np.array([len(d) for d in descriptor_sets], dtype=np.int64)
         if lengths.sum() == 0:
             return np.zeros((n, size), dtype=np.float64)
-        # One nearest-word search for all images (per-image calls cost more in overhead than in work).
-        desc = np.concatenate([np.asarray(d, dtype=np.float32).reshape(-1, SIFT_DIM) for d in descriptor_sets])
+        # One nearest-word search for all images (per-image calls cost more in overhead than in
+        # work).
+        desc = np.concatenate(
+            [np.asarray(d, dtype=np.float32).reshape(-1, SIFT_DIM) for d in descriptor_sets]
+        )
         words = pairwise_distances_argmin(desc, self.centers)
         owner = np.repeat(np.arange(n), lengths)
         counts = np.bincount(owner * size + words, minlength=n * size).reshape(n, size)
@@ -90,11 +110,16 @@ class Vocabulary:
 def _micro_ap(estimator: OneVsRestClassifier, x: np.ndarray, y: np.ndarray) -> float:
     """Grid-search score of multi-label folds: average precision of all (image, label) pairs."""
     y = np.asarray(y)
-    return float(average_precision_score(y.ravel(), estimator.decision_function(x).ravel())) if y.any() else 0.0
+    return (
+        float(average_precision_score(y.ravel(), estimator.decision_function(x).ravel()))
+        if y.any()
+        else 0.0
+    )
 
 
 def _top1(estimator: OneVsRestClassifier, x: np.ndarray, y: np.ndarray) -> float:
-    """Grid-search score of multi-class folds (one-hot ``y``): accuracy of the highest decision value."""
+    """Grid-search score of multi-class folds (one-hot ``y``): accuracy of the highest
+    decision value."""
     return float(np.mean(np.argmax(estimator.decision_function(x), axis=1) == np.argmax(y, axis=1)))
 
 
@@ -121,8 +146,12 @@ class BowSvm:
         n_jobs: int | None = None,
     ) -> None:
         self.settings: dict[str, Any] = {
-            "vocabulary_size": int(vocabulary_size), "grid": dict(grid or DEFAULT_GRID), "cv": int(cv),
-            "max_keypoints": int(max_keypoints), "max_size": max_size, "seed": int(seed),
+            "vocabulary_size": int(vocabulary_size),
+            "grid": dict(grid or DEFAULT_GRID),
+            "cv": int(cv),
+            "max_keypoints": int(max_keypoints),
+            "max_size": max_size,
+            "seed": int(seed),
         }
         self.n_jobs = n_jobs
         self.vocabulary: Vocabulary | None = None
@@ -133,7 +162,9 @@ class BowSvm:
 
     def descriptors(self, images: Sequence[ImageLike], progress: bool = False) -> list[np.ndarray]:
         """SIFT descriptors of each image, with this model's settings."""
-        return sift_of_images(images, self.settings["max_keypoints"], self.settings["max_size"], progress)
+        return sift_of_images(
+            images, self.settings["max_keypoints"], self.settings["max_size"], progress
+        )
 
     def histograms(self, images: Sequence[ImageLike], progress: bool = False) -> np.ndarray:
         """(N, V) bag-of-words histograms of images (needs a fitted vocabulary)."""
@@ -146,7 +177,9 @@ class BowSvm:
         if len(images) != len(y):
             raise ArtidError(f"{len(images)} images but {len(y)} label rows")
         desc = self.descriptors(images, progress)
-        self.vocabulary = Vocabulary.fit(desc, self.settings["vocabulary_size"], seed=self.settings["seed"])
+        self.vocabulary = Vocabulary.fit(
+            desc, self.settings["vocabulary_size"], seed=self.settings["seed"]
+        )
         return self.fit_histograms(self.vocabulary.histograms(desc), y)
 
     def fit_histograms(self, x: np.ndarray, y: np.ndarray) -> BowSvm:
@@ -158,22 +191,38 @@ class BowSvm:
             self.classes = classes.tolist()
             target = np.eye(len(self.classes), dtype=np.int64)[codes]
         elif y.ndim == 2 and np.isin(y, (0, 1)).all():
-            self.multilabel, self.classes, target = True, list(range(y.shape[1])), y.astype(np.int64)
+            self.multilabel, self.classes, target = (
+                True,
+                list(range(y.shape[1])),
+                y.astype(np.int64),
+            )
         else:
-            raise ArtidError(f"labels must be (N,) class ids or an (N, L) 0/1 matrix; got shape {y.shape}")
+            raise ArtidError(
+                f"labels must be (N,) class ids or an (N, L) 0/1 matrix; got shape {y.shape}"
+            )
         if len(x) != len(target) or len(x) < self.settings["cv"]:
-            raise ArtidError(f"{len(x)} histograms for {len(target)} label rows; need at least {self.settings['cv']}")
+            raise ArtidError(
+                f"{len(x)} histograms for {len(target)} label rows; "
+                f"need at least {self.settings['cv']}"
+            )
         grid = {f"estimator__{k}": list(v) for k, v in self.settings["grid"].items()}
         search = GridSearchCV(
-            OneVsRestClassifier(SVC(kernel="rbf")), grid, scoring=_micro_ap if self.multilabel else _top1,
-            cv=KFold(self.settings["cv"], shuffle=True, random_state=self.settings["seed"]), n_jobs=self.n_jobs,
+            OneVsRestClassifier(SVC(kernel="rbf")),
+            grid,
+            scoring=_micro_ap if self.multilabel else _top1,
+            cv=KFold(self.settings["cv"], shuffle=True, random_state=self.settings["seed"]),
+            n_jobs=self.n_jobs,
         )
         with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Label .* is present in all training examples")
+            warnings.filterwarnings(
+                "ignore", message="Label .* is present in all training examples"
+            )
             search.fit(x, target)
         self.svm = RbfOvr.from_sklearn(search.best_estimator_, x)
         self.search = {
-            "best_params": {k.removeprefix("estimator__"): v for k, v in search.best_params_.items()},
+            "best_params": {
+                k.removeprefix("estimator__"): v for k, v in search.best_params_.items()
+            },
             "best_score": float(search.best_score_),
             "scoring": "micro average precision" if self.multilabel else "top-1 accuracy",
             "results": [
@@ -201,8 +250,14 @@ class BowSvm:
         folder.mkdir(parents=True, exist_ok=True)
         arrays: dict[str, Any] = self.svm.arrays()
         np.savez(folder / "bow_svm.npz", vocabulary=self.vocabulary.centers, **arrays)
-        meta = {"format": "artid-bow-svm", "version": FORMAT_VERSION, "settings": self.settings,
-                "multilabel": self.multilabel, "classes": self.classes, "search": self.search}
+        meta = {
+            "format": "artid-bow-svm",
+            "version": FORMAT_VERSION,
+            "settings": self.settings,
+            "multilabel": self.multilabel,
+            "classes": self.classes,
+            "search": self.search,
+        }
         (folder / "bow_svm.json").write_text(json.dumps(meta, indent=1, default=str))
         return folder
 
@@ -217,10 +272,19 @@ class BowSvm:
             raise ArtidError(f"{folder}: not a saved BowSvm model ({exc})") from None
         kind = (meta.get("format"), meta.get("version")) if isinstance(meta, dict) else None
         if kind != ("artid-bow-svm", FORMAT_VERSION):
-            raise ArtidError(f"{folder / 'bow_svm.json'}: not a BowSvm model of format version {FORMAT_VERSION}")
+            raise ArtidError(
+                f"{folder / 'bow_svm.json'}: not a BowSvm model of format version {FORMAT_VERSION}"
+            )
         try:
             s = meta["settings"]
-            model = cls(s["vocabulary_size"], s["grid"], s["cv"], s["max_keypoints"], s["max_size"], s["seed"])
+            model = cls(
+                s["vocabulary_size"],
+                s["grid"],
+                s["cv"],
+                s["max_keypoints"],
+                s["max_size"],
+                s["seed"],
+            )
             model.multilabel, model.classes = bool(meta["multilabel"]), list(meta["classes"])
             model.search = meta["search"]
         except (KeyError, TypeError, ValueError) as exc:
@@ -231,5 +295,7 @@ class BowSvm:
             model.vocabulary = Vocabulary(arrays["vocabulary"])
             model.svm = RbfOvr.from_arrays(arrays, source=folder / "bow_svm.npz")
         if len(model.classes) != len(model.svm.intercept):
-            raise ArtidError(f"{folder}: {len(model.classes)} classes but {len(model.svm.intercept)} SVMs")
+            raise ArtidError(
+                f"{folder}: {len(model.classes)} classes but {len(model.svm.intercept)} SVMs"
+            )
         return model

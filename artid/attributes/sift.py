@@ -1,4 +1,5 @@
-"""SIFT descriptors of images for the bag-of-words baseline (seed 003), from :mod:`artid.extraction.local`.
+"""SIFT descriptors of images for the bag-of-words baseline (seed 003), from
+:mod:`artid.extraction.local`.
 
 The keypoints themselves come from the project's one image -> local features function
 (:func:`artid.extraction.local.local_features`: files read through
@@ -13,14 +14,27 @@ from collections.abc import Iterable
 import numpy as np
 from tqdm import tqdm
 
-from artid.extraction.local import DEFAULT_KEYPOINTS, DEFAULT_SIZE, SIFT_DIM, ImageLike, local_features
+from artid.extraction.local import (
+    DEFAULT_KEYPOINTS,
+    DEFAULT_SIZE,
+    SIFT_DIM,
+    ImageLike,
+    local_features,
+)
 
-__all__ = ["DEFAULT_KEYPOINTS", "DEFAULT_SIZE", "SIFT_DIM", "ImageLike", "sift_descriptors",
-           "sift_of_images"]
+__all__ = [
+    "DEFAULT_KEYPOINTS",
+    "DEFAULT_SIZE",
+    "SIFT_DIM",
+    "ImageLike",
+    "sift_descriptors",
+    "sift_of_images",
+]
 
 
-def sift_descriptors(image: ImageLike, max_keypoints: int = DEFAULT_KEYPOINTS,
-                     max_size: int | None = DEFAULT_SIZE) -> np.ndarray:
+def sift_descriptors(
+    image: ImageLike, max_keypoints: int = DEFAULT_KEYPOINTS, max_size: int | None = DEFAULT_SIZE
+) -> np.ndarray:
     """(K, 128) float32 SIFT descriptors of one image; (0, 128) when SIFT finds no keypoint.
 
     Args:
@@ -31,8 +45,12 @@ def sift_descriptors(image: ImageLike, max_keypoints: int = DEFAULT_KEYPOINTS,
     return local_features(image, max_keypoints, max_size).desc.astype(np.float32)
 
 
-def sift_of_images(images: Iterable[ImageLike], max_keypoints: int = DEFAULT_KEYPOINTS,
-                   max_size: int | None = DEFAULT_SIZE, progress: bool = False) -> list[np.ndarray]:
+def sift_of_images(
+    images: Iterable[ImageLike],
+    max_keypoints: int = DEFAULT_KEYPOINTS,
+    max_size: int | None = DEFAULT_SIZE,
+    progress: bool = False,
+) -> list[np.ndarray]:
     """:func:`sift_descriptors` of every image, in order (a progress bar when ``progress``)."""
     images = list(images)
     bar = tqdm(images, desc="SIFT", unit="img", disable=not progress)

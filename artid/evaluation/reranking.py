@@ -36,12 +36,14 @@ class RerankSetup:
     def check(self) -> None:
         self.config.check()
         if not Path(self.images).is_dir():
-            raise ArtidError(f"re-ranking reads the images: the images root {self.images} is not a "
-                             "folder")
+            raise ArtidError(
+                f"re-ranking reads the images: the images root {self.images} is not a folder"
+            )
 
     def feature_cache(self) -> FeatureCache:
-        return FeatureCache(self.cache, self.images, self.config.max_keypoints,
-                            self.config.max_size)
+        return FeatureCache(
+            self.cache, self.images, self.config.max_keypoints, self.config.max_size
+        )
 
 
 def database_features(setup: RerankSetup, db: Queries) -> tuple[LocalFeatureSet, dict]:
@@ -49,13 +51,18 @@ def database_features(setup: RerankSetup, db: Queries) -> tuple[LocalFeatureSet,
     setup.check()
     missing = [e.path for e in db.entries[:50] if not (Path(setup.images) / e.path).is_file()]
     if missing:
-        raise ArtidError(f"re-ranking reads the database images under {setup.images}, but "
-                         f"{missing[0]} is not there: give --images the root that was given to "
-                         "`artid extract`")
+        raise ArtidError(
+            f"re-ranking reads the database images under {setup.images}, but "
+            f"{missing[0]} is not there: give --images the root that was given to "
+            "`artid extract`"
+        )
     t = time.perf_counter()
     feats = setup.feature_cache().fill([e.path for e in db.entries], "database local features")
-    record = {"database_feature_seconds": time.perf_counter() - t, "cache": str(setup.cache),
-              "images": str(setup.images)}
+    record = {
+        "database_feature_seconds": time.perf_counter() - t,
+        "cache": str(setup.cache),
+        "images": str(setup.images),
+    }
     return LocalFeatureSet.pack(feats), record
 
 

@@ -1,14 +1,18 @@
-"""One evaluation of the Met benchmark: the kNN pipeline fitted on database + val, metrics, run folder.
+"""One evaluation of the Met benchmark: the kNN pipeline fitted on database + val, metrics, run
+folder.
 
 :func:`evaluate` takes descriptor sets (database, val, test; several of each to concatenate
 descriptors of several models), fits :class:`artid.retrieval.pipeline.KNNPipeline` and returns a
 JSON-able results dict; with ``out`` it also writes the run folder::
 
-    out/results.json      settings, chosen whitening, k and tau, val and test metrics, buckets, timings
+    out/results.json      settings, chosen whitening, k and tau, val and test metrics, buckets,
+    timings
     out/grid.csv|json     every (k, tau) point's validation GAP / GAP- / ACC (when tuned)
-    out/pipeline/         the fitted pipeline, whole (:mod:`artid.retrieval.storage`): what it chose,
+    out/pipeline/         the fitted pipeline, whole (:mod:`artid.retrieval.storage`): what it
+    chose,
                           its whitening, database rows, index and re-ranking stage
-    out/predictions_test.csv  test queries: path, kind, label, prediction, log-odds score, confidence,
+    out/predictions_test.csv  test queries: path, kind, label, prediction, log-odds score,
+    confidence,
                           verified inliers (0 without re-ranking)
     out/index.html        the report, with its PNG plots beside it
 
@@ -18,7 +22,6 @@ wrong at the lowest score (:mod:`artid.evaluation.queries`).
 
 from __future__ import annotations
 
-import csv
 import logging
 import time
 from collections.abc import Sequence
@@ -31,9 +34,16 @@ from artid import __version__
 from artid.data.entries import DISTRACTOR, Entry
 from artid.descriptors import DescriptorSet
 from artid.errors import ArtidError
-from artid.evaluation.queries import Queries, check_database, check_queries, combine, subsample, with_unreadable
+from artid.evaluation.outputs import prepare_out, write_run
+from artid.evaluation.queries import (
+    Queries,
+    check_database,
+    check_queries,
+    combine,
+    subsample,
+    with_unreadable,
+)
 from artid.evaluation.reranking import RerankSetup, database_features, query_features
-from artid.files import atomic_path, write_json
 from artid.metrics.bootstrap import ilr_paired
 from artid.metrics.ilr import (
     DEFAULT_BUCKETS,
@@ -44,7 +54,6 @@ from artid.metrics.ilr import (
     gap_minus,
     subsample_distractors,
 )
-from artid.retrieval.autotune import AutotuneResult
 from artid.retrieval.pipeline import KNNPipeline, PipelineConfig
 
 log = logging.getLogger(__name__)
@@ -73,49 +82,21 @@ def query_metrics(
         "gap": gap(pred, score, labels, keys),
         "gap_minus": gap_minus(pred, score, labels, keys),
         "acc": accuracy(pred, score, labels),
-        "gap_at_distractor_ratio": {f"{r:g}": gap_at_distractor_ratio(pred, score, labels, r, seed, keys)
-                                    for r in ratios},
+        "gap_at_distractor_ratio": {
+            f"{r:g}": gap_at_distractor_ratio(pred, score, labels, r, seed, keys) for r in ratios
+        },
         "accuracy_by_bucket": accuracy_by_bucket(pred, labels, class_sizes, buckets),
-        "queries": {"total": int(len(labels)), "M": int(np.sum(labels != DISTRACTOR)), "unreadable": unreadable,
-                    **{k: int(np.sum(kinds == k)) for k in ("met", "other", "noart")}},
+        "queries": {
+            "total": int(len(labels)),
+            "M": int(np.sum(labels != DISTRACTOR)),
+            "unreadable": unreadable,
+            **{k: int(np.sum(kinds == k)) for k in ("met", "other", "noart")},
+        },
     }
-
-
-def _write_grid(out: Path, tuned: AutotuneResult) -> None:
-    with atomic_path(out / "grid.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=["k", "tau", "gap", "gap_minus", "acc"])
-        w.writeheader()
-        w.writerows(tuned.rows())
-    write_json(out / "grid.json", tuned.to_json())
-
-
-def _write_predictions(path: Path, entries: list[Entry], pred: np.ndarray, score: np.ndarray,
-                       conf: np.ndarray, inliers: np.ndarray) -> None:
-    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["path", "kind", "label", "prediction", "score", "confidence", "correct",
-                    "inliers"])
-        for e, p, s, c, n in zip(entries, pred.tolist(), score.tolist(), conf.tolist(),
-                                 inliers.tolist()):
-            w.writerow([e.path, e.kind, e.label, p, f"{s:.6g}", f"{c:.6g}", int(e.label == p),
-                        int(n)])
 
 
 def _as_list(sets: Sets) -> list[DescriptorSet]:
     return [sets] if isinstance(sets, DescriptorSet) else list(sets)
-
-
-def _prepare_out(out: str | Path | None) -> Path | None:
-    if out is None:
-        return None
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ArtidError(f"--out {out} is an existing file: give a folder for the run")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ArtidError(f"cannot create the run folder {out}: {exc.strerror}") from None
-    return out
 
 
 def evaluate(
@@ -161,7 +142,7 @@ def evaluate(
         raise ArtidError("nothing to evaluate: give validation and/or test descriptors")
     if config.k is None and val is None:
         raise ArtidError("tuning needs validation descriptors (or give fixed k and tau)")
-    out = _prepare_out(out)
+    out = prepare_out(out)
     db = combine(_as_list(database), "database")
     check_database(db)
     splits: dict[str, Queries] = {}
@@ -172,8 +153,11 @@ def evaluate(
     if "val" in splits and val_distractor_ratio < 1.0:
         v = splits["val"]
         everyone = v.all_entries
-        keep = subsample_distractors(np.array([e.label for e in everyone]), val_distractor_ratio,
-                                     keys=np.array([e.path for e in everyone], dtype=str))
+        keep = subsample_distractors(
+            np.array([e.label for e in everyone]),
+            val_distractor_ratio,
+            keys=np.array([e.path for e in everyone], dtype=str),
+        )
         splits["val"] = subsample(v, {everyone[i].path for i in keep.tolist()})
 
     timings: dict[str, float] = {}
@@ -186,9 +170,14 @@ def evaluate(
         fit_rerank["db_features"], record = database_features(rerank, db)
         if val_q is not None:
             fit_rerank["val_features"] = query_features(rerank, val_q)
-    pipe = KNNPipeline(config).fit(db.parts, db.labels, None if val_q is None else val_q.parts,
-                                   None if val_q is None else val_q.labels,
-                                   None if val_q is None else val_q.keys, **fit_rerank)
+    pipe = KNNPipeline(config).fit(
+        db.parts,
+        db.labels,
+        None if val_q is None else val_q.parts,
+        None if val_q is None else val_q.labels,
+        None if val_q is None else val_q.keys,
+        **fit_rerank,
+    )
     timings["fit"] = time.perf_counter() - t
     classes, counts = np.unique(db.labels, return_counts=True)
     class_sizes = dict(zip(classes.tolist(), counts.tolist()))
@@ -196,9 +185,11 @@ def evaluate(
         "name": name,
         "artid_version": __version__,
         "settings": {
-            **config.to_json(), "database_images": len(db.entries),
+            **config.to_json(),
+            "database_images": len(db.entries),
             "database_unreadable": len(db.unreadable),
-            "descriptor_dims": [p.shape[1] for p in db.parts], "model": db.model,
+            "descriptor_dims": [p.shape[1] for p in db.parts],
+            "model": db.model,
             "extraction": db.settings,
             "device": "gpu" if pipe.classifier is not None and pipe.classifier.use_gpu else "cpu",
             "buckets": [list(b) for b in buckets],
@@ -206,7 +197,8 @@ def evaluate(
             "val_distractor_ratio": val_distractor_ratio,
         },
         "pipeline": pipe.summary(),
-        "k": pipe.k, "tau": pipe.tau,
+        "k": pipe.k,
+        "tau": pipe.tau,
     }
     if pipe.tuned is not None:
         results["autotune"] = pipe.tuned.to_json()
@@ -225,14 +217,27 @@ def evaluate(
         entries, pred, score, conf = with_unreadable(q, ans.pred, ans.score, ans.conf)
         inliers = np.concatenate([ans.inliers, np.zeros(len(q.unreadable), np.int64)])
         answers[split] = (entries, pred, score, conf, inliers)
-        results[split] = query_metrics(entries, pred, score, class_sizes, distractor_ratios, buckets,
-                                       unreadable=len(q.unreadable))
+        results[split] = query_metrics(
+            entries,
+            pred,
+            score,
+            class_sizes,
+            distractor_ratios,
+            buckets,
+            unreadable=len(q.unreadable),
+        )
         if pipe.reranker is not None:
             results["rerank"]["ms_per_query"][split] = pipe.reranker.ms_per_query
             _, g_pred, g_score, _ = with_unreadable(q, *ans.global_)
-            results["global"][split] = query_metrics(entries, g_pred, g_score, class_sizes,
-                                                     distractor_ratios, buckets,
-                                                     unreadable=len(q.unreadable))
+            results["global"][split] = query_metrics(
+                entries,
+                g_pred,
+                g_score,
+                class_sizes,
+                distractor_ratios,
+                buckets,
+                unreadable=len(q.unreadable),
+            )
             labels = np.array([e.label for e in entries], dtype=np.int64)
             keys = np.array([e.path for e in entries], dtype=str)
             paired = ilr_paired((pred, score), (g_pred, g_score), labels, keys)
@@ -240,20 +245,5 @@ def evaluate(
     results["timings"] = timings
     results["run_dir"] = None
     if out is not None:
-        _write_run(out, results, pipe, answers, report)
+        write_run(out, results, pipe, answers, report)
     return results
-
-
-def _write_run(out: Path, results: dict, pipe: KNNPipeline, answers: dict, report: bool) -> None:
-    results["run_dir"] = str(out)
-    pipe.save(out / "pipeline")
-    if pipe.tuned is not None:
-        _write_grid(out, pipe.tuned)
-    split = "test" if "test" in answers else "val"
-    entries, pred, score, conf, inliers = answers[split]
-    _write_predictions(out / f"predictions_{split}.csv", entries, pred, score, conf, inliers)
-    if report:
-        from artid.evaluation.report import write_report  # matplotlib only when a report is asked for
-
-        results["report"] = write_report(out, results, entries, pred, score, pipe.tuned)
-    write_json(out / "results.json", results)

@@ -1,11 +1,13 @@
-"""Local features: one image -> SIFT keypoints, a per-image cache, and a packed store of many images.
+"""Local features: one image -> SIFT keypoints, a per-image cache, and a packed store of many
+images.
 
 The one home of local features in artid. Re-ranking by spatial verification
 (:mod:`artid.retrieval.verification`) reads them for database images and query photos alike, and the
 bag-of-words baseline (:mod:`artid.attributes.bow`) uses their descriptors:
 
 - :func:`local_features` the strongest ``max_keypoints`` SIFT keypoints of a file, Pillow image or
-  uint8 array read at ``max_size`` on the longer side (files through :func:`artid.data.images.load_image`);
+  uint8 array read at ``max_size`` on the longer side (files through
+  :func:`artid.data.images.load_image`);
 - :class:`FeatureCache` one compressed ``.npz`` per image file, so that long runs resume;
 - :class:`LocalFeatureSet` the features of N rows packed into three memory-mappable arrays (what a
   saved pipeline keeps of its database).
@@ -67,7 +69,11 @@ def to_gray(image: ImageLike, max_size: int | None = DEFAULT_SIZE) -> np.ndarray
     if isinstance(image, Image.Image):
         return np.asarray(image.convert("L"), dtype=np.uint8)
     arr = np.asarray(image)
-    if arr.dtype != np.uint8 or arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
+    if (
+        arr.dtype != np.uint8
+        or arr.ndim not in (2, 3)
+        or (arr.ndim == 3 and arr.shape[2] not in (3, 4))
+    ):
         raise ArtidError(
             f"an image array must be (H, W) or (H, W, 3) uint8; got {arr.shape} {arr.dtype}"
         )
@@ -77,8 +83,9 @@ def to_gray(image: ImageLike, max_size: int | None = DEFAULT_SIZE) -> np.ndarray
     return cv2.cvtColor(np.ascontiguousarray(arr), code)
 
 
-def local_features(image: ImageLike, max_keypoints: int = DEFAULT_KEYPOINTS,
-                   max_size: int | None = DEFAULT_SIZE) -> LocalFeatures:
+def local_features(
+    image: ImageLike, max_keypoints: int = DEFAULT_KEYPOINTS, max_size: int | None = DEFAULT_SIZE
+) -> LocalFeatures:
     """SIFT keypoints and descriptors of one image (the strongest ``max_keypoints``; 0: no limit).
 
     OpenCV's SIFT descriptors are whole numbers in [0, 255] stored as float32, so the uint8 copy
@@ -94,7 +101,8 @@ def local_features(image: ImageLike, max_keypoints: int = DEFAULT_KEYPOINTS,
 
 
 class FeatureCache:
-    """Local features of image files, one compressed ``.npz`` per image under ``folder`` (resumable).
+    """Local features of image files, one compressed ``.npz`` per image under ``folder``
+    (resumable).
 
     Args:
         folder: cache folder (created).
@@ -102,8 +110,13 @@ class FeatureCache:
         max_keypoints, max_size: the SIFT settings (part of each file's name).
     """
 
-    def __init__(self, folder: str | Path, root: str | Path, max_keypoints: int = DEFAULT_KEYPOINTS,
-                 max_size: int = DEFAULT_SIZE) -> None:
+    def __init__(
+        self,
+        folder: str | Path,
+        root: str | Path,
+        max_keypoints: int = DEFAULT_KEYPOINTS,
+        max_size: int = DEFAULT_SIZE,
+    ) -> None:
         self.folder, self.root = Path(folder), Path(root)
         self.max_keypoints, self.max_size = max_keypoints, max_size
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -113,7 +126,8 @@ class FeatureCache:
         return self.folder / (hashlib.sha1(tag.encode()).hexdigest()[:20] + ".npz")
 
     def get(self, rel: str) -> LocalFeatures:
-        """The features of ``root / rel``: read from the cache, or computed and written (atomically)."""
+        """The features of ``root / rel``: read from the cache, or computed and
+        written (atomically)."""
         path = self._file(rel)
         if path.exists():
             with np.load(path, allow_pickle=False) as z:
@@ -127,7 +141,8 @@ class FeatureCache:
         return feats
 
     def fill(self, rels: Sequence[str], desc: str = "local features") -> list[LocalFeatures]:
-        """The features of every image, computing the missing ones with a progress bar (resumable)."""
+        """The features of every image, computing the missing ones with a progress bar
+        (resumable)."""
         return [self.get(rel) for rel in tqdm(rels, desc=desc, unit="image", leave=False)]
 
 
@@ -136,7 +151,8 @@ PACKED_FILES = {"offsets": "local_offsets.npy", "xy": "local_xy.npy", "desc": "l
 
 
 class LocalFeatureSet:
-    """Local features of N rows packed into three arrays; ``fs[r]`` is row r's :class:`LocalFeatures`.
+    """Local features of N rows packed into three arrays; ``fs[r]`` is row r's
+    :class:`LocalFeatures`.
 
     About 136 bytes per keypoint (68 kB for an image with 500 keypoints); :meth:`load` maps the
     files, so only the rows a query is verified against are read.
@@ -155,13 +171,24 @@ class LocalFeatureSet:
         """Refuse arrays that do not belong together."""
         o = self.offsets
         total = int(self.xy.shape[0]) if self.xy.ndim == 2 else -1
-        if o.ndim != 1 or len(o) < 1 or int(o[0]) != 0 or int(o[-1]) != total or np.any(np.diff(o) < 0):
+        if (
+            o.ndim != 1
+            or len(o) < 1
+            or int(o[0]) != 0
+            or int(o[-1]) != total
+            or np.any(np.diff(o) < 0)
+        ):
             raise ArtidError(f"local features: offsets do not index the {total} keypoints")
-        if self.xy.shape[1:] != (2,) or self.desc.shape != (total, SIFT_DIM) \
-                or self.desc.dtype != np.uint8:
-            raise ArtidError(f"local features: keypoints {self.xy.shape} and descriptors "
-                             f"{self.desc.shape} {self.desc.dtype} do not match "
-                             "((T, 2) and (T, 128) uint8)")
+        if (
+            self.xy.shape[1:] != (2,)
+            or self.desc.shape != (total, SIFT_DIM)
+            or self.desc.dtype != np.uint8
+        ):
+            raise ArtidError(
+                f"local features: keypoints {self.xy.shape} and descriptors "
+                f"{self.desc.shape} {self.desc.dtype} do not match "
+                "((T, 2) and (T, 128) uint8)"
+            )
 
     def __len__(self) -> int:
         return int(len(self.offsets) - 1)
@@ -193,15 +220,19 @@ class LocalFeatureSet:
     def extended(self, features: Sequence[LocalFeatures]) -> LocalFeatureSet:
         """This set with rows appended (what adding artworks makes)."""
         more = LocalFeatureSet.pack(features)
-        return LocalFeatureSet(np.concatenate([self.offsets, more.offsets[1:] + self.keypoints]),
-                               np.concatenate([np.asarray(self.xy, np.float32), more.xy]),
-                               np.concatenate([np.asarray(self.desc), more.desc]))
+        return LocalFeatureSet(
+            np.concatenate([self.offsets, more.offsets[1:] + self.keypoints]),
+            np.concatenate([np.asarray(self.xy, np.float32), more.xy]),
+            np.concatenate([np.asarray(self.desc), more.desc]),
+        )
 
     def save(self, folder: Path) -> None:
         """Write the three arrays into ``folder``."""
-        arrays: dict[str, np.ndarray] = {"offsets": np.asarray(self.offsets, dtype=np.int64),
-                  "xy": np.asarray(self.xy, dtype=np.float32),
-                  "desc": np.asarray(self.desc, dtype=np.uint8)}
+        arrays: dict[str, np.ndarray] = {
+            "offsets": np.asarray(self.offsets, dtype=np.int64),
+            "xy": np.asarray(self.xy, dtype=np.float32),
+            "desc": np.asarray(self.desc, dtype=np.uint8),
+        }
         for key, name in PACKED_FILES.items():
             with atomic_path(Path(folder) / name) as tmp:
                 np.save(tmp, arrays[key], allow_pickle=False)
@@ -214,9 +245,12 @@ class LocalFeatureSet:
             ArtidError: a file missing or unreadable, or arrays that do not belong together.
         """
         try:
-            arrays = {k: np.load(Path(folder) / name, mmap_mode="r" if mmap else None,
-                                 allow_pickle=False) for k, name in PACKED_FILES.items()}
+            arrays = {
+                k: np.load(Path(folder) / name, mmap_mode="r" if mmap else None, allow_pickle=False)
+                for k, name in PACKED_FILES.items()
+            }
         except (OSError, ValueError) as exc:
-            raise ArtidError(f"{folder}: the local features of the re-ranking stage cannot be read "
-                             f"({exc})") from None
+            raise ArtidError(
+                f"{folder}: the local features of the re-ranking stage cannot be read ({exc})"
+            ) from None
         return cls(arrays["offsets"], arrays["xy"], arrays["desc"])

@@ -46,14 +46,23 @@ class Answer:
 
     def rows(self, rows: np.ndarray) -> Answer:
         """The answer of these queries only."""
-        return Answer(self.pred[rows], self.score[rows], self.conf[rows], self.inliers[rows],
-                      Classified(*(a[rows] for a in self.global_)), self.sims[rows], self.idx[rows],
-                      None if self.counts is None else self.counts[rows])
+        return Answer(
+            self.pred[rows],
+            self.score[rows],
+            self.conf[rows],
+            self.inliers[rows],
+            Classified(*(a[rows] for a in self.global_)),
+            self.sims[rows],
+            self.idx[rows],
+            None if self.counts is None else self.counts[rows],
+        )
 
 
-def candidates(clf: KNNClassifier, answer: Answer, listed: int, tau: float,
-               n_top: int) -> list[list[Candidate]]:
-    """Per query the ``n_top`` best classes among its first ``listed`` neighbours, at ``tau``, with the
+def candidates(
+    clf: KNNClassifier, answer: Answer, listed: int, tau: float, n_top: int
+) -> list[list[Candidate]]:
+    """Per query the ``n_top`` best classes among its first ``listed`` neighbours, at ``tau``, with
+    the
     decision's class first (found among all of the answer's neighbours when verification reached it
     beyond the listed ones)."""
     sims, idx = answer.sims, answer.idx
@@ -62,7 +71,9 @@ def candidates(clf: KNNClassifier, answer: Answer, listed: int, tau: float,
         pred = int(answer.pred[q])
         found = [c for c in top if c[0] == pred]
         if not found:
-            every = clf.top_classes(sims[q:q + 1], idx[q:q + 1], sims.shape[1], tau, sims.shape[1])
+            every = clf.top_classes(
+                sims[q : q + 1], idx[q : q + 1], sims.shape[1], tau, sims.shape[1]
+            )
             found = [c for c in every[0] if c[0] == pred]
         tops[q] = (found + [c for c in top if c[0] != pred])[:n_top]
     return tops

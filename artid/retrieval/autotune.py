@@ -36,8 +36,10 @@ class AutotuneResult:
     Attributes:
         ks, taus: the grid actually searched (k values above the database size are dropped).
         gap, gap_minus: (len(ks), len(taus)) float64 scores on the validation queries.
-        acc: accuracy (the same for every point: the prediction is always the nearest neighbour's class).
-        best_k, best_tau, best_gap: the point with the highest GAP (first in k-then-tau order on ties).
+        acc: accuracy (the same for every point: the prediction is always the nearest neighbour's
+            class).
+        best_k, best_tau, best_gap: the point with the highest GAP (first in k-then-tau order on
+            ties).
         search_seconds, grid_seconds: time of the one search and of the grid evaluation.
     """
 
@@ -57,15 +59,29 @@ class AutotuneResult:
     def rows(self) -> list[dict]:
         """The grid as a list of ``{"k", "tau", "gap", "gap_minus", "acc"}`` dicts (k-major)."""
         return [
-            {"k": k, "tau": t, "gap": float(self.gap[i, j]), "gap_minus": float(self.gap_minus[i, j]),
-             "acc": self.acc}
-            for i, k in enumerate(self.ks) for j, t in enumerate(self.taus)
+            {
+                "k": k,
+                "tau": t,
+                "gap": float(self.gap[i, j]),
+                "gap_minus": float(self.gap_minus[i, j]),
+                "acc": self.acc,
+            }
+            for i, k in enumerate(self.ks)
+            for j, t in enumerate(self.taus)
         ]
 
     def to_json(self) -> dict:
-        return {"ks": self.ks, "taus": self.taus, "best_k": self.best_k, "best_tau": self.best_tau,
-                "best_gap": self.best_gap, "acc": self.acc, "search_seconds": self.search_seconds,
-                "grid_seconds": self.grid_seconds, "grid": self.rows()}
+        return {
+            "ks": self.ks,
+            "taus": self.taus,
+            "best_k": self.best_k,
+            "best_tau": self.best_tau,
+            "best_gap": self.best_gap,
+            "acc": self.acc,
+            "search_seconds": self.search_seconds,
+            "grid_seconds": self.grid_seconds,
+            "grid": self.rows(),
+        }
 
 
 def grid_scores(
@@ -137,26 +153,50 @@ def autotune(
     if labels.shape != (len(queries),):
         raise ArtidError(f"autotune: {len(queries)} queries but labels of shape {labels.shape}")
     if not (labels != DISTRACTOR).any():
-        raise ArtidError("autotune: the validation queries hold no non-distractor query, so GAP is undefined")
+        raise ArtidError(
+            "autotune: the validation queries hold no non-distractor query, so GAP is undefined"
+        )
     ks_ok = sorted({int(k) for k in ks if 1 <= k <= clf.size})
     if len(ks_ok) < len(set(ks)):
         dropped = sorted({int(k) for k in ks} - set(ks_ok))
-        log.warning("autotune: k values %s exceed the database size (%d images) and are skipped", dropped, clf.size)
+        log.warning(
+            "autotune: k values %s exceed the database size (%d images) and are skipped",
+            dropped,
+            clf.size,
+        )
     if not ks_ok:
         ks_ok = [clf.size]
     taus = [float(t) for t in taus]
     t0 = time.perf_counter()
     sims, idx = clf.search(queries, max(ks_ok))
     t1 = time.perf_counter()
-    gaps, gaps_minus, acc = grid_scores(clf, sims, idx, labels, ks_ok, taus,
-                                       None if keys is None else np.asarray(keys))
+    gaps, gaps_minus, acc = grid_scores(
+        clf, sims, idx, labels, ks_ok, taus, None if keys is None else np.asarray(keys)
+    )
     t2 = time.perf_counter()
-    i, j = np.unravel_index(int(np.argmax(gaps)), gaps.shape)  # argmax: first maximum in k-then-tau order
-    log.info("autotune: best k=%d tau=%g val GAP %.1f (one search %.2fs, %d-point grid %.3fs)",
-             ks_ok[i], taus[j], 100 * gaps[i, j], t1 - t0, gaps.size, t2 - t1)
+    i, j = np.unravel_index(
+        int(np.argmax(gaps)), gaps.shape
+    )  # argmax: first maximum in k-then-tau order
+    log.info(
+        "autotune: best k=%d tau=%g val GAP %.1f (one search %.2fs, %d-point grid %.3fs)",
+        ks_ok[i],
+        taus[j],
+        100 * gaps[i, j],
+        t1 - t0,
+        gaps.size,
+        t2 - t1,
+    )
     return AutotuneResult(
-        ks=ks_ok, taus=taus, gap=gaps, gap_minus=gaps_minus, acc=acc,
-        best_k=ks_ok[i], best_tau=taus[j], best_gap=float(gaps[i, j]),
-        search_seconds=t1 - t0, grid_seconds=t2 - t1,
-        sims=sims if keep_neighbours else None, idx=idx if keep_neighbours else None,
+        ks=ks_ok,
+        taus=taus,
+        gap=gaps,
+        gap_minus=gaps_minus,
+        acc=acc,
+        best_k=ks_ok[i],
+        best_tau=taus[j],
+        best_gap=float(gaps[i, j]),
+        search_seconds=t1 - t0,
+        grid_seconds=t2 - t1,
+        sims=sims if keep_neighbours else None,
+        idx=idx if keep_neighbours else None,
     )

@@ -60,18 +60,27 @@ class PipelineConfig:
     def check(self) -> None:
         """Refuse settings that cannot work, naming the setting."""
         if self.whiten not in WHITEN_MODES:
-            raise ArtidError(f"whiten must be one of {', '.join(WHITEN_MODES)}, got {self.whiten!r}")
+            raise ArtidError(
+                f"whiten must be one of {', '.join(WHITEN_MODES)}, got {self.whiten!r}"
+            )
         if self.dim < 1:
             raise ArtidError(f"whitening dimension must be at least 1, got {self.dim}")
         if not 0.0 <= self.shrinkage <= 1.0:
             raise ArtidError(f"whitening shrinkage must be within [0, 1], got {self.shrinkage}")
         if (self.k is None) != (self.tau is None):
-            raise ArtidError("give both k and tau, or neither (then they are tuned on the validation queries)")
+            raise ArtidError(
+                "give both k and tau, or neither (then they are tuned on the validation queries)"
+            )
         if self.k is not None and self.k < 1:
             raise ArtidError(f"k must be at least 1, got {self.k}")
         if self.tau is not None and not self.tau > 0:
             raise ArtidError(f"tau must be a positive temperature, got {self.tau}")
-        if any(t <= 0 for t in self.taus) or any(k < 1 for k in self.ks) or not self.ks or not self.taus:
+        if (
+            any(t <= 0 for t in self.taus)
+            or any(k < 1 for k in self.ks)
+            or not self.ks
+            or not self.taus
+        ):
             raise ArtidError("the tuning grid needs k >= 1 and tau > 0 values")
         if self.index not in ("exact", "ivf"):
             raise ArtidError(f"unknown index {self.index!r}: use 'exact' or 'ivf'")
@@ -87,7 +96,8 @@ class PipelineConfig:
 
     @classmethod
     def from_json(cls, d: dict, use_gpu: bool | None = None) -> PipelineConfig:
-        """The settings :meth:`to_json` wrote (raises TypeError / KeyError / ValueError on others)."""
+        """The settings :meth:`to_json` wrote (TypeError / KeyError / ValueError on
+        others)."""
         d = dict(d)
         d["ks"], d["taus"] = tuple(d["ks"]), tuple(d["taus"])
         if d.get("rerank") is not None:

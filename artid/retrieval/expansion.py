@@ -44,25 +44,33 @@ def weighted_sum(x: np.ndarray, sims: np.ndarray, nbrs: np.ndarray, alpha: float
         (M, D) float32, rows L2-normalised (a row that sums to zero is left as x).
     """
     w = np.maximum(np.asarray(sims, dtype=np.float64), 0.0) ** alpha
-    out = np.asarray(x, dtype=np.float64) + np.einsum("mn,mnd->md", w, np.asarray(nbrs, dtype=np.float64))
+    out = np.asarray(x, dtype=np.float64) + np.einsum(
+        "mn,mnd->md", w, np.asarray(nbrs, dtype=np.float64)
+    )
     norms = np.linalg.norm(out, axis=1, keepdims=True)
     out = np.where(norms > 1e-12, out / np.maximum(norms, 1e-12), x)
     return out.astype(np.float32)
 
 
-def query_expansion(queries: np.ndarray, db: np.ndarray, sims: np.ndarray, idx: np.ndarray, n: int,
-                    alpha: float) -> np.ndarray:
-    """alpha-QE of queries given their database neighbours (sims, idx sorted, at least n columns)."""
+def query_expansion(
+    queries: np.ndarray, db: np.ndarray, sims: np.ndarray, idx: np.ndarray, n: int, alpha: float
+) -> np.ndarray:
+    """alpha-QE of queries given their database neighbours (sims, idx sorted, at least n
+    columns)."""
     if n <= 0:
         return queries
     if sims.shape[1] < n:
-        raise ArtidError(f"query expansion with n={n} needs at least {n} neighbours, got {sims.shape[1]}")
+        raise ArtidError(
+            f"query expansion with n={n} needs at least {n} neighbours, got {sims.shape[1]}"
+        )
     return weighted_sum(queries, sims[:, :n], np.asarray(db)[idx[:, :n]], alpha)
 
 
-def database_augmentation(db: np.ndarray, n: int, alpha: float, use_gpu: bool | None = None,
-                          chunk: int = 8192) -> np.ndarray:
-    """DBA: every database row replaced by the weighted sum of itself and its n nearest other rows."""
+def database_augmentation(
+    db: np.ndarray, n: int, alpha: float, use_gpu: bool | None = None, chunk: int = 8192
+) -> np.ndarray:
+    """DBA: every database row replaced by the weighted sum of itself and its n nearest
+    other rows."""
     if n <= 0:
         return db
     size = db.shape[0]
@@ -71,14 +79,14 @@ def database_augmentation(db: np.ndarray, n: int, alpha: float, use_gpu: bool | 
         return db
     out = np.empty(db.shape, dtype=np.float32)
     for start in range(0, size, chunk):
-        rows = np.asarray(db[start:start + chunk])
+        rows = np.asarray(db[start : start + chunk])
         sims, idx = exact_search(rows, db, n + 1, use_gpu=use_gpu, progress=False)
         own = np.arange(start, start + len(rows))[:, None]
         keep = idx != own
         # the n first neighbours other than the row itself (its own hit sorted out, stably)
         order = np.argsort(~keep, axis=1, kind="stable")[:, :n]
         s, i = np.take_along_axis(sims, order, axis=1), np.take_along_axis(idx, order, axis=1)
-        out[start:start + len(rows)] = weighted_sum(rows, s, np.asarray(db)[i], alpha)
+        out[start : start + len(rows)] = weighted_sum(rows, s, np.asarray(db)[i], alpha)
     return out
 
 
@@ -100,7 +108,8 @@ class Expansion:
         return database_augmentation(db, self.dba_n, self.dba_alpha, use_gpu)
 
     def expand(self, queries: np.ndarray, clf: KNNClassifier) -> np.ndarray:
-        """The queries as searched (alpha-QE against the classifier's database; unchanged when off)."""
+        """The queries as searched (alpha-QE against the classifier's database;
+        unchanged when off)."""
         if self.qe_n <= 0:
             return queries
         n = min(self.qe_n, clf.size)
@@ -113,15 +122,21 @@ class Expansion:
     @classmethod
     def from_json(cls, d: dict | None) -> Expansion:
         d = d or {}
-        return cls(int(d.get("qe_n", 0)), float(d.get("qe_alpha", 3.0)), int(d.get("dba_n", 0)),
-                   float(d.get("dba_alpha", 3.0)))
+        return cls(
+            int(d.get("qe_n", 0)),
+            float(d.get("qe_alpha", 3.0)),
+            int(d.get("dba_n", 0)),
+            float(d.get("dba_alpha", 3.0)),
+        )
 
 
 def check_settings(qe_n: int | None, qe_alpha: float, dba_n: int | None, dba_alpha: float) -> None:
     """Refuse negative neighbour counts and exponents."""
     for name, n in (("qe_n", qe_n), ("dba_n", dba_n)):
         if n is not None and n < 0:
-            raise ArtidError(f"{name} must be 0 (off), a positive neighbour count or None (tuned), got {n}")
+            raise ArtidError(
+                f"{name} must be 0 (off), a positive neighbour count or None (tuned), got {n}"
+            )
     for name, a in (("qe_alpha", qe_alpha), ("dba_alpha", dba_alpha)):
         if not a >= 0:
             raise ArtidError(f"{name} must be a non-negative exponent, got {a}")

@@ -1,4 +1,5 @@
-"""The fusion rule of re-ranking: verified inliers raise class scores, queries ranked by fused log-odds.
+"""The fusion rule of re-ranking: verified inliers raise class scores, queries ranked by fused
+log-odds.
 
 With ``s_c`` the kNN class score (best similarity of class ``c`` among the pipeline's k neighbours)
 and ``n_c`` the most inliers of any verified image of class ``c`` (among the first K neighbours):
@@ -32,18 +33,28 @@ W_GRID = (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
 MIN_INLIERS_GRID = (6, 8, 10, 15, 20, 30)
 
 
-def verified_inliers(idx: np.ndarray, labels: np.ndarray, inliers: np.ndarray, pred: np.ndarray,
-                     min_inliers: int) -> np.ndarray:
+def verified_inliers(
+    idx: np.ndarray, labels: np.ndarray, inliers: np.ndarray, pred: np.ndarray, min_inliers: int
+) -> np.ndarray:
     """(Q,) the most inliers of a verified image (>= ``min_inliers``) of each query's predicted
     class, else 0."""
-    lab = labels[idx[:, :inliers.shape[1]]]
+    lab = labels[idx[:, : inliers.shape[1]]]
     ok = (lab == pred[:, None]) & (inliers >= min_inliers)
     return np.where(ok, inliers, 0).max(axis=1, initial=0).astype(np.int64)
 
 
-def fuse(sims: np.ndarray, idx: np.ndarray, labels: np.ndarray, inliers: np.ndarray, k: int,
-         tau: float, n_classes: int, w: float, min_inliers: int = 10,
-         cap: int = DEFAULT_CAP) -> Classified:
+def fuse(
+    sims: np.ndarray,
+    idx: np.ndarray,
+    labels: np.ndarray,
+    inliers: np.ndarray,
+    k: int,
+    tau: float,
+    n_classes: int,
+    w: float,
+    min_inliers: int = 10,
+    cap: int = DEFAULT_CAP,
+) -> Classified:
     """The kNN answer with class scores raised by verified inliers (the module's rule).
 
     Args:
@@ -56,7 +67,9 @@ def fuse(sims: np.ndarray, idx: np.ndarray, labels: np.ndarray, inliers: np.ndar
     top = inliers.shape[1]
     m = max(k, top)
     if sims.shape[1] < m:
-        raise ArtidError(f"fusion needs {m} neighbours per query, the search returned {sims.shape[1]}")
+        raise ArtidError(
+            f"fusion needs {m} neighbours per query, the search returned {sims.shape[1]}"
+        )
     s = sims[:, :m].astype(np.float64)
     lab = labels[idx[:, :m]]
     ok = np.zeros(lab.shape, dtype=bool)
@@ -66,8 +79,8 @@ def fuse(sims: np.ndarray, idx: np.ndarray, labels: np.ndarray, inliers: np.ndar
     # per query, the class bonus is the largest gain over the class's verified images
     bonus = np.zeros(lab.shape)
     for j in range(top):
-        same = lab == lab[:, j:j + 1]
-        bonus = np.where(same, np.maximum(bonus, gain[:, j:j + 1]), bonus)
+        same = lab == lab[:, j : j + 1]
+        bonus = np.where(same, np.maximum(bonus, gain[:, j : j + 1]), bonus)
     used = np.zeros(lab.shape, dtype=bool)
     used[:, :k] = True
     used |= ok & (w > 0)
@@ -92,10 +105,20 @@ class FusionChoice:
     val_gap: float
 
 
-def tune_fusion(sims: np.ndarray, idx: np.ndarray, labels: np.ndarray, inliers: np.ndarray,
-                val_labels: np.ndarray, k: int, n_classes: int, taus: Sequence[float],
-                keys: np.ndarray | None = None, ws: Sequence[float] = W_GRID,
-                mins: Sequence[int] = MIN_INLIERS_GRID, cap: int = DEFAULT_CAP) -> FusionChoice:
+def tune_fusion(
+    sims: np.ndarray,
+    idx: np.ndarray,
+    labels: np.ndarray,
+    inliers: np.ndarray,
+    val_labels: np.ndarray,
+    k: int,
+    n_classes: int,
+    taus: Sequence[float],
+    keys: np.ndarray | None = None,
+    ws: Sequence[float] = W_GRID,
+    mins: Sequence[int] = MIN_INLIERS_GRID,
+    cap: int = DEFAULT_CAP,
+) -> FusionChoice:
     """Grid search of (w, min_inliers, tau) by validation GAP (ties: the first, i.e. the smaller w).
 
     With ``w = 0`` the rule ignores ``min_inliers``, so only the first of ``mins`` is tried there.

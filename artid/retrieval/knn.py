@@ -28,54 +28,23 @@ from typing import NamedTuple, Protocol
 
 import faiss
 import numpy as np
-from tqdm import tqdm
 
 from artid.errors import ArtidError
+from artid.retrieval.search import QUERY_CHUNK, exact_search, gpu_count
 
 log = logging.getLogger(__name__)
 
-#: Queries per faiss call (one progress-bar step).
-QUERY_CHUNK = 4096
-
-
-def gpu_count() -> int:
-    """Number of GPUs faiss can use (0 with faiss-cpu)."""
-    get = getattr(faiss, "get_num_gpus", None)
-    return int(get()) if get is not None else 0
-
-
-def exact_search(
-    queries: np.ndarray, db: np.ndarray, k: int, use_gpu: bool | None = None, progress: bool = True
-) -> tuple[np.ndarray, np.ndarray]:
-    """Exact maximum-inner-product search with faiss (brute force, no copy of the database).
-
-    Args:
-        queries: (Q, D) float32.
-        db: (N, D) float32.
-        k: neighbours per query, 1 <= k <= N.
-        use_gpu: search on the GPU; None = when faiss has one.
-        progress: show a progress bar when the queries span several chunks.
-
-    Returns:
-        sims (Q, k) float32 sorted descending, idx (Q, k) int64 database rows.
-    """
-    queries = np.ascontiguousarray(queries, dtype=np.float32)
-    db = np.ascontiguousarray(db, dtype=np.float32)
-    if use_gpu is None:
-        use_gpu = gpu_count() > 0
-    sims = np.empty((queries.shape[0], k), dtype=np.float32)
-    idx = np.empty((queries.shape[0], k), dtype=np.int64)
-    res = faiss.StandardGpuResources() if use_gpu else None
-    starts = range(0, queries.shape[0], QUERY_CHUNK)
-    for start in tqdm(starts, desc="kNN search", unit="chunk", disable=not progress or len(starts) < 2,
-                      leave=False):
-        q = queries[start:start + QUERY_CHUNK]
-        if res is not None:
-            d, i = faiss.knn_gpu(res, q, db, k, metric=faiss.METRIC_INNER_PRODUCT)
-        else:
-            d, i = faiss.knn(q, db, k, metric=faiss.METRIC_INNER_PRODUCT)
-        sims[start:start + len(q)], idx[start:start + len(q)] = d, i
-    return sims, idx
+__all__ = [
+    "QUERY_CHUNK",
+    "Classified",
+    "KNNClassifier",
+    "Searcher",
+    "confidence",
+    "exact_search",
+    "first_occurrences",
+    "gpu_count",
+    "log_odds",
+]
 
 
 def first_occurrences(nn_labels: np.ndarray) -> np.ndarray:
@@ -131,7 +100,8 @@ def log_odds(sims: np.ndarray, first: np.ndarray, n_classes: int, tau: float) ->
 
 
 def confidence(score: np.ndarray) -> np.ndarray:
-    """The softmax confidence of the top class, ``sigmoid(score)``, from its log-odds (for display)."""
+    """The softmax confidence of the top class, ``sigmoid(score)``, from its log-odds
+    (for display)."""
     with np.errstate(over="ignore"):
         return 1.0 / (1.0 + np.exp(-np.asarray(score, dtype=np.float64)))
 
@@ -153,7 +123,9 @@ class Classified(NamedTuple):
 class Searcher(Protocol):
     """What :class:`KNNClassifier` accepts instead of exact search (e.g. ``IVFSearcher``)."""
 
-    def search(self, queries: np.ndarray, k: int, progress: bool = True) -> tuple[np.ndarray, np.ndarray]: ...
+    def search(
+        self, queries: np.ndarray, k: int, progress: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 class KNNClassifier:
@@ -183,20 +155,26 @@ class KNNClassifier:
         db = np.ascontiguousarray(db, dtype=np.float32)
         labels = np.asarray(labels, dtype=np.int64)
         if db.ndim != 2 or db.shape[0] == 0:
-            raise ArtidError(f"kNN database must be a non-empty (N, D) matrix, got shape {db.shape}")
+            raise ArtidError(
+                f"kNN database must be a non-empty (N, D) matrix, got shape {db.shape}"
+            )
         if labels.shape != (db.shape[0],):
             raise ArtidError(f"kNN database has {db.shape[0]} rows but {labels.shape} labels")
         distinct = int(np.unique(labels).size)
         if n_classes is None:
             n_classes = distinct
         elif n_classes < distinct:
-            raise ArtidError(f"n_classes={n_classes} is smaller than the {distinct} distinct database labels")
+            raise ArtidError(
+                f"n_classes={n_classes} is smaller than the {distinct} distinct database labels"
+            )
         self.db = db
         self.labels = labels
         self.n_classes = int(n_classes)
         if use_gpu and gpu_count() == 0:
-            raise ArtidError("GPU search asked for, but this faiss sees no GPU (faiss-cpu, or no CUDA device): "
-                             "search on the CPU or install a GPU build of faiss")
+            raise ArtidError(
+                "GPU search asked for, but this faiss sees no GPU (faiss-cpu, or no CUDA device): "
+                "search on the CPU or install a GPU build of faiss"
+            )
         self.use_gpu = gpu_count() > 0 if use_gpu is None else bool(use_gpu)
         self.searcher = searcher
         if threads is not None:
@@ -212,11 +190,15 @@ class KNNClassifier:
         if k < 1:
             raise ArtidError(f"k must be at least 1, got {k}")
         if k > self.size:
-            log.warning("k=%d is larger than the database (%d images): using k=%d", k, self.size, self.size)
+            log.warning(
+                "k=%d is larger than the database (%d images): using k=%d", k, self.size, self.size
+            )
             return self.size
         return k
 
-    def search(self, queries: np.ndarray, k: int, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: np.ndarray, k: int, progress: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The k nearest database images of each query.
 
         Args:
@@ -228,18 +210,28 @@ class KNNClassifier:
         """
         queries = np.asarray(queries)
         if queries.ndim != 2 or queries.shape[1] != self.db.shape[1]:
-            raise ArtidError(f"queries must be (Q, {self.db.shape[1]}) descriptors, got shape {queries.shape}")
+            raise ArtidError(
+                f"queries must be (Q, {self.db.shape[1]}) descriptors, got shape {queries.shape}"
+            )
         if self.searcher is not None:
             return self.searcher.search(queries, self.clamp_k(k), progress=progress)
-        return exact_search(queries, self.db, self.clamp_k(k), use_gpu=self.use_gpu, progress=progress)
+        return exact_search(
+            queries, self.db, self.clamp_k(k), use_gpu=self.use_gpu, progress=progress
+        )
 
-    def _prepare(self, sims: np.ndarray, idx: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _prepare(
+        self, sims: np.ndarray, idx: np.ndarray, k: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if sims.shape != idx.shape or sims.ndim != 2:
-            raise ArtidError(f"sims {sims.shape} and idx {idx.shape} must be (Q, K) arrays of one shape")
+            raise ArtidError(
+                f"sims {sims.shape} and idx {idx.shape} must be (Q, K) arrays of one shape"
+            )
         if k > sims.shape[1] == self.size:
             k = self.size  # the whole database was searched: fewer images than k
         if not 1 <= k <= sims.shape[1]:
-            raise ArtidError(f"k={k} needs at least k neighbours per query; the search returned {sims.shape[1]}")
+            raise ArtidError(
+                f"k={k} needs at least k neighbours per query; the search returned {sims.shape[1]}"
+            )
         nn_labels = self.labels[idx[:, :k]]
         return sims[:, :k].astype(np.float64), nn_labels, first_occurrences(nn_labels)
 

@@ -11,7 +11,8 @@ Evaluation, the recognition service and training validation all use :class:`KNNP
 (``auto``: raw descriptors or PCA-whitening at a supported dimension, by validation GAP), (k, tau)
 (grid search by GAP), QE / DBA neighbour counts, and the re-ranking rule. Queries are ranked by
 the decision's log-odds with ties broken by key (the query path), so nothing depends on the order
-of the input files. The saved folder (:mod:`artid.retrieval.storage`) is what a service bundle keeps.
+of the input files. The saved folder (:mod:`artid.retrieval.storage`) is what a service bundle
+keeps.
 """
 
 from __future__ import annotations
@@ -25,18 +26,18 @@ import numpy as np
 
 from artid.errors import ArtidError
 from artid.extraction.local import LocalFeatures, LocalFeatureSet
-from artid.metrics.ilr import DISTRACTOR, accuracy, gap, gap_minus
-from artid.retrieval import storage
+from artid.metrics.ilr import gap
+from artid.retrieval import edits, storage
 from artid.retrieval.answer import Answer, Candidate, candidates
 from artid.retrieval.autotune import AutotuneResult, autotune
-from artid.retrieval.config import WHITEN_MODES, PipelineConfig, WhiteningChoice, whitening_candidates
-from artid.retrieval.expansion import N_GRID, Expansion
+from artid.retrieval.config import WHITEN_MODES, PipelineConfig, WhiteningChoice
+from artid.retrieval.expansion import Expansion
+from artid.retrieval.fitting import choose_expansion, choose_whitening, fit_rerank
 from artid.retrieval.index import IVFSearcher
 from artid.retrieval.knn import KNNClassifier
 from artid.retrieval.projection import Projection, as_parts
 from artid.retrieval.rerank import Reranker
 from artid.retrieval.verification import Features
-from artid.tuning import grid_search
 
 __all__ = ["WHITEN_MODES", "Answer", "KNNPipeline", "PipelineConfig", "WhiteningChoice"]
 
@@ -46,7 +47,8 @@ Descriptors = np.ndarray | Sequence[np.ndarray]
 QueryFeatures = Features | Sequence[LocalFeatures]
 
 
-def _lookup(features: QueryFeatures) -> Features:
+def lookup(features: QueryFeatures) -> Features:
+    """Query row -> local features, from a function or a sequence."""
     return features if callable(features) else list(features).__getitem__
 
 
@@ -75,8 +77,9 @@ class KNNPipeline:
     def _index(self, db: np.ndarray, labels: np.ndarray, n_classes: int | None) -> None:
         cfg = self.config
         searcher = IVFSearcher(db, nprobe=cfg.nprobe) if cfg.index == "ivf" else None
-        self.classifier = KNNClassifier(db, labels, n_classes=n_classes, use_gpu=cfg.use_gpu,
-                                        searcher=searcher)
+        self.classifier = KNNClassifier(
+            db, labels, n_classes=n_classes, use_gpu=cfg.use_gpu, searcher=searcher
+        )
 
     def _build(self, db_parts: list[np.ndarray], labels: np.ndarray, cand: WhiteningChoice) -> None:
         cfg = self.config
@@ -84,8 +87,9 @@ class KNNPipeline:
         db = self.expansion.augment(self.projection.transform(db_parts), cfg.use_gpu)
         self._index(db, labels, cfg.n_classes)
 
-    def _tune(self, val: list[np.ndarray] | None, labels: np.ndarray | None,
-              keys: np.ndarray | None) -> float | None:
+    def _tune(
+        self, val: list[np.ndarray] | None, labels: np.ndarray | None, keys: np.ndarray | None
+    ) -> float | None:
         """Set (k, tau) (tuned or fixed); return the validation GAP at them (None without val)."""
         cfg, clf, projection = self.config, self.classifier, self.projection
         assert clf is not None and projection is not None, "_build() first"
@@ -104,65 +108,17 @@ class KNNPipeline:
         self.k, self.tau = self.tuned.best_k, self.tuned.best_tau
         return self.tuned.best_gap
 
-    def _choose_whitening(self, db: list[np.ndarray], labels: np.ndarray,
-                          val: list[np.ndarray] | None, val_labels: np.ndarray | None,
-                          keys: np.ndarray | None) -> WhiteningChoice:
-        choices = whitening_candidates(self.config, db)
-        if len(choices) > 1 and val is None:
-            log.warning("whiten=auto without validation queries: using PCA-whitening to %d",
-                        choices[0].dim)
-            choices = choices[:1]
-
-        def score(c: WhiteningChoice) -> float:
-            self._build(db, labels, c)
-            c.val_gap = self._tune(val, val_labels, keys)
-            assert self.projection is not None
-            c.k, c.tau, c.projection = self.k, self.tau, self.projection.summary()
-            if len(choices) > 1:
-                log.info("whitening %s: val GAP %.1f at k=%d tau=%g",
-                         c.projection["dims"] if c.whiten else "none", 100 * (c.val_gap or 0.0),
-                         c.k, c.tau)
-            return c.val_gap or 0.0
-
-        best = grid_search(choices, score).best
-        self.candidates = choices
-        if best is not choices[-1]:  # the last one built is in place; rebuild the winner
-            self._build(db, labels, best)
-            self._tune(val, val_labels, keys)
-        return best
-
-    def _choose_expansion(self, db: list[np.ndarray], labels: np.ndarray, best: WhiteningChoice,
-                          val: list[np.ndarray], val_labels: np.ndarray,
-                          keys: np.ndarray | None) -> None:
-        """Choose the open qe_n / dba_n by validation GAP (each with its own tuned k, tau)."""
-        cfg = self.config
-        dbas: Sequence[int] = N_GRID if cfg.dba_n is None else (cfg.dba_n,)
-        qes: Sequence[int] = N_GRID if cfg.qe_n is None else (cfg.qe_n,)
-        built: list[int | None] = [None]
-
-        def score(point: tuple[int, int]) -> float:
-            dba_n, qe_n = point
-            if built[0] != dba_n:
-                self.expansion = Expansion(0, cfg.qe_alpha, dba_n, cfg.dba_alpha)
-                self._build(db, labels, best)
-                built[0] = dba_n
-            self.expansion.qe_n = qe_n
-            val_gap = self._tune(val, val_labels, keys) or 0.0
-            self.expansion_grid.append({"qe_n": qe_n, "dba_n": dba_n, "val_gap": val_gap,
-                                        "k": self.k, "tau": self.tau})
-            return val_gap
-
-        result = grid_search([(d, q) for d in dbas for q in qes], score)
-        dba_n, qe_n = result.best
-        self.expansion = Expansion(qe_n, cfg.qe_alpha, dba_n, cfg.dba_alpha)
-        if result.best != result.tried[-1][0]:
-            self._build(db, labels, best)
-            self._tune(val, val_labels, keys)
-
-    def fit(self, db: Descriptors, db_labels: np.ndarray, val: Descriptors | None = None,
-            val_labels: np.ndarray | None = None, val_keys: Sequence[str] | np.ndarray | None = None,
-            db_features: LocalFeatureSet | Sequence[LocalFeatures] | None = None,
-            val_features: QueryFeatures | None = None, progress: bool = True) -> KNNPipeline:
+    def fit(
+        self,
+        db: Descriptors,
+        db_labels: np.ndarray,
+        val: Descriptors | None = None,
+        val_labels: np.ndarray | None = None,
+        val_keys: Sequence[str] | np.ndarray | None = None,
+        db_features: LocalFeatureSet | Sequence[LocalFeatures] | None = None,
+        val_features: QueryFeatures | None = None,
+        progress: bool = True,
+    ) -> KNNPipeline:
         """Fit the whitening, the index and the classifier on the database; choose what is open on
         validation; then the re-ranking stage's rule.
 
@@ -182,47 +138,26 @@ class KNNPipeline:
         if val_parts is not None:
             val_labels = np.asarray(val_labels)
             if val_labels.shape != (val_parts[0].shape[0],):
-                raise ArtidError(f"{val_parts[0].shape[0]} validation queries but labels of shape "
-                                 f"{val_labels.shape}")
+                raise ArtidError(
+                    f"{val_parts[0].shape[0]} validation queries but labels of shape "
+                    f"{val_labels.shape}"
+                )
         keys = None if val_keys is None else np.asarray(val_keys)
         if self.config.k is None and val_parts is None:
             raise ArtidError("tuning k and tau needs validation queries (or give fixed k and tau)")
-        best = self._choose_whitening(db_parts, labels, val_parts, val_labels, keys)
+        best = choose_whitening(self, db_parts, labels, val_parts, val_labels, keys)
         if self.config.qe_n is None or self.config.dba_n is None:
             if val_parts is None:
-                raise ArtidError("tuning qe_n / dba_n needs validation queries (or give fixed values)")
+                raise ArtidError(
+                    "tuning qe_n / dba_n needs validation queries (or give fixed values)"
+                )
             assert val_labels is not None
-            self._choose_expansion(db_parts, labels, best, val_parts, val_labels, keys)
+            choose_expansion(self, db_parts, labels, best, val_parts, val_labels, keys)
         if self.config.rerank is not None:
-            self._fit_rerank(db_features, val_parts, val_labels, keys, val_features, progress)
+            fit_rerank(self, db_features, val_parts, val_labels, keys, val_features, progress)
         elif val_parts is not None:
             self.val_answer = self.predict(val_parts, progress=False)
         return self
-
-    def _fit_rerank(self, db_features: LocalFeatureSet | Sequence[LocalFeatures] | None,
-                    val: list[np.ndarray] | None, val_labels: np.ndarray | None,
-                    keys: np.ndarray | None, val_features: QueryFeatures | None,
-                    progress: bool) -> None:
-        clf, _, k, tau = self._fitted()
-        assert self.config.rerank is not None
-        if db_features is None:
-            raise ArtidError("the re-ranking stage needs the database images' local features")
-        local = db_features if isinstance(db_features, LocalFeatureSet) else \
-            LocalFeatureSet.pack(list(db_features))
-        if len(local) != clf.size:
-            raise ArtidError(f"local features of {len(local)} images for {clf.size} database rows")
-        self.local = local
-        self.reranker = Reranker(self.config.rerank, local.__getitem__, tau)
-        if val is None or val_features is None:
-            return
-        assert val_labels is not None
-        sims, idx = self.neighbours(val, self._depth(True), progress=False)
-        counts = self.reranker.verify(idx, _lookup(val_features), progress)
-        if bool((val_labels != DISTRACTOR).any()):
-            self.reranker.fit(sims, idx, counts, clf, k, tau, self.config.taus, val_labels, keys)
-        else:
-            log.warning("no validation query of a database class: the re-ranking rule is not tuned")
-        self.val_answer = self._decide(sims, idx, counts)
 
     # --- answering -------------------------------------------------------------------------------
     def _fitted(self) -> tuple[KNNClassifier, Projection, int, float]:
@@ -235,8 +170,9 @@ class KNNPipeline:
         """Descriptors -> the searched space (whitened, concatenated, L2-normalised)."""
         return self._fitted()[1].transform(x)
 
-    def neighbours(self, queries: Descriptors, k: int | None = None,
-                   progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    def neighbours(
+        self, queries: Descriptors, k: int | None = None, progress: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(sims, idx) of the k (default: the pipeline's k) nearest database images."""
         clf, _, own_k, _ = self._fitted()
         q = self.expansion.expand(self.transform(queries), clf)
@@ -250,8 +186,10 @@ class KNNPipeline:
 
     def _reranks(self, rerank: bool | None, features: QueryFeatures | None) -> bool:
         if rerank and self.reranker is None:
-            raise ArtidError("this pipeline has no re-ranking stage: fit it with a RerankConfig "
-                             "(artid evaluate / index build --rerank K)")
+            raise ArtidError(
+                "this pipeline has no re-ranking stage: fit it with a RerankConfig "
+                "(artid evaluate / index build --rerank K)"
+            )
         on = self.reranker is not None and rerank is not False
         if on and features is None:
             raise ArtidError("re-ranking needs the queries' local features")
@@ -265,8 +203,13 @@ class KNNPipeline:
         rr = self.reranker.decide(sims, idx, counts, clf, k)
         return Answer(*rr.classified, rr.inliers, glob, sims, idx, counts)
 
-    def predict(self, queries: Descriptors, features: QueryFeatures | None = None,
-                rerank: bool | None = None, progress: bool = True) -> Answer:
+    def predict(
+        self,
+        queries: Descriptors,
+        features: QueryFeatures | None = None,
+        rerank: bool | None = None,
+        progress: bool = True,
+    ) -> Answer:
         """The decision of each query (re-ranked when the pipeline has the stage, unless ``rerank``
         is False) and the global answer beside it.
 
@@ -280,12 +223,17 @@ class KNNPipeline:
         counts = None
         if on:
             assert self.reranker is not None and features is not None
-            counts = self.reranker.verify(idx, _lookup(features), progress)
+            counts = self.reranker.verify(idx, lookup(features), progress)
         return self._decide(sims, idx, counts)
 
-    def answer(self, queries: Descriptors, features: QueryFeatures | None = None,
-               rerank: bool | None = None, n_top: int = 5,
-               list_neighbours: int = 20) -> tuple[Answer, list[list[Candidate]]]:
+    def answer(
+        self,
+        queries: Descriptors,
+        features: QueryFeatures | None = None,
+        rerank: bool | None = None,
+        n_top: int = 5,
+        list_neighbours: int = 20,
+    ) -> tuple[Answer, list[list[Candidate]]]:
         """:meth:`predict` and, from the same search, the ``n_top`` candidate classes among the
         ``max(k, list_neighbours)`` nearest images (the decision's class first)."""
         clf, _, k, tau = self._fitted()
@@ -295,20 +243,11 @@ class KNNPipeline:
         counts = None
         if on:
             assert self.reranker is not None and features is not None
-            counts = self.reranker.verify(idx, _lookup(features))
+            counts = self.reranker.verify(idx, lookup(features))
         ans = self._decide(sims, idx, counts)
         return ans, candidates(clf, ans, listed, tau, n_top)
 
-    def score(self, queries: Descriptors, labels: np.ndarray,
-              keys: Sequence[str] | np.ndarray | None = None,
-              features: QueryFeatures | None = None) -> dict:
-        """GAP, GAP- and ACC (fractions) of labelled queries (-1 = distractor)."""
-        ans = self.predict(queries, features, progress=False)
-        return {"gap": gap(ans.pred, ans.score, labels, keys),
-                "gap_minus": gap_minus(ans.pred, ans.score, labels, keys),
-                "acc": accuracy(ans.pred, ans.score, labels), "k": self.k, "tau": self.tau}
-
-    # --- edits (the service's index add / remove) --------------------------------------------------
+    # --- edits (the service's index add / remove) --------------------------------------------
     @property
     def n_classes(self) -> int:
         return self._fitted()[0].n_classes
@@ -320,46 +259,21 @@ class KNNPipeline:
             raise ArtidError(f"n_classes={n} is smaller than the distinct database labels")
         clf.n_classes = int(n)
 
-    def _replace_rows(self, db: np.ndarray, labels: np.ndarray, n_classes: int) -> None:
-        clf = self._fitted()[0]
-        searcher = clf.searcher.with_rows(db) if isinstance(clf.searcher, IVFSearcher) else None
-        self.classifier = KNNClassifier(db, labels, n_classes=n_classes, use_gpu=clf.use_gpu,
-                                        searcher=searcher)
-        if self.reranker is not None and self.local is not None:
-            self.reranker.database = self.local.__getitem__
-
-    def add(self, x: Descriptors, labels: np.ndarray,
-            features: Sequence[LocalFeatures] | None = None, n_classes: int | None = None) -> None:
-        """Append database rows (raw descriptors of the fitted parts), their local features when the
-        pipeline re-ranks. With DBA the new rows are augmented against the current database (a
-        rebuild augments every row anew)."""
-        clf, projection, _, _ = self._fitted()
-        new = projection.transform(x)
-        if self.expansion.dba_n > 0:
-            both = np.concatenate([clf.db, new])
-            new = self.expansion.augment(both, self.config.use_gpu)[len(clf.db):]
-        labels = np.asarray(labels, dtype=np.int64)
-        if self.local is not None:
-            if features is None or len(features) != len(labels):
-                raise ArtidError("the pipeline re-ranks: new rows need their local features")
-            self.local = self.local.extended(features)
-        all_labels = np.concatenate([clf.labels, labels])
-        n = max(clf.n_classes, int(np.unique(all_labels).size)) if n_classes is None else n_classes
-        self._replace_rows(np.concatenate([clf.db, new]), all_labels, n)
+    def add(
+        self,
+        x: Descriptors,
+        labels: np.ndarray,
+        features: Sequence[LocalFeatures] | None = None,
+        n_classes: int | None = None,
+    ) -> None:
+        """Append database rows (:func:`artid.retrieval.edits.add_rows`)."""
+        edits.add_rows(self, x, labels, features, n_classes)
 
     def keep(self, rows: Sequence[int] | np.ndarray, n_classes: int | None = None) -> None:
-        """Keep only these database rows, in this order (what removing artworks leaves)."""
-        clf = self._fitted()[0]
-        rows = np.asarray(rows, dtype=np.int64)
-        if rows.size == 0:
-            raise ArtidError("removing every database image would leave an empty index")
-        if self.local is not None:
-            self.local = self.local.rows(rows)
-        labels = clf.labels[rows]
-        n = int(np.unique(labels).size) if n_classes is None else n_classes
-        self._replace_rows(np.asarray(clf.db)[rows], labels, n)
+        """Keep only these database rows (:func:`artid.retrieval.edits.keep_rows`)."""
+        edits.keep_rows(self, rows, n_classes)
 
-    # --- persistence -------------------------------------------------------------------------------
+    # --- persistence ------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
         """JSON-able: the configuration, what fit chose, every whitening and expansion tried."""
         return storage.summary(self)
@@ -369,6 +283,8 @@ class KNNPipeline:
         return storage.save(self, Path(folder))
 
     @classmethod
-    def load(cls, folder: str | Path, use_gpu: bool | None = None, mmap: bool = False) -> KNNPipeline:
+    def load(
+        cls, folder: str | Path, use_gpu: bool | None = None, mmap: bool = False
+    ) -> KNNPipeline:
         """Read a pipeline :meth:`save` wrote (``mmap``: map the database, index and keypoints)."""
         return storage.load(cls, Path(folder), use_gpu, mmap)

@@ -1,4 +1,5 @@
-"""Descriptors -> the space the kNN classifier searches: optional PCA-whitening per part, concatenation.
+"""Descriptors -> the space the kNN classifier searches: optional PCA-whitening per part,
+concatenation.
 
 One descriptor set is one part. Several parts (e.g. two backbones, thesis appendix B.1) are each
 L2-normalised and, when whitening, whitened with a whitening fitted on that part's database
@@ -34,16 +35,24 @@ MIN_DIM = 8
 
 
 def supported_dim(requested: int, n_images: int, descriptor_dim: int) -> int:
-    """The whitening dimension a database of ``n_images`` descriptors of ``descriptor_dim`` supports.
+    """The whitening dimension a database of ``n_images`` descriptors of ``descriptor_dim``
+    supports.
 
     Returns ``min(requested, descriptor_dim, MAX_DIM_SHARE * n_images)`` (at least 1), with a
     warning when that is below ``requested``.
     """
     cap = max(1, min(descriptor_dim, int(MAX_DIM_SHARE * n_images)))
     if requested > cap:
-        log.warning("PCA-whitening to %d dimensions needs more data: %d database images of dimension %d "
-                    "support at most %d (%.0f%% of the images); using %d",
-                    requested, n_images, descriptor_dim, cap, 100 * MAX_DIM_SHARE, cap)
+        log.warning(
+            "PCA-whitening to %d dimensions needs more data: %d database images of dimension %d "
+            "support at most %d (%.0f%% of the images); using %d",
+            requested,
+            n_images,
+            descriptor_dim,
+            cap,
+            100 * MAX_DIM_SHARE,
+            cap,
+        )
         return cap
     return requested
 
@@ -57,8 +66,10 @@ def as_parts(x: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
         if p.ndim != 2:
             raise ArtidError(f"descriptor part {i} must be an (N, D) matrix, got shape {p.shape}")
         if p.shape[0] != parts[0].shape[0]:
-            raise ArtidError(f"descriptor parts have different numbers of rows: {parts[0].shape[0]} and "
-                             f"{p.shape[0]} (part {i}): they must describe the same images in the same order")
+            raise ArtidError(
+                f"descriptor parts have different numbers of rows: {parts[0].shape[0]} and "
+                f"{p.shape[0]} (part {i}): they must describe the same images in the same order"
+            )
     return parts
 
 
@@ -77,9 +88,15 @@ class Projection:
         self.widths = [int(w) for w in widths]
 
     @classmethod
-    def fit(cls, db: np.ndarray | Sequence[np.ndarray], whiten: bool, dim: int = 512,
-            shrinkage: float = 1.0) -> Projection:
-        """Fit a whitening per part on the database (``whiten``) or none, with the dimension capped."""
+    def fit(
+        cls,
+        db: np.ndarray | Sequence[np.ndarray],
+        whiten: bool,
+        dim: int = 512,
+        shrinkage: float = 1.0,
+    ) -> Projection:
+        """Fit a whitening per part on the database (``whiten``) or none, with the
+        dimension capped."""
         parts = as_parts(db)
         whitenings: list[PCAWhitening | None] = []
         for p in parts:
@@ -100,16 +117,23 @@ class Projection:
 
     def summary(self) -> dict:
         """JSON-able summary: whether whitened and the dimension of each part."""
-        return {"whiten": "pcaw" if self.whitened else "none",
-                "dims": [w.out_dim if w is not None else d for w, d in zip(self.whitenings, self.widths)],
-                "input_dims": self.widths, "out_dim": self.out_dim}
+        return {
+            "whiten": "pcaw" if self.whitened else "none",
+            "dims": [
+                w.out_dim if w is not None else d for w, d in zip(self.whitenings, self.widths)
+            ],
+            "input_dims": self.widths,
+            "out_dim": self.out_dim,
+        }
 
     def transform(self, x: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         """(M, sum D_i) parts -> (M, out_dim) float32 L2-normalised rows."""
         parts = as_parts(x)
         if [p.shape[1] for p in parts] != self.widths:
-            raise ArtidError(f"descriptors of dimensions {[p.shape[1] for p in parts]} do not match the "
-                             f"{self.widths} this pipeline was fitted on: extract them with the same model(s)")
+            raise ArtidError(
+                f"descriptors of dimensions {[p.shape[1] for p in parts]} do not match the "
+                f"{self.widths} this pipeline was fitted on: extract them with the same model(s)"
+            )
         out = []
         for p, w in zip(parts, self.whitenings):
             out.append(w.transform(p) if w is not None else l2_normalise(p))
@@ -121,8 +145,10 @@ class Projection:
         for i, w in enumerate(self.whitenings):
             if w is not None:
                 w.save(folder / f"whitening-{i}.npz")
-        write_json(folder / "projection.json",
-                   {"widths": self.widths, "whitened": [w is not None for w in self.whitenings]})
+        write_json(
+            folder / "projection.json",
+            {"widths": self.widths, "whitened": [w is not None for w in self.whitenings]},
+        )
 
     @classmethod
     def load(cls, folder: Path) -> Projection:
@@ -134,6 +160,8 @@ class Projection:
             raise ArtidError(f"{path} not found: not a saved artid pipeline") from None
         except (ValueError, KeyError, TypeError) as exc:
             raise ArtidError(f"{path}: not an artid projection file ({exc})") from None
-        whitenings = [PCAWhitening.load(folder / f"whitening-{i}.npz") if wh else None
-                      for i, wh in enumerate(whitened)]
+        whitenings = [
+            PCAWhitening.load(folder / f"whitening-{i}.npz") if wh else None
+            for i, wh in enumerate(whitened)
+        ]
         return cls(whitenings, widths)

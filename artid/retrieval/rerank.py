@@ -43,7 +43,8 @@ DEFAULT_TOP = 50
 
 @dataclass
 class RerankConfig:
-    """What the re-ranking stage does; None for ``w`` / ``min_inliers`` / ``tau``: tune on validation.
+    """What the re-ranking stage does; None for ``w`` / ``min_inliers`` / ``tau``: tune on
+    validation.
 
     Attributes:
         top: K, the database images verified per query (the first K of the global search).
@@ -69,8 +70,10 @@ class RerankConfig:
         if self.w is not None and self.w < 0:
             raise ArtidError(f"the re-ranking weight w must be 0 or more, got {self.w}")
         if self.min_inliers is not None and self.min_inliers < 4:
-            raise ArtidError("min_inliers must be at least 4 (a homography needs 4 points), "
-                             f"got {self.min_inliers}")
+            raise ArtidError(
+                "min_inliers must be at least 4 (a homography needs 4 points), "
+                f"got {self.min_inliers}"
+            )
         if self.tau is not None and not self.tau > 0:
             raise ArtidError(f"the re-ranking tau must be a positive temperature, got {self.tau}")
         if self.cap < 1 or self.max_keypoints < 4 or self.max_size < 32:
@@ -105,7 +108,9 @@ class Reranker:
         config.check()
         self.config, self.database = config, database
         self.w = DEFAULT_W if config.w is None else float(config.w)
-        self.min_inliers = DEFAULT_MIN_INLIERS if config.min_inliers is None else int(config.min_inliers)
+        self.min_inliers = (
+            DEFAULT_MIN_INLIERS if config.min_inliers is None else int(config.min_inliers)
+        )
         self.tau = float(tau) if config.tau is None else float(config.tau)
         self.tuned: FusionChoice | None = None
         self.global_val_gap: float | None = None
@@ -121,18 +126,39 @@ class Reranker:
         counts, self.ms_per_query = verify(idx, features, self.database, self.top, progress)
         return counts
 
-    def decide(self, sims: np.ndarray, idx: np.ndarray, counts: np.ndarray, clf: KNNClassifier,
-               k: int) -> Reranked:
-        """Fuse inlier counts into the kNN answer of neighbours ``(sims, idx)`` (the rule in use)."""
+    def decide(
+        self, sims: np.ndarray, idx: np.ndarray, counts: np.ndarray, clf: KNNClassifier, k: int
+    ) -> Reranked:
+        """Fuse inlier counts into the kNN answer of neighbours ``(sims, idx)`` (the rule
+        in use)."""
         k = min(k, sims.shape[1])
-        ans = fuse(sims, idx, clf.labels, counts, k, self.tau, clf.n_classes, self.w,
-                   self.min_inliers, self.config.cap)
+        ans = fuse(
+            sims,
+            idx,
+            clf.labels,
+            counts,
+            k,
+            self.tau,
+            clf.n_classes,
+            self.w,
+            self.min_inliers,
+            self.config.cap,
+        )
         inliers = verified_inliers(idx, clf.labels, counts, ans.pred, self.min_inliers)
         return Reranked(ans, inliers, counts)
 
-    def fit(self, sims: np.ndarray, idx: np.ndarray, counts: np.ndarray, clf: KNNClassifier, k: int,
-            global_tau: float, taus: Sequence[float], labels: np.ndarray,
-            keys: np.ndarray | None = None) -> Reranker:
+    def fit(
+        self,
+        sims: np.ndarray,
+        idx: np.ndarray,
+        counts: np.ndarray,
+        clf: KNNClassifier,
+        k: int,
+        global_tau: float,
+        taus: Sequence[float],
+        labels: np.ndarray,
+        keys: np.ndarray | None = None,
+    ) -> Reranker:
         """Choose what the configuration leaves open of (w, min_inliers, tau) by validation GAP.
 
         Args:
@@ -146,19 +172,33 @@ class Reranker:
         self.global_val_gap = gap(glob.pred, glob.score, labels, keys)
         cfg = self.config
         self.tuned = tune_fusion(
-            sims, idx, clf.labels, counts, labels, k, clf.n_classes,
-            taus if cfg.tau is None else (cfg.tau,), keys,
+            sims,
+            idx,
+            clf.labels,
+            counts,
+            labels,
+            k,
+            clf.n_classes,
+            taus if cfg.tau is None else (cfg.tau,),
+            keys,
             W_GRID if cfg.w is None else (cfg.w,),
-            MIN_INLIERS_GRID if cfg.min_inliers is None else (cfg.min_inliers,), cfg.cap)
+            MIN_INLIERS_GRID if cfg.min_inliers is None else (cfg.min_inliers,),
+            cfg.cap,
+        )
         self.w, self.min_inliers, self.tau = self.tuned.w, self.tuned.min_inliers, self.tuned.tau
         return self
 
     def summary(self) -> dict[str, Any]:
         """JSON-able: the configuration, the rule in use and, when tuned, the validation GAPs."""
-        return {"config": asdict(self.config), "top": self.top, "w": self.w,
-                "min_inliers": self.min_inliers, "tau": self.tau,
-                "val_gap": None if self.tuned is None else self.tuned.val_gap,
-                "global_val_gap": self.global_val_gap}
+        return {
+            "config": asdict(self.config),
+            "top": self.top,
+            "w": self.w,
+            "min_inliers": self.min_inliers,
+            "tau": self.tau,
+            "val_gap": None if self.tuned is None else self.tuned.val_gap,
+            "global_val_gap": self.global_val_gap,
+        }
 
     @classmethod
     def from_json(cls, d: dict[str, Any], database: Features) -> Reranker:

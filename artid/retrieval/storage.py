@@ -1,10 +1,12 @@
-"""A fitted pipeline on disk: one folder that :meth:`KNNPipeline.load` turns back into the same answers.
+"""A fitted pipeline on disk: one folder that :meth:`KNNPipeline.load` turns back into the same
+answers.
 
 Layout (format ``artid-pipeline/2``; no pickle)::
 
     pipeline.json        settings, what fit chose (whitening, k, tau, QE / DBA, the re-ranking rule)
     projection.json      the parts' widths; whitening-<i>.npz per whitened part
-    database.npy         (N, d) float32 searched rows (projected, DBA applied), labels.npy (N,) int64
+    database.npy         (N, d) float32 searched rows (projected, DBA applied), labels.npy (N,)
+    int64
     index.faiss          the IVF index (cells and lists) when ``index = "ivf"``
     local_*.npy          the rows' SIFT keypoints when the pipeline re-ranks
 
@@ -40,11 +42,18 @@ INDEX_FILE = "index.faiss"
 def summary(pipe: Any) -> dict[str, Any]:
     """JSON-able: the configuration, what fit chose, every whitening and expansion tried."""
     clf, projection, _, _ = pipe._fitted()
-    return {"config": pipe.config.to_json(), "k": pipe.k, "tau": pipe.tau,
-            "n_classes": clf.n_classes, "database_images": clf.size,
-            "projection": projection.summary(), "candidates": [asdict(c) for c in pipe.candidates],
-            "expansion": pipe.expansion.to_json(), "expansion_grid": pipe.expansion_grid,
-            "rerank": None if pipe.reranker is None else pipe.reranker.summary()}
+    return {
+        "config": pipe.config.to_json(),
+        "k": pipe.k,
+        "tau": pipe.tau,
+        "n_classes": clf.n_classes,
+        "database_images": clf.size,
+        "projection": projection.summary(),
+        "candidates": [asdict(c) for c in pipe.candidates],
+        "expansion": pipe.expansion.to_json(),
+        "expansion_grid": pipe.expansion_grid,
+        "rerank": None if pipe.reranker is None else pipe.reranker.summary(),
+    }
 
 
 def save(pipe: Any, folder: Path) -> Path:
@@ -73,8 +82,10 @@ def read_manifest(folder: Path) -> dict[str, Any]:
         raise ArtidError(f"{path}: not an artid pipeline file ({exc})") from None
     if not isinstance(meta, dict) or meta.get("format") not in READABLE:
         got = meta.get("format") if isinstance(meta, dict) else None
-        raise ArtidError(f"{path}: format {got!r} is not one this artid reads ({', '.join(READABLE)}); "
-                         "fit and save the pipeline again (artid evaluate, artid index build)")
+        raise ArtidError(
+            f"{path}: format {got!r} is not one this artid reads ({', '.join(READABLE)}); "
+            "fit and save the pipeline again (artid evaluate, artid index build)"
+        )
     return meta
 
 
@@ -95,24 +106,32 @@ def load(cls: Any, folder: Path, use_gpu: bool | None = None, mmap: bool = False
         raise ArtidError(f"{folder}: the database of the pipeline cannot be read ({exc})") from None
     projection = Projection.load(folder)
     if db.ndim != 2 or db.shape[1] != projection.out_dim or labels.shape != (db.shape[0],):
-        raise ArtidError(f"{folder}: database {db.shape} and labels {labels.shape} do not fit the "
-                         f"projection's {projection.out_dim}-d output")
+        raise ArtidError(
+            f"{folder}: database {db.shape} and labels {labels.shape} do not fit the "
+            f"projection's {projection.out_dim}-d output"
+        )
     searcher = None
     if config.index == "ivf":
         file = folder / INDEX_FILE
-        searcher = IVFSearcher.load(file, db, mmap) if file.is_file() else \
-            IVFSearcher(np.asarray(db), nprobe=config.nprobe)
+        searcher = (
+            IVFSearcher.load(file, db, mmap)
+            if file.is_file()
+            else IVFSearcher(np.asarray(db), nprobe=config.nprobe)
+        )
     pipe = cls(config)
     pipe.projection, pipe.candidates = projection, choices
-    pipe.classifier = KNNClassifier(db, labels, n_classes=n_classes, use_gpu=config.use_gpu,
-                                    searcher=searcher)
+    pipe.classifier = KNNClassifier(
+        db, labels, n_classes=n_classes, use_gpu=config.use_gpu, searcher=searcher
+    )
     pipe.k, pipe.tau = k, tau
     pipe.expansion = Expansion.from_json(meta.get("expansion"))  # the saved rows are augmented
     pipe.expansion_grid = list(meta.get("expansion_grid", []))
     if meta.get("rerank"):
         pipe.local = LocalFeatureSet.load(folder, mmap=mmap)
         if len(pipe.local) != len(labels):
-            raise ArtidError(f"{folder}: local features of {len(pipe.local)} images for "
-                             f"{len(labels)} database rows")
+            raise ArtidError(
+                f"{folder}: local features of {len(pipe.local)} images for "
+                f"{len(labels)} database rows"
+            )
         pipe.reranker = Reranker.from_json(meta["rerank"], pipe.local.__getitem__)
     return pipe

@@ -1,7 +1,8 @@
 """Spatial verification: how surely two photos show the same flat artwork, and the one verify loop.
 
 Two images' local features (:mod:`artid.extraction.local`) are matched with Lowe's ratio test, then
-``cv2.findHomography(..., cv2.USAC_MAGSAC)`` keeps the matches one homography explains; the number of
+``cv2.findHomography(..., cv2.USAC_MAGSAC)`` keeps the matches one homography explains; the number
+of
 these inliers is the evidence. :func:`verify` counts it between each query and its first K global
 neighbours: evaluation and the service both re-rank through it (:mod:`artid.retrieval.rerank`).
 """
@@ -22,13 +23,16 @@ RATIO = 0.8
 #: MAGSAC reprojection threshold in pixels (images at most ``DEFAULT_SIZE`` px on the longer side).
 REPROJ_THRESHOLD = 4.0
 
-#: Row -> local features (a :class:`~artid.extraction.local.LocalFeatureSet`, a list, a cache lookup).
+# : Row -> local features (a :class:`~artid.extraction.local.LocalFeatureSet`, a list, a cache
+# lookup).
 Features = Callable[[int], LocalFeatures]
 
 
-def count_inliers(a: LocalFeatures, b: LocalFeatures, ratio: float = RATIO,
-                  threshold: float = REPROJ_THRESHOLD) -> int:
-    """Inliers of a MAGSAC homography between ratio-test matches of two images (0 below 4 matches)."""
+def count_inliers(
+    a: LocalFeatures, b: LocalFeatures, ratio: float = RATIO, threshold: float = REPROJ_THRESHOLD
+) -> int:
+    """Inliers of a MAGSAC homography between ratio-test matches of two images (0 below 4
+    matches)."""
     if len(a) < 2 or len(b) < 2:
         return 0
     matcher = cv2.BFMatcher(cv2.NORM_L2)
@@ -39,8 +43,9 @@ def count_inliers(a: LocalFeatures, b: LocalFeatures, ratio: float = RATIO,
     src = a.xy[[m.queryIdx for m in good]].reshape(-1, 1, 2)
     dst = b.xy[[m.trainIdx for m in good]].reshape(-1, 1, 2)
     try:
-        h, mask = cv2.findHomography(src, dst, cv2.USAC_MAGSAC, threshold, maxIters=2000,
-                                     confidence=0.999)
+        h, mask = cv2.findHomography(
+            src, dst, cv2.USAC_MAGSAC, threshold, maxIters=2000, confidence=0.999
+        )
     except cv2.error:
         return 0
     if h is None or mask is None:
@@ -48,8 +53,9 @@ def count_inliers(a: LocalFeatures, b: LocalFeatures, ratio: float = RATIO,
     return int(mask.sum())
 
 
-def verify(idx: np.ndarray, queries: Features, database: Features, top: int,
-           progress: bool = False) -> tuple[np.ndarray, float]:
+def verify(
+    idx: np.ndarray, queries: Features, database: Features, top: int, progress: bool = False
+) -> tuple[np.ndarray, float]:
     """Inlier counts between each query and its first ``top`` neighbours.
 
     Args:
@@ -65,8 +71,13 @@ def verify(idx: np.ndarray, queries: Features, database: Features, top: int,
     top = min(top, idx.shape[1])
     out = np.zeros((idx.shape[0], top), dtype=np.int64)
     t = time.perf_counter()
-    for q in tqdm(range(idx.shape[0]), desc=f"verifying top {top}", unit="query",
-                  disable=not progress, leave=False):
+    for q in tqdm(
+        range(idx.shape[0]),
+        desc=f"verifying top {top}",
+        unit="query",
+        disable=not progress,
+        leave=False,
+    ):
         fq = queries(q)
         for j in range(top):
             out[q, j] = count_inliers(fq, database(int(idx[q, j])))

@@ -75,15 +75,18 @@ class PCAWhitening:
         """
         db = np.asarray(db)
         if db.ndim != 2 or db.shape[0] < 2:
-            raise ArtidError(f"whitening needs at least 2 database descriptors as an (N, D) matrix, got {db.shape}")
+            raise ArtidError(
+                "whitening needs at least 2 database descriptors as an (N, D) matrix, "
+                f"got {db.shape}"
+            )
         n, d = db.shape
         mean = np.zeros(d, dtype=np.float64)
         for start in range(0, n, _CHUNK):
-            mean += db[start:start + _CHUNK].astype(np.float64).sum(axis=0)
+            mean += db[start : start + _CHUNK].astype(np.float64).sum(axis=0)
         mean /= n
         cov = np.zeros((d, d), dtype=np.float64)
         for start in range(0, n, _CHUNK):
-            xc = db[start:start + _CHUNK].astype(np.float64) - mean
+            xc = db[start : start + _CHUNK].astype(np.float64) - mean
             cov += xc.T @ xc
         cov /= n
         eigval, eigvec = np.linalg.eigh(cov)
@@ -93,11 +96,20 @@ class PCAWhitening:
         dim = self.dim
         if dim > rank:
             log.warning(
-                "whitening dimension %d is larger than possible with %d database descriptors of dimension %d "
-                "(covariance rank %d): using %d", dim, n, d, rank, rank)
+                "whitening dimension %d is larger than possible with %d database descriptors "
+                "of dimension %d "
+                "(covariance rank %d): using %d",
+                dim,
+                n,
+                d,
+                rank,
+                rank,
+            )
             dim = rank
         if rank == 0:
-            raise ArtidError("whitening: the database descriptors are all identical (zero covariance)")
+            raise ArtidError(
+                "whitening: the database descriptors are all identical (zero covariance)"
+            )
         self.eigenvalues = eigval[:dim].copy()
         scale = self.eigenvalues ** (-self.shrinkage / 2.0)
         self.mean = mean.astype(np.float32)
@@ -118,23 +130,35 @@ class PCAWhitening:
         assert self.mean is not None and self.projection is not None
         x = np.asarray(x)
         if x.ndim != 2 or x.shape[1] != self.mean.shape[0]:
-            raise ArtidError(f"whitening expects (M, {self.mean.shape[0]}) descriptors, got {x.shape}")
+            raise ArtidError(
+                f"whitening expects (M, {self.mean.shape[0]}) descriptors, got {x.shape}"
+            )
         out = np.empty((x.shape[0], self.out_dim), dtype=np.float32)
         mean, projection = self.mean, self.projection
         for start in range(0, x.shape[0], _CHUNK):
-            out[start:start + _CHUNK] = (x[start:start + _CHUNK].astype(np.float32) - mean) @ projection
+            out[start : start + _CHUNK] = (
+                x[start : start + _CHUNK].astype(np.float32) - mean
+            ) @ projection
         return l2_normalise(out)
 
     def save(self, path: str | Path) -> Path:
-        """Write ``mean``, ``projection``, ``eigenvalues`` and ``shrinkage`` to an ``.npz`` (no pickle)."""
+        """Write ``mean``, ``projection``, ``eigenvalues`` and ``shrinkage`` to an ``.npz``
+        (no pickle)."""
         if not self.fitted:
             raise ArtidError("whitening is not fitted: nothing to save")
-        assert self.mean is not None and self.projection is not None and self.eigenvalues is not None
+        assert (
+            self.mean is not None and self.projection is not None and self.eigenvalues is not None
+        )
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, mean=self.mean, projection=self.projection, eigenvalues=self.eigenvalues,
-                 shrinkage=np.float64(self.shrinkage))
+        np.savez(
+            tmp,
+            mean=self.mean,
+            projection=self.projection,
+            eigenvalues=self.eigenvalues,
+            shrinkage=np.float64(self.shrinkage),
+        )
         tmp.replace(path)
         return path
 
@@ -144,13 +168,20 @@ class PCAWhitening:
         path = Path(path)
         try:
             with np.load(path, allow_pickle=False) as z:
-                mean, proj, eig, s = z["mean"], z["projection"], z["eigenvalues"], float(z["shrinkage"])
+                mean, proj, eig, s = (
+                    z["mean"],
+                    z["projection"],
+                    z["eigenvalues"],
+                    float(z["shrinkage"]),
+                )
         except FileNotFoundError:
             raise ArtidError(f"whitening file {path} not found") from None
         except (OSError, ValueError, KeyError) as exc:
             raise ArtidError(f"{path}: not an artid whitening file ({exc})") from None
         if mean.ndim != 1 or proj.ndim != 2 or proj.shape[0] != mean.shape[0]:
-            raise ArtidError(f"{path}: inconsistent shapes mean {mean.shape}, projection {proj.shape}")
+            raise ArtidError(
+                f"{path}: inconsistent shapes mean {mean.shape}, projection {proj.shape}"
+            )
         w = cls(dim=proj.shape[1], shrinkage=s)
         w.mean, w.projection, w.eigenvalues = mean.astype(np.float32), proj.astype(np.float32), eig
         return w
