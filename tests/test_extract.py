@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from artid.commands import extract as extract_cmd
+from artid.commands.pipeline_options import parse_scales
 from artid.data.met import load_split
 from artid.descriptors import load_descriptors
 from artid.errors import ArtidError
@@ -234,7 +235,7 @@ def test_command_rejects_bad_options(met: Path, tmp_path: Path):
     with pytest.raises(ArtidError, match="float16 needs a GPU"):
         extract_cmd.run(_args(root=met, out=tmp_path, splits="mini", device="cpu", dtype="float16"))
     with pytest.raises(ArtidError, match="--scales"):
-        extract_cmd.parse_scales("1,big")
+        parse_scales("1,big")
 
 
 @pytest.mark.parametrize(

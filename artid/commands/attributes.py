@@ -195,7 +195,7 @@ def _train(args: argparse.Namespace) -> int:
     from artid.attributes.finetune import FinetuneSettings
     from artid.attributes.head import HeadSettings
     from artid.attributes.runs import TrainOptions, train_run
-    from artid.commands.extract import parse_scales
+    from artid.commands.pipeline_options import parse_scales
 
     features = FeatureSpec(args.backbone, args.weights, parse_scales(args.scales), args.max_size)
     head = HeadSettings(

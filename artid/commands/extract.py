@@ -12,12 +12,11 @@ from artid.commands.argtypes import positive_int
 from artid.commands.common import (
     add_batch_size_argument,
     add_device_argument,
-    add_max_size_argument,
     add_threads_argument,
     add_workers_argument,
 )
 from artid.commands.crop_options import add_crop_arguments, crop_settings
-from artid.data.images import DEFAULT_MAX_SIZE
+from artid.commands.pipeline_options import add_extraction_arguments, parse_scales
 from artid.data.met import GT_FILES
 from artid.devices import resolve_device
 from artid.errors import ArtidError
@@ -28,31 +27,13 @@ from artid.extraction import (
     list_source,
     met_sources,
 )
-from artid.models import DEFAULT_BACKBONE, MULTI_SCALE, SINGLE_SCALE, build_embedder
+from artid.models import DEFAULT_BACKBONE, build_embedder
 
 HELP = (
     "extract global descriptors (GeM, multi-scale) of a Met-format dataset, an image folder or "
     "a list"
 )
 log = logging.getLogger(__name__)
-
-
-def parse_scales(text: str) -> tuple[float, ...]:
-    """``ms`` / ``ss`` / comma-separated factors in (0, 1] -> scales."""
-    text = text.strip().lower()
-    if text == "ms":
-        return MULTI_SCALE
-    if text == "ss":
-        return SINGLE_SCALE
-    try:
-        scales = tuple(float(s) for s in text.split(",") if s.strip())
-    except ValueError:
-        raise ArtidError(
-            f"--scales: expected ms, ss or numbers like 1,0.7071,0.5, got {text!r}"
-        ) from None
-    if not scales or any(not 0 < s <= 4 for s in scales):
-        raise ArtidError(f"--scales: factors must be in (0, 4], got {text!r}")
-    return scales
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -78,10 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "or an artid checkpoint file",
     )
     parser.add_argument("--weights", help="local weights file for a --model backbone name")
-    parser.add_argument(
-        "--scales", default="ms", help="ms (1, 2^-0.5, 1/2), ss (1), or factors like 1,0.5"
-    )
-    add_max_size_argument(parser, DEFAULT_MAX_SIZE, keep_original=True)
+    add_extraction_arguments(parser)
     add_batch_size_argument(
         parser,
         None,
