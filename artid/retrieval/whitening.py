@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from artid.errors import ArtidError
+from artid.files import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -150,16 +151,9 @@ class PCAWhitening:
             self.mean is not None and self.projection is not None and self.eigenvalues is not None
         )
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(
-            tmp,
-            mean=self.mean,
-            projection=self.projection,
-            eigenvalues=self.eigenvalues,
-            shrinkage=np.float64(self.shrinkage),
-        )
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            np.savez(tmp, mean=self.mean, projection=self.projection,
+                     eigenvalues=self.eigenvalues, shrinkage=np.float64(self.shrinkage))
         return path
 
     @classmethod
