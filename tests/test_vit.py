@@ -1,4 +1,5 @@
-"""ViT backbones (artid.models.vit): poolings, any input size, checkpoints, training, offline weights."""
+"""ViT backbones (artid.models.vit): poolings, any input size, checkpoints, training, offline
+weights."""
 
 from pathlib import Path
 
@@ -23,16 +24,25 @@ def tiny():
 
 
 def test_name_suffix_selects_the_pooling():
-    assert split_pooling("vit_small_patch14_dinov2.lvd142m@cls+gem") == ("vit_small_patch14_dinov2.lvd142m", "cls+gem")
+    assert split_pooling("vit_small_patch14_dinov2.lvd142m@cls+gem") == (
+        "vit_small_patch14_dinov2.lvd142m",
+        "cls+gem",
+    )
     assert split_pooling("resnet50") == ("resnet50", None)
     with pytest.raises(ArtidError, match="@gem"):
         split_pooling("vit_tiny_patch16_224@avg")
-    assert is_vit("vit_small_patch14_dinov2.lvd142m") and is_vit("eva02_tiny_patch14_224") and not is_vit("resnet18")
+    assert (
+        is_vit("vit_small_patch14_dinov2.lvd142m")
+        and is_vit("eva02_tiny_patch14_224")
+        and not is_vit("resnet18")
+    )
     with pytest.raises(ArtidError, match="ViT backbones only"):
         create_backbone("random:r18in@gem")
 
 
-@pytest.mark.parametrize("pooling, dim", [("", 192), ("@cls", 192), ("@gem", 192), ("@cls+gem", 384)])
+@pytest.mark.parametrize(
+    "pooling, dim", [("", 192), ("@cls", 192), ("@gem", 192), ("@cls+gem", 384)]
+)
 def test_descriptors_are_unit_vectors_of_the_pooling_length(pooling, dim):
     emb = build_embedder(TINY + pooling)
     assert emb.spec["pooling"] == (pooling[1:] or "cls")  # CLS is the default
@@ -66,11 +76,67 @@ def test_prefix_tokens_are_not_pooled_as_patches():
         TokenPool("cls", num_prefix_tokens=0)
 
 
-def test_descriptors_are_deterministic(tiny):
-    x = _images(2, 3, 80, 64)
+def _gem_loop(patches: torch.Tensor, p: float = 3.0, eps: float = 1e-6) -> torch.Tensor:
+    """GeM of (B, N, C) patch tokens, one image and one channel at a time, in float64."""
+    out = torch.zeros(patches.shape[0], patches.shape[2], dtype=torch.float64)
+    for b in range(patches.shape[0]):
+        for c in range(patches.shape[2]):
+            values = [max(float(t), eps) ** p for t in patches[b, :, c]]
+            out[b, c] = (sum(values) / len(values)) ** (1 / p)
+    return out
+
+
+def test_descriptors_are_timms_own_class_token_and_a_gem_of_its_patch_tokens(tiny):
+    """The reference: a separate timm model with the same weights, its documented normalisation
+    (the pretrained config's mean / std) and its own token pooling (``global_pool="token"``)."""
+    import timm
+    from timm.data import resolve_data_config
+
+    ref = timm.create_model(
+        "vit_tiny_patch16_224", pretrained=False, num_classes=0, global_pool="token"
+    ).eval()
+    ref.load_state_dict(tiny.trunk.model.state_dict())
+    cfg = resolve_data_config({}, model=ref)
+    mean, std = (torch.tensor(cfg[k]).view(1, 3, 1, 1) for k in ("mean", "std"))
+    gem = build_embedder(TINY + "@gem")
+    gem.trunk.model.load_state_dict(tiny.trunk.model.state_dict())
+    x = _images(3, 3, 224, 224, seed=3)
     with torch.no_grad():
-        a, b = tiny(x), tiny(x.clone())
-    assert torch.equal(a, b)
+        cls = ref((x - mean) / std)
+        patches = ref.forward_features((x - mean) / std)[:, 1:]
+        got_cls, got_gem = tiny(x), gem(x)
+    torch.testing.assert_close(got_cls, F.normalize(cls, dim=1))
+    torch.testing.assert_close(
+        got_gem.double(), F.normalize(_gem_loop(patches), dim=1), rtol=1e-4, atol=1e-5
+    )
+    assert (got_cls * got_gem).sum(1).abs().max() < 0.9  # two different descriptors
+
+
+def test_each_descriptor_depends_on_its_own_image_only(tiny):
+    x = _images(3, 3, 64, 80)
+    with torch.no_grad():
+        batch = tiny(x)
+        alone = torch.cat([tiny(x[i : i + 1]) for i in range(3)])
+        changed = x.clone()
+        changed[1, :, 16:32, 32:48] = 1.0 - changed[1, :, 16:32, 32:48]  # one 16 x 16 patch
+        after = tiny(changed)
+    torch.testing.assert_close(batch, alone, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(after[[0, 2]], batch[[0, 2]], rtol=1e-4, atol=1e-5)
+    assert (after[1] - batch[1]).norm() > 1e-3
+
+
+def test_partial_patches_are_padded_with_zeros_after_normalisation(tiny):
+    """A 50 x 70 image gives the descriptor of the 64 x 80 image padded (bottom, right) with the
+    mean colour, i.e. zeros once normalised."""
+    x = _images(2, 3, 50, 70)
+    mean = torch.tensor(tiny.spec["backbone"]["mean"]).view(1, 3, 1, 1)
+    padded = mean.expand(2, 3, 64, 80).clone()
+    padded[:, :, :50, :70] = x
+    with torch.no_grad():
+        torch.testing.assert_close(tiny(x), tiny(padded), rtol=1e-4, atol=1e-5)
+        shifted = mean.expand(2, 3, 64, 80).clone()
+        shifted[:, :, 14:, 10:] = x  # padded top / left instead: another descriptor
+        assert (tiny(x) - tiny(shifted)).norm(dim=1).min() > 1e-2
 
 
 @pytest.mark.parametrize("size", [(50, 70), (97, 61), (224, 160), (33, 17)])
@@ -85,17 +151,21 @@ def test_any_input_size_and_multiscale(tiny, size):
 
 
 def test_position_embedding_follows_the_patch_grid(tiny):
-    """Non-square inputs give ceil(H/16) x ceil(W/16) patch tokens, each with its interpolated position."""
+    """Non-square inputs give ceil(H/16) x ceil(W/16) patch tokens, each with its interpolated
+    position."""
     with torch.no_grad():
         tokens = tiny.trunk(tiny.normalize(_images(1, 3, 40, 100)))
     assert tokens.shape == (1, 1 + 3 * 7, 192)
 
 
-@pytest.mark.parametrize("name, prefix", [
-    ("random:eva02_tiny_patch14_224@cls+gem", 1),
-    ("random:deit_tiny_distilled_patch16_224@gem", 2),  # class + distillation tokens
-    ("random:vit_small_patch14_reg4_dinov2@gem", 5),  # DINOv2 with 4 registers
-])
+@pytest.mark.parametrize(
+    "name, prefix",
+    [
+        ("random:eva02_tiny_patch14_224@cls+gem", 1),
+        ("random:deit_tiny_distilled_patch16_224@gem", 2),  # class + distillation tokens
+        ("random:vit_small_patch14_reg4_dinov2@gem", 5),  # DINOv2 with 4 registers
+    ],
+)
 def test_eva_deit_dinov2_at_non_square_sizes(name, prefix):
     emb = build_embedder(name)
     assert emb.pool.num_prefix_tokens == prefix
@@ -140,7 +210,9 @@ def test_missing_weights_fail_at_once_saying_what_to_supply(tmp_path: Path, monk
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hf"), raising=False)
+    monkeypatch.setattr(
+        "huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hf"), raising=False
+    )
     with pytest.raises(ArtidError, match=r"--weights FILE") as info:
         build_embedder("vit_small_patch14_dinov2.lvd142m@gem")
     assert "huggingface.co/timm/vit_small_patch14_dinov2.lvd142m" in str(info.value)
