@@ -130,9 +130,10 @@ def built_bundle(tmp_path_factory) -> tuple[Path, Path]:
 
 def small_bundle_data(bundle: Path, n: int = 4, per: int = 2, dim: int = 8):
     """Bundle contents without a model: ``n`` artworks ``k0..`` with ``per`` random unit rows each
-    (``dim``-d, no whitening), their thumbnails stored in ``bundle``; k=3, tau=10, threshold 0.5."""
+    (``dim``-d), a pipeline fitted on them without whitening at k=3, tau=10, their thumbnails
+    stored in ``bundle``; threshold 0.5."""
     from artid.data.entries import Entry
-    from artid.descriptors import DescriptorSet
+    from artid.retrieval.pipeline import KNNPipeline, PipelineConfig
     from artid.service import bundle as bundles
     from artid.service.calibrate import Calibration
     from artid.service.collection import Artwork
@@ -140,13 +141,17 @@ def small_bundle_data(bundle: Path, n: int = 4, per: int = 2, dim: int = 8):
     rng = np.random.default_rng(0)
     m = rng.normal(size=(n * per, dim)).astype(np.float32)
     m /= np.linalg.norm(m, axis=1, keepdims=True)
-    entries = [Entry(path=f"k{i // per}/{i % per}.jpg", label=i // per, kind="exhibit") for i in range(n * per)]
+    entries = [Entry(path=f"k{i // per}/{i % per}.jpg", label=i // per, kind="exhibit")
+               for i in range(n * per)]
+    pipe = KNNPipeline(PipelineConfig(whiten="none", k=3, tau=10.0, use_gpu=False))
+    pipe.fit(m, np.array([e.label for e in entries]))
     arts = [Artwork(key=f"k{i}", label=i, title=f"T{i}") for i in range(n)]
-    thumbs = {i: bundles.store_thumbnail(bundle, jpeg_bytes(artwork(i).resize((32, 32)))) for i in range(n)}
-    return bundles.BundleData(model={"ref": "efficientnet_lite0", "spec": {}},
-                              extraction={"max_size": 64, "scales": [1.0]},
-                              descriptors=DescriptorSet(matrix=m, entries=entries), whitening=None, artworks=arts,
-                              thumbnails=thumbs, k=3, tau=10.0, calibration=Calibration.given(0.5))
+    thumbs = {i: bundles.store_thumbnail(bundle, jpeg_bytes(artwork(i).resize((32, 32))))
+              for i in range(n)}
+    return bundles.BundleData(models=[{"ref": "efficientnet_lite0", "spec": {}}],
+                              extraction={"max_size": 64, "scales": [1.0]}, pipeline=pipe,
+                              entries=entries, artworks=arts, thumbnails=thumbs,
+                              calibration=Calibration.given(0.5))
 
 
 #: Attribute labels of :func:`make_collection`'s artworks: a medium each (even: oil, odd: tempera)
@@ -208,6 +213,6 @@ def built_attributes_bundle(tmp_path_factory) -> tuple[Path, Path]:
         from artid.service.builder import BuildOptions, build_bundle
 
         run = trained_attributes_run(base, 128)
-        build_bundle(base / "collection", bundle, BuildOptions(max_size=128, workers=0, attributes=run),
-                     val=base / "val")
+        options = BuildOptions(max_size=128, scales=(1.0,), workers=0, attributes=run)
+        build_bundle(base / "collection", bundle, options, val=base / "val")
     return bundle, base

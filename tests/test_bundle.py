@@ -13,9 +13,13 @@ from service_helpers import artwork, built_bundle, distractor, jpeg_bytes, make_
 
 from artid.data.entries import Entry
 from artid.errors import ArtidError
+from artid.retrieval.pipeline import PipelineConfig
 from artid.service import bundle as bundles
 from artid.service.calibrate import ACCEPT_ALL, Calibration, calibrate_threshold, evaluate_threshold
 from artid.service.collection import Artwork, read_collection, read_metadata, read_queries
+
+#: The pipeline of builds without validation photos: nothing to choose a whitening on.
+RAW = PipelineConfig(whiten="none")
 
 # ---------------------------------------------------------------- calibration
 
@@ -143,11 +147,17 @@ def test_bundle_round_trip(tmp_path):
     data = _data(tmp_path)
     bundles.write_bundle(tmp_path, data, "test")
     back = bundles.load_bundle(tmp_path)
-    np.testing.assert_array_equal(back.descriptors.matrix, data.descriptors.matrix)
+    np.testing.assert_array_equal(back.pipeline.classifier.db, data.pipeline.classifier.db)
     assert back.artworks == data.artworks and back.thumbnails == data.thumbnails
-    assert (back.k, back.tau, back.calibration) == (3, 10.0, data.calibration)
+    assert back.entries == data.entries
+    assert (back.pipeline.k, back.pipeline.tau, back.calibration) == (3, 10.0, data.calibration)
+    queries = np.random.default_rng(1).normal(size=(5, 8)).astype(np.float32)
+    ans, again = data.pipeline.predict(queries, progress=False), back.pipeline.predict(queries)
+    np.testing.assert_array_equal(again.pred, ans.pred)
+    np.testing.assert_allclose(again.score, ans.score, rtol=1e-6)
     meta = bundles.read_manifest(tmp_path)
     assert meta["generation"] == "gen-000001" and meta["images"] == 8 and meta["artworks"] == 4
+    assert (tmp_path / "gen-000001" / "pipeline" / "pipeline.json").is_file()  # the pipeline, whole
 
 
 def test_add_and_remove_keep_the_rest(tmp_path):
@@ -157,7 +167,10 @@ def test_add_and_remove_keep_the_rest(tmp_path):
     bundles.write_bundle(tmp_path, bundles.without_artworks(bundles.load_bundle(tmp_path), ["k1"]), "remove")
     back = bundles.load_bundle(tmp_path)
     assert [a.key for a in back.artworks] == ["k0", "k2", "k3"]
-    np.testing.assert_array_equal(back.descriptors.matrix, np.delete(data.descriptors.matrix, [2, 3], axis=0))
+    db = np.asarray(data.pipeline.classifier.db)
+    np.testing.assert_array_equal(back.pipeline.classifier.db, np.delete(db, [2, 3], axis=0))
+    assert [e.path for e in back.entries] == [e.path for e in data.entries if e.label != 1]
+    assert back.pipeline.n_classes == 3
     assert not (tmp_path / "thumbnails" / removed_thumb).exists()  # files of removed artworks are collected
     assert sorted(p.name for p in tmp_path.glob("gen-*")) == ["gen-000002"]
 
@@ -165,14 +178,18 @@ def test_add_and_remove_keep_the_rest(tmp_path):
     assert new.label == 4
     vec = np.eye(1, 8, dtype=np.float32)
     thumb = bundles.store_thumbnail(tmp_path, jpeg_bytes(artwork(9).resize((32, 32))))
-    added = bundles.with_artworks(back, [new], vec, [Entry("new/0.jpg", 4, "exhibit")], {4: thumb})
+    added = bundles.with_artworks(back, [new], [vec], [Entry("new/0.jpg", 4, "exhibit")],
+                                  {4: thumb})
+    assert back.pipeline.classifier.size == 6  # the contents read are not changed by the edit
     bundles.write_bundle(tmp_path, added, "add")
     back = bundles.load_bundle(tmp_path)
-    assert back.artworks[-1] == new and back.descriptors.matrix.shape == (7, 8)
-    np.testing.assert_array_equal(back.descriptors.matrix[-1], vec[0])
+    assert back.artworks[-1] == new and back.pipeline.classifier.db.shape == (7, 8)
+    np.testing.assert_array_equal(back.pipeline.classifier.db[-1], vec[0])
+    assert back.pipeline.n_classes == 4
+    assert back.pipeline.predict(vec, progress=False).pred.tolist() == [4]  # found in the index
     assert [h["operation"] for h in bundles.read_manifest(tmp_path)["history"]] == ["build", "remove", "add"]
     with pytest.raises(ArtidError, match="already in the bundle"):
-        bundles.with_artworks(back, [new], vec, [Entry("new/0.jpg", 4, "exhibit")], {})
+        bundles.with_artworks(back, [new], [vec], [Entry("new/0.jpg", 4, "exhibit")], {})
     with pytest.raises(ArtidError, match="no artwork 'nope'"):
         bundles.without_artworks(back, ["nope"])
 
@@ -186,15 +203,18 @@ def test_interrupted_write_leaves_the_old_bundle(tmp_path, monkeypatch):
     def crash(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(bundles, "fsync_file", crash)  # killed with the new generation's files half-synced
+    monkeypatch.setattr(bundles, "fsync_dir", crash)  # killed with the new generation half-synced
     with pytest.raises(KeyboardInterrupt):
         bundles.write_bundle(tmp_path, smaller, "remove")
     monkeypatch.undo()
     assert (tmp_path / "bundle.json").read_bytes() == before
     assert len(bundles.load_bundle(tmp_path).artworks) == 4  # the old generation, complete
-    assert (tmp_path / ".gen-000002.tmp").is_dir()  # the stray half-written generation...
+    assert not list(tmp_path.glob(".gen-*"))  # the half-written generation was removed
+    stray = tmp_path / ".gen-000002.4242.tmp"  # one left by a process killed outright...
+    (stray / "pipeline").mkdir(parents=True)
     bundles.write_bundle(tmp_path, smaller, "remove")
-    assert not (tmp_path / ".gen-000002.tmp").exists()  # ...is removed by the next change
+    assert not stray.exists()  # ...is removed by the next change
+    assert sorted(p.name for p in tmp_path.glob("gen-*")) == ["gen-000003"]
     assert len(bundles.load_bundle(tmp_path).artworks) == 3
 
 
@@ -210,10 +230,43 @@ def test_not_a_bundle_and_broken_bundle(tmp_path):
     with pytest.raises(ArtidError, match="not an index bundle"):
         bundles.load_bundle(tmp_path)
     bundles.write_bundle(tmp_path, _data(tmp_path), "build")
-    assert not (tmp_path / "gen-000001" / "index.faiss").exists()  # the service searches database.npy
-    os.remove(tmp_path / "gen-000001" / "database.npy")
+    os.remove(tmp_path / "gen-000001" / "pipeline" / "database.npy")
     with pytest.raises(ArtidError, match="database"):
         bundles.load_bundle(tmp_path)
+
+
+def _old_format_bundle(path: Path) -> Path:
+    """A bundle as artid wrote them before the pipeline was saved whole (format artid-bundle/1):
+    whitened rows in database.npy/.json, whitening.npz, k and tau in the manifest."""
+    gen = path / "gen-000001"
+    gen.mkdir(parents=True)
+    np.save(gen / "database.npy", np.eye(2, 4, dtype=np.float32))
+    (gen / "database.json").write_text(json.dumps({"entries": [
+        {"path": "a/0.jpg", "label": 0, "kind": "exhibit"},
+        {"path": "b/0.jpg", "label": 1, "kind": "exhibit"}]}))
+    np.savez(gen / "whitening.npz", mean=np.zeros(4), proj=np.eye(4))
+    (gen / "artworks.json").write_text(json.dumps([{"key": "a", "label": 0, "title": "A"},
+                                                   {"key": "b", "label": 1, "title": "B"}]))
+    (path / "bundle.json").write_text(json.dumps({
+        "format": "artid-bundle/1", "generation": "gen-000001", "whitened": True, "dim": 4,
+        "model": {"ref": "efficientnet_lite0", "spec": {}}, "classifier": {"k": 1, "tau": 30.0},
+        "extraction": {"max_size": 500, "scales": [1.0]}, "calibration": {"threshold": 0.0}}))
+    return path
+
+
+def test_a_bundle_of_the_old_format_is_refused_with_the_way_to_rebuild_it(tmp_path, capsys):
+    from artid.cli import main
+
+    old = _old_format_bundle(tmp_path / "old")
+    with pytest.raises(ArtidError, match=r"artid-bundle/1.*rebuild it with `artid index build`"):
+        bundles.load_bundle(old)
+    photo = tmp_path / "p.jpg"
+    artwork(0).save(photo)
+    assert main(["recognize", str(photo), "--bundle", str(old)]) == 2
+    err = capsys.readouterr().err
+    assert "rebuild it with `artid index build`" in err and "Traceback" not in err
+    with pytest.raises(ArtidError, match="artid-bundle/1"):  # nor changed: add/remove refuse it
+        bundles.write_bundle(old, _data(tmp_path / "other"), "build")
 
 
 # ---------------------------------------------------------------- building with the model
@@ -281,18 +334,21 @@ def _met_root(root: Path) -> Path:
 
 @pytest.mark.slow
 def test_build_from_a_met_root_and_recognize_command(tmp_path, capsys):
-    import argparse
-
     from artid.commands import index, recognize
+    from artid.commands.common import Parser
 
     def run(module, argv):
-        parser = argparse.ArgumentParser()
+        parser = Parser()
         module.add_arguments(parser)
         return module.run(parser.parse_args(argv))
 
     root = _met_root(tmp_path / "met")
     out = tmp_path / "bundle"
-    assert run(index, ["build", str(root), "--out", str(out), "--max-size", "128", "--workers", "0"]) == 0
+    # single-scale: on 4 exhibits multi-scale descriptors whitened to 2 dimensions (all they
+    # support) accept the street photo, whatever (k, tau) is chosen among the tied ones
+    argv = ["build", str(root), "--out", str(out), "--max-size", "128", "--workers", "0",
+            "--scales", "ss"]
+    assert run(index, argv) == 0
     meta = bundles.read_manifest(out)
     assert meta["artworks"] == 4 and meta["calibration"]["n_queries"] == 2 and meta["calibration"]["n_distractors"] == 4
     assert not (out / ".work").exists()  # the resumable work files are gone once the bundle is committed
@@ -327,7 +383,7 @@ def test_interrupted_build_resumes_without_describing_finished_images(tmp_path, 
         return real_load(path, *args, **kwargs)
 
     monkeypatch.setattr(decode, "load_image", load_then_stop)
-    options = builder.BuildOptions(max_size=96, threshold=0.5, workers=0)
+    options = builder.BuildOptions(max_size=96, threshold=0.5, workers=0, pipeline=RAW)
     with pytest.raises(KeyboardInterrupt):
         builder.build_bundle(coll, out, options)
     assert not (out / "bundle.json").exists()
@@ -351,8 +407,9 @@ def test_a_checkpoint_model_is_copied_into_the_bundle(tmp_path):
     save_checkpoint(ckpt, build_embedder("efficientnet_lite0"), {"note": "test"})
     coll = make_collection(tmp_path / "c", n=3)
     out = tmp_path / "b"
-    build_bundle(coll, out, BuildOptions(model=str(ckpt), max_size=96, threshold=0.5, workers=0))
-    ref = bundles.read_manifest(out)["model"]["ref"]
+    build_bundle(coll, out, BuildOptions(models=(str(ckpt),), max_size=96, threshold=0.5, workers=0,
+                                         pipeline=RAW))
+    ref = bundles.read_manifest(out)["models"][0]["ref"]
     assert ref.startswith("models/") and (out / ref).is_file()
     ckpt.unlink()  # the bundle does not need the original file any more
     rec = Recognizer.from_bundle(out)

@@ -168,3 +168,21 @@ def add_extraction_arguments(parser: argparse._ActionsContainer) -> None:
         help="ms (1, 2^-0.5, 1/2), ss (1), or factors like 1,0.5",
     )
     add_max_size_argument(parser, DEFAULT_MAX_SIZE, keep_original=True)
+
+
+class _Removed(argparse.Action):
+    """An option that is gone: using it is an error saying what replaces it."""
+
+    def __init__(self, option_strings: list[str], dest: str, instead: str, **kwargs: Any) -> None:
+        kwargs.update(nargs="?", help=argparse.SUPPRESS, default=argparse.SUPPRESS)
+        super().__init__(option_strings, dest, **kwargs)
+        self.instead = instead
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        parser.error(f"{option_string} is gone: use {self.instead}")
+
+
+def add_removed_option(parser: argparse._ActionsContainer, name: str, instead: str) -> None:
+    """``name`` refused with a message naming what replaces it (hidden from ``--help``)."""
+    parser.add_argument(name, action=_Removed, instead=instead)

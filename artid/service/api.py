@@ -165,8 +165,9 @@ def create_app(recognizer: Recognizer, bundle_dir: str | Path, limits: UploadLim
             "status": "ok",
             "version": __version__,
             "artworks": data.n_classes,
-            "images": int(data.descriptors.matrix.shape[0]),
-            "model": data.model.get("spec", {}).get("name", data.model.get("ref")),
+            "images": data.n_images,
+            "model": " + ".join(str(m.get("spec", {}).get("name", m.get("ref")))
+                                for m in data.models),
             "threshold": recognizer.threshold,
             "crop": crop.spec() if (crop := getattr(recognizer, "crop", None)) is not None else None,
             "rerank": rr.top if (rr := getattr(recognizer, "reranker", None)) is not None else None,

@@ -21,19 +21,15 @@ import contextlib
 import datetime as _dt
 import json
 import logging
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from artid import __version__
-from artid.descriptors import load_descriptors, save_descriptors
+from artid.data.entries import Entry
 from artid.errors import ArtidError
-from artid.extraction.local import LocalFeatureSet
-from artid.retrieval.whitening import PCAWhitening
+from artid.files import atomic_path, fsync_dir, write_json
+from artid.retrieval.pipeline import KNNPipeline
 from artid.service.bundle_contents import BundleData, next_label, with_artworks, without_artworks
 from artid.service.bundle_layout import (
     ATTRIBUTES,
@@ -45,8 +41,6 @@ from artid.service.bundle_layout import (
     THUMBNAILS,
     bundle_lock,
     collect_garbage,
-    fsync_dir,
-    fsync_file,
     generation_numbers,
     read_manifest,
     store_attributes,
@@ -57,9 +51,13 @@ from artid.service.bundle_layout import (
 from artid.service.calibrate import Calibration
 from artid.service.collection import Artwork
 
-__all__ = ["ATTRIBUTES", "FORMAT", "MANIFEST", "MODELS", "THUMBNAILS", "THUMBNAIL_RE", "BundleChange", "BundleData",
-           "bundle_lock", "changing", "load_bundle", "next_label", "read_manifest", "store_attributes",
-           "store_model_file", "store_thumbnail", "with_artworks", "without_artworks", "write_bundle"]
+__all__ = ["ATTRIBUTES", "FORMAT", "MANIFEST", "MODELS", "PIPELINE", "THUMBNAILS", "THUMBNAIL_RE",
+           "BundleChange", "BundleData", "bundle_lock", "changing", "load_bundle", "next_label",
+           "read_manifest", "store_attributes", "store_model_file", "store_thumbnail",
+           "with_artworks", "without_artworks", "write_bundle"]
+
+#: The generation's folder of the fitted pipeline (:meth:`KNNPipeline.save`).
+PIPELINE = "pipeline"
 
 log = logging.getLogger(__name__)
 
@@ -74,14 +72,15 @@ class BundleChange:
         """The current contents (nothing else can commit until this change ends)."""
         return load_bundle(self.path)
 
-    def commit(self, data: BundleData, operation: str, failures: list[dict[str, str]] | None = None) -> Path:
+    def commit(self, data: BundleData, operation: str,
+               failures: list[dict[str, str]] | None = None) -> Path:
         """Write ``data`` as the new generation (see :func:`write_bundle`)."""
         return _commit(self.path, data, operation, failures)
 
 
 @contextlib.contextmanager
 def changing(path: str | Path) -> Iterator[BundleChange]:
-    """Hold the bundle's writer lock for a whole read-modify-write (the folder is created if missing).
+    """Hold the bundle's writer lock for a whole read-modify-write (the folder is created).
 
     Raises:
         ArtidError: another change of the bundle is running.
@@ -116,14 +115,15 @@ def write_bundle(path: str | Path, data: BundleData, operation: str,
         return change.commit(data, operation, failures)
 
 
-def _commit(path: Path, data: BundleData, operation: str, failures: list[dict[str, str]] | None) -> Path:
+def _commit(path: Path, data: BundleData, operation: str,
+            failures: list[dict[str, str]] | None) -> Path:
     """The body of :func:`write_bundle`; the caller holds the writer lock."""
     data.check()
     previous = read_manifest(path) if (path / MANIFEST).is_file() else None
     current = previous.get("generation") if previous else None
     if data.generation is not None and data.generation != current:
-        raise ArtidError(f"bundle {path} changed since its contents were read (then {data.generation}, now "
-                         f"{current}); run the change again")
+        raise ArtidError(f"bundle {path} changed since its contents were read (then "
+                         f"{data.generation}, now {current}); run the change again")
     for label, name in data.thumbnails.items():
         if not THUMBNAIL_RE.match(name) or not (path / THUMBNAILS / name).is_file():
             raise ArtidError(f"bundle {path}: thumbnail {name!r} of class {label} is missing")
@@ -131,85 +131,88 @@ def _commit(path: Path, data: BundleData, operation: str, failures: list[dict[st
     if attributes_ref is not None and not (path / attributes_ref / "run.json").is_file():
         raise ArtidError(f"bundle {path}: its attributes run {attributes_ref!r} is missing")
     gen = f"gen-{max(generation_numbers(path), default=0) + 1:06d}"
-    tmp = path / f".{gen}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    matrix = np.ascontiguousarray(data.descriptors.matrix, dtype=np.float32)
-    save_descriptors(tmp / "database", data.descriptors)
-    if data.whitening is not None:
-        data.whitening.save(tmp / "whitening.npz")
-    if data.local is not None:
-        data.local.save(tmp)
-    records = [{**a.to_json(), "thumbnail": data.thumbnails.get(a.label)} for a in data.artworks]
-    (tmp / "artworks.json").write_text(json.dumps(records, indent=1), encoding="utf-8")
-    for p in tmp.iterdir():
-        fsync_file(p)
-    fsync_dir(tmp)
-    os.replace(tmp, path / gen)
-    fsync_dir(path)
+    with atomic_path(path / gen, durable=True) as tmp:
+        tmp.mkdir()
+        data.pipeline.save(tmp / PIPELINE)
+        records = [{**a.to_json(), "thumbnail": data.thumbnails.get(a.label)}
+                   for a in data.artworks]
+        write_json(tmp / "artworks.json", records, durable=True)
+        write_json(tmp / "images.json", {"entries": [e.to_json() for e in data.entries],
+                                         "failures": list(data.failures)}, durable=True)
+        fsync_dir(tmp / PIPELINE)
+        fsync_dir(tmp)
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     history = list(previous.get("history", [])) if previous else []
     history.append({"time": now, "operation": operation, "generation": gen,
-                    "artworks": data.n_classes, "images": int(matrix.shape[0]), "failures": list(failures or [])})
-    manifest = {
+                    "artworks": data.n_classes, "images": data.n_images,
+                    "failures": list(failures or [])})
+    manifest: dict[str, Any] = {
         "format": FORMAT,
         "artid_version": __version__,
         "generation": gen,
         "created": previous.get("created", now) if previous else now,
         "updated": now,
-        "model": data.model,
+        "models": data.models,
         "extraction": data.extraction,
-        "classifier": {"k": int(data.k), "tau": float(data.tau), "n_classes": data.n_classes},
-        "whitened": data.whitening is not None,
-        "dim": int(matrix.shape[1]),
+        "pipeline": _pipeline_record(data.pipeline),
         "artworks": data.n_classes,
-        "images": int(matrix.shape[0]),
+        "images": data.n_images,
         "calibration": data.calibration.to_json(),
         "info": data.info,
         "history": history,
     }
+    if data.global_calibration is not None:
+        manifest["global_calibration"] = data.global_calibration.to_json()
     if data.attributes:
         manifest["attributes"] = data.attributes
-    if data.rerank:
-        manifest["rerank"] = data.rerank
     write_json_atomic(path / MANIFEST, manifest)
     collect_garbage(path, keep=gen, thumbnails=set(data.thumbnails.values()),
-                    model_ref=str(data.model.get("ref", "")), attributes_ref=attributes_ref)
-    log.info("bundle %s: committed %s (%d artworks, %d images)", path, gen, data.n_classes, matrix.shape[0])
+                    model_refs={str(m.get("ref", "")) for m in data.models},
+                    attributes_ref=attributes_ref)
+    log.info("bundle %s: committed %s (%d artworks, %d images)", path, gen, data.n_classes,
+             data.n_images)
     return path / gen
 
 
+def _pipeline_record(pipe: KNNPipeline) -> dict[str, Any]:
+    """What ``bundle.json`` says of the pipeline (``artid index info``; the pipeline's own
+    ``pipeline.json`` has everything)."""
+    summary = pipe.summary()
+    keep = ("k", "tau", "n_classes", "database_images", "projection", "expansion", "rerank")
+    return {"index": summary["config"]["index"], **{k: summary.get(k) for k in keep}}
+
+
 def load_bundle(path: str | Path) -> BundleData:
-    """Read the bundle's current generation.
+    """Read the bundle's current generation (the pipeline's arrays memory-mapped).
 
     Raises:
-        ArtidError: not a bundle, or files that do not belong together.
+        ArtidError: not a bundle, a bundle of an older format, or files that do not belong
+            together.
     """
     path = Path(path)
     meta = read_manifest(path)
     gen = path / str(meta.get("generation", ""))
     if not GEN_RE.match(gen.name) or not gen.is_dir():
-        raise ArtidError(f"{path / MANIFEST} names generation {gen.name!r}, which is not in the bundle")
-    descriptors = load_descriptors(gen / "database")
-    whitening = None
-    if meta.get("whitened"):
-        whitening = PCAWhitening.load(gen / "whitening.npz")
-        if whitening.out_dim != descriptors.matrix.shape[1]:
-            raise ArtidError(f"{gen / 'whitening.npz'} gives {whitening.out_dim}-d descriptors but the "
-                             f"database holds {descriptors.matrix.shape[1]}-d ones")
+        raise ArtidError(f"{path / MANIFEST} names generation {gen.name!r}, which is not in the "
+                         "bundle")
+    pipe = KNNPipeline.load(gen / PIPELINE, use_gpu=False, mmap=True)
     try:
-        records: list[dict[str, Any]] = json.loads((gen / "artworks.json").read_text(encoding="utf-8"))
+        records: list[dict[str, Any]] = json.loads((gen / "artworks.json").read_text("utf-8"))
         artworks = [Artwork.from_json(r) for r in records]
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise ArtidError(f"{gen / 'artworks.json'}: cannot be read ({exc!r})") from None
+        images = json.loads((gen / "images.json").read_text(encoding="utf-8"))
+        entries = [Entry.from_json(e) for e in images["entries"]]
+        failures = list(images.get("failures", []))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError,
+            ValueError) as exc:
+        raise ArtidError(f"{gen}: artworks.json / images.json cannot be read ({exc!r})") from None
     thumbnails = {int(r["label"]): r["thumbnail"] for r in records if r.get("thumbnail")}
-    cls = meta.get("classifier", {})
+    glob = meta.get("global_calibration")
     data = BundleData(
-        model=meta.get("model", {}), extraction=meta.get("extraction", {}), descriptors=descriptors,
-        whitening=whitening, artworks=artworks, thumbnails=thumbnails, k=int(cls.get("k", 1)),
-        tau=float(cls.get("tau", 1.0)), calibration=Calibration.from_json(meta.get("calibration", {})),
+        models=list(meta.get("models", [])), extraction=meta.get("extraction", {}), pipeline=pipe,
+        entries=entries, artworks=artworks, thumbnails=thumbnails,
+        calibration=Calibration.from_json(meta.get("calibration", {})),
+        global_calibration=Calibration.from_json(glob) if glob else None, failures=failures,
         info=meta.get("info", {}), generation=gen.name, attributes=meta.get("attributes") or None,
-        local=LocalFeatureSet.load(gen) if meta.get("rerank") else None, rerank=meta.get("rerank") or None,
     )
     data.check()
     return data

@@ -1,8 +1,10 @@
 """Changing an existing bundle without rebuilding it: ``artid index add`` and ``artid index remove``.
 
-New images are described with the bundle's own model, size, scales and whitening; the
-classifier's k, tau and threshold are kept. A bundle that re-ranks (``--rerank K``) keeps its local
-features in step: new images get theirs (with the bundle's SIFT settings), removed ones lose them.
+New images are described with the bundle's own models, size and scales and added to its pipeline
+(:meth:`artid.retrieval.pipeline.KNNPipeline.add`: projected with its whitening, put in its index);
+removed ones leave it (:meth:`~artid.retrieval.pipeline.KNNPipeline.keep`). The pipeline's k, tau,
+expansion and re-ranking rule and the thresholds are kept. A bundle that re-ranks keeps its local
+features in step: new images get theirs (with the stage's SIFT settings), removed ones lose them.
 Each change holds the bundle's writer lock from reading the bundle to committing the new
 generation, so a concurrent change is refused instead of being silently undone.
 """
@@ -14,7 +16,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 from artid.errors import ArtidError
-from artid.retrieval.rerank import RerankConfig
 from artid.service import bundle as bundles
 from artid.service import describing
 from artid.service.collection import Artwork, read_collection
@@ -30,7 +31,8 @@ class AddResult(NamedTuple):
 
 
 def add_to_bundle(bundle_dir: str | Path, source: str | Path, keys: list[str] | None = None,
-                  metadata: str | Path | None = None, device: str = "cpu", workers: int = 1) -> AddResult:
+                  metadata: str | Path | None = None, device: str = "cpu",
+                  workers: int = 1) -> AddResult:
     """Add the artworks of a plain collection folder to an existing bundle.
 
     Args:
@@ -51,27 +53,32 @@ def add_to_bundle(bundle_dir: str | Path, source: str | Path, keys: list[str] | 
     from artid.models import build_embedder
 
     bundle_dir = Path(bundle_dir)
-    with bundles.changing(bundle_dir) as change:  # no other change may commit between the read and the write
+    work = bundle_dir / describing.WORK
+    with bundles.changing(bundle_dir) as change:  # no other change may commit meanwhile
         data = change.load()
-        collection = read_collection(source, metadata=metadata, first_label=bundles.next_label(data), keys=keys)
+        collection = read_collection(source, metadata=metadata,
+                                     first_label=bundles.next_label(data), keys=keys)
         existing = {a.key for a in data.artworks}
         clash = [a.key for a in collection.artworks if a.key in existing]
         if clash:
             raise ArtidError(f"artwork {', '.join(map(repr, clash))} is already in the bundle "
                              "(remove it first to replace its images)")
-        ref = str(data.model.get("ref", ""))
-        embedder = build_embedder(str(bundle_dir / ref) if (bundle_dir / ref).is_file() else ref)
-        raw = describing.describe(collection.entries, collection.image_root, embedder, data.extraction,
-                                  bundle_dir / describing.WORK, "added", device, workers)
+        raws = []
+        for i, model in enumerate(data.models):
+            ref = str(model.get("ref", ""))
+            embedder = build_embedder(str(bundle_dir / ref) if (bundle_dir / ref).is_file() else ref)
+            raws.append(describing.describe(collection.entries, collection.image_root, embedder,
+                                            data.extraction, work, f"added-{i}", device, workers))
+        raw = raws[0]
         artworks = describing.keep_described(collection.artworks, raw)
         failures = describing.named_failures(raw, collection.image_root)
-        matrix = data.pipeline().transform(raw.matrix)
         local = None
-        if data.local is not None:  # a re-ranking bundle keeps the new images' local features in step
-            config = RerankConfig(**data.rerank_config)
-            local = features_of(raw.entries, collection.image_root, bundle_dir / describing.WORK, config, "added")
+        reranker = data.pipeline.reranker
+        if reranker is not None:  # a re-ranking bundle keeps the new images' features in step
+            local = features_of(raw.entries, collection.image_root, work, reranker.config, "added")
         thumbs = describing.store_thumbnails(bundle_dir, artworks, raw, collection.image_root)
-        new = bundles.with_artworks(data, artworks, matrix, raw.entries, thumbs, failures=failures, local=local)
+        new = bundles.with_artworks(data, artworks, [r.matrix for r in raws], raw.entries, thumbs,
+                                    failures=failures, local=local)
         change.commit(new, f"add {len(artworks)} artwork(s) from {source}", failures=failures)
     shutil.rmtree(bundle_dir / describing.WORK, ignore_errors=True)
     return AddResult(artworks, failures)
@@ -84,4 +91,5 @@ def remove_from_bundle(bundle_dir: str | Path, keys: list[str]) -> None:
         ArtidError: a key not in the bundle, removing every artwork, or another change running.
     """
     with bundles.changing(bundle_dir) as change:
-        change.commit(bundles.without_artworks(change.load(), keys), f"remove {', '.join(keys)}")
+        data = bundles.without_artworks(change.load(), keys)
+        change.commit(data, f"remove {', '.join(keys)}")
