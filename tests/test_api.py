@@ -23,7 +23,9 @@ pytestmark = pytest.mark.slow
 def service(tmp_path_factory):
     bundle, _ = built_bundle(tmp_path_factory)
     recognizer = Recognizer.from_bundle(bundle)
-    app = create_app(recognizer, bundle, limits=UploadLimits(max_bytes=200_000, max_pixels=1_000_000))
+    app = create_app(
+        recognizer, bundle, limits=UploadLimits(max_bytes=200_000, max_pixels=1_000_000)
+    )
     with TestClient(app) as client:
         yield client, recognizer, bundle
 
@@ -46,9 +48,14 @@ def test_recognises_a_photo_of_an_artwork(service):
     body = r.json()
     assert body["accepted"] is True
     assert body["prediction"]["key"] == "art-2" and body["recognised"] == TITLES[2]
-    assert body["prediction"]["artist"] == "Painter 2" and body["prediction"]["url"] == "https://example.org/2"
+    assert (
+        body["prediction"]["artist"] == "Painter 2"
+        and body["prediction"]["url"] == "https://example.org/2"
+    )
     assert body["score"] > body["threshold_score"] == pytest.approx(recognizer.threshold_score)
-    assert body["confidence"] >= body["threshold"] == recognizer.threshold  # both may round to 1.0: the score decides
+    assert (
+        body["confidence"] >= body["threshold"] == recognizer.threshold
+    )  # both may round to 1.0: the score decides
     assert len(body["matches"]) == 5 and body["matches"][0]["key"] == "art-2"
     assert {"read", "queue", "decode", "embed", "search", "total"} <= set(body["timing_ms"])
     thumb = client.get(body["prediction"]["thumbnail"])
@@ -58,7 +65,11 @@ def test_recognises_a_photo_of_an_artwork(service):
 
 def test_raw_image_body_is_accepted(service):
     client, _, _ = service
-    r = client.post("/recognize", content=jpeg_bytes(photo_of(artwork(5), 8)), headers={"content-type": "image/jpeg"})
+    r = client.post(
+        "/recognize",
+        content=jpeg_bytes(photo_of(artwork(5), 8)),
+        headers={"content-type": "image/jpeg"},
+    )
     assert r.status_code == 200 and r.json()["prediction"]["key"] == "art-5"
 
 
@@ -78,16 +89,31 @@ def _bomb_png() -> bytes:
     return buf.getvalue()
 
 
-@pytest.mark.parametrize("make, ctype, status, words", [
-    (lambda: b"", "image/jpeg", 400, "empty"),
-    (lambda: b"hello, I am not a picture", "text/plain", 415, "content type"),
-    (lambda: b"hello, I am not a picture" * 10, "image/jpeg", 415, "not an image"),
-    (lambda: jpeg_bytes(photo_of(artwork(1), 1))[:300], "image/jpeg", 400, "truncated"),  # in the header
-    (lambda: jpeg_bytes(photo_of(artwork(1), 1))[:2000], "image/jpeg", 400, "truncated"),  # in the pixels
-    (lambda: b"\xff" * 300_000, "image/jpeg", 413, "bytes"),
-    (_bomb_png, "image/png", 413, "pixels"),
-])
-def test_bad_uploads_get_json_4xx_and_the_service_stays_healthy(service, make, ctype, status, words):
+@pytest.mark.parametrize(
+    "make, ctype, status, words",
+    [
+        (lambda: b"", "image/jpeg", 400, "empty"),
+        (lambda: b"hello, I am not a picture", "text/plain", 415, "content type"),
+        (lambda: b"hello, I am not a picture" * 10, "image/jpeg", 415, "not an image"),
+        (
+            lambda: jpeg_bytes(photo_of(artwork(1), 1))[:300],
+            "image/jpeg",
+            400,
+            "truncated",
+        ),  # in the header
+        (
+            lambda: jpeg_bytes(photo_of(artwork(1), 1))[:2000],
+            "image/jpeg",
+            400,
+            "truncated",
+        ),  # in the pixels
+        (lambda: b"\xff" * 300_000, "image/jpeg", 413, "bytes"),
+        (_bomb_png, "image/png", 413, "pixels"),
+    ],
+)
+def test_bad_uploads_get_json_4xx_and_the_service_stays_healthy(
+    service, make, ctype, status, words
+):
     client, _, _ = service
     r = post_image(client, make(), ctype)
     assert r.status_code == status, r.text
@@ -102,23 +128,28 @@ def test_missing_field_and_wrong_body(service):
     assert r.status_code == 422 and "'image'" in r.json()["detail"]
     r = client.post("/recognize", json={"image": "x"})
     assert r.status_code == 415
-    r = client.post("/recognize", content=b"--x\r\ngarbage", headers={"content-type": "multipart/form-data"})
+    r = client.post(
+        "/recognize", content=b"--x\r\ngarbage", headers={"content-type": "multipart/form-data"}
+    )
     assert r.status_code == 400 and "malformed multipart" in r.json()["detail"]
     r = client.get("/recognize")
     assert r.status_code == 405 and r.json()["status"] == 405
     assert_healthy(client)
 
 
-@pytest.mark.parametrize("path", [
-    "/thumbnails/..%2Fbundle.json",
-    "/thumbnails/%2e%2e%2fbundle.json",
-    "/thumbnails/..%2F..%2F..%2Fetc%2Fpasswd",
-    "/thumbnails/bundle.json",
-    "/thumbnails/0123456789abcdef0123456789abcdef.jpg",  # well-formed, but no artwork's
-    "/thumbnails/../bundle.json",
-    "/static/../bundle.json",
-    "/static/..%2F..%2Fbundle.json",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/thumbnails/..%2Fbundle.json",
+        "/thumbnails/%2e%2e%2fbundle.json",
+        "/thumbnails/..%2F..%2F..%2Fetc%2Fpasswd",
+        "/thumbnails/bundle.json",
+        "/thumbnails/0123456789abcdef0123456789abcdef.jpg",  # well-formed, but no artwork's
+        "/thumbnails/../bundle.json",
+        "/static/../bundle.json",
+        "/static/..%2F..%2Fbundle.json",
+    ],
+)
 def test_path_traversal_gets_404(service, path):
     client, _, _ = service
     r = client.get(path)
@@ -160,6 +191,7 @@ def test_busy_service_answers_503_instead_of_queueing(service):
     async def scenario():
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+
             def send():
                 return client.post("/recognize", files={"image": ("p.jpg", photo, "image/jpeg")})
 
@@ -186,7 +218,7 @@ def test_default_service_answers_a_burst_of_20_concurrent_photos(service):
     release = threading.Event()
 
     class Held:
-        """The real recognizer, held up until every request of the burst has been admitted or refused."""
+        """The real recognizer, held up until every request of the burst is admitted or refused."""
 
         data, threshold = recognizer.data, recognizer.threshold
 
@@ -215,13 +247,64 @@ def test_default_service_answers_a_burst_of_20_concurrent_photos(service):
     assert [a.json()["prediction"]["key"] for a in answers] == [f"art-{i % 6}" for i in range(20)]
 
 
-def test_default_capacity_follows_the_machine():
-    from artid.service.api import DEFAULT_QUEUE, default_workers
+def test_default_service_runs_one_recognition_per_cpu_and_queues_the_default_number(
+    service, monkeypatch
+):
+    """`artid serve`'s defaults on a process allowed 2 CPUs: 2 recognitions at once, 64 waiting,
+    the next request of a burst answered 503 at once, every admitted one answered."""
+    from artid.service.api import DEFAULT_QUEUE
 
-    assert default_workers() >= 1 and DEFAULT_QUEUE >= 20
+    _, recognizer, bundle = service
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 5}, raising=False)
+    release, lock = threading.Event(), threading.Lock()
+    running = {"now": 0, "most": 0}
+
+    class Held:
+        """The real recognizer, held up until the whole burst has been admitted or refused."""
+
+        data, threshold = recognizer.data, recognizer.threshold
+
+        def recognize(self, images):
+            with lock:
+                running["now"] += 1
+                running["most"] = max(running["most"], running["now"])
+            assert release.wait(60)
+            with lock:
+                running["now"] -= 1
+            return recognizer.recognize(images)
+
+    app = create_app(Held(), bundle)
+    n = DEFAULT_QUEUE + 3
+    photo = jpeg_bytes(photo_of(artwork(1), 9))
+    with TestClient(app) as client:
+        assert client.get("/health").json()["capacity"] == 2 + DEFAULT_QUEUE
+        answers: list = [None] * n
+
+        def send(i: int) -> None:
+            answers[i] = post_image(client, photo)
+
+        threads = [threading.Thread(target=send, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        admission = app.state.admission
+        while admission.in_flight + admission.refused < n or running["now"] < 2:
+            assert any(t.is_alive() for t in threads)
+            release.wait(0.01)
+        release.wait(0.2)  # time for a third recognition to start, were the workers not 2
+        held = dict(running)
+        release.set()
+        for t in threads:
+            t.join(60)
+        health = client.get("/health").json()
+    assert held == {"now": 2, "most": 2}
+    codes = [a.status_code for a in answers]
+    assert codes.count(503) == 1 and codes.count(200) == n - 1
+    assert {a.json()["prediction"]["key"] for a in answers if a.status_code == 200} == {"art-1"}
+    assert health["handled"] == n - 1 and health["refused_busy"] == 1 and health["in_flight"] == 0
 
 
 # ---------------------------------------------------------------- upload decoding (no model)
+
 
 def test_decode_applies_exif_orientation_and_flattens_alpha():
     from artid.service.upload import decode_image
@@ -238,8 +321,16 @@ def test_decode_applies_exif_orientation_and_flattens_alpha():
     assert decode_image(buf.getvalue(), UploadLimits()).getpixel((3, 3)) == (255, 255, 255)
 
 
-@pytest.mark.parametrize("ctype, ok", [("image/jpeg", True), ("image/heic", True), ("application/octet-stream", True),
-                                       ("text/html", False), ("application/pdf", False)])
+@pytest.mark.parametrize(
+    "ctype, ok",
+    [
+        ("image/jpeg", True),
+        ("image/heic", True),
+        ("application/octet-stream", True),
+        ("text/html", False),
+        ("application/pdf", False),
+    ],
+)
 def test_content_types(ctype, ok):
     from artid.service.upload import UploadError, check_content_type
 
