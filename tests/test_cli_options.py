@@ -45,7 +45,7 @@ def test_every_parser_refuses_abbreviations():
     "argv, prefix",
     [
         (["extract", "--folder", "f", "--out", "o", "--max-s", "10"], "--max-s"),
-        (["index", "build", "c", "--out", "b", "--whiten", "pcaw"], "--whiten"),
+        (["index", "build", "c", "--out", "b", "--whit", "pcaw"], "--whit"),
         (["index", "build", "c", "--out", "b", "--whitening", "8"], "--whitening"),
         (["recognize", "p.jpg", "--bundle", "b", "--dev", "cpu"], "--dev"),
         (["attributes", "train", "--root", "r", "--out", "o", "--head-e", "3"], "--head-e"),

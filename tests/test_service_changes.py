@@ -41,7 +41,8 @@ def _fake_model(monkeypatch, gate: threading.Event | None = None, described: thr
     """Describe images without a model: unit rows of the bundle's dimension (8); the files named in
     ``unreadable`` fail. With ``gate``, describing waits until the test opens it."""
 
-    def describe(entries, image_root, embedder, settings, work, name, device="cpu", workers=1):
+    def describe(entries, image_root, embedder, settings, work, name, device="cpu", workers=1,
+                 crop=None, batch_size=None):
         if described is not None:
             described.set()
         if gate is not None:
@@ -109,7 +110,7 @@ def test_unreadable_images_of_an_add_are_kept_in_the_bundle_and_printed(tmp_path
     assert "1 image(s) could not be read" in out and "newcomer/1.jpg" in out and "cannot identify" in out
     last = bundles.read_manifest(bundle)["history"][-1]
     assert [f["path"] for f in last["failures"]] == [str(more / "newcomer" / "1.jpg")]
-    failures = bundles.load_bundle(bundle).descriptors.failures
+    failures = bundles.load_bundle(bundle).failures
     assert [f["path"] for f in failures] == [str(more / "newcomer" / "1.jpg")]
     assert main(["index", "info", str(bundle)]) == 0
     info = capsys.readouterr().out

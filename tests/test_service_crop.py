@@ -42,9 +42,11 @@ def cam_bundle(tmp_path_factory):
     calls: dict[str, object] = {}
     real = builder.describe
 
-    def spy(entries, root, embedder, settings, work, name, device="cpu", workers=1, crop=None):
-        calls[name] = crop
-        return real(entries, root, embedder, settings, work, name, device, workers, crop=crop)
+    def spy(entries, root, embedder, settings, work, name, device="cpu", workers=1, crop=None,
+            batch_size=None):
+        calls[name.split("-")[0]] = crop
+        return real(entries, root, embedder, settings, work, name, device, workers, crop=crop,
+                    batch_size=batch_size)
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(builder, "describe", spy)
@@ -71,7 +73,7 @@ def test_recognizer_describes_the_crop_as_validation_photos_were(cam_bundle, tmp
 
     paths = sorted((base / "val" / "art-1").glob("*.jpg")) + sorted((base / "val" / "_distractors").glob("*.jpg"))[:2]
     entries = [Entry(path=str(p.relative_to(base / "val")), label=0, kind="query") for p in paths]
-    extracted = describe(entries, base / "val", rec.embedder, {"max_size": 128, "scales": [1.0]}, tmp_path, "v",
+    extracted = describe(entries, base / "val", rec.embedder, rec.data.extraction, tmp_path, "v",
                          workers=0, crop=CROP)
     images = [Image.open(p).convert("RGB") for p in paths]
     served = rec.describe(images, crops=rec.find_crops(images))

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
@@ -16,16 +17,23 @@ from test_verification import _scene, _warp
 from artid.cli import main
 from artid.errors import ArtidError
 from artid.extraction import local as verification
-from artid.retrieval.rerank import DEFAULT_MIN_INLIERS
+from artid.retrieval.pipeline import PipelineConfig
+from artid.retrieval.rerank import DEFAULT_MIN_INLIERS, RerankConfig
 from artid.service import builder
 from artid.service.api import create_app
 from artid.service.bundle import load_bundle
+from artid.service.calibrate import calibrate_threshold
 from artid.service.recognizer import Recognizer
 
 CLASSES = 8
 #: K of the tests' bundles: every database image is verified
 TOP = CLASSES
-OPTIONS = dict(max_size=128, workers=0, whitening_dim=0, threshold=0.5)
+OPTIONS = dict(max_size=128, scales=(1.0,), workers=0, threshold=0.5)
+
+
+def _options(rerank: int = 0, **kw) -> builder.BuildOptions:
+    config = PipelineConfig(whiten="none", rerank=RerankConfig(top=rerank) if rerank else None)
+    return builder.BuildOptions(**{**OPTIONS, **kw}, pipeline=config)
 
 
 def _collection(root: Path, classes: range = range(CLASSES)) -> Path:
@@ -51,34 +59,35 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     cv2.setNumThreads(1)
     base = tmp_path_factory.mktemp("service-rerank")
     coll = _collection(base / "collection")
-    builder.build_bundle(coll, base / "rerank", builder.BuildOptions(**OPTIONS, rerank=TOP))
-    builder.build_bundle(coll, base / "plain", builder.BuildOptions(**OPTIONS))
+    builder.build_bundle(coll, base / "rerank", _options(TOP))
+    builder.build_bundle(coll, base / "plain", _options())
     return base / "rerank", base / "plain"
 
 
 def _misleading(rec: Recognizer, n: int = CLASSES) -> np.ndarray:
     """Descriptors of the photos of artworks 0..n-1 that the global search puts nearer the next artwork."""
-    db = np.asarray(rec.data.descriptors.matrix)
+    db = np.asarray(rec.data.pipeline.classifier.db)
     rows = np.stack([0.53 * db[(c + 1) % CLASSES] + 0.47 * db[c] for c in range(n)])
     return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
 
 
 def _answer(rec: Recognizer, images: list[Image.Image], desc: np.ndarray, monkeypatch) -> list:
-    monkeypatch.setattr(rec, "describe", lambda imgs, *a, **kw: desc[:len(imgs)])
+    monkeypatch.setattr(rec, "describe", lambda imgs, *a, **kw: desc[: len(imgs)])
     return rec.recognize(images)
 
 
 def test_verified_points_overturn_misleading_descriptors(bundles, monkeypatch) -> None:
     bundle, _ = bundles
     data = load_bundle(bundle)
-    assert data.local is not None and len(data.local) == CLASSES and data.local.keypoints > 0
-    assert data.rerank is not None and data.rerank["stage"]["top"] == TOP
-    assert (bundle / data.generation / "local_desc.npy").is_file()  # type: ignore[operator]
+    local = data.pipeline.local
+    assert local is not None and len(local) == CLASSES and local.keypoints > 0
+    assert data.pipeline.reranker is not None and data.pipeline.reranker.top == TOP
+    assert (bundle / str(data.generation) / "pipeline" / "local_desc.npy").is_file()
 
     rec = Recognizer.from_bundle(bundle, optimize=False)
     assert rec.reranker is not None and rec.reranker.min_inliers == DEFAULT_MIN_INLIERS  # untuned: the defaults
     desc = _misleading(rec)
-    glob = rec.pipeline.predict(desc, progress=False).pred
+    glob = rec.pipeline.predict(desc, rerank=False, progress=False).pred
     labels = {a.key: a.label for a in rec.data.artworks}
     assert not np.any(glob == [labels[f"art-{c}"] for c in range(CLASSES)])  # kNN alone is wrong on every photo
 
@@ -92,7 +101,7 @@ def test_verified_points_overturn_misleading_descriptors(bundles, monkeypatch) -
         assert {"local_features", "verify"} <= set(out["timing_ms"])
 
     # a photo of no artwork verifies nothing, whatever its descriptor says
-    db = np.asarray(rec.data.descriptors.matrix)
+    db = np.asarray(rec.data.pipeline.classifier.db)
     other = _answer(rec, [_distractor(0)], db[:1], monkeypatch)[0]
     assert other.verified_inliers == 0
 
@@ -103,10 +112,11 @@ def test_rerank_zero_is_the_global_answer(bundles, monkeypatch) -> None:
     assert rec.reranker is None
     desc = _misleading(rec)
     answers = _answer(rec, [_photo(c) for c in range(CLASSES)], desc, monkeypatch)
-    glob = rec.pipeline.predict(desc, progress=False)
+    glob = rec.pipeline.predict(desc, rerank=False, progress=False)
     assert [r.prediction.artwork.label for r in answers] == list(glob.pred)
     assert all("verified_inliers" not in r.to_json() for r in answers)
-    assert rec.threshold_score == load_bundle(bundle).calibration.threshold
+    global_threshold = load_bundle(bundle).global_calibration
+    assert global_threshold is not None and rec.threshold_score == global_threshold.threshold
 
     # another K at run time
     fewer = Recognizer.from_bundle(bundle, optimize=False, rerank=2)
@@ -115,7 +125,7 @@ def test_rerank_zero_is_the_global_answer(bundles, monkeypatch) -> None:
 
 def test_rerank_needs_a_bundle_with_local_features(bundles, tmp_path: Path, capsys) -> None:
     _, plain = bundles
-    assert load_bundle(plain).local is None
+    assert load_bundle(plain).pipeline.local is None
     with pytest.raises(ArtidError, match=r"rebuild it with `artid index build \.\.\. --rerank 50`"):
         Recognizer.from_bundle(plain, optimize=False, rerank=50)
     assert Recognizer.from_bundle(plain, optimize=False).reranker is None  # off by default
@@ -154,12 +164,27 @@ def test_validation_photos_tune_the_rule_and_its_threshold(tmp_path: Path) -> No
     (val / "_distractors").mkdir()
     for i in range(4):
         _distractor(i).save(val / "_distractors" / f"d{i}.png")
-    options = {**OPTIONS, "threshold": None}
-    builder.build_bundle(coll, tmp_path / "b", builder.BuildOptions(**options, rerank=3), val=val)
-    rerank = load_bundle(tmp_path / "b").rerank
-    assert rerank is not None
-    assert rerank["stage"]["val_gap"] is not None and rerank["stage"]["global_val_gap"] is not None
-    assert rerank["calibration"]["source"] == "validation"
+    builder.build_bundle(coll, tmp_path / "b", _options(3, threshold=None), val=val)
+    data = load_bundle(tmp_path / "b")
+    stage = data.pipeline.reranker
+    assert stage is not None and stage.tuned is not None and stage.global_val_gap is not None
+    assert data.calibration.source == "validation"
+    assert data.global_calibration is not None and data.global_calibration.source == "validation"
+    meta = json.loads((tmp_path / "b" / "bundle.json").read_text())
+    assert meta["pipeline"]["rerank"]["top"] == 3
+    # the thresholds calibrate the served pipeline's own validation answers: the re-ranked
+    # scores for the decision, the kNN-only scores for --rerank 0
+    rec = Recognizer.from_bundle(tmp_path / "b", optimize=False)
+    photos = sorted(val.rglob("*.png"))
+    images = [Image.open(p).convert("RGB") for p in photos]
+    labels = np.array([-1 if p.parent.name == "_distractors" else
+                       {a.key: a.label for a in data.artworks}[p.parent.name] for p in photos])
+    ans = data.pipeline.predict(rec.describe(images), features=rec.local_features(images),
+                                progress=False)
+    for scores, pred, cal in ((ans.score, ans.pred, data.calibration),
+                              (ans.global_.score, ans.global_.pred, data.global_calibration)):
+        again = calibrate_threshold(scores, (pred == labels) & (labels >= 0), labels < 0, 0.05)
+        assert cal.threshold == pytest.approx(again.threshold, abs=1e-4)
 
 
 def test_edits_keep_the_local_features_in_step(bundles, tmp_path: Path) -> None:
@@ -170,16 +195,19 @@ def test_edits_keep_the_local_features_in_step(bundles, tmp_path: Path) -> None:
     new = _collection(tmp_path / "new", range(50, 52))
     builder.add_to_bundle(bundle, new)
     data = load_bundle(bundle)
-    assert data.local is not None and len(data.local) == len(data.labels) == CLASSES + 2
+    local = data.pipeline.local
+    assert local is not None and len(local) == len(data.labels) == CLASSES + 2
     label = {a.key: a.label for a in data.artworks}["art-50"]
     row = int(np.flatnonzero(data.labels == label)[0])
-    np.testing.assert_array_equal(data.local[row].desc, verification.local_features(new / "art-50" / "0.png").desc)
+    expected = verification.local_features(new / "art-50" / "0.png").desc
+    np.testing.assert_array_equal(local[row].desc, expected)
 
     builder.remove_from_bundle(bundle, ["art-0", "art-51"])
     data = load_bundle(bundle)
-    assert data.local is not None and len(data.local) == len(data.labels) == CLASSES
+    local = data.pipeline.local
+    assert local is not None and len(local) == len(data.labels) == CLASSES
     row = int(np.flatnonzero(data.labels == label)[0])
-    np.testing.assert_array_equal(data.local[row].desc, verification.local_features(new / "art-50" / "0.png").desc)
+    np.testing.assert_array_equal(local[row].desc, expected)
 
     rec = Recognizer.from_bundle(bundle, optimize=False)
     answer = rec.recognize([Image.fromarray(_warp(_scene(50))).convert("RGB")])[0]
@@ -200,12 +228,12 @@ def test_an_interrupted_build_resumes_from_the_cached_features(tmp_path: Path, m
     monkeypatch.setattr(verification, "local_features", counted)
     interrupt = True
     with pytest.raises(KeyboardInterrupt):
-        builder.build_bundle(coll, tmp_path / "b", builder.BuildOptions(**OPTIONS, rerank=TOP))
+        builder.build_bundle(coll, tmp_path / "b", _options(TOP))
     assert len(calls) == 6
     done = set(calls[:5])
     calls.clear()
     interrupt = False
-    builder.build_bundle(coll, tmp_path / "b", builder.BuildOptions(**OPTIONS, rerank=TOP))
+    builder.build_bundle(coll, tmp_path / "b", _options(TOP))
     assert len(calls) == CLASSES - 5 and not done & set(calls)  # only the images not cached before
     assert not (tmp_path / "b" / ".work").exists()
-    assert len(load_bundle(tmp_path / "b").local or []) == CLASSES
+    assert len(load_bundle(tmp_path / "b").pipeline.local or []) == CLASSES

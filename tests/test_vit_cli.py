@@ -101,7 +101,7 @@ def test_a_bundle_of_a_random_vit_answers_as_it_was_built(bench: Path, tmp_path:
     """``random:`` weights are drawn once, at build time, and kept in the bundle: recognising later uses them."""
     bundle = tmp_path / "bundle"
     assert main(["index", "build", str(bench), "--out", str(bundle), "--model", f"random:{VIT}@gem",
-                 "--max-size", "64", "--workers", "0", "--whitening-dim", "0"]) == 0
+                 "--max-size", "64", "--workers", "0", "--whiten", "none"]) == 0
     from artid.service.recognizer import Recognizer
 
     a, b = Recognizer.from_bundle(bundle), Recognizer.from_bundle(bundle)

@@ -47,7 +47,7 @@ from artid.service.describing import (
     store_thumbnails,
 )
 from artid.service.editing import AddResult, add_to_bundle, remove_from_bundle
-from artid.service.fitting import Validation, calibrate, fit_pipeline
+from artid.service.fitting import Validation, calibrate, fit_pipeline, untuned
 
 __all__ = ["AddResult", "BuildOptions", "add_to_bundle", "build_bundle", "describe",
            "make_thumbnail", "remove_from_bundle"]
@@ -188,6 +188,8 @@ def build_bundle(source: str | Path, out: str | Path, options: BuildOptions,
         raise ArtidError("no validation queries to calibrate the acceptance threshold on: give "
                          "--val (photos of the artworks in <key>/ and of other things in "
                          "_distractors/) or --threshold")
+    if queries is None:
+        untuned(options.pipeline)  # refuse what only validation photos could choose, before the work
     with bundles.changing(out) as change:
         _build(source, out, options, collection, queries, change)
     shutil.rmtree(out / WORK, ignore_errors=True)

@@ -55,7 +55,7 @@ class Validation:
         return bool((self.labels != DISTRACTOR).any())
 
 
-def _untuned(config: PipelineConfig) -> PipelineConfig:
+def untuned(config: PipelineConfig) -> PipelineConfig:
     """The settings without validation photos of the collection: fixed k and tau (given, or
     :data:`UNTUNED_K`, :data:`UNTUNED_TAU`); whatever else is open is refused."""
     open_ = [name for name, is_open in (("--whiten auto", config.whiten == "auto"),
@@ -85,7 +85,7 @@ def fit_pipeline(config: PipelineConfig, parts: list[np.ndarray], entries: list[
     config = replace(config, n_classes=n_classes, use_gpu=False)
     tuned = val is not None and val.tunes
     if not tuned:
-        config = _untuned(config)
+        config = untuned(config)
     db_features = None
     if config.rerank is not None:
         db_features = features_of(entries, image_root, work, config.rerank, "database")
