@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from artid.extraction import local
 from artid.extraction.local import FeatureCache, LocalFeatures, LocalFeatureSet, local_features
 from artid.retrieval.verification import count_inliers, verify
 
@@ -107,7 +108,7 @@ def test_verify_counts_each_query_against_its_first_neighbours() -> None:
     assert wide.shape == (3, 3) and wide[:, :2].tolist() == expected  # K clamped to the neighbours
 
 
-def test_cache_reads_back_its_file_instead_of_recomputing(tmp_path) -> None:
+def test_cache_reads_back_its_file_and_recomputes_a_changed_image(tmp_path, monkeypatch) -> None:
     cv2.setNumThreads(1)
     path = tmp_path / "img.png"
     cv2.imwrite(str(path), _scene(0))
@@ -115,12 +116,25 @@ def test_cache_reads_back_its_file_instead_of_recomputing(tmp_path) -> None:
     first = cache.get("img.png")
     assert len(first) > 20 and first.desc.dtype == np.uint8
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
-    cv2.imwrite(str(path), np.full((200, 200), 7, np.uint8))  # the file changes: no keypoint now
-    again = FeatureCache(tmp_path / "cache", tmp_path).get("img.png")  # a later run resumes
+
+    def no_extraction(*args, **kwargs):
+        raise AssertionError("local features extracted again")
+
+    with monkeypatch.context() as m:  # a later run resumes: read back, not computed
+        m.setattr(local, "local_features", no_extraction)
+        again = FeatureCache(tmp_path / "cache", tmp_path).get("img.png")
     np.testing.assert_array_equal(again.desc, first.desc)
     np.testing.assert_array_equal(again.xy, first.xy)
-    # other SIFT settings are another file, computed from the image as it is now
-    assert len(FeatureCache(tmp_path / "cache", tmp_path, max_keypoints=100).get("img.png")) == 0
+    # the file changes under the same name: the entry is not this image's, it is computed again
+    cv2.imwrite(str(path), np.full((200, 200), 7, np.uint8))
+    later = FeatureCache(tmp_path / "cache", tmp_path)
+    assert len(later.get("img.png")) == 0 and later.recomputed == 1
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 1  # rewritten in place
+    # other SIFT settings are another entry
+    cv2.imwrite(str(path), _scene(0))
+    fewer = FeatureCache(tmp_path / "cache", tmp_path, max_keypoints=20).get("img.png")
+    assert 0 < len(fewer) < len(first)
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 2
-    missing = cache.get("nope.png")  # an unreadable image: no keypoint, no error
-    assert len(missing) == 0
+    missing = cache.get("nope.png")  # an unreadable image: no keypoint, no error, not cached
+    assert len(missing) == 0 and "nope.png" in cache.unreadable
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 2

@@ -8,7 +8,8 @@ bag-of-words baseline (:mod:`artid.attributes.bow`) uses their descriptors:
 - :func:`local_features` the strongest ``max_keypoints`` SIFT keypoints of a file, Pillow image or
   uint8 array read at ``max_size`` on the longer side (files through
   :func:`artid.data.images.load_image`);
-- :class:`FeatureCache` one compressed ``.npz`` per image file, so that long runs resume;
+- :class:`FeatureCache` one compressed ``.npz`` per image file, keyed by the file's content and
+  checked on read, so that long runs resume and a stale or broken entry is never used;
 - :class:`LocalFeatureSet` the features of N rows packed into three memory-mappable arrays (what a
   saved pipeline keeps of its database).
 
@@ -18,6 +19,7 @@ No torch here: retrieval imports this module.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +31,10 @@ from tqdm import tqdm
 
 from artid.data.images import load_image
 from artid.errors import ArtidError
-from artid.files import atomic_path
+from artid.extraction.local_cache import file_digest, open_folder, read_entry, write_entry
+from artid.files import save_npy
+
+log = logging.getLogger(__name__)
 
 #: What an image may be given as: a file, a Pillow image, or (H, W[, 3 or 4]) uint8 pixels.
 ImageLike = str | Path | Image.Image | np.ndarray
@@ -104,10 +109,23 @@ class FeatureCache:
     """Local features of image files, one compressed ``.npz`` per image under ``folder``
     (resumable).
 
+    Each entry is keyed by the image file's content (SHA-1) and the SIFT settings and checked on
+    every read (:mod:`artid.extraction.local_cache`): an entry that is unreadable, malformed,
+    of other settings or of another image under the same path is computed again and rewritten
+    atomically, never trusted. An image that cannot be read is not cached: :meth:`get` gives it
+    no keypoints and records it in :attr:`unreadable`, so that a later run tries it again.
+
     Args:
         folder: cache folder (created).
         root: the dataset root the relative image paths are resolved against.
-        max_keypoints, max_size: the SIFT settings (part of each file's name).
+        max_keypoints, max_size: the SIFT settings (part of each entry's key).
+
+    Attributes:
+        unreadable: relative path -> why, of the images that could not be read.
+        recomputed: entries found stale or corrupt and written again.
+
+    Raises:
+        ArtidError: ``folder`` is a file or cannot be created.
     """
 
     def __init__(
@@ -117,33 +135,57 @@ class FeatureCache:
         max_keypoints: int = DEFAULT_KEYPOINTS,
         max_size: int = DEFAULT_SIZE,
     ) -> None:
-        self.folder, self.root = Path(folder), Path(root)
+        self.folder, self.root = open_folder(Path(folder)), Path(root)
         self.max_keypoints, self.max_size = max_keypoints, max_size
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.unreadable: dict[str, str] = {}
+        self.recomputed = 0
 
     def _file(self, rel: str) -> Path:
         tag = f"{rel}|{self.max_keypoints}|{self.max_size}"
         return self.folder / (hashlib.sha1(tag.encode()).hexdigest()[:20] + ".npz")
 
     def get(self, rel: str) -> LocalFeatures:
-        """The features of ``root / rel``: read from the cache, or computed and
-        written (atomically)."""
-        path = self._file(rel)
-        if path.exists():
-            with np.load(path, allow_pickle=False) as z:
-                return LocalFeatures(z["xy"], z["desc"])
+        """The features of ``root / rel``: read from a valid entry of this very file, or
+        computed and written (atomically); no keypoints for an image that cannot be read."""
+        path, image = self._file(rel), self.root / rel
+        settings = (int(self.max_keypoints), int(self.max_size))
         try:
-            feats = local_features(self.root / rel, self.max_keypoints, self.max_size)
-        except ArtidError:
-            feats = LocalFeatures.empty()
-        with atomic_path(path) as tmp:
-            np.savez_compressed(tmp, xy=feats.xy.astype(np.float32), desc=feats.desc)
+            source = file_digest(image)
+        except OSError as exc:
+            return self._unreadable(rel, f"{image}: {exc.strerror or exc}")
+        entry = read_entry(path, source, settings, SIFT_DIM)
+        if entry is not None:
+            self.unreadable.pop(rel, None)
+            return LocalFeatures(*entry)
+        try:
+            feats = local_features(image, self.max_keypoints, self.max_size)
+        except ArtidError as exc:
+            return self._unreadable(rel, str(exc))
+        self.recomputed += path.exists()
+        write_entry(path, feats.xy, feats.desc, source, settings)
+        self.unreadable.pop(rel, None)
         return feats
+
+    def _unreadable(self, rel: str, why: str) -> LocalFeatures:
+        if rel not in self.unreadable:
+            log.debug("local features: %s", why)
+        self.unreadable[rel] = why
+        return LocalFeatures.empty()
 
     def fill(self, rels: Sequence[str], desc: str = "local features") -> list[LocalFeatures]:
         """The features of every image, computing the missing ones with a progress bar
         (resumable)."""
         return [self.get(rel) for rel in tqdm(rels, desc=desc, unit="image", leave=False)]
+
+    def ensure(self, rels: Sequence[str], desc: str = "local features") -> list[str]:
+        """Compute and cache every image's features without keeping them in memory.
+
+        Returns:
+            The paths among ``rels`` that could not be read (they have no features).
+        """
+        for rel in tqdm(rels, desc=desc, unit="image", leave=False):
+            self.get(rel)
+        return [rel for rel in rels if rel in self.unreadable]
 
 
 #: File names of a packed set inside a folder.
@@ -234,8 +276,7 @@ class LocalFeatureSet:
             "desc": np.asarray(self.desc, dtype=np.uint8),
         }
         for key, name in PACKED_FILES.items():
-            with atomic_path(Path(folder) / name) as tmp:
-                np.save(tmp, arrays[key], allow_pickle=False)
+            save_npy(Path(folder) / name, arrays[key])
 
     @classmethod
     def load(cls, folder: Path, mmap: bool = True) -> LocalFeatureSet:
