@@ -33,7 +33,10 @@ def artwork(seed: int, size: int = SIZE) -> Image.Image:
         elif shape == 1:
             draw.ellipse(box, fill=_colour(rng))
         else:
-            draw.polygon([(box[0], box[3]), ((box[0] + box[2]) // 2, box[1]), (box[2], box[3])], fill=_colour(rng))
+            draw.polygon(
+                [(box[0], box[3]), ((box[0] + box[2]) // 2, box[1]), (box[2], box[3])],
+                fill=_colour(rng),
+            )
     step = int(rng.integers(6, 14))
     colour = _colour(rng)
     for x in range(0, size, step * 2):
@@ -68,8 +71,16 @@ def distractor(seed: int, size: int = SIZE) -> Image.Image:
     return img.filter(ImageFilter.GaussianBlur(1.5))
 
 
-TITLES = ["Harbour at Dawn", "Portrait of a Lady", "Still Life with Lemons", "The Red Tower",
-          "Blue Composition", "Winter Orchard", "Dancers", "The Old Mill"]
+TITLES = [
+    "Harbour at Dawn",
+    "Portrait of a Lady",
+    "Still Life with Lemons",
+    "The Red Tower",
+    "Blue Composition",
+    "Winter Orchard",
+    "Dancers",
+    "The Old Mill",
+]
 
 
 def make_collection(root: Path, n: int = 6, photos_per_artwork: int = 1) -> Path:
@@ -83,7 +94,9 @@ def make_collection(root: Path, n: int = 6, photos_per_artwork: int = 1) -> Path
         art.save(folder / "0.jpg", quality=92)
         for j in range(1, photos_per_artwork):
             photo_of(art, 100 * i + j).save(folder / f"{j}.jpg", quality=92)
-        rows.append(f'art-{i},{TITLES[i % len(TITLES)]},Painter {i},{1800 + 10 * i},Paintings,https://example.org/{i}')
+        rows.append(
+            f"art-{i},{TITLES[i % len(TITLES)]},Painter {i},{1800 + 10 * i},Paintings,https://example.org/{i}"
+        )
     (root / "metadata.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     return root
 
@@ -145,17 +158,26 @@ def small_bundle_data(bundle: Path, n: int = 4, per: int = 2, dim: int = 8):
     rng = np.random.default_rng(0)
     m = rng.normal(size=(n * per, dim)).astype(np.float32)
     m /= np.linalg.norm(m, axis=1, keepdims=True)
-    entries = [Entry(path=f"k{i // per}/{i % per}.jpg", label=i // per, kind="exhibit")
-               for i in range(n * per)]
+    entries = [
+        Entry(path=f"k{i // per}/{i % per}.jpg", label=i // per, kind="exhibit")
+        for i in range(n * per)
+    ]
     pipe = KNNPipeline(PipelineConfig(whiten="none", k=3, tau=10.0, use_gpu=False))
     pipe.fit(m, np.array([e.label for e in entries]))
     arts = [Artwork(key=f"k{i}", label=i, title=f"T{i}") for i in range(n)]
-    thumbs = {i: bundles.store_thumbnail(bundle, jpeg_bytes(artwork(i).resize((32, 32))))
-              for i in range(n)}
-    return bundles.BundleData(models=[{"ref": "efficientnet_lite0", "spec": {}}],
-                              extraction={"max_size": 64, "scales": [1.0]}, pipeline=pipe,
-                              entries=entries, artworks=arts, thumbnails=thumbs,
-                              calibration=Calibration.given(0.5))
+    thumbs = {
+        i: bundles.store_thumbnail(bundle, jpeg_bytes(artwork(i).resize((32, 32))))
+        for i in range(n)
+    }
+    return bundles.BundleData(
+        models=[{"ref": "efficientnet_lite0", "spec": {}}],
+        extraction={"max_size": 64, "scales": [1.0]},
+        pipeline=pipe,
+        entries=entries,
+        artworks=arts,
+        thumbnails=thumbs,
+        calibration=Calibration.given(0.5),
+    )
 
 
 #: Attribute labels of :func:`make_collection`'s artworks: a medium each (even: oil, odd: tempera)
@@ -175,8 +197,11 @@ def make_imet(base: Path, n: int = 6) -> Path:
     if (root / "labels.csv").is_file():
         return root
     root.mkdir(parents=True)
-    (root / "labels.csv").write_text("attribute_id,attribute_name\n" + "".join(
-        f"{j},{name}\n" for j, name in enumerate(ATTRIBUTE_LABELS)), encoding="utf-8")
+    (root / "labels.csv").write_text(
+        "attribute_id,attribute_name\n"
+        + "".join(f"{j},{name}\n" for j, name in enumerate(ATTRIBUTE_LABELS)),
+        encoding="utf-8",
+    )
 
     def ids(i: int) -> str:
         return " ".join(str(ATTRIBUTE_LABELS.index(name)) for name in artwork_attributes(i))
@@ -203,8 +228,11 @@ def trained_attributes_run(base: Path, max_size: int = 128) -> Path:
         from artid.attributes.features import FeatureSpec
         from artid.attributes.runs import TrainOptions, train_run
 
-        train_run(make_imet(base), run, TrainOptions(model="knn", features=FeatureSpec(max_size=max_size), k=3,
-                                                     progress=False))
+        train_run(
+            make_imet(base),
+            run,
+            TrainOptions(model="knn", features=FeatureSpec(max_size=max_size), k=3, progress=False),
+        )
     return run
 
 

@@ -18,7 +18,14 @@ import time
 from pathlib import Path
 
 import pytest
-from service_helpers import TITLES, artwork, artwork_attributes, built_attributes_bundle, distractor, photo_of
+from service_helpers import (
+    TITLES,
+    artwork,
+    artwork_attributes,
+    built_attributes_bundle,
+    distractor,
+    photo_of,
+)
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -32,7 +39,9 @@ if not CHROMIUM.is_file() or not CHROMEDRIVER.is_file():
     if REQUIRED:
         raise RuntimeError(_missing)
     pytest.skip(_missing, allow_module_level=True)
-webdriver = pytest.importorskip("selenium.webdriver", reason="needs the selenium package (make setup installs it)")
+webdriver = pytest.importorskip(
+    "selenium.webdriver", reason="needs the selenium package (make setup installs it)"
+)
 
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
@@ -77,10 +86,17 @@ def browser(tmp_path_factory):
 
     options = Options()
     options.binary_location = str(CHROMIUM)
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage",
-                 "--window-size=1000,1400",
-                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        "--window-size=1000,1400",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
     driver.set_page_load_timeout(30)
@@ -90,9 +106,13 @@ def browser(tmp_path_factory):
 
 def _upload(browser, server, path: Path) -> str:
     browser.get(server)
-    WebDriverWait(browser, 20).until(EC.text_to_be_present_in_element((By.ID, "collection"), "6 artworks"))
+    WebDriverWait(browser, 20).until(
+        EC.text_to_be_present_in_element((By.ID, "collection"), "6 artworks")
+    )
     browser.find_element(By.ID, "photo").send_keys(str(path))
-    title = WebDriverWait(browser, 60).until(EC.visibility_of_element_located((By.ID, "answer-title")))
+    title = WebDriverWait(browser, 60).until(
+        EC.visibility_of_element_located((By.ID, "answer-title"))
+    )
     return title.text
 
 
@@ -100,8 +120,10 @@ def _tags(browser) -> list[str]:
     """The attribute tags the page shows, as ``group::name``."""
     box = browser.find_element(By.ID, "attributes-box")
     assert box.is_displayed()
-    return [f"{t.find_element(By.CLASS_NAME, 'group').text}::{t.find_element(By.CLASS_NAME, 'name').text}"
-            for t in box.find_elements(By.CSS_SELECTOR, "li.tag")]
+    return [
+        f"{t.find_element(By.CLASS_NAME, 'group').text}::{t.find_element(By.CLASS_NAME, 'name').text}"
+        for t in box.find_elements(By.CSS_SELECTOR, "li.tag")
+    ]
 
 
 def test_upload_shows_the_right_artwork(server, browser, tmp_path):
@@ -114,8 +136,11 @@ def test_upload_shows_the_right_artwork(server, browser, tmp_path):
     assert len(items) == 5 and TITLES[1] in items[0].text
     assert sorted(_tags(browser)) == sorted(artwork_attributes(1))
     # every thumbnail loaded from the bundle
-    WebDriverWait(browser, 20).until(lambda d: d.execute_script(
-        "return [...document.querySelectorAll('#matches img')].every(i => i.complete && i.naturalWidth > 0)"))
+    WebDriverWait(browser, 20).until(
+        lambda d: d.execute_script(
+            "return [...document.querySelectorAll('#matches img')].every(i => i.complete && i.naturalWidth > 0)"
+        )
+    )
     assert browser.execute_script("return document.getElementById('query').naturalWidth") > 0
     shot = tmp_path / "shot.png"
     assert browser.save_screenshot(str(shot)) and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -137,6 +162,8 @@ def test_a_file_that_is_no_image_shows_the_error(server, browser, tmp_path):
     bad.write_bytes(b"not a jpeg at all" * 20)
     browser.get(server)
     browser.find_element(By.ID, "photo").send_keys(str(bad))
-    status = WebDriverWait(browser, 30).until(EC.visibility_of_element_located((By.CSS_SELECTOR, "#status.error")))
+    status = WebDriverWait(browser, 30).until(
+        EC.visibility_of_element_located((By.CSS_SELECTOR, "#status.error"))
+    )
     assert "not an image" in status.text
     assert not browser.find_element(By.ID, "answer").is_displayed()

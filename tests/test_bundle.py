@@ -9,7 +9,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from service_helpers import artwork, built_bundle, distractor, jpeg_bytes, make_collection, photo_of, small_bundle_data
+from service_helpers import (
+    artwork,
+    built_bundle,
+    distractor,
+    jpeg_bytes,
+    make_collection,
+    photo_of,
+    small_bundle_data,
+)
 
 from artid.data.entries import Entry
 from artid.errors import ArtidError
@@ -22,6 +30,7 @@ from artid.service.collection import Artwork, read_collection, read_metadata, re
 RAW = PipelineConfig(whiten="none")
 
 # ---------------------------------------------------------------- calibration
+
 
 def test_threshold_accepts_at_most_the_target_share_of_distractors():
     # 10 distractors, target 20% -> the 2 most confident may be accepted, the threshold is the 3rd
@@ -43,8 +52,12 @@ def test_threshold_accepts_at_most_the_target_share_of_distractors():
 
 def test_threshold_with_ties_never_exceeds_the_target():
     dis = np.array([0.9, 0.9, 0.9, 0.1])
-    cal = calibrate_threshold(np.concatenate([[0.95], dis]), np.array([True] + [False] * 4),
-                              np.array([False] + [True] * 4), target_false_accept=0.5)
+    cal = calibrate_threshold(
+        np.concatenate([[0.95], dis]),
+        np.array([True] + [False] * 4),
+        np.array([False] + [True] * 4),
+        target_false_accept=0.5,
+    )
     assert cal.false_accept == 0.0  # accepting one 0.9 would accept all three tied ones (75% > 50%)
     assert cal.recall == 1.0
 
@@ -65,19 +78,31 @@ def test_threshold_extremes_and_errors():
 
 def test_calibration_json_round_trip():
     cal = Calibration.given(0.42)
-    assert cal.threshold == pytest.approx(np.log(0.42 / 0.58)) and cal.threshold_confidence == pytest.approx(0.42)
+    assert cal.threshold == pytest.approx(
+        np.log(0.42 / 0.58)
+    ) and cal.threshold_confidence == pytest.approx(0.42)
     assert Calibration.from_json(json.loads(json.dumps(cal.to_json()))) == cal
 
 
 def test_a_bundle_from_before_the_log_odds_score_keeps_its_threshold():
-    old = {"threshold": 0.9, "target_false_accept": 0.05, "false_accept": 0.0, "precision": 1.0, "recall": 0.5,
-           "accuracy": 0.6, "n_queries": 4, "n_distractors": 20, "source": "validation"}
+    old = {
+        "threshold": 0.9,
+        "target_false_accept": 0.05,
+        "false_accept": 0.0,
+        "precision": 1.0,
+        "recall": 0.5,
+        "accuracy": 0.6,
+        "n_queries": 4,
+        "n_distractors": 20,
+        "source": "validation",
+    }
     assert Calibration.from_json(old).threshold == pytest.approx(np.log(9.0))
     with pytest.raises(ArtidError, match=r"\[0, 1\)"):
         Calibration.given(1.0)
 
 
 # ---------------------------------------------------------------- collections
+
 
 def test_collection_folder_with_csv_metadata(tmp_path):
     root = make_collection(tmp_path / "c", n=3, photos_per_artwork=2)
@@ -104,10 +129,13 @@ def test_metadata_json_forms_and_defaults(tmp_path):
     assert read_metadata(listed) == {"b": {"artist": "Bea"}}
 
 
-@pytest.mark.parametrize("text, message", [
-    ("title,artist\nX,Y\n", "no 'key'"),
-    ("key,title\na,A\na,B\n", "described twice"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("title,artist\nX,Y\n", "no 'key'"),
+        ("key,title\na,A\na,B\n", "described twice"),
+    ],
+)
 def test_bad_metadata_names_the_file(tmp_path, text, message):
     path = tmp_path / "metadata.csv"
     path.write_text(text)
@@ -131,8 +159,10 @@ def test_validation_queries(tmp_path):
     photo_of(artwork(1), 1).save(root / "a" / "p.jpg")
     distractor(1).save(root / "_distractors" / "d.jpg")
     q = read_queries(root, {"a": 4})
-    assert [(e.path, e.label, e.kind) for e in q.entries] == [("a/p.jpg", 4, "met"),
-                                                              ("_distractors/d.jpg", -1, "other")]
+    assert [(e.path, e.label, e.kind) for e in q.entries] == [
+        ("a/p.jpg", 4, "met"),
+        ("_distractors/d.jpg", -1, "other"),
+    ]
     (root / "zzz").mkdir()
     with pytest.raises(ArtidError, match="names no artwork"):
         read_queries(root, {"a": 4})
@@ -164,22 +194,27 @@ def test_add_and_remove_keep_the_rest(tmp_path):
     data = _data(tmp_path)
     bundles.write_bundle(tmp_path, data, "build")
     removed_thumb = data.thumbnails[1]
-    bundles.write_bundle(tmp_path, bundles.without_artworks(bundles.load_bundle(tmp_path), ["k1"]), "remove")
+    bundles.write_bundle(
+        tmp_path, bundles.without_artworks(bundles.load_bundle(tmp_path), ["k1"]), "remove"
+    )
     back = bundles.load_bundle(tmp_path)
     assert [a.key for a in back.artworks] == ["k0", "k2", "k3"]
     db = np.asarray(data.pipeline.classifier.db)
     np.testing.assert_array_equal(back.pipeline.classifier.db, np.delete(db, [2, 3], axis=0))
     assert [e.path for e in back.entries] == [e.path for e in data.entries if e.label != 1]
     assert back.pipeline.n_classes == 3
-    assert not (tmp_path / "thumbnails" / removed_thumb).exists()  # files of removed artworks are collected
+    assert not (
+        tmp_path / "thumbnails" / removed_thumb
+    ).exists()  # files of removed artworks are collected
     assert sorted(p.name for p in tmp_path.glob("gen-*")) == ["gen-000002"]
 
     new = Artwork(key="new", label=bundles.next_label(back), title="New")
     assert new.label == 4
     vec = np.eye(1, 8, dtype=np.float32)
     thumb = bundles.store_thumbnail(tmp_path, jpeg_bytes(artwork(9).resize((32, 32))))
-    added = bundles.with_artworks(back, [new], [vec], [Entry("new/0.jpg", 4, "exhibit")],
-                                  {4: thumb})
+    added = bundles.with_artworks(
+        back, [new], [vec], [Entry("new/0.jpg", 4, "exhibit")], {4: thumb}
+    )
     assert back.pipeline.classifier.size == 6  # the contents read are not changed by the edit
     bundles.write_bundle(tmp_path, added, "add")
     back = bundles.load_bundle(tmp_path)
@@ -187,7 +222,11 @@ def test_add_and_remove_keep_the_rest(tmp_path):
     np.testing.assert_array_equal(back.pipeline.classifier.db[-1], vec[0])
     assert back.pipeline.n_classes == 4
     assert back.pipeline.predict(vec, progress=False).pred.tolist() == [4]  # found in the index
-    assert [h["operation"] for h in bundles.read_manifest(tmp_path)["history"]] == ["build", "remove", "add"]
+    assert [h["operation"] for h in bundles.read_manifest(tmp_path)["history"]] == [
+        "build",
+        "remove",
+        "add",
+    ]
     with pytest.raises(ArtidError, match="already in the bundle"):
         bundles.with_artworks(back, [new], [vec], [Entry("new/0.jpg", 4, "exhibit")], {})
     with pytest.raises(ArtidError, match="no artwork 'nope'"):
@@ -241,16 +280,34 @@ def _old_format_bundle(path: Path) -> Path:
     gen = path / "gen-000001"
     gen.mkdir(parents=True)
     np.save(gen / "database.npy", np.eye(2, 4, dtype=np.float32))
-    (gen / "database.json").write_text(json.dumps({"entries": [
-        {"path": "a/0.jpg", "label": 0, "kind": "exhibit"},
-        {"path": "b/0.jpg", "label": 1, "kind": "exhibit"}]}))
+    (gen / "database.json").write_text(
+        json.dumps(
+            {
+                "entries": [
+                    {"path": "a/0.jpg", "label": 0, "kind": "exhibit"},
+                    {"path": "b/0.jpg", "label": 1, "kind": "exhibit"},
+                ]
+            }
+        )
+    )
     np.savez(gen / "whitening.npz", mean=np.zeros(4), proj=np.eye(4))
-    (gen / "artworks.json").write_text(json.dumps([{"key": "a", "label": 0, "title": "A"},
-                                                   {"key": "b", "label": 1, "title": "B"}]))
-    (path / "bundle.json").write_text(json.dumps({
-        "format": "artid-bundle/1", "generation": "gen-000001", "whitened": True, "dim": 4,
-        "model": {"ref": "efficientnet_lite0", "spec": {}}, "classifier": {"k": 1, "tau": 30.0},
-        "extraction": {"max_size": 500, "scales": [1.0]}, "calibration": {"threshold": 0.0}}))
+    (gen / "artworks.json").write_text(
+        json.dumps([{"key": "a", "label": 0, "title": "A"}, {"key": "b", "label": 1, "title": "B"}])
+    )
+    (path / "bundle.json").write_text(
+        json.dumps(
+            {
+                "format": "artid-bundle/1",
+                "generation": "gen-000001",
+                "whitened": True,
+                "dim": 4,
+                "model": {"ref": "efficientnet_lite0", "spec": {}},
+                "classifier": {"k": 1, "tau": 30.0},
+                "extraction": {"max_size": 500, "scales": [1.0]},
+                "calibration": {"threshold": 0.0},
+            }
+        )
+    )
     return path
 
 
@@ -271,6 +328,7 @@ def test_a_bundle_of_the_old_format_is_refused_with_the_way_to_rebuild_it(tmp_pa
 
 # ---------------------------------------------------------------- building with the model
 
+
 @pytest.mark.slow
 def test_built_bundle_recognises_its_artworks_and_rejects_distractors(tmp_path_factory):
     from artid.service.recognizer import Recognizer
@@ -282,7 +340,9 @@ def test_built_bundle_recognises_its_artworks_and_rejects_distractors(tmp_path_f
     assert cal["false_accept"] <= 0.05 and cal["recall"] == 1.0 and cal["precision"] == 1.0
     assert meta["artworks"] == 6 and len(list((bundle / "thumbnails").iterdir())) == 6
     rec = Recognizer.from_bundle(bundle)
-    photos = [photo_of(artwork(i), 500 + i) for i in range(6)] + [distractor(300 + i) for i in range(3)]
+    photos = [photo_of(artwork(i), 500 + i) for i in range(6)] + [
+        distractor(300 + i) for i in range(3)
+    ]
     results = rec.recognize(photos)
     assert [r.prediction.artwork.key for r in results[:6]] == [f"art-{i}" for i in range(6)]
     assert [r.accepted for r in results] == [True] * 6 + [False] * 3
@@ -346,12 +406,28 @@ def test_build_from_a_met_root_and_recognize_command(tmp_path, capsys):
     out = tmp_path / "bundle"
     # single-scale: on 4 exhibits multi-scale descriptors whitened to 2 dimensions (all they
     # support) accept the street photo, whatever (k, tau) is chosen among the tied ones
-    argv = ["build", str(root), "--out", str(out), "--max-size", "128", "--workers", "0",
-            "--scales", "ss"]
+    argv = [
+        "build",
+        str(root),
+        "--out",
+        str(out),
+        "--max-size",
+        "128",
+        "--workers",
+        "0",
+        "--scales",
+        "ss",
+    ]
     assert run(index, argv) == 0
     meta = bundles.read_manifest(out)
-    assert meta["artworks"] == 4 and meta["calibration"]["n_queries"] == 2 and meta["calibration"]["n_distractors"] == 4
-    assert not (out / ".work").exists()  # the resumable work files are gone once the bundle is committed
+    assert (
+        meta["artworks"] == 4
+        and meta["calibration"]["n_queries"] == 2
+        and meta["calibration"]["n_distractors"] == 4
+    )
+    assert not (
+        out / ".work"
+    ).exists()  # the resumable work files are gone once the bundle is committed
     capsys.readouterr()
     photo = tmp_path / "visit.jpg"
     photo_of(artwork(3), 5).save(photo)
@@ -359,7 +435,11 @@ def test_build_from_a_met_root_and_recognize_command(tmp_path, capsys):
     distractor(99).save(other)
     assert run(recognize, [str(photo), str(other), "--bundle", str(out), "--json"]) == 0
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
-    assert lines[0]["accepted"] and lines[0]["prediction"]["key"] == "44" and lines[0]["recognised"] == "Met object 44"
+    assert (
+        lines[0]["accepted"]
+        and lines[0]["prediction"]["key"] == "44"
+        and lines[0]["recognised"] == "Met object 44"
+    )
     assert not lines[1]["accepted"] and lines[1]["recognised"] is None
     assert run(recognize, [str(other), "--bundle", str(out)]) == 0
     assert "not recognised" in capsys.readouterr().out
@@ -388,8 +468,11 @@ def test_interrupted_build_resumes_without_describing_finished_images(tmp_path, 
         builder.build_bundle(coll, out, options)
     assert not (out / "bundle.json").exists()
     calls.clear()
-    monkeypatch.setattr(decode, "load_image", lambda path, *a, **k: (calls.append(Path(path).parent.name),
-                                                                     real_load(path, *a, **k))[1])
+    monkeypatch.setattr(
+        decode,
+        "load_image",
+        lambda path, *a, **k: (calls.append(Path(path).parent.name), real_load(path, *a, **k))[1],
+    )
     builder.build_bundle(coll, out, options)
     assert calls == ["art-2", "art-3", "art-4"]  # shard [art-0, art-1] was kept from the first run
     assert bundles.load_bundle(out).n_classes == 5
@@ -407,8 +490,11 @@ def test_a_checkpoint_model_is_copied_into_the_bundle(tmp_path):
     save_checkpoint(ckpt, build_embedder("efficientnet_lite0"), {"note": "test"})
     coll = make_collection(tmp_path / "c", n=3)
     out = tmp_path / "b"
-    build_bundle(coll, out, BuildOptions(models=(str(ckpt),), max_size=96, threshold=0.5, workers=0,
-                                         pipeline=RAW))
+    build_bundle(
+        coll,
+        out,
+        BuildOptions(models=(str(ckpt),), max_size=96, threshold=0.5, workers=0, pipeline=RAW),
+    )
     ref = bundles.read_manifest(out)["models"][0]["ref"]
     assert ref.startswith("models/") and (out / ref).is_file()
     ckpt.unlink()  # the bundle does not need the original file any more

@@ -56,7 +56,9 @@ def _check_tags(tags: list[dict]) -> list[str]:
 
 def test_a_recognised_photo_gets_its_artworks_attributes(service):
     client, recognizer, _, _ = service
-    assert recognizer.attribute_pass is None  # the run was trained at the bundle's size: one pass per photo
+    assert (
+        recognizer.attribute_pass is None
+    )  # the run was trained at the bundle's size: one pass per photo
     body = _post(client, photo_of(artwork(2), 31))
     assert body["accepted"] and body["prediction"]["key"] == "art-2"
     assert sorted(_check_tags(body["attributes"])) == sorted(artwork_attributes(2))
@@ -89,10 +91,14 @@ def _run_scores(run: Path, base: Path) -> tuple[list[str], np.ndarray, list[Path
     return meta["labels"], split_scores(run, meta, dataset, val, progress=False), list(val.paths)
 
 
-def _assert_service_scores(recognizer: Recognizer, labels: list[str], expected: np.ndarray, paths: list[Path]) -> None:
+def _assert_service_scores(
+    recognizer: Recognizer, labels: list[str], expected: np.ndarray, paths: list[Path]
+) -> None:
     answers = recognizer.recognize_paths(list(paths))
     for row, answer in zip(expected, answers, strict=True):
-        assert answer.attributes is not None and len(answer.attributes) == len(labels)  # 10 labels: all listed
+        assert answer.attributes is not None and len(answer.attributes) == len(
+            labels
+        )  # 10 labels: all listed
         got = {t.label: t.score for t in answer.attributes}
         np.testing.assert_allclose([got[name] for name in labels], row, atol=1e-2)
 
@@ -132,8 +138,9 @@ def test_index_info_and_changes_keep_the_attributes(service, tmp_path, capsys):
     meta = json.loads((copy / "bundle.json").read_text())
     assert (copy / meta["attributes"]["ref"] / "run.json").is_file()  # kept by the new generation
     answer = Recognizer.from_bundle(copy).recognize([photo_of(artwork(1), 4)])[0]
-    assert answer.attributes is not None and {t.label for t in answer.attributes if t.predicted} \
-        == set(artwork_attributes(1))
+    assert answer.attributes is not None and {
+        t.label for t in answer.attributes if t.predicted
+    } == set(artwork_attributes(1))
 
 
 def test_build_with_a_run_at_another_image_size_describes_twice(service, tmp_path, capsys):
@@ -141,8 +148,28 @@ def test_build_with_a_run_at_another_image_size_describes_twice(service, tmp_pat
     run = trained_attributes_run(base, 96)
     expected = _run_scores(run, base)
     out = tmp_path / "bundle"
-    assert main(["index", "build", str(base / "collection"), "--out", str(out), "--max-size", "128",
-                 "--threshold", "0", "--workers", "0", "--attributes", str(run), "--whiten", "none"]) == 0
+    assert (
+        main(
+            [
+                "index",
+                "build",
+                str(base / "collection"),
+                "--out",
+                str(out),
+                "--max-size",
+                "128",
+                "--threshold",
+                "0",
+                "--workers",
+                "0",
+                "--attributes",
+                str(run),
+                "--whiten",
+                "none",
+            ]
+        )
+        == 0
+    )
     assert "a second pass of the network per photo" in capsys.readouterr().out
     shutil.rmtree(run)  # the bundle holds its own copy
     recognizer = Recognizer.from_bundle(out)
@@ -172,13 +199,37 @@ def test_build_refuses_runs_it_cannot_serve(service, tmp_path, capsys):
 
     _, _, _, base = service
     other = _edited_run(service, tmp_path / "a", backbone="resnet50")
-    with pytest.raises(ArtidError, match=r"--attributes .*resnet50.*train the run with --backbone efficientnet_lite0"):
-        build_bundle(base / "collection", tmp_path / "b1", BuildOptions(attributes=other, threshold=0.0))
+    with pytest.raises(
+        ArtidError,
+        match=r"--attributes .*resnet50.*train the run with --backbone efficientnet_lite0",
+    ):
+        build_bundle(
+            base / "collection", tmp_path / "b1", BuildOptions(attributes=other, threshold=0.0)
+        )
     finetuned = _edited_run(service, tmp_path / "b", model="finetune")
     with pytest.raises(ArtidError, match=r"--attributes .*'finetune' run cannot tag photos"):
-        build_bundle(base / "collection", tmp_path / "b2", BuildOptions(attributes=finetuned, threshold=0.0))
-    assert main(["index", "build", str(base / "collection"), "--out", str(tmp_path / "b3"), "--threshold", "0",
-                 "--attributes", str(tmp_path / "nowhere")]) == 2
+        build_bundle(
+            base / "collection", tmp_path / "b2", BuildOptions(attributes=finetuned, threshold=0.0)
+        )
+    assert (
+        main(
+            [
+                "index",
+                "build",
+                str(base / "collection"),
+                "--out",
+                str(tmp_path / "b3"),
+                "--threshold",
+                "0",
+                "--attributes",
+                str(tmp_path / "nowhere"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "--attributes" in err and "nowhere" in err and "not an attributes run" in err
-    assert not (tmp_path / "b1" / "bundle.json").exists() and not (tmp_path / "b3" / "bundle.json").exists()
+    assert (
+        not (tmp_path / "b1" / "bundle.json").exists()
+        and not (tmp_path / "b3" / "bundle.json").exists()
+    )

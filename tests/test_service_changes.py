@@ -36,20 +36,37 @@ def _newcomer(tmp_path: Path, images: int = 1) -> Path:
     return more
 
 
-def _fake_model(monkeypatch, gate: threading.Event | None = None, described: threading.Event | None = None,
-                unreadable: tuple[str, ...] = ()) -> None:
+def _fake_model(
+    monkeypatch,
+    gate: threading.Event | None = None,
+    described: threading.Event | None = None,
+    unreadable: tuple[str, ...] = (),
+) -> None:
     """Describe images without a model: unit rows of the bundle's dimension (8); the files named in
     ``unreadable`` fail. With ``gate``, describing waits until the test opens it."""
 
-    def describe(entries, image_root, embedder, settings, work, name, device="cpu", workers=1,
-                 crop=None, batch_size=None):
+    def describe(
+        entries,
+        image_root,
+        embedder,
+        settings,
+        work,
+        name,
+        device="cpu",
+        workers=1,
+        crop=None,
+        batch_size=None,
+    ):
         if described is not None:
             described.set()
         if gate is not None:
             assert gate.wait(PATIENCE)
         ok = [e for e in entries if Path(e.path).name not in unreadable]
-        failed = [{"path": e.path, "error": "cannot identify image file"} for e in entries
-                  if Path(e.path).name in unreadable]
+        failed = [
+            {"path": e.path, "error": "cannot identify image file"}
+            for e in entries
+            if Path(e.path).name in unreadable
+        ]
         matrix = np.eye(len(ok), 8, k=4, dtype=np.float32)
         return DescriptorSet(matrix=matrix, entries=ok, failures=failed)
 
@@ -94,20 +111,28 @@ def test_a_removal_committed_while_an_add_runs_is_never_undone(tmp_path, monkeyp
 def test_writing_contents_read_before_another_change_is_refused(tmp_path):
     bundle = _bundle(tmp_path)
     stale = bundles.load_bundle(bundle)
-    bundles.write_bundle(bundle, bundles.without_artworks(bundles.load_bundle(bundle), ["k0"]), "remove k0")
+    bundles.write_bundle(
+        bundle, bundles.without_artworks(bundles.load_bundle(bundle), ["k0"]), "remove k0"
+    )
     with pytest.raises(ArtidError, match="changed since"):
         bundles.write_bundle(bundle, bundles.without_artworks(stale, ["k1"]), "remove k1")
     assert [a.key for a in bundles.load_bundle(bundle).artworks] == ["k1", "k2", "k3"]
 
 
-def test_unreadable_images_of_an_add_are_kept_in_the_bundle_and_printed(tmp_path, monkeypatch, capsys):
+def test_unreadable_images_of_an_add_are_kept_in_the_bundle_and_printed(
+    tmp_path, monkeypatch, capsys
+):
     bundle = _bundle(tmp_path)
     more = _newcomer(tmp_path, images=2)
     _fake_model(monkeypatch, unreadable=("1.jpg",))
     assert main(["index", "add", str(bundle), str(more), "--workers", "0"]) == 0
     out = capsys.readouterr().out
     assert "added 1 artwork(s): newcomer" in out
-    assert "1 image(s) could not be read" in out and "newcomer/1.jpg" in out and "cannot identify" in out
+    assert (
+        "1 image(s) could not be read" in out
+        and "newcomer/1.jpg" in out
+        and "cannot identify" in out
+    )
     last = bundles.read_manifest(bundle)["history"][-1]
     assert [f["path"] for f in last["failures"]] == [str(more / "newcomer" / "1.jpg")]
     failures = bundles.load_bundle(bundle).failures
@@ -120,24 +145,29 @@ def test_unreadable_images_of_an_add_are_kept_in_the_bundle_and_printed(tmp_path
     assert "newcomer/1.jpg" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv, option", [
-    (["recognize", "p.jpg", "--bundle", "b", "--top", "0"], "--top"),
-    (["recognize", "p.jpg", "--bundle", "b", "--top", "-2"], "--top"),
-    (["serve", "--bundle", "b", "--port", "99999"], "--port"),
-    (["serve", "--bundle", "b", "--port", "http"], "--port"),
-    (["serve", "--bundle", "b", "--max-upload-mb", "-1"], "--max-upload-mb"),
-    (["serve", "--bundle", "b", "--max-megapixels", "0"], "--max-megapixels"),
-    (["serve", "--bundle", "b", "--workers", "0"], "--workers"),
-    (["serve", "--bundle", "b", "--queue", "-1"], "--queue"),
-    (["index", "build", "c", "--out", "b", "--tau", "0"], "--tau"),
-    (["index", "build", "c", "--out", "b", "--tau", "-3"], "--tau"),
-    (["index", "build", "c", "--out", "b", "--tau", "nan"], "--tau"),
-    (["index", "build", "c", "--out", "b", "--k", "0"], "--k"),
-    (["index", "build", "c", "--out", "b", "--max-size", "-1"], "--max-size"),
-    (["index", "build", "c", "--out", "b", "--false-accept", "1.5"], "--false-accept"),
-    (["index", "add", "b", "c", "--workers", "-1"], "--workers"),
-])
-def test_nonsense_options_are_refused_naming_the_option(argv, option, capsys, tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "argv, option",
+    [
+        (["recognize", "p.jpg", "--bundle", "b", "--top", "0"], "--top"),
+        (["recognize", "p.jpg", "--bundle", "b", "--top", "-2"], "--top"),
+        (["serve", "--bundle", "b", "--port", "99999"], "--port"),
+        (["serve", "--bundle", "b", "--port", "http"], "--port"),
+        (["serve", "--bundle", "b", "--max-upload-mb", "-1"], "--max-upload-mb"),
+        (["serve", "--bundle", "b", "--max-megapixels", "0"], "--max-megapixels"),
+        (["serve", "--bundle", "b", "--workers", "0"], "--workers"),
+        (["serve", "--bundle", "b", "--queue", "-1"], "--queue"),
+        (["index", "build", "c", "--out", "b", "--tau", "0"], "--tau"),
+        (["index", "build", "c", "--out", "b", "--tau", "-3"], "--tau"),
+        (["index", "build", "c", "--out", "b", "--tau", "nan"], "--tau"),
+        (["index", "build", "c", "--out", "b", "--k", "0"], "--k"),
+        (["index", "build", "c", "--out", "b", "--max-size", "-1"], "--max-size"),
+        (["index", "build", "c", "--out", "b", "--false-accept", "1.5"], "--false-accept"),
+        (["index", "add", "b", "c", "--workers", "-1"], "--workers"),
+    ],
+)
+def test_nonsense_options_are_refused_naming_the_option(
+    argv, option, capsys, tmp_path, monkeypatch
+):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exc:
         main(argv)
@@ -149,16 +179,23 @@ def test_nonsense_options_are_refused_naming_the_option(argv, option, capsys, tm
 
 def test_a_build_from_a_missing_collection_leaves_no_folder(tmp_path):
     with pytest.raises(ArtidError, match="nowhere"):
-        builder.build_bundle(tmp_path / "nowhere", tmp_path / "bundle", builder.BuildOptions(threshold=0.5))
+        builder.build_bundle(
+            tmp_path / "nowhere", tmp_path / "bundle", builder.BuildOptions(threshold=0.5)
+        )
     assert not (tmp_path / "bundle").exists()
 
 
 def test_sensible_options_parse():
     from artid.cli import build_parser
 
-    args = build_parser().parse_args(["serve", "--bundle", "b", "--port", "65535", "--max-upload-mb", "0.5",
-                                      "--queue", "0"])
+    args = build_parser().parse_args(
+        ["serve", "--bundle", "b", "--port", "65535", "--max-upload-mb", "0.5", "--queue", "0"]
+    )
     assert (args.port, args.max_upload_mb, args.queue) == (65535, 0.5, 0)
-    args = build_parser().parse_args(["index", "build", "c", "--out", "b", "--tau", "0.01", "--k", "1"])
+    args = build_parser().parse_args(
+        ["index", "build", "c", "--out", "b", "--tau", "0.01", "--k", "1"]
+    )
     assert (args.tau, args.k) == (0.01, 1)
-    assert isinstance(build_parser().parse_args(["recognize", "p.jpg", "--bundle", "b"]), argparse.Namespace)
+    assert isinstance(
+        build_parser().parse_args(["recognize", "p.jpg", "--bundle", "b"]), argparse.Namespace
+    )

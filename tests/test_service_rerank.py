@@ -85,11 +85,15 @@ def test_verified_points_overturn_misleading_descriptors(bundles, monkeypatch) -
     assert (bundle / str(data.generation) / "pipeline" / "local_desc.npy").is_file()
 
     rec = Recognizer.from_bundle(bundle, optimize=False)
-    assert rec.reranker is not None and rec.reranker.min_inliers == DEFAULT_MIN_INLIERS  # untuned: the defaults
+    assert (
+        rec.reranker is not None and rec.reranker.min_inliers == DEFAULT_MIN_INLIERS
+    )  # untuned: the defaults
     desc = _misleading(rec)
     glob = rec.pipeline.predict(desc, rerank=False, progress=False).pred
     labels = {a.key: a.label for a in rec.data.artworks}
-    assert not np.any(glob == [labels[f"art-{c}"] for c in range(CLASSES)])  # kNN alone is wrong on every photo
+    assert not np.any(
+        glob == [labels[f"art-{c}"] for c in range(CLASSES)]
+    )  # kNN alone is wrong on every photo
 
     answers = _answer(rec, [_photo(c) for c in range(CLASSES)], desc, monkeypatch)
     for c, r in enumerate(answers):
@@ -147,11 +151,17 @@ def test_cli_and_http_answers_say_how_many_points_verified(bundles, tmp_path: Pa
     rec = Recognizer.from_bundle(bundle, optimize=False)
     with TestClient(create_app(rec, bundle)) as client:
         assert client.get("/health").json()["rerank"] == TOP
-        r = client.post("/recognize", files={"image": ("p.jpg", jpeg_bytes(_photo(3)), "image/jpeg")})
+        r = client.post(
+            "/recognize", files={"image": ("p.jpg", jpeg_bytes(_photo(3)), "image/jpeg")}
+        )
         assert r.status_code == 200, r.text
         body = r.json()
-        assert body["prediction"]["key"] == "art-3" and body["verified_inliers"] >= DEFAULT_MIN_INLIERS
-        r = client.post("/recognize", files={"image": ("d.jpg", jpeg_bytes(_distractor(1)), "image/jpeg")})
+        assert (
+            body["prediction"]["key"] == "art-3" and body["verified_inliers"] >= DEFAULT_MIN_INLIERS
+        )
+        r = client.post(
+            "/recognize", files={"image": ("d.jpg", jpeg_bytes(_distractor(1)), "image/jpeg")}
+        )
         assert r.json()["verified_inliers"] == 0
 
 
@@ -177,12 +187,21 @@ def test_validation_photos_tune_the_rule_and_its_threshold(tmp_path: Path) -> No
     rec = Recognizer.from_bundle(tmp_path / "b", optimize=False)
     photos = sorted(val.rglob("*.png"))
     images = [Image.open(p).convert("RGB") for p in photos]
-    labels = np.array([-1 if p.parent.name == "_distractors" else
-                       {a.key: a.label for a in data.artworks}[p.parent.name] for p in photos])
-    ans = data.pipeline.predict(rec.describe(images), features=rec.local_features(images),
-                                progress=False)
-    for scores, pred, cal in ((ans.score, ans.pred, data.calibration),
-                              (ans.global_.score, ans.global_.pred, data.global_calibration)):
+    labels = np.array(
+        [
+            -1
+            if p.parent.name == "_distractors"
+            else {a.key: a.label for a in data.artworks}[p.parent.name]
+            for p in photos
+        ]
+    )
+    ans = data.pipeline.predict(
+        rec.describe(images), features=rec.local_features(images), progress=False
+    )
+    for scores, pred, cal in (
+        (ans.score, ans.pred, data.calibration),
+        (ans.global_.score, ans.global_.pred, data.global_calibration),
+    ):
         again = calibrate_threshold(scores, (pred == labels) & (labels >= 0), labels < 0, 0.05)
         assert cal.threshold == pytest.approx(again.threshold, abs=1e-4)
 
@@ -211,7 +230,9 @@ def test_edits_keep_the_local_features_in_step(bundles, tmp_path: Path) -> None:
 
     rec = Recognizer.from_bundle(bundle, optimize=False)
     answer = rec.recognize([Image.fromarray(_warp(_scene(50))).convert("RGB")])[0]
-    assert answer.prediction.artwork.key == "art-50" and answer.verified_inliers >= DEFAULT_MIN_INLIERS
+    assert (
+        answer.prediction.artwork.key == "art-50" and answer.verified_inliers >= DEFAULT_MIN_INLIERS
+    )
 
 
 def test_an_interrupted_build_resumes_from_the_cached_features(tmp_path: Path, monkeypatch) -> None:

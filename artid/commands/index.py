@@ -32,54 +32,93 @@ DEFAULT_MODEL = "efficientnet_lite0"
 
 
 def _add_build(sub: argparse._SubParsersAction) -> None:
-    b = sub.add_parser("build", help="build a bundle from a collection folder or a Met-format root",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    b.add_argument("source", help="collection folder (one sub-folder of images per artwork, "
-                                  "optional metadata.csv/.json) or a Met-format root (artid synth "
-                                  "output, the real Met)")
-    b.add_argument("--out", required=True,
-                   help="bundle folder to write (an existing bundle is replaced atomically)")
-    b.add_argument("--val", help="validation photos of a collection folder: <key>/*.jpg of its "
-                                 "artworks and _distractors/*.jpg of other things (a Met root "
-                                 "uses its valset.json)")
-    b.add_argument("--metadata",
-                   help="metadata file (default: metadata.csv or metadata.json in the collection)")
-    b.add_argument("--split", choices=("database", "mini"), default="database",
-                   help="which exhibits of a Met-format root to index")
-    b.add_argument("--model", action="append", metavar="MODEL",
-                   help=f"backbone name or artid checkpoint file (a checkpoint is copied into the "
-                        f"bundle; default {DEFAULT_MODEL}); give it twice or more to concatenate "
-                        "the descriptors of several models, as `artid evaluate` does with several "
-                        "--descriptors folders")
-    b.add_argument("--weights", help="local weights file for a --model backbone name (e.g. a "
-                                     "ViT's .safetensors); the network is kept in the bundle")
+    b = sub.add_parser(
+        "build",
+        help="build a bundle from a collection folder or a Met-format root",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    b.add_argument(
+        "source",
+        help="collection folder (one sub-folder of images per artwork, "
+        "optional metadata.csv/.json) or a Met-format root (artid synth "
+        "output, the real Met)",
+    )
+    b.add_argument(
+        "--out",
+        required=True,
+        help="bundle folder to write (an existing bundle is replaced atomically)",
+    )
+    b.add_argument(
+        "--val",
+        help="validation photos of a collection folder: <key>/*.jpg of its "
+        "artworks and _distractors/*.jpg of other things (a Met root "
+        "uses its valset.json)",
+    )
+    b.add_argument(
+        "--metadata",
+        help="metadata file (default: metadata.csv or metadata.json in the collection)",
+    )
+    b.add_argument(
+        "--split",
+        choices=("database", "mini"),
+        default="database",
+        help="which exhibits of a Met-format root to index",
+    )
+    b.add_argument(
+        "--model",
+        action="append",
+        metavar="MODEL",
+        help=f"backbone name or artid checkpoint file (a checkpoint is copied into the "
+        f"bundle; default {DEFAULT_MODEL}); give it twice or more to concatenate "
+        "the descriptors of several models, as `artid evaluate` does with several "
+        "--descriptors folders",
+    )
+    b.add_argument(
+        "--weights",
+        help="local weights file for a --model backbone name (e.g. a "
+        "ViT's .safetensors); the network is kept in the bundle",
+    )
     add_extraction_arguments(b)
     add_pipeline_arguments(b)
     add_removed_option(b, "--whitening-dim", "--whiten none|pcaw|auto and --dim N")
     t = b.add_argument_group("acceptance threshold")
-    t.add_argument("--false-accept", type=fraction, default=0.05,
-                   help="fraction of validation distractors the threshold may accept")
-    t.add_argument("--threshold", type=float,
-                   help="fixed acceptance threshold (a confidence) instead of calibrating one")
+    t.add_argument(
+        "--false-accept",
+        type=fraction,
+        default=0.05,
+        help="fraction of validation distractors the threshold may accept",
+    )
+    t.add_argument(
+        "--threshold",
+        type=float,
+        help="fixed acceptance threshold (a confidence) instead of calibrating one",
+    )
     add_device_argument(b)
     add_workers_argument(b, 1)
     add_batch_size_argument(b, None, "; default 32 on GPU, 1 on CPU (as `artid extract`)")
-    b.add_argument("--attributes", metavar="RUN",
-                   help="an `artid attributes train --model head` or `--model knn` run on the same "
-                        "backbone as --model: copied into the bundle, it tags every photo the "
-                        "service answers")
-    add_crop_arguments(b, "crop (validation and query photos; the collection's images stay whole)",
-                       "describe the validation photos, and every photo the bundle recognises, "
-                       "from the box of their artwork: cam (class activation map of the model) or "
-                       "centre (a centred box); none: whole photos. Recorded in the bundle")
+    b.add_argument(
+        "--attributes",
+        metavar="RUN",
+        help="an `artid attributes train --model head` or `--model knn` run on the same "
+        "backbone as --model: copied into the bundle, it tags every photo the "
+        "service answers",
+    )
+    add_crop_arguments(
+        b,
+        "crop (validation and query photos; the collection's images stay whole)",
+        "describe the validation photos, and every photo the bundle recognises, "
+        "from the box of their artwork: cam (class activation map of the model) or "
+        "centre (a centred box); none: whole photos. Recorded in the bundle",
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     _add_build(sub)
 
-    a = sub.add_parser("add", help="add the artworks of a collection folder to a bundle "
-                                   "(nothing else is rebuilt)")
+    a = sub.add_parser(
+        "add", help="add the artworks of a collection folder to a bundle (nothing else is rebuilt)"
+    )
     a.add_argument("bundle", help="bundle folder")
     a.add_argument("source", help="collection folder with one sub-folder per new artwork")
     a.add_argument("--only", nargs="+", metavar="KEY", help="add only these sub-folders")
@@ -103,22 +142,33 @@ def run(args: argparse.Namespace) -> int:
 
     if args.action == "build":
         options = builder.BuildOptions(
-            models=tuple(args.model or [DEFAULT_MODEL]), weights=args.weights,
-            max_size=args.max_size or None, scales=parse_scales(args.scales),
-            pipeline=pipeline_config(args), target_false_accept=args.false_accept,
-            threshold=args.threshold, device=str(resolve_device(args.device)),
-            workers=args.workers, batch_size=args.batch_size, attributes=args.attributes,
-            crop=crop_settings(args))
-        out = builder.build_bundle(args.source, args.out, options, val=args.val,
-                                   metadata=args.metadata, split=args.split)
+            models=tuple(args.model or [DEFAULT_MODEL]),
+            weights=args.weights,
+            max_size=args.max_size or None,
+            scales=parse_scales(args.scales),
+            pipeline=pipeline_config(args),
+            target_false_accept=args.false_accept,
+            threshold=args.threshold,
+            device=str(resolve_device(args.device)),
+            workers=args.workers,
+            batch_size=args.batch_size,
+            attributes=args.attributes,
+            crop=crop_settings(args),
+        )
+        out = builder.build_bundle(
+            args.source, args.out, options, val=args.val, metadata=args.metadata, split=args.split
+        )
         print_info(read_manifest(out), str(out))
     elif args.action == "add":
-        added = builder.add_to_bundle(args.bundle, args.source, keys=args.only,
-                                      metadata=args.metadata,
-                                      device=str(resolve_device(args.device)),
-                                      workers=args.workers)
-        print(f"added {len(added.artworks)} artwork(s): "
-              f"{', '.join(a.key for a in added.artworks)}")
+        added = builder.add_to_bundle(
+            args.bundle,
+            args.source,
+            keys=args.only,
+            metadata=args.metadata,
+            device=str(resolve_device(args.device)),
+            workers=args.workers,
+        )
+        print(f"added {len(added.artworks)} artwork(s): {', '.join(a.key for a in added.artworks)}")
         print_failures(added.failures)
     elif args.action == "remove":
         builder.remove_from_bundle(args.bundle, args.keys)

@@ -11,12 +11,16 @@ def _pct(x: float | None) -> str:
 
 def _threshold(name: str, cal: dict[str, Any]) -> None:
     if cal.get("source") == "validation":
-        print(f"{name:<13}{cal.get('threshold'):.6g} (calibrated on {cal.get('n_queries')} "
-              f"photos + {cal.get('n_distractors')} distractors for "
-              f"{_pct(cal.get('target_false_accept'))} distractors accepted)")
-        print(f"             on validation: distractors accepted {_pct(cal.get('false_accept'))}, "
-              f"precision {_pct(cal.get('precision'))}, recall {_pct(cal.get('recall'))}, "
-              f"accuracy {_pct(cal.get('accuracy'))}")
+        print(
+            f"{name:<13}{cal.get('threshold'):.6g} (calibrated on {cal.get('n_queries')} "
+            f"photos + {cal.get('n_distractors')} distractors for "
+            f"{_pct(cal.get('target_false_accept'))} distractors accepted)"
+        )
+        print(
+            f"             on validation: distractors accepted {_pct(cal.get('false_accept'))}, "
+            f"precision {_pct(cal.get('precision'))}, recall {_pct(cal.get('recall'))}, "
+            f"accuracy {_pct(cal.get('accuracy'))}"
+        )
     else:
         print(f"{name:<13}{cal.get('threshold')} (given, not calibrated)")
 
@@ -27,17 +31,23 @@ def print_info(meta: dict, where: str) -> None:
 
     ext = meta.get("extraction", {})
     pipe = meta.get("pipeline", {})
-    names = [m.get("spec", {}).get("backbone", {}).get("name") or m.get("ref")
-             for m in meta.get("models", [])]
+    names = [
+        m.get("spec", {}).get("backbone", {}).get("name") or m.get("ref")
+        for m in meta.get("models", [])
+    ]
     projection = pipe.get("projection") or {}
     print(f"bundle       {where} ({meta.get('generation')}, updated {meta.get('updated')})")
     print(f"artworks     {meta.get('artworks')} ({meta.get('images')} images)")
-    print(f"model        {' + '.join(map(str, names))}, max size {ext.get('max_size')}, "
-          f"scales {ext.get('scales')}")
+    print(
+        f"model        {' + '.join(map(str, names))}, max size {ext.get('max_size')}, "
+        f"scales {ext.get('scales')}"
+    )
     print(f"crop         {describe_crop(ext.get('crop'))}")
-    print(f"pipeline     whitening {projection.get('whiten')} {projection.get('dims')}, "
-          f"{pipe.get('index')} index, k={pipe.get('k')} tau={pipe.get('tau')} "
-          f"N={pipe.get('n_classes')}, expansion {pipe.get('expansion')}")
+    print(
+        f"pipeline     whitening {projection.get('whiten')} {projection.get('dims')}, "
+        f"{pipe.get('index')} index, k={pipe.get('k')} tau={pipe.get('tau')} "
+        f"N={pipe.get('n_classes')}, expansion {pipe.get('expansion')}"
+    )
     _threshold("threshold", meta.get("calibration", {}))
     _print_attributes(meta)
     _print_rerank(meta)
@@ -47,12 +57,16 @@ def print_info(meta: dict, where: str) -> None:
             n_cal = h.get("artworks")
     for h in meta.get("history", []):
         if h.get("failures"):
-            print(f"unreadable   {len(h['failures'])} image(s) left out by '{h.get('operation')}' "
-                  f"({h.get('time')}):")
+            print(
+                f"unreadable   {len(h['failures'])} image(s) left out by '{h.get('operation')}' "
+                f"({h.get('time')}):"
+            )
             print_failures(h["failures"], header=False)
     if n_cal is not None and n_cal != meta.get("artworks"):
-        print(f"note         the threshold was calibrated with {n_cal} artworks; after adding or "
-              "removing artworks, rebuild to recalibrate it")
+        print(
+            f"note         the threshold was calibrated with {n_cal} artworks; after adding or "
+            "removing artworks, rebuild to recalibrate it"
+        )
 
 
 def _print_attributes(meta: dict) -> None:
@@ -63,15 +77,20 @@ def _print_attributes(meta: dict) -> None:
     f2 = attr.get("val_f2")
     feats = attr.get("features", {})
     ext = meta.get("extraction", {})
-    same = feats.get("max_size") == ext.get("max_size") and \
-        [float(s) for s in feats.get("scales", [])] == [float(s) for s in ext.get("scales", [])]
+    same = feats.get("max_size") == ext.get("max_size") and [
+        float(s) for s in feats.get("scales", [])
+    ] == [float(s) for s in ext.get("scales", [])]
     groups = ", ".join(g or "(none)" for g in attr.get("groups", []))
-    print(f"attributes   {attr.get('model')} run from {attr.get('source')}: {attr.get('labels')} "
-          f"labels ({groups}), {attr.get('thresholds')} thresholds"
-          + (f" (validation F2 {100 * f2:.1f}%)" if isinstance(f2, (int, float)) else ""))
-    print(f"             descriptors at max size {feats.get('max_size')}, scales "
-          f"{feats.get('scales')}: "
-          + ("the recognition pass's" if same else "a second pass of the network per photo"))
+    print(
+        f"attributes   {attr.get('model')} run from {attr.get('source')}: {attr.get('labels')} "
+        f"labels ({groups}), {attr.get('thresholds')} thresholds"
+        + (f" (validation F2 {100 * f2:.1f}%)" if isinstance(f2, (int, float)) else "")
+    )
+    print(
+        f"             descriptors at max size {feats.get('max_size')}, scales "
+        f"{feats.get('scales')}: "
+        + ("the recognition pass's" if same else "a second pass of the network per photo")
+    )
 
 
 def _print_rerank(meta: dict) -> None:
@@ -79,10 +98,15 @@ def _print_rerank(meta: dict) -> None:
     if not stage:
         print("re-ranking   none (build with --rerank 50 to verify photos with SIFT keypoints)")
         return
-    tuned = f", validation GAP {_pct(stage['val_gap'])} vs {_pct(stage.get('global_val_gap'))} " \
-        "global" if stage.get("val_gap") is not None else " (defaults, not tuned)"
-    print(f"re-ranking   K={stage.get('top')}: w={stage.get('w')}, "
-          f"min_inliers={stage.get('min_inliers')}, tau={stage.get('tau')}{tuned}")
+    tuned = (
+        f", validation GAP {_pct(stage['val_gap'])} vs {_pct(stage.get('global_val_gap'))} global"
+        if stage.get("val_gap") is not None
+        else " (defaults, not tuned)"
+    )
+    print(
+        f"re-ranking   K={stage.get('top')}: w={stage.get('w')}, "
+        f"min_inliers={stage.get('min_inliers')}, tau={stage.get('tau')}{tuned}"
+    )
     _threshold("kNN only", meta.get("global_calibration", {}))
 
 
@@ -91,8 +115,10 @@ def print_failures(failures: list[dict[str, Any]], header: bool = True, limit: i
     if not failures:
         return
     if header:
-        print(f"{len(failures)} image(s) could not be read and were left out "
-              "(`artid index info` lists them):")
+        print(
+            f"{len(failures)} image(s) could not be read and were left out "
+            "(`artid index info` lists them):"
+        )
     for f in failures[:limit]:
         print(f"  {f.get('path')}: {f.get('error')}")
     if len(failures) > limit:

@@ -1,4 +1,5 @@
-"""What the recognition service answers for a photo: a :class:`Recognition` and its :class:`Match` list.
+"""What the recognition service answers for a photo: a :class:`Recognition` and its
+:class:`Match` list.
 
 :class:`artid.service.recognizer.Recognizer` makes them; ``to_json`` is the HTTP API's answer.
 """
@@ -33,8 +34,11 @@ class Match:
     def to_json(self, thumbnail_url: Callable[[str], str] | None = None) -> dict[str, Any]:
         out = self.artwork.to_json()
         out.update(similarity=round(self.similarity, 6), share=round(self.share, 6))
-        out["thumbnail"] = (thumbnail_url(self.thumbnail) if thumbnail_url else self.thumbnail) \
-            if self.thumbnail else None
+        out["thumbnail"] = (
+            (thumbnail_url(self.thumbnail) if thumbnail_url else self.thumbnail)
+            if self.thumbnail
+            else None
+        )
         return out
 
 
@@ -55,9 +59,11 @@ class Recognition:
             others; see :meth:`artid.attributes.tagger.Tagger.tags`), or None when the bundle
             has no attributes run (the JSON answer then has no ``attributes`` key).
         crop: ``[x0, y0, x1, y1]`` of the part of the photo that was described, in the photo's
-            pixels (right / bottom exclusive), or None when the whole photo was (a bundle without crop).
-        verified_inliers: with re-ranking, the points of the photo that a homography maps onto an image
-            of ``prediction`` (0: not verified); None without re-ranking (the JSON answer then has no
+            pixels (right / bottom exclusive), or None when the whole photo was (a bundle
+            without crop).
+        verified_inliers: with re-ranking, the points of the photo that a homography maps onto
+            an image of ``prediction`` (0: not verified); None without re-ranking (the JSON
+            answer then has no
             ``verified_inliers`` key).
     """
 

@@ -2,7 +2,8 @@
 
 Routes:
     ``GET /``                  the web page (upload a photo or take one with the phone camera)
-    ``POST /recognize``        a photo (multipart field ``image``, or a raw ``image/*`` body) -> JSON
+    ``POST /recognize``        a photo (multipart field ``image``, or a raw ``image/*`` body)
+                               -> JSON
     ``GET /health``            liveness and what is loaded
     ``GET /thumbnails/{name}`` an artwork's thumbnail, only names the bundle lists
     ``GET /static/...``        the page's script and style sheet
@@ -92,13 +93,16 @@ async def _image_bytes(request: Request, limits: UploadLimits) -> bytes:
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     body = await _read_body(request, limits.max_bytes + MULTIPART_OVERHEAD)
     if ctype == "multipart/form-data":
+
         async def replay() -> dict[str, Any]:
             return {"type": "http.request", "body": body, "more_body": False}
 
         try:
             form = await Request(request.scope, replay).form(max_files=1, max_fields=8)
         except (StarletteHTTPException, ValueError, KeyError) as exc:
-            raise UploadError(400, f"malformed multipart form ({getattr(exc, 'detail', exc)})") from None
+            raise UploadError(
+                400, f"malformed multipart form ({getattr(exc, 'detail', exc)})"
+            ) from None
         part = form.get("image")
         if not isinstance(part, UploadFile):
             raise UploadError(422, "send the photo as a file in the multipart field 'image'")
@@ -110,8 +114,13 @@ async def _image_bytes(request: Request, limits: UploadLimits) -> bytes:
     return body
 
 
-def create_app(recognizer: Recognizer, bundle_dir: str | Path, limits: UploadLimits | None = None,
-               workers: int | None = None, max_queue: int = DEFAULT_QUEUE) -> FastAPI:
+def create_app(
+    recognizer: Recognizer,
+    bundle_dir: str | Path,
+    limits: UploadLimits | None = None,
+    workers: int | None = None,
+    max_queue: int = DEFAULT_QUEUE,
+) -> FastAPI:
     """Build the service around a loaded recognizer.
 
     Args:
@@ -125,16 +134,21 @@ def create_app(recognizer: Recognizer, bundle_dir: str | Path, limits: UploadLim
     if workers is None:
         workers = default_workers()
     if workers < 1 or max_queue < 0:
-        raise ArtidError(f"the service needs at least 1 worker and a queue of 0 or more "
-                         f"(got workers={workers}, queue={max_queue})")
+        raise ArtidError(
+            f"the service needs at least 1 worker and a queue of 0 or more "
+            f"(got workers={workers}, queue={max_queue})"
+        )
     limits = limits or UploadLimits()
     thumbs_dir = (Path(bundle_dir) / THUMBNAILS).resolve()
     thumbnails = set(recognizer.data.thumbnails.values())
     admission = _Admission(workers, max_queue)
     started = time.time()
 
-    app = FastAPI(title="artid recognition service", version=__version__,
-                  description="Recognise which artwork of the collection a photo shows.")
+    app = FastAPI(
+        title="artid recognition service",
+        version=__version__,
+        description="Recognise which artwork of the collection a photo shows.",
+    )
     app.state.recognizer = recognizer
     app.state.admission = admission
 
@@ -166,10 +180,13 @@ def create_app(recognizer: Recognizer, bundle_dir: str | Path, limits: UploadLim
             "version": __version__,
             "artworks": data.n_classes,
             "images": data.n_images,
-            "model": " + ".join(str(m.get("spec", {}).get("name", m.get("ref")))
-                                for m in data.models),
+            "model": " + ".join(
+                str(m.get("spec", {}).get("name", m.get("ref"))) for m in data.models
+            ),
             "threshold": recognizer.threshold,
-            "crop": crop.spec() if (crop := getattr(recognizer, "crop", None)) is not None else None,
+            "crop": crop.spec()
+            if (crop := getattr(recognizer, "crop", None)) is not None
+            else None,
             "rerank": rr.top if (rr := getattr(recognizer, "reranker", None)) is not None else None,
             "target_false_accept": data.calibration.target_false_accept,
             "in_flight": admission.in_flight,
@@ -186,7 +203,9 @@ def create_app(recognizer: Recognizer, bundle_dir: str | Path, limits: UploadLim
         path = (thumbs_dir / name).resolve()
         if path.parent != thumbs_dir or not path.is_file():
             raise StarletteHTTPException(404, f"no thumbnail {name!r}")
-        return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "public, max-age=86400"})
+        return FileResponse(
+            path, media_type="image/jpeg", headers={"Cache-Control": "public, max-age=86400"}
+        )
 
     @app.post("/recognize")
     async def recognize(request: Request) -> JSONResponse:
@@ -208,8 +227,12 @@ def create_app(recognizer: Recognizer, bundle_dir: str | Path, limits: UploadLim
             result = await anyio.to_thread.run_sync(work, limiter=admission.limiter)
         finally:
             admission.leave()
-        result.timing = {"read": 1000 * (t1 - t0), **waited, **result.timing,
-                         "total": 1000 * (time.perf_counter() - t0)}
+        result.timing = {
+            "read": 1000 * (t1 - t0),
+            **waited,
+            **result.timing,
+            "total": 1000 * (time.perf_counter() - t0),
+        }
         return JSONResponse(result.to_json(lambda n: app.url_path_for("thumbnail", name=n)))
 
     return app

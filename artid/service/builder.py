@@ -28,6 +28,7 @@ from artid.localisation import CropSettings
 from artid.models import MULTI_SCALE
 from artid.retrieval.pipeline import PipelineConfig
 from artid.service import bundle as bundles
+from artid.service.bundle_models import bundle_model, check_attributes_run, store_attributes
 from artid.service.collection import (
     Collection,
     Queries,
@@ -49,8 +50,15 @@ from artid.service.describing import (
 from artid.service.editing import AddResult, add_to_bundle, remove_from_bundle
 from artid.service.fitting import Validation, calibrate, fit_pipeline, untuned
 
-__all__ = ["AddResult", "BuildOptions", "add_to_bundle", "build_bundle", "describe",
-           "make_thumbnail", "remove_from_bundle"]
+__all__ = [
+    "AddResult",
+    "BuildOptions",
+    "add_to_bundle",
+    "build_bundle",
+    "describe",
+    "make_thumbnail",
+    "remove_from_bundle",
+]
 
 log = logging.getLogger(__name__)
 
@@ -97,40 +105,16 @@ class BuildOptions:
     crop: CropSettings | None = None
 
 
-def check_attributes_run(run: Path, model: str) -> None:
-    """Refuse an attributes run that cannot tag the photos of a bundle built with ``model``.
-
-    The service describes a photo once with the bundle's network and gives that descriptor to the
-    run's model too, so the run must be on the same backbone (a name without other weights, or the
-    same checkpoint file); other image sizes and scales only cost a second pass of that network.
-
-    Raises:
-        ArtidError: naming ``--attributes``: not a servable run, or another backbone.
-    """
-    from artid.attributes.features import FeatureSpec
-    from artid.attributes.tagger import servable_run
-    from artid.models.checkpoint import file_sha256
-
-    spec = FeatureSpec.from_json(servable_run(run)["features"])
-    if Path(model).is_file() and Path(spec.model).is_file():
-        same = file_sha256(Path(model)) == file_sha256(Path(spec.model))
-    else:
-        same = spec.model == model and spec.weights is None
-    if not same:
-        theirs = spec.model + (f" with weights {spec.weights}" if spec.weights else "")
-        raise ArtidError(f"--attributes {run}: the run was trained on descriptors of {theirs}, the "
-                         f"bundle describes photos with {model}; one network must serve both: "
-                         f"train the run with --backbone {model} or build the bundle with "
-                         f"--model {spec.model}")
-
-
-def _load_sources(source: Path, val: Path | None, metadata: Path | None,
-                  split: str = "database") -> tuple[Collection, Queries | None]:
+def _load_sources(
+    source: Path, val: Path | None, metadata: Path | None, split: str = "database"
+) -> tuple[Collection, Queries | None]:
     if is_met_root(source):
         collection = read_met_collection(source, split=split, metadata=metadata)
         if val is not None:
-            raise ArtidError("--val is for plain collection folders; a Met-format root brings its "
-                             "own valset.json")
+            raise ArtidError(
+                "--val is for plain collection folders; a Met-format root brings its "
+                "own valset.json"
+            )
         try:
             queries = read_met_queries(source, "val")
         except ArtidError as exc:
@@ -143,21 +127,14 @@ def _load_sources(source: Path, val: Path | None, metadata: Path | None,
     return collection, queries
 
 
-def _store_attributes(out: Path, run: Path, embedder: Any) -> dict[str, Any]:
-    """Copy the attributes run into the bundle; the manifest's record of it."""
-    from artid.attributes.tagger import Tagger
-
-    ref = bundles.store_attributes(out, run)
-    tagger = Tagger(out / ref)
-    if tagger.dim != int(embedder.dim):
-        raise ArtidError(f"--attributes {run}: its model takes {tagger.dim}-d descriptors, the "
-                         f"bundle's network gives {embedder.dim}-d ones")
-    return {"ref": ref, "source": str(run.resolve()), **tagger.describe()}
-
-
-def build_bundle(source: str | Path, out: str | Path, options: BuildOptions,
-                 val: str | Path | None = None, metadata: str | Path | None = None,
-                 split: str = "database") -> Path:
+def build_bundle(
+    source: str | Path,
+    out: str | Path,
+    options: BuildOptions,
+    val: str | Path | None = None,
+    metadata: str | Path | None = None,
+    split: str = "database",
+) -> Path:
     """Build an index bundle from a collection.
 
     Args:
@@ -182,82 +159,125 @@ def build_bundle(source: str | Path, out: str | Path, options: BuildOptions,
         raise ArtidError("--weights is for a single --model")
     if options.attributes is not None:
         check_attributes_run(Path(options.attributes), options.models[0])  # before the long part
-    collection, queries = _load_sources(source, Path(val) if val else None,
-                                        Path(metadata) if metadata else None, split)
+    collection, queries = _load_sources(
+        source, Path(val) if val else None, Path(metadata) if metadata else None, split
+    )
     if queries is None and options.threshold is None:
-        raise ArtidError("no validation queries to calibrate the acceptance threshold on: give "
-                         "--val (photos of the artworks in <key>/ and of other things in "
-                         "_distractors/) or --threshold")
+        raise ArtidError(
+            "no validation queries to calibrate the acceptance threshold on: give "
+            "--val (photos of the artworks in <key>/ and of other things in "
+            "_distractors/) or --threshold"
+        )
     if queries is None:
-        untuned(options.pipeline)  # refuse what only validation photos could choose, before the work
+        untuned(
+            options.pipeline
+        )  # refuse what only validation photos could choose, before the work
     with bundles.changing(out) as change:
         _build(source, out, options, collection, queries, change)
     shutil.rmtree(out / WORK, ignore_errors=True)
     return out
 
 
-def _model(out: Path, i: int, name: str, weights: str | None) -> tuple[Any, str]:
-    """The embedder of ``name`` and how the bundle names it (a checkpoint inside it when the
-    network cannot be rebuilt from its name alone)."""
-    from artid.models import build_embedder, save_checkpoint
-
-    embedder = build_embedder(name, weights=weights)
-    if Path(name).is_file():
-        return embedder, bundles.store_model_file(out, Path(name))
-    if name.startswith("random:") or weights is not None:
-        # weights drawn once here, or read from a local file: the bundle keeps the network
-        kept = save_checkpoint(out / WORK / f"model-{i}.pt", embedder, meta={"model": name})
-        return embedder, bundles.store_model_file(out, kept)
-    return embedder, name
-
-
-def _build(source: Path, out: Path, options: BuildOptions, collection: Collection,
-           queries: Queries | None, change: bundles.BundleChange) -> None:
+def _build(
+    source: Path,
+    out: Path,
+    options: BuildOptions,
+    collection: Collection,
+    queries: Queries | None,
+    change: bundles.BundleChange,
+) -> None:
     """The body of :func:`build_bundle`, run while ``change`` holds the bundle's writer lock."""
     out.mkdir(parents=True, exist_ok=True)
-    models = [_model(out, i, name, options.weights) for i, name in enumerate(options.models)]
+    models = [bundle_model(out, i, name, options.weights) for i, name in enumerate(options.models)]
     settings = {"max_size": options.max_size, "scales": [float(s) for s in options.scales]}
     work = out / WORK
     device, workers, batch = options.device, options.workers, options.batch_size
-    raws = [describe(collection.entries, collection.image_root, embedder, settings, work,
-                     f"database-{i}", device, workers, batch_size=batch)
-            for i, (embedder, _) in enumerate(models)]
+    raws = [
+        describe(
+            collection.entries,
+            collection.image_root,
+            embedder,
+            settings,
+            work,
+            f"database-{i}",
+            device,
+            workers,
+            batch_size=batch,
+        )
+        for i, (embedder, _) in enumerate(models)
+    ]
     raw = raws[0]
     if any([e.path for e in r.entries] != [e.path for e in raw.entries] for r in raws[1:]):
         raise ArtidError("the models read different images of the collection")
     artworks = keep_described(collection.artworks, raw)
-    info: dict[str, Any] = {"source": str(source.resolve()),
-                            "kind": "met" if is_met_root(source) else "folder",
-                            "database_failures": len(raw.failures)}
+    info: dict[str, Any] = {
+        "source": str(source.resolve()),
+        "kind": "met" if is_met_root(source) else "folder",
+        "database_failures": len(raw.failures),
+    }
     val = None
     if queries is not None:
-        qraws = [describe(queries.entries, queries.image_root, embedder, settings, work,
-                          f"validation-{i}", device, workers, options.crop, batch)
-                 for i, (embedder, _) in enumerate(models)]
+        qraws = [
+            describe(
+                queries.entries,
+                queries.image_root,
+                embedder,
+                settings,
+                work,
+                f"validation-{i}",
+                device,
+                workers,
+                options.crop,
+                batch,
+            )
+            for i, (embedder, _) in enumerate(models)
+        ]
         known = [a.label for a in artworks]
         labels = qraws[0].labels
-        val = Validation([q.matrix for q in qraws],
-                         np.where(np.isin(labels, known), labels, DISTRACTOR),
-                         np.array([e.path for e in qraws[0].entries], dtype=str),
-                         queries.image_root)
+        val = Validation(
+            [q.matrix for q in qraws],
+            np.where(np.isin(labels, known), labels, DISTRACTOR),
+            np.array([e.path for e in qraws[0].entries], dtype=str),
+            queries.image_root,
+        )
         info["validation_queries"] = int(len(labels))
-    pipe = fit_pipeline(options.pipeline, [r.matrix for r in raws], raw.entries, len(artworks),
-                        collection.image_root, work, val)
-    calibration, global_calibration = calibrate(pipe, val, options.threshold,
-                                                options.target_false_accept)
-    info["pipeline"] = {"candidates": [{"whiten": c.whiten, "dims": c.projection.get("dims"),
-                                        "val_gap": c.val_gap} for c in pipe.candidates],
-                        "expansion_grid": pipe.expansion_grid}
+    pipe = fit_pipeline(
+        options.pipeline,
+        [r.matrix for r in raws],
+        raw.entries,
+        len(artworks),
+        collection.image_root,
+        work,
+        val,
+    )
+    calibration, global_calibration = calibrate(
+        pipe, val, options.threshold, options.target_false_accept
+    )
+    info["pipeline"] = {
+        "candidates": [
+            {"whiten": c.whiten, "dims": c.projection.get("dims"), "val_gap": c.val_gap}
+            for c in pipe.candidates
+        ],
+        "expansion_grid": pipe.expansion_grid,
+    }
     thumbs = store_thumbnails(out, artworks, raw, collection.image_root)
     extraction: dict[str, Any] = dict(settings)
     if options.crop is not None:
         extraction[CROP_KEY] = options.crop.spec()
     attributes = None
     if options.attributes:
-        attributes = _store_attributes(out, Path(options.attributes), models[0][0])
+        attributes = store_attributes(out, Path(options.attributes), models[0][0])
     data = bundles.BundleData(
         models=[{"ref": ref, "spec": embedder.spec} for embedder, ref in models],
-        extraction=extraction, pipeline=pipe, entries=list(raw.entries), artworks=artworks,
-        thumbnails=thumbs, calibration=calibration, global_calibration=global_calibration,
-        failures=list(raw.failures), info=info, attributes=attributes)
+        extraction=extraction,
+        pipeline=pipe,
+        entries=list(raw.entries),
+        artworks=artworks,
+        thumbnails=thumbs,
+        calibration=calibration,
+        global_calibration=global_calibration,
+        failures=list(raw.failures),
+        info=info,
+        attributes=attributes,
+    )
     change.commit(data, f"build from {source}", failures=named_failures(raw, collection.image_root))

@@ -51,10 +51,28 @@ from artid.service.bundle_layout import (
 from artid.service.calibrate import Calibration
 from artid.service.collection import Artwork
 
-__all__ = ["ATTRIBUTES", "FORMAT", "MANIFEST", "MODELS", "PIPELINE", "THUMBNAILS", "THUMBNAIL_RE",
-           "BundleChange", "BundleData", "bundle_lock", "changing", "load_bundle", "next_label",
-           "read_manifest", "store_attributes", "store_model_file", "store_thumbnail",
-           "with_artworks", "without_artworks", "write_bundle"]
+__all__ = [
+    "ATTRIBUTES",
+    "FORMAT",
+    "MANIFEST",
+    "MODELS",
+    "PIPELINE",
+    "THUMBNAILS",
+    "THUMBNAIL_RE",
+    "BundleChange",
+    "BundleData",
+    "bundle_lock",
+    "changing",
+    "load_bundle",
+    "next_label",
+    "read_manifest",
+    "store_attributes",
+    "store_model_file",
+    "store_thumbnail",
+    "with_artworks",
+    "without_artworks",
+    "write_bundle",
+]
 
 #: The generation's folder of the fitted pipeline (:meth:`KNNPipeline.save`).
 PIPELINE = "pipeline"
@@ -72,8 +90,9 @@ class BundleChange:
         """The current contents (nothing else can commit until this change ends)."""
         return load_bundle(self.path)
 
-    def commit(self, data: BundleData, operation: str,
-               failures: list[dict[str, str]] | None = None) -> Path:
+    def commit(
+        self, data: BundleData, operation: str, failures: list[dict[str, str]] | None = None
+    ) -> Path:
         """Write ``data`` as the new generation (see :func:`write_bundle`)."""
         return _commit(self.path, data, operation, failures)
 
@@ -90,8 +109,9 @@ def changing(path: str | Path) -> Iterator[BundleChange]:
         yield BundleChange(path)
 
 
-def write_bundle(path: str | Path, data: BundleData, operation: str,
-                 failures: list[dict[str, str]] | None = None) -> Path:
+def write_bundle(
+    path: str | Path, data: BundleData, operation: str, failures: list[dict[str, str]] | None = None
+) -> Path:
     """Write ``data`` as the bundle's new generation and commit it atomically.
 
     Thumbnails and model files named by ``data`` must already be in the bundle
@@ -115,15 +135,18 @@ def write_bundle(path: str | Path, data: BundleData, operation: str,
         return change.commit(data, operation, failures)
 
 
-def _commit(path: Path, data: BundleData, operation: str,
-            failures: list[dict[str, str]] | None) -> Path:
+def _commit(
+    path: Path, data: BundleData, operation: str, failures: list[dict[str, str]] | None
+) -> Path:
     """The body of :func:`write_bundle`; the caller holds the writer lock."""
     data.check()
     previous = read_manifest(path) if (path / MANIFEST).is_file() else None
     current = previous.get("generation") if previous else None
     if data.generation is not None and data.generation != current:
-        raise ArtidError(f"bundle {path} changed since its contents were read (then "
-                         f"{data.generation}, now {current}); run the change again")
+        raise ArtidError(
+            f"bundle {path} changed since its contents were read (then "
+            f"{data.generation}, now {current}); run the change again"
+        )
     for label, name in data.thumbnails.items():
         if not THUMBNAIL_RE.match(name) or not (path / THUMBNAILS / name).is_file():
             raise ArtidError(f"bundle {path}: thumbnail {name!r} of class {label} is missing")
@@ -134,18 +157,29 @@ def _commit(path: Path, data: BundleData, operation: str,
     with atomic_path(path / gen, durable=True) as tmp:
         tmp.mkdir()
         data.pipeline.save(tmp / PIPELINE)
-        records = [{**a.to_json(), "thumbnail": data.thumbnails.get(a.label)}
-                   for a in data.artworks]
+        records = [
+            {**a.to_json(), "thumbnail": data.thumbnails.get(a.label)} for a in data.artworks
+        ]
         write_json(tmp / "artworks.json", records, durable=True)
-        write_json(tmp / "images.json", {"entries": [e.to_json() for e in data.entries],
-                                         "failures": list(data.failures)}, durable=True)
+        write_json(
+            tmp / "images.json",
+            {"entries": [e.to_json() for e in data.entries], "failures": list(data.failures)},
+            durable=True,
+        )
         fsync_dir(tmp / PIPELINE)
         fsync_dir(tmp)
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     history = list(previous.get("history", [])) if previous else []
-    history.append({"time": now, "operation": operation, "generation": gen,
-                    "artworks": data.n_classes, "images": data.n_images,
-                    "failures": list(failures or [])})
+    history.append(
+        {
+            "time": now,
+            "operation": operation,
+            "generation": gen,
+            "artworks": data.n_classes,
+            "images": data.n_images,
+            "failures": list(failures or []),
+        }
+    )
     manifest: dict[str, Any] = {
         "format": FORMAT,
         "artid_version": __version__,
@@ -166,11 +200,16 @@ def _commit(path: Path, data: BundleData, operation: str,
     if data.attributes:
         manifest["attributes"] = data.attributes
     write_json_atomic(path / MANIFEST, manifest)
-    collect_garbage(path, keep=gen, thumbnails=set(data.thumbnails.values()),
-                    model_refs={str(m.get("ref", "")) for m in data.models},
-                    attributes_ref=attributes_ref)
-    log.info("bundle %s: committed %s (%d artworks, %d images)", path, gen, data.n_classes,
-             data.n_images)
+    collect_garbage(
+        path,
+        keep=gen,
+        thumbnails=set(data.thumbnails.values()),
+        model_refs={str(m.get("ref", "")) for m in data.models},
+        attributes_ref=attributes_ref,
+    )
+    log.info(
+        "bundle %s: committed %s (%d artworks, %d images)", path, gen, data.n_classes, data.n_images
+    )
     return path / gen
 
 
@@ -193,8 +232,9 @@ def load_bundle(path: str | Path) -> BundleData:
     meta = read_manifest(path)
     gen = path / str(meta.get("generation", ""))
     if not GEN_RE.match(gen.name) or not gen.is_dir():
-        raise ArtidError(f"{path / MANIFEST} names generation {gen.name!r}, which is not in the "
-                         "bundle")
+        raise ArtidError(
+            f"{path / MANIFEST} names generation {gen.name!r}, which is not in the bundle"
+        )
     pipe = KNNPipeline.load(gen / PIPELINE, use_gpu=False, mmap=True)
     try:
         records: list[dict[str, Any]] = json.loads((gen / "artworks.json").read_text("utf-8"))
@@ -202,17 +242,30 @@ def load_bundle(path: str | Path) -> BundleData:
         images = json.loads((gen / "images.json").read_text(encoding="utf-8"))
         entries = [Entry.from_json(e) for e in images["entries"]]
         failures = list(images.get("failures", []))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError,
-            ValueError) as exc:
+    except (
+        OSError,
+        json.JSONDecodeError,
+        UnicodeDecodeError,
+        KeyError,
+        TypeError,
+        ValueError,
+    ) as exc:
         raise ArtidError(f"{gen}: artworks.json / images.json cannot be read ({exc!r})") from None
     thumbnails = {int(r["label"]): r["thumbnail"] for r in records if r.get("thumbnail")}
     glob = meta.get("global_calibration")
     data = BundleData(
-        models=list(meta.get("models", [])), extraction=meta.get("extraction", {}), pipeline=pipe,
-        entries=entries, artworks=artworks, thumbnails=thumbnails,
+        models=list(meta.get("models", [])),
+        extraction=meta.get("extraction", {}),
+        pipeline=pipe,
+        entries=entries,
+        artworks=artworks,
+        thumbnails=thumbnails,
         calibration=Calibration.from_json(meta.get("calibration", {})),
-        global_calibration=Calibration.from_json(glob) if glob else None, failures=failures,
-        info=meta.get("info", {}), generation=gen.name, attributes=meta.get("attributes") or None,
+        global_calibration=Calibration.from_json(glob) if glob else None,
+        failures=failures,
+        info=meta.get("info", {}),
+        generation=gen.name,
+        attributes=meta.get("attributes") or None,
     )
     data.check()
     return data

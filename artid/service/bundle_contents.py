@@ -95,7 +95,9 @@ class BundleData:
         if len(set(keys)) != len(keys):
             raise ArtidError("bundle: two artworks share a key")
         if labels - known:
-            raise ArtidError(f"bundle: database rows of unknown class(es) {sorted(labels - known)[:5]}")
+            raise ArtidError(
+                f"bundle: database rows of unknown class(es) {sorted(labels - known)[:5]}"
+            )
         if known - labels:
             raise ArtidError(f"bundle: artwork(s) without any image: {sorted(known - labels)[:5]}")
         if len(self.entries) != self.n_images:
@@ -106,11 +108,14 @@ class BundleData:
             raise ArtidError("bundle: no model describes its photos")
         projection = self.pipeline.projection
         if projection is None or len(self.models) != len(projection.widths):
-            raise ArtidError(f"bundle: {len(self.models)} model(s) for a pipeline of "
-                             "another number of descriptor parts")
+            raise ArtidError(
+                f"bundle: {len(self.models)} model(s) for a pipeline of "
+                "another number of descriptor parts"
+            )
         if self.reranks != (self.global_calibration is not None):
-            raise ArtidError("bundle: a re-ranking pipeline has the thresholds of both answers, "
-                             "another only one")
+            raise ArtidError(
+                "bundle: a re-ranking pipeline has the thresholds of both answers, another only one"
+            )
 
 
 def _edited(data: BundleData) -> KNNPipeline:
@@ -137,15 +142,24 @@ def without_artworks(data: BundleData, keys: list[str]) -> BundleData:
     rows = np.flatnonzero(~np.isin(data.labels, np.fromiter(drop, dtype=np.int64)))
     pipe = _edited(data)
     pipe.keep(rows, n_classes=len(data.artworks) - len(drop))
-    return replace(data, pipeline=pipe, entries=[data.entries[i] for i in rows],
-                   artworks=[a for a in data.artworks if a.label not in drop],
-                   thumbnails={lab: t for lab, t in data.thumbnails.items() if lab not in drop})
+    return replace(
+        data,
+        pipeline=pipe,
+        entries=[data.entries[i] for i in rows],
+        artworks=[a for a in data.artworks if a.label not in drop],
+        thumbnails={lab: t for lab, t in data.thumbnails.items() if lab not in drop},
+    )
 
 
-def with_artworks(data: BundleData, artworks: list[Artwork], parts: Sequence[np.ndarray],
-                  entries: list[Entry], thumbnails: dict[int, str],
-                  failures: list[dict[str, str]] | None = None,
-                  local: Sequence[LocalFeatures] | None = None) -> BundleData:
+def with_artworks(
+    data: BundleData,
+    artworks: list[Artwork],
+    parts: Sequence[np.ndarray],
+    entries: list[Entry],
+    thumbnails: dict[int, str],
+    failures: list[dict[str, str]] | None = None,
+    local: Sequence[LocalFeatures] | None = None,
+) -> BundleData:
     """The bundle's contents with new artworks appended.
 
     Args:
@@ -162,20 +176,29 @@ def with_artworks(data: BundleData, artworks: list[Artwork], parts: Sequence[np.
     keys = {a.key for a in data.artworks}
     clash = [a.key for a in artworks if a.key in keys]
     if clash:
-        raise ArtidError(f"artwork {', '.join(map(repr, clash))} is already in the bundle "
-                         "(remove it first to replace its images)")
+        raise ArtidError(
+            f"artwork {', '.join(map(repr, clash))} is already in the bundle "
+            "(remove it first to replace its images)"
+        )
     if len(parts) != len(data.models):
         raise ArtidError(f"{len(parts)} descriptor part(s) for a bundle of {len(data.models)}")
     if data.reranks and (local is None or len(local) != len(entries)):
         raise ArtidError("the bundle re-ranks: new images need their local features, one per image")
     pipe = _edited(data)
-    pipe.add(list(parts), np.array([e.label for e in entries], dtype=np.int64),
-             features=list(local) if data.reranks and local is not None else None,
-             n_classes=len(data.artworks) + len(artworks))
-    return replace(data, pipeline=pipe, entries=list(data.entries) + list(entries),
-                   artworks=list(data.artworks) + list(artworks),
-                   thumbnails={**data.thumbnails, **thumbnails},
-                   failures=list(data.failures) + list(failures or []))
+    pipe.add(
+        list(parts),
+        np.array([e.label for e in entries], dtype=np.int64),
+        features=list(local) if data.reranks and local is not None else None,
+        n_classes=len(data.artworks) + len(artworks),
+    )
+    return replace(
+        data,
+        pipeline=pipe,
+        entries=list(data.entries) + list(entries),
+        artworks=list(data.artworks) + list(artworks),
+        thumbnails={**data.thumbnails, **thumbnails},
+        failures=list(data.failures) + list(failures or []),
+    )
 
 
 def next_label(data: BundleData) -> int:

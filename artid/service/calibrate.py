@@ -55,20 +55,35 @@ class Calibration:
         return float(confidence(np.asarray(self.threshold, dtype=np.float64)))
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "scale": "log-odds", "threshold_confidence": self.threshold_confidence}
+        return {
+            **asdict(self),
+            "scale": "log-odds",
+            "threshold_confidence": self.threshold_confidence,
+        }
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Calibration:
         values: dict[str, Any] = {k: obj.get(k) for k in cls.__dataclass_fields__}
         if obj.get("scale") != "log-odds" and values.get("threshold") is not None:
-            values["threshold"] = log_odds_of(float(values["threshold"]))  # bundles before the log-odds score
+            values["threshold"] = log_odds_of(
+                float(values["threshold"])
+            )  # bundles before the log-odds score
         return cls(**values)
 
     @classmethod
     def given(cls, threshold_confidence: float) -> Calibration:
         """A threshold chosen by the user as a confidence in [0, 1), with no validation figures."""
-        return cls(threshold=log_odds_of(threshold_confidence), target_false_accept=None, false_accept=None,
-                   precision=None, recall=None, accuracy=None, n_queries=0, n_distractors=0, source="given")
+        return cls(
+            threshold=log_odds_of(threshold_confidence),
+            target_false_accept=None,
+            false_accept=None,
+            precision=None,
+            recall=None,
+            accuracy=None,
+            n_queries=0,
+            n_distractors=0,
+            source="given",
+        )
 
 
 #: The threshold that accepts every prediction (JSON has no -inf).
@@ -87,8 +102,10 @@ def _check(conf: np.ndarray, correct: np.ndarray, distractor: np.ndarray) -> tup
     correct = np.asarray(correct, dtype=bool).ravel()
     distractor = np.asarray(distractor, dtype=bool).ravel()
     if not (conf.size == correct.size == distractor.size):
-        raise ArtidError(f"calibration: confidence ({conf.size}), correct ({correct.size}) and "
-                         f"distractor ({distractor.size}) arrays differ in length")
+        raise ArtidError(
+            f"calibration: confidence ({conf.size}), correct ({correct.size}) and "
+            f"distractor ({distractor.size}) arrays differ in length"
+        )
     if np.isnan(conf).any():
         raise ArtidError("calibration: scores contain NaN")
     if (correct & distractor).any():
@@ -96,8 +113,9 @@ def _check(conf: np.ndarray, correct: np.ndarray, distractor: np.ndarray) -> tup
     return conf, correct, distractor
 
 
-def evaluate_threshold(threshold: float, conf: np.ndarray, correct: np.ndarray,
-                       distractor: np.ndarray) -> dict[str, float]:
+def evaluate_threshold(
+    threshold: float, conf: np.ndarray, correct: np.ndarray, distractor: np.ndarray
+) -> dict[str, float]:
     """Precision, recall and false-accept rate of accepting ``conf > threshold``.
 
     Args:
@@ -124,8 +142,9 @@ def evaluate_threshold(threshold: float, conf: np.ndarray, correct: np.ndarray,
     }
 
 
-def calibrate_threshold(conf: np.ndarray, correct: np.ndarray, distractor: np.ndarray,
-                        target_false_accept: float = 0.05) -> Calibration:
+def calibrate_threshold(
+    conf: np.ndarray, correct: np.ndarray, distractor: np.ndarray, target_false_accept: float = 0.05
+) -> Calibration:
     """The lowest threshold that accepts at most ``target_false_accept`` of the distractors.
 
     With the distractors' confidences sorted in descending order d_0 >= d_1 >= ..., and
@@ -147,8 +166,10 @@ def calibrate_threshold(conf: np.ndarray, correct: np.ndarray, distractor: np.nd
         raise ArtidError(f"target false-accept rate must lie in [0, 1], got {target_false_accept}")
     d = np.sort(conf[distractor])[::-1]
     if d.size == 0:
-        raise ArtidError("cannot calibrate the acceptance threshold: the validation queries hold no distractor "
-                         "(add photos of things outside the collection, or give the threshold yourself)")
+        raise ArtidError(
+            "cannot calibrate the acceptance threshold: the validation queries hold no distractor "
+            "(add photos of things outside the collection, or give the threshold yourself)"
+        )
     m = int(math.floor(target_false_accept * d.size + 1e-9))
     threshold = ACCEPT_ALL if m >= d.size else float(d[m])
     figures = evaluate_threshold(threshold, conf, correct, distractor)

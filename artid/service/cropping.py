@@ -1,4 +1,5 @@
-"""Cropping query photos in the service, as ``artid extract --crop`` does (:mod:`artid.localisation`).
+"""Cropping query photos in the service, as ``artid extract --crop`` does
+(:mod:`artid.localisation`).
 
 A bundle built with ``artid index build --crop cam|centre`` records the crop settings
 (:meth:`~artid.localisation.CropSettings.spec`) as ``extraction.crop`` of its manifest; its
@@ -36,14 +37,20 @@ def crop_from_spec(spec: dict[str, Any] | None) -> CropSettings | None:
     if method == "none":
         return None
     if method == "centre":
-        return CropSettings(method="centre", centre_share=float(spec.get("share", CropSettings.centre_share)))
+        return CropSettings(
+            method="centre", centre_share=float(spec.get("share", CropSettings.centre_share))
+        )
     if method == "cam":
         d = CropSettings()
         threshold = spec.get("threshold", d.threshold)
         size = spec.get("cam_size", d.cam_size)
-        return CropSettings(method="cam", cam=str(spec.get("cam", d.cam)),
-                            threshold=threshold if threshold == "otsu" else float(threshold),
-                            margin=float(spec.get("margin", d.margin)), cam_size=None if size is None else int(size))
+        return CropSettings(
+            method="cam",
+            cam=str(spec.get("cam", d.cam)),
+            threshold=threshold if threshold == "otsu" else float(threshold),
+            margin=float(spec.get("margin", d.margin)),
+            cam_size=None if size is None else int(size),
+        )
     raise ArtidError(f"unknown crop {method!r}; expected one of none, cam, centre")
 
 
@@ -64,10 +71,16 @@ def describe_crop(spec: dict[str, Any] | None) -> str:
     if not spec or spec.get("method") == "none":
         return "none (whole photos are described)"
     if spec.get("method") == "centre":
-        return f"centre, {spec.get('share')} of each side (query and validation photos; studio photos whole)"
+        return (
+            f"centre, {spec.get('share')} of each side (query and validation photos; studio "
+            "photos whole)"
+        )
     size = spec.get("cam_size")
-    return (f"cam ({spec.get('cam')} map{f' at {size} px' if size else ''}, threshold {spec.get('threshold')}, "
-            f"margin {spec.get('margin')}; query and validation photos, studio photos whole)")
+    return (
+        f"cam ({spec.get('cam')} map{f' at {size} px' if size else ''}, "
+        f"threshold {spec.get('threshold')}, "
+        f"margin {spec.get('margin')}; query and validation photos, studio photos whole)"
+    )
 
 
 @dataclass(frozen=True)
@@ -83,14 +96,20 @@ class PhotoCrop:
     size: tuple[int, int]
 
     def scaled(self, width: int, height: int) -> tuple[int, int, int, int]:
-        """The box in an image of ``width`` x ``height`` showing the same photo (at least one pixel)."""
+        """The box in an image of ``width`` x ``height`` showing the same photo (at least one
+        pixel)."""
         if (width, height) == self.size:
             return self.box
         sx, sy = width / self.size[0], height / self.size[1]
         x0, y0, x1, y1 = self.box
-        left, top = min(int(math.floor(x0 * sx)), width - 1), min(int(math.floor(y0 * sy)), height - 1)
-        right, bottom = max(min(int(math.ceil(x1 * sx)), width), left + 1), max(min(int(math.ceil(y1 * sy)), height),
-                                                                              top + 1)
+        left, top = (
+            min(int(math.floor(x0 * sx)), width - 1),
+            min(int(math.floor(y0 * sy)), height - 1),
+        )
+        right, bottom = (
+            max(min(int(math.ceil(x1 * sx)), width), left + 1),
+            max(min(int(math.ceil(y1 * sy)), height), top + 1),
+        )
         return max(left, 0), max(top, 0), right, bottom
 
     def apply(self, pixels: np.ndarray) -> np.ndarray:

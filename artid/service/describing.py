@@ -35,17 +35,29 @@ CHUNK = 256
 WORK = ".work"
 
 
-def _cache_key(spec: dict[str, Any], settings: dict[str, Any], entries: list[Entry], root: Path) -> str:
+def _cache_key(
+    spec: dict[str, Any], settings: dict[str, Any], entries: list[Entry], root: Path
+) -> str:
     h = hashlib.sha256(json.dumps([spec, settings, str(root.resolve())], sort_keys=True).encode())
     for e in entries:
         h.update(f"{e.path}\0{e.label}\n".encode())
     return h.hexdigest()[:16]
 
 
-def describe(entries: list[Entry], image_root: Path, embedder: Any, settings: dict[str, Any],
-             work: Path, name: str, device: Any = "cpu", workers: int = 1,
-             crop: CropSettings | None = None, batch_size: int | None = None) -> DescriptorSet:
-    """Descriptors of images with :mod:`artid.extraction` (batched, resumable shards under ``work``).
+def describe(
+    entries: list[Entry],
+    image_root: Path,
+    embedder: Any,
+    settings: dict[str, Any],
+    work: Path,
+    name: str,
+    device: Any = "cpu",
+    workers: int = 1,
+    crop: CropSettings | None = None,
+    batch_size: int | None = None,
+) -> DescriptorSet:
+    """Descriptors of images with :mod:`artid.extraction` (batched, resumable shards under
+    ``work``), as ``artid extract`` computes them.
 
     Args:
         entries: images to describe (paths relative to ``image_root``).
@@ -62,7 +74,8 @@ def describe(entries: list[Entry], image_root: Path, embedder: Any, settings: di
         batch_size: images per forward pass (None: 32 on a GPU, 1 on the CPU, as extract).
 
     Returns:
-        Descriptors, (M, D) float32 L2-normalised, of the images that could be read (M <= len(entries));
+        Descriptors, (M, D) float32 L2-normalised, of the images that could be read
+        (M <= len(entries));
         the others are listed in ``failures``.
     """
     from artid.devices import resolve_device
@@ -73,11 +86,21 @@ def describe(entries: list[Entry], image_root: Path, embedder: Any, settings: di
         batch_size = 32 if device.type == "cuda" else 1
     crop_spec = crop.spec() if crop is not None else None
     key = _cache_key(embedder.spec, {**settings, "crop": crop_spec}, entries, image_root)
-    extraction = ExtractionSettings(scales=tuple(float(s) for s in settings["scales"]),
-                                    max_size=settings.get("max_size") or None, workers=workers,
-                                    batch_size=batch_size, shard_size=CHUNK, crop=crop)
-    return extract_list(ImageList(name, entries, image_root), embedder, work / f"{name}-{key}",
-                        extraction, device=device)
+    extraction = ExtractionSettings(
+        scales=tuple(float(s) for s in settings["scales"]),
+        max_size=settings.get("max_size") or None,
+        workers=workers,
+        batch_size=batch_size,
+        shard_size=CHUNK,
+        crop=crop,
+    )
+    return extract_list(
+        ImageList(name, entries, image_root),
+        embedder,
+        work / f"{name}-{key}",
+        extraction,
+        device=device,
+    )
 
 
 def make_thumbnail(path: Path, size: int = THUMBNAIL_SIZE) -> bytes:
@@ -89,8 +112,9 @@ def make_thumbnail(path: Path, size: int = THUMBNAIL_SIZE) -> bytes:
     return buf.getvalue()
 
 
-def store_thumbnails(bundle_dir: Path, artworks: list[Artwork], dset: DescriptorSet,
-                     image_root: Path) -> dict[int, str]:
+def store_thumbnails(
+    bundle_dir: Path, artworks: list[Artwork], dset: DescriptorSet, image_root: Path
+) -> dict[int, str]:
     """Thumbnails of the artworks' first described images, stored in the bundle; label -> name."""
     first: dict[int, str] = {}
     for e in dset.entries:
@@ -98,7 +122,9 @@ def store_thumbnails(bundle_dir: Path, artworks: list[Artwork], dset: Descriptor
     out = {}
     for a in tqdm(artworks, desc="thumbnails", unit="artwork", disable=len(artworks) < 50):
         if a.label in first:
-            out[a.label] = bundles.store_thumbnail(bundle_dir, make_thumbnail(image_root / first[a.label]))
+            out[a.label] = bundles.store_thumbnail(
+                bundle_dir, make_thumbnail(image_root / first[a.label])
+            )
     return out
 
 
@@ -107,7 +133,11 @@ def keep_described(artworks: list[Artwork], dset: DescriptorSet) -> list[Artwork
     present = set(int(x) for x in np.unique(dset.labels)) if len(dset.entries) else set()
     dropped = [a.key for a in artworks if a.label not in present]
     if dropped:
-        log.warning("%d artwork(s) have no readable image and are left out (first: %r)", len(dropped), dropped[0])
+        log.warning(
+            "%d artwork(s) have no readable image and are left out (first: %r)",
+            len(dropped),
+            dropped[0],
+        )
     kept = [a for a in artworks if a.label in present]
     if not kept:
         raise ArtidError("no image of the collection could be read")
@@ -115,5 +145,6 @@ def keep_described(artworks: list[Artwork], dset: DescriptorSet) -> list[Artwork
 
 
 def named_failures(dset: DescriptorSet, image_root: Path) -> list[dict[str, str]]:
-    """``{"path", "error"}`` of the images ``dset`` could not describe, paths joined to ``image_root``."""
+    """``{"path", "error"}`` of the images ``dset`` could not describe, paths joined to
+    ``image_root``."""
     return [{"path": str(image_root / f["path"]), "error": str(f["error"])} for f in dset.failures]

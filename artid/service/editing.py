@@ -1,4 +1,5 @@
-"""Changing an existing bundle without rebuilding it: ``artid index add`` and ``artid index remove``.
+"""Changing an existing bundle without rebuilding it: ``artid index add`` and
+``artid index remove``.
 
 New images are described with the bundle's own models, size and scales and added to its pipeline
 (:meth:`artid.retrieval.pipeline.KNNPipeline.add`: projected with its whitening, put in its index);
@@ -30,9 +31,14 @@ class AddResult(NamedTuple):
     failures: list[dict[str, str]]
 
 
-def add_to_bundle(bundle_dir: str | Path, source: str | Path, keys: list[str] | None = None,
-                  metadata: str | Path | None = None, device: str = "cpu",
-                  workers: int = 1) -> AddResult:
+def add_to_bundle(
+    bundle_dir: str | Path,
+    source: str | Path,
+    keys: list[str] | None = None,
+    metadata: str | Path | None = None,
+    device: str = "cpu",
+    workers: int = 1,
+) -> AddResult:
     """Add the artworks of a plain collection folder to an existing bundle.
 
     Args:
@@ -44,7 +50,8 @@ def add_to_bundle(bundle_dir: str | Path, source: str | Path, keys: list[str] | 
         workers: image-decoding processes.
 
     Returns:
-        The artworks added and the images that could not be read (also kept in the bundle's history).
+        The artworks added and the images that could not be read (also kept in the bundle's
+        history).
 
     Raises:
         ArtidError: another change of the bundle is running (the lock is held from reading the
@@ -56,19 +63,34 @@ def add_to_bundle(bundle_dir: str | Path, source: str | Path, keys: list[str] | 
     work = bundle_dir / describing.WORK
     with bundles.changing(bundle_dir) as change:  # no other change may commit meanwhile
         data = change.load()
-        collection = read_collection(source, metadata=metadata,
-                                     first_label=bundles.next_label(data), keys=keys)
+        collection = read_collection(
+            source, metadata=metadata, first_label=bundles.next_label(data), keys=keys
+        )
         existing = {a.key for a in data.artworks}
         clash = [a.key for a in collection.artworks if a.key in existing]
         if clash:
-            raise ArtidError(f"artwork {', '.join(map(repr, clash))} is already in the bundle "
-                             "(remove it first to replace its images)")
+            raise ArtidError(
+                f"artwork {', '.join(map(repr, clash))} is already in the bundle "
+                "(remove it first to replace its images)"
+            )
         raws = []
         for i, model in enumerate(data.models):
             ref = str(model.get("ref", ""))
-            embedder = build_embedder(str(bundle_dir / ref) if (bundle_dir / ref).is_file() else ref)
-            raws.append(describing.describe(collection.entries, collection.image_root, embedder,
-                                            data.extraction, work, f"added-{i}", device, workers))
+            embedder = build_embedder(
+                str(bundle_dir / ref) if (bundle_dir / ref).is_file() else ref
+            )
+            raws.append(
+                describing.describe(
+                    collection.entries,
+                    collection.image_root,
+                    embedder,
+                    data.extraction,
+                    work,
+                    f"added-{i}",
+                    device,
+                    workers,
+                )
+            )
         raw = raws[0]
         artworks = describing.keep_described(collection.artworks, raw)
         failures = describing.named_failures(raw, collection.image_root)
@@ -77,8 +99,15 @@ def add_to_bundle(bundle_dir: str | Path, source: str | Path, keys: list[str] | 
         if reranker is not None:  # a re-ranking bundle keeps the new images' features in step
             local = features_of(raw.entries, collection.image_root, work, reranker.config, "added")
         thumbs = describing.store_thumbnails(bundle_dir, artworks, raw, collection.image_root)
-        new = bundles.with_artworks(data, artworks, [r.matrix for r in raws], raw.entries, thumbs,
-                                    failures=failures, local=local)
+        new = bundles.with_artworks(
+            data,
+            artworks,
+            [r.matrix for r in raws],
+            raw.entries,
+            thumbs,
+            failures=failures,
+            local=local,
+        )
         change.commit(new, f"add {len(artworks)} artwork(s) from {source}", failures=failures)
     shutil.rmtree(bundle_dir / describing.WORK, ignore_errors=True)
     return AddResult(artworks, failures)

@@ -58,23 +58,40 @@ class Validation:
 def untuned(config: PipelineConfig) -> PipelineConfig:
     """The settings without validation photos of the collection: fixed k and tau (given, or
     :data:`UNTUNED_K`, :data:`UNTUNED_TAU`); whatever else is open is refused."""
-    open_ = [name for name, is_open in (("--whiten auto", config.whiten == "auto"),
-                                        ("--qe auto", config.qe_n is None),
-                                        ("--dba auto", config.dba_n is None)) if is_open]
+    open_ = [
+        name
+        for name, is_open in (
+            ("--whiten auto", config.whiten == "auto"),
+            ("--qe auto", config.qe_n is None),
+            ("--dba auto", config.dba_n is None),
+        )
+        if is_open
+    ]
     if open_:
-        raise ArtidError(f"{', '.join(open_)}: chosen on validation photos of the collection's "
-                         "artworks, and the build has none; give --val photos, or fixed settings "
-                         "(--whiten none or pcaw, --qe N, --dba N)")
+        raise ArtidError(
+            f"{', '.join(open_)}: chosen on validation photos of the collection's "
+            "artworks, and the build has none; give --val photos, or fixed settings "
+            "(--whiten none or pcaw, --qe N, --dba N)"
+        )
     if config.k is None:
-        log.warning("no validation photo of the collection's artworks: k=%d, tau=%g untuned",
-                    UNTUNED_K, UNTUNED_TAU)
+        log.warning(
+            "no validation photo of the collection's artworks: k=%d, tau=%g untuned",
+            UNTUNED_K,
+            UNTUNED_TAU,
+        )
         config = replace(config, k=UNTUNED_K, tau=UNTUNED_TAU)
     return config
 
 
-def fit_pipeline(config: PipelineConfig, parts: list[np.ndarray], entries: list[Entry],
-                 n_classes: int, image_root: Path, work: Path,
-                 val: Validation | None) -> KNNPipeline:
+def fit_pipeline(
+    config: PipelineConfig,
+    parts: list[np.ndarray],
+    entries: list[Entry],
+    n_classes: int,
+    image_root: Path,
+    work: Path,
+    val: Validation | None,
+) -> KNNPipeline:
     """The pipeline fitted on the collection's rows (``parts``: one matrix per model) and tuned on
     the validation photos, as ``artid evaluate`` fits it on database and val descriptors.
 
@@ -90,24 +107,36 @@ def fit_pipeline(config: PipelineConfig, parts: list[np.ndarray], entries: list[
     if config.rerank is not None:
         db_features = features_of(entries, image_root, work, config.rerank, "database")
         if val is not None:
-            val.features = features_of([str(k) for k in val.keys], val.root, work, config.rerank,
-                                       "validation")
+            val.features = features_of(
+                [str(k) for k in val.keys], val.root, work, config.rerank, "validation"
+            )
     labels = np.array([e.label for e in entries], dtype=np.int64)
     pipe = KNNPipeline(config)
     if not tuned or val is None:
         return pipe.fit(parts, labels, db_features=db_features, progress=False)
-    return pipe.fit(parts, labels, val.parts, val.labels, val.keys, db_features=db_features,
-                    val_features=val.features, progress=False)
+    return pipe.fit(
+        parts,
+        labels,
+        val.parts,
+        val.labels,
+        val.keys,
+        db_features=db_features,
+        val_features=val.features,
+        progress=False,
+    )
 
 
-def _calibration(scores: np.ndarray, pred: np.ndarray, labels: np.ndarray,
-                 target: float) -> Calibration:
-    return calibrate_threshold(scores, (pred == labels) & (labels != DISTRACTOR),
-                               labels == DISTRACTOR, target)
+def _calibration(
+    scores: np.ndarray, pred: np.ndarray, labels: np.ndarray, target: float
+) -> Calibration:
+    return calibrate_threshold(
+        scores, (pred == labels) & (labels != DISTRACTOR), labels == DISTRACTOR, target
+    )
 
 
-def calibrate(pipe: KNNPipeline, val: Validation | None, threshold: float | None,
-              target_false_accept: float) -> tuple[Calibration, Calibration | None]:
+def calibrate(
+    pipe: KNNPipeline, val: Validation | None, threshold: float | None, target_false_accept: float
+) -> tuple[Calibration, Calibration | None]:
     """The thresholds of the pipeline's decision and, when it re-ranks, of its kNN-only answer:
     given (``threshold``, a confidence), or the lowest scores that accept at most
     ``target_false_accept`` of the validation distractors.
@@ -120,8 +149,10 @@ def calibrate(pipe: KNNPipeline, val: Validation | None, threshold: float | None
         given = Calibration.given(threshold)
         return given, given if reranks else None
     if val is None:
-        raise ArtidError("no validation photos to calibrate the acceptance threshold on: give "
-                         "--val or --threshold")
+        raise ArtidError(
+            "no validation photos to calibrate the acceptance threshold on: give "
+            "--val or --threshold"
+        )
     ans: Answer | None = pipe.val_answer if val.tunes else None
     if ans is None:
         ans = pipe.predict(val.parts, features=val.features, progress=False)

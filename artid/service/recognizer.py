@@ -21,10 +21,7 @@ answer (``crop``, in the photo's pixels).
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import logging
-import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,39 +34,18 @@ from artid.attributes.tagger import Tag, Tagger
 from artid.errors import ArtidError
 from artid.extraction.local import LocalFeatures, local_features
 from artid.localisation import Cropper, CropSettings
-from artid.retrieval.pipeline import KNNPipeline
 from artid.service.answers import Match, Recognition
 from artid.service.bundle import BundleData, load_bundle
 from artid.service.cropping import PhotoCrop, bundle_crop
 from artid.service.photos import photo_at, pixels_at
-from artid.service.reranking import missing_features
+from artid.service.serving import attribute_pass, load_models, load_tagger, serving_pipeline
 
 log = logging.getLogger(__name__)
 
-#: The form of a bundle's reference to its attributes run (nothing outside that folder is read).
-ATTRIBUTES_REF_RE = re.compile(r"^attributes/[0-9a-f]{32}$")
 #: Neighbours searched to list alternative artworks (the decision uses the bundle's k).
 LIST_NEIGHBOURS = 20
 #: Photos per forward pass: one, as ``artid extract`` describes images on a CPU.
 BATCH_SIZE = 1
-
-
-def serving_pipeline(data: BundleData, rerank: int | None) -> KNNPipeline:
-    """The bundle's pipeline with the re-ranking asked for at run time: None = the bundle's,
-    0 = off (the kNN-only answer), K > 0 = the bundle's stage verifying K neighbours.
-
-    Raises:
-        ArtidError: K > 0 for a bundle built without re-ranking (it says how to rebuild it).
-    """
-    pipe = data.pipeline
-    if rerank and pipe.reranker is None:
-        raise missing_features(rerank)
-    if rerank and pipe.reranker is not None and rerank != pipe.reranker.top:
-        stage = copy.copy(pipe.reranker)
-        stage.config = dataclasses.replace(stage.config, top=int(rerank))
-        pipe = copy.copy(pipe)
-        pipe.reranker = stage
-    return pipe
 
 
 class Recognizer:
@@ -122,20 +98,11 @@ class Recognizer:
         widths = self.pipeline.projection.widths if self.pipeline.projection else []
         for m, width in zip(self.embedders, widths):
             if getattr(m, "dim", None) is not None and int(m.dim) != width:
-                raise ArtidError(f"the model gives {m.dim}-d descriptors but the bundle's pipeline "
-                                 f"was fitted on {width}-d ones")
+                raise ArtidError(f"the model gives {m.dim}-d descriptors but the bundle's "
+                                 f"pipeline was fitted on {width}-d ones")
         self.tagger = tagger
         #: image size and scales of the tagger's descriptors when they differ (a second pass)
-        self.attribute_pass: tuple[int, tuple[float, ...]] | None = None
-        if tagger is not None:
-            if getattr(self.embedder, "dim", None) is not None \
-                    and int(self.embedder.dim) != tagger.dim:
-                raise ArtidError(f"the bundle's attributes run takes {tagger.dim}-d descriptors "
-                                 f"but the model gives {self.embedder.dim}-d ones")
-            settings = (int(tagger.features.max_size),
-                        tuple(float(s) for s in tagger.features.scales))
-            if settings != (self.max_size, self.scales):
-                self.attribute_pass = settings
+        self.attribute_pass = attribute_pass(tagger, self.embedder, self.max_size, self.scales)
 
     @classmethod
     def from_bundle(cls, path: str | Path, device: Any = "cpu", top: int = 5,
@@ -153,27 +120,19 @@ class Recognizer:
             crop: crop photos as the bundle says; False: whole photos whatever the bundle says.
             rerank: None: the bundle's re-ranking; 0: off; K: verify K neighbours.
         """
-        import torch
-
-        from artid.extraction.speed import optimize_for_inference
-        from artid.models import build_embedder
-
         path = Path(path)
         data = load_bundle(path)
         serving_pipeline(data, rerank)  # refuse K > 0 for a bundle without re-ranking: no model yet
-        embedders = []
-        for model in data.models:
-            ref = str(model.get("ref", ""))
-            if not ref:
-                raise ArtidError(f"{path / 'bundle.json'} names no model")
-            embedder = build_embedder(str(path / ref) if (path / ref).is_file() else ref)
-            if optimize:
-                embedder, applied = optimize_for_inference(embedder, device=torch.device(device))
-                log.info("model optimisations: %s",
-                         ", ".join(k for k, v in applied.items() if v) or "none")
-            embedders.append(embedder)
-        return cls(data, embedders, device=device, top=top, tagger=load_tagger(path, data),
-                   crop=crop, rerank=rerank)
+        embedders = load_models(path, data, device, optimize)
+        return cls(
+            data,
+            embedders,
+            device=device,
+            top=top,
+            tagger=load_tagger(path, data),
+            crop=crop,
+            rerank=rerank,
+        )
 
     def find_crops(self, images: list[Image.Image], part: int = 0) -> list[PhotoCrop] | None:
         """The crop of each photo by the ``part``-th model, found on the photo at the bundle's
@@ -183,13 +142,19 @@ class Recognizer:
         out = []
         for img in images:
             pixels = pixels_at(img, self.max_size)
-            out.append(PhotoCrop(self.croppers[part].crop_box(pixels),
-                                 (pixels.shape[1], pixels.shape[0])))
+            out.append(
+                PhotoCrop(self.croppers[part].crop_box(pixels), (pixels.shape[1], pixels.shape[0]))
+            )
         return out
 
-    def describe(self, images: list[Image.Image], max_size: int | None = None,
-                 scales: tuple[float, ...] | None = None, crops: list[PhotoCrop] | None = None,
-                 part: int = 0) -> np.ndarray:
+    def describe(
+        self,
+        images: list[Image.Image],
+        max_size: int | None = None,
+        scales: tuple[float, ...] | None = None,
+        crops: list[PhotoCrop] | None = None,
+        part: int = 0,
+    ) -> np.ndarray:
         """Descriptors of whole upright RGB photos by the ``part``-th model, as ``artid extract``
         describes query images.
 
@@ -207,20 +172,29 @@ class Recognizer:
         pixels = (pixels_at(img, size) for img in images)
         if crops is not None:
             pixels = (c.apply(p) for c, p in zip(crops, pixels, strict=True))
-        return embed_arrays(self.embedders[part], pixels, self.scales if scales is None else scales,
-                            batch_size=BATCH_SIZE, device=self.device)
+        return embed_arrays(
+            self.embedders[part],
+            pixels,
+            self.scales if scales is None else scales,
+            batch_size=BATCH_SIZE,
+            device=self.device,
+        )
 
     def local_features(self, images: list[Image.Image]) -> list[LocalFeatures] | None:
-        """The photos' local features at the re-ranking stage's settings (None without the stage)."""
+        """The photos' local features at the re-ranking stage's settings (None without it)."""
         if self.reranker is None:
             return None
         cfg = self.reranker.config
-        return [local_features(photo_at(img, cfg.max_size), cfg.max_keypoints, None)
-                for img in images]
+        return [
+            local_features(photo_at(img, cfg.max_size), cfg.max_keypoints, None) for img in images
+        ]
 
-    def recognize_descriptors(self, parts: Sequence[np.ndarray],
-                              attribute_desc: np.ndarray | None = None,
-                              photos: list[LocalFeatures] | None = None) -> list[Recognition]:
+    def recognize_descriptors(
+        self,
+        parts: Sequence[np.ndarray],
+        attribute_desc: np.ndarray | None = None,
+        photos: list[LocalFeatures] | None = None,
+    ) -> list[Recognition]:
         """Recognitions of photos described by :meth:`describe` (one matrix per model).
 
         Args:
@@ -231,9 +205,13 @@ class Recognizer:
                 recognizer re-ranks.
         """
         t = time.perf_counter()
-        ans, tops = self.pipeline.answer(list(parts), features=photos,
-                                         rerank=self.reranker is not None, n_top=self.top,
-                                         list_neighbours=LIST_NEIGHBOURS)
+        ans, tops = self.pipeline.answer(
+            list(parts),
+            features=photos,
+            rerank=self.reranker is not None,
+            n_top=self.top,
+            list_neighbours=LIST_NEIGHBOURS,
+        )
         search = 1000 * (time.perf_counter() - t)
         n = max(len(parts[0]), 1)
         timing = {"search": search / n}
@@ -247,19 +225,31 @@ class Recognizer:
             tags = self.tagger.tags(parts[0] if attribute_desc is None else attribute_desc)
         out = []
         for score, c, top, attributes, v in zip(ans.score, ans.conf, tops, tags, verified):
-            matches = [Match(self.artworks[label], s, share, self.data.thumbnails.get(label))
-                       for label, s, share in top]  # top[0]: the decision
-            out.append(Recognition(accepted=bool(score > self.threshold_score), confidence=float(c),
-                                   threshold=self.threshold, score=float(score),
-                                   threshold_score=self.threshold_score, prediction=matches[0],
-                                   matches=matches, attributes=attributes, verified_inliers=v,
-                                   timing=dict(timing)))
+            matches = [
+                Match(self.artworks[label], s, share, self.data.thumbnails.get(label))
+                for label, s, share in top
+            ]  # top[0]: the decision
+            out.append(
+                Recognition(
+                    accepted=bool(score > self.threshold_score),
+                    confidence=float(c),
+                    threshold=self.threshold,
+                    score=float(score),
+                    threshold_score=self.threshold_score,
+                    prediction=matches[0],
+                    matches=matches,
+                    attributes=attributes,
+                    verified_inliers=v,
+                    timing=dict(timing),
+                )
+            )
         return out
 
     def recognize(self, images: list[Image.Image]) -> list[Recognition]:
-        """Recognise whole, upright RGB photos; each answer carries its ``timing`` (ms: crop when the
-        bundle crops, embed, search; ``embed_attributes`` for a second pass; ``local_features``
-        and ``verify`` with re-ranking) and its ``crop`` box in the photo's pixels."""
+        """Recognise whole, upright RGB photos; each answer carries its ``timing`` (ms: crop when
+        the bundle crops, embed, search; ``embed_attributes`` for a second pass;
+        ``local_features`` and ``verify`` with re-ranking) and its ``crop`` box in the photo's
+        pixels."""
         if not images:
             return []
         t = time.perf_counter()
@@ -298,14 +288,3 @@ class Recognizer:
         for r in out:
             r.timing = {"load": load_ms, **r.timing}
         return out
-
-
-def load_tagger(path: Path, data: BundleData) -> Tagger | None:
-    """The attributes run a bundle holds (a copy inside it), loaded; None when it has none."""
-    if not data.attributes:
-        return None
-    ref = str(data.attributes.get("ref", ""))
-    if not ATTRIBUTES_REF_RE.match(ref):
-        raise ArtidError(f"{path / 'bundle.json'}: attributes ref {ref!r} is not a folder of the "
-                         "bundle's attributes/")
-    return Tagger(path / ref)

@@ -18,8 +18,13 @@ from artid.extraction.local import FeatureCache, LocalFeatures
 from artid.retrieval.rerank import RerankConfig
 
 
-def features_of(entries: Sequence[Entry] | Sequence[str], image_root: Path, work: Path,
-                config: RerankConfig, name: str) -> list[LocalFeatures]:
+def features_of(
+    entries: Sequence[Entry] | Sequence[str],
+    image_root: Path,
+    work: Path,
+    config: RerankConfig,
+    name: str,
+) -> list[LocalFeatures]:
     """SIFT features of images below ``image_root``, cached one file per image under ``work``.
 
     The cache folder is named after the root and the SIFT settings, so a build resumed on the
@@ -35,5 +40,7 @@ def features_of(entries: Sequence[Entry] | Sequence[str], image_root: Path, work
 
 def missing_features(top: int) -> ArtidError:
     """The error for re-ranking asked of a bundle built without it."""
-    return ArtidError(f"--rerank {top}: this bundle has no local features to verify photos with; "
-                      f"rebuild it with `artid index build ... --rerank {top}` (50 is the usual K)")
+    return ArtidError(
+        f"--rerank {top}: this bundle has no local features to verify photos with; "
+        f"rebuild it with `artid index build ... --rerank {top}` (50 is the usual K)"
+    )

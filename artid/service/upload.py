@@ -53,7 +53,9 @@ def check_content_type(content_type: str | None) -> None:
     """Refuse (415) a declared content type that is neither ``image/*`` nor generic."""
     ctype = (content_type or "").split(";")[0].strip().lower()
     if not (ctype.startswith("image/") or ctype in GENERIC_TYPES):
-        raise UploadError(415, f"expected an image (image/jpeg, image/png, ...), got content type {ctype!r}")
+        raise UploadError(
+            415, f"expected an image (image/jpeg, image/png, ...), got content type {ctype!r}"
+        )
 
 
 def decode_image(data: bytes, limits: UploadLimits) -> Image.Image:
@@ -73,7 +75,9 @@ def decode_image(data: bytes, limits: UploadLimits) -> Image.Image:
     if not data:
         raise UploadError(400, "the uploaded file is empty")
     if len(data) > limits.max_bytes:
-        raise UploadError(413, f"the upload is {len(data)} bytes; at most {limits.max_bytes} are accepted")
+        raise UploadError(
+            413, f"the upload is {len(data)} bytes; at most {limits.max_bytes} are accepted"
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -81,18 +85,28 @@ def decode_image(data: bytes, limits: UploadLimits) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise UploadError(413, "the image has too many pixels (decompression bomb guard)") from None
     except UnidentifiedImageError:
-        raise UploadError(415, "the uploaded file is not an image in a supported format "
-                               f"({', '.join(ALLOWED_FORMATS)})") from None
+        raise UploadError(
+            415,
+            "the uploaded file is not an image in a supported format "
+            f"({', '.join(ALLOWED_FORMATS)})",
+        ) from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise UploadError(400, f"the image is truncated or corrupt: its header cannot be read ({exc})") from None
+        raise UploadError(
+            400, f"the image is truncated or corrupt: its header cannot be read ({exc})"
+        ) from None
     if img.format not in ALLOWED_FORMATS:
-        raise UploadError(415, f"image format {img.format} is not accepted ({', '.join(ALLOWED_FORMATS)})")
+        raise UploadError(
+            415, f"image format {img.format} is not accepted ({', '.join(ALLOWED_FORMATS)})"
+        )
     width, height = img.size
     if width < 1 or height < 1:
         raise UploadError(400, f"the image has no pixels ({width}x{height})")
     if width * height > limits.max_pixels:
-        raise UploadError(413, f"the image is {width}x{height} = {width * height} pixels; "
-                               f"at most {limits.max_pixels} are accepted")
+        raise UploadError(
+            413,
+            f"the image is {width}x{height} = {width * height} pixels; "
+            f"at most {limits.max_pixels} are accepted",
+        )
     try:
         img.load()
         return to_rgb(ImageOps.exif_transpose(img))
