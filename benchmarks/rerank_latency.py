@@ -68,8 +68,9 @@ def main() -> None:
     plain = Recognizer.from_bundle(args.bundle, rerank=0)
     reranked = Recognizer(plain.data, plain.embedder, device=plain.device, rerank=args.top)
     assert reranked.reranker is not None, "the bundle has no re-ranking stage: build it with --rerank K"
-    size = max(plain.max_size, reranked.reranker.config.max_size)
-    photos = [(load_image(p, max_size=size), label) for p, label in _sample(Path(args.root), args.photos, args.seed)]
+    # whole photos: the recognizer shrinks them for each use, as extract reads files
+    photos = [(load_image(p, max_size=None), label)
+              for p, label in _sample(Path(args.root), args.photos, args.seed)]
     for img, _ in photos[:args.warmup]:
         plain.recognize([img])
         reranked.recognize([img])
@@ -91,7 +92,7 @@ def main() -> None:
     exhibits = sum(label >= 0 for _, label in photos)
     result = {
         "bundle": str(args.bundle), "photos": len(photos), "exhibit_photos": exhibits,
-        "top": reranked.reranker.top, "database_images": int(plain.data.descriptors.matrix.shape[0]),
+        "top": reranked.reranker.top, "database_images": plain.data.n_images,
         "torch_threads": torch.get_num_threads(), "cv_threads": cv2.getNumThreads(),
         **{name: {**_pct(ms), "right_exhibits": right[name],
                   "stages_mean_ms": {k: round(float(np.mean([s.get(k, 0.0) for s in stages[name]])), 1)
