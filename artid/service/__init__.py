@@ -6,10 +6,15 @@
   :mod:`~artid.service.bundle_layout`, its contents in :mod:`~artid.service.bundle_contents`.
 - :mod:`artid.service.calibrate`: the acceptance threshold for a target rate of accepted
   distractors.
-- :mod:`artid.service.builder`: describe a collection with a model and build a bundle
-  (:mod:`~artid.service.describing`); :mod:`~artid.service.editing` adds and removes artworks.
+- :mod:`artid.service.builder`: describe a collection as ``artid extract`` does
+  (:mod:`~artid.service.describing`), fit the pipeline as ``artid evaluate`` does and calibrate
+  its thresholds (:mod:`~artid.service.fitting`), with the models and attributes run the bundle
+  keeps (:mod:`~artid.service.bundle_models`) and the re-ranking stage's local features
+  (:mod:`~artid.service.reranking`); :mod:`~artid.service.editing` adds and removes artworks.
 - :mod:`artid.service.capacity`: the service's default workers and queue.
-- :mod:`artid.service.recognizer`: one model + index: photo -> top matches, accepted or not.
+- :mod:`artid.service.recognizer`: the bundle's models and pipeline: photo -> top matches,
+  accepted or not; what it loads in :mod:`~artid.service.serving`, how it reads a photo in
+  :mod:`~artid.service.photos`.
 - :mod:`artid.service.upload`: checking and decoding uploaded photos.
 - :mod:`artid.service.api`: the FastAPI app (``create_app``) and its web page (``static/``).
 """
