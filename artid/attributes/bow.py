@@ -32,6 +32,7 @@ from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.svm import SVC
 
+from artid.attributes.arrays import load_npz
 from artid.attributes.rbf_ovr import RbfOvr
 from artid.attributes.sift import (
     DEFAULT_KEYPOINTS,
@@ -41,6 +42,7 @@ from artid.attributes.sift import (
     sift_of_images,
 )
 from artid.errors import ArtidError
+from artid.files import atomic_path, write_text
 
 FORMAT_VERSION = 1
 #: Seed 003's grid.
@@ -249,7 +251,8 @@ class BowSvm:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         arrays: dict[str, Any] = self.svm.arrays()
-        np.savez(folder / "bow_svm.npz", vocabulary=self.vocabulary.centers, **arrays)
+        with atomic_path(folder / "bow_svm.npz") as tmp:
+            np.savez(tmp, vocabulary=self.vocabulary.centers, **arrays)
         meta = {
             "format": "artid-bow-svm",
             "version": FORMAT_VERSION,
@@ -258,7 +261,7 @@ class BowSvm:
             "classes": self.classes,
             "search": self.search,
         }
-        (folder / "bow_svm.json").write_text(json.dumps(meta, indent=1, default=str))
+        write_text(folder / "bow_svm.json", json.dumps(meta, indent=1, default=str))
         return folder
 
     @classmethod
@@ -267,7 +270,6 @@ class BowSvm:
         folder = Path(folder)
         try:
             meta = json.loads((folder / "bow_svm.json").read_text())
-            arrays = np.load(folder / "bow_svm.npz", allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise ArtidError(f"{folder}: not a saved BowSvm model ({exc})") from None
         kind = (meta.get("format"), meta.get("version")) if isinstance(meta, dict) else None
@@ -289,11 +291,11 @@ class BowSvm:
             model.search = meta["search"]
         except (KeyError, TypeError, ValueError) as exc:
             raise ArtidError(f"{folder / 'bow_svm.json'}: missing or bad field ({exc})") from None
-        with arrays:
-            if "vocabulary" not in arrays:
-                raise ArtidError(f"{folder / 'bow_svm.npz'}: no vocabulary")
-            model.vocabulary = Vocabulary(arrays["vocabulary"])
-            model.svm = RbfOvr.from_arrays(arrays, source=folder / "bow_svm.npz")
+        arrays = load_npz(folder / "bow_svm.npz")
+        if "vocabulary" not in arrays:
+            raise ArtidError(f"{folder / 'bow_svm.npz'}: no vocabulary")
+        model.vocabulary = Vocabulary(arrays["vocabulary"])
+        model.svm = RbfOvr.from_arrays(arrays, source=folder / "bow_svm.npz")
         if len(model.classes) != len(model.svm.intercept):
             raise ArtidError(
                 f"{folder}: {len(model.classes)} classes but {len(model.svm.intercept)} SVMs"

@@ -16,8 +16,10 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from artid.attributes.arrays import load_npz
 from artid.errors import ArtidError
 from artid.files import atomic_path
+from artid.models.state_dicts import load_weights
 
 
 @dataclass(frozen=True)
@@ -158,12 +160,6 @@ def save_head(head: nn.Module, file: Path) -> None:
 def load_head(file: Path, dim: int, outputs: int, settings: HeadSettings) -> nn.Module:
     """A head written by :func:`save_head` (shapes checked)."""
     head = build_head(dim, outputs, settings)
-    try:
-        with np.load(file, allow_pickle=False) as arrays:
-            state = {k: torch.as_tensor(arrays[k]) for k in arrays.files}
-        head.load_state_dict(state)
-    except (OSError, ValueError, RuntimeError, KeyError) as exc:
-        raise ArtidError(
-            f"{file}: not a head of {dim} -> {outputs} with these settings ({exc})"
-        ) from None
+    state = {k: torch.as_tensor(v) for k, v in load_npz(file).items()}
+    load_weights(head, state, file, f"a head of {dim} -> {outputs} with these settings")
     return head.eval()

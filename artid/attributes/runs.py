@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from artid.attributes.arrays import load_npy
 from artid.attributes.features import FeatureSpec, SplitFeatures
 from artid.attributes.finetune import (
     FinetuneSettings,
@@ -129,8 +130,7 @@ def split_scores(
         )
     x = _features(meta, run, progress)(split)
     if kind == "knn":
-        db = np.load(run / "knn_database.npy", allow_pickle=False)
-        labels = np.load(run / "knn_labels.npy", allow_pickle=False)
+        db, labels = load_npy(run / "knn_database.npy"), load_npy(run / "knn_labels.npy")
         return transfer_scores(x, db, labels, s["k"], s["tau"])
     head_settings = HeadSettings(**s["head"])
     outputs = len(s["classes"]) if kind == "multiclass" else len(dataset.labels)

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from artid.attributes.arrays import load_npy, load_npz, npy_header
 from artid.attributes.features import FeatureSpec
 from artid.attributes.runs import read_run
 from artid.errors import ArtidError
@@ -98,7 +99,31 @@ def servable_run(run: str | Path, option: str = "--attributes") -> dict[str, Any
     for name in SERVABLE_FILES[kind]:
         if not (run / name).is_file():
             raise ArtidError(f"{option} {run}: the {kind} run's {name} is missing")
+    try:
+        check_run_arrays(run, kind, len(meta.get("labels") or []))
+    except ArtidError as exc:
+        raise ArtidError(f"{option} {run}: {exc}") from None
     return meta
+
+
+def check_run_arrays(run: Path, kind: str, labels: int) -> int:
+    """Check the model arrays of a servable run without reading a kNN database's data: every
+    header, the files' lengths and the shapes against the run's ``labels``; returns the
+    descriptor dimension the run takes.
+
+    Raises:
+        ArtidError: a truncated, corrupt or missing array file, or shapes that do not fit.
+    """
+    if kind == "knn":
+        db, db_type = npy_header(run / "knn_database.npy")
+        y, _ = npy_header(run / "knn_labels.npy")
+        if len(db) != 2 or db_type.kind != "f" or y != (db[0], labels):
+            raise ArtidError(
+                f"knn_database.npy {db} {db_type} and knn_labels.npy {y} do not fit {labels} "
+                "labels ((N, D) floats and (N, labels))"
+            )
+        return db[1]
+    return _head_input_dim(run / "head.npz")
 
 
 def copy_servable(run: str | Path, dest: Path, option: str = "--attributes") -> dict[str, Any]:
@@ -119,12 +144,11 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 def _head_input_dim(file: Path) -> int:
     """The descriptor dimension a saved head takes (its first layer's input width)."""
-    try:
-        with np.load(file, allow_pickle=False) as arrays:
-            key = "weight" if "weight" in arrays.files else "0.weight"
-            return int(arrays[key].shape[1])
-    except (OSError, ValueError, KeyError, IndexError) as exc:
-        raise ArtidError(f"{file}: not a saved attributes head ({exc})") from None
+    arrays = load_npz(file)
+    weight = arrays.get("weight", arrays.get("0.weight"))
+    if weight is None or weight.ndim != 2:
+        raise ArtidError(f"{file}: not a saved attributes head (no 2-D first-layer weight)")
+    return int(weight.shape[1])
 
 
 class Tagger:
@@ -150,8 +174,8 @@ class Tagger:
         )
         self._head: Any = None
         if self.kind == "knn":
-            self._db = np.load(folder / "knn_database.npy", allow_pickle=False).astype(np.float32)
-            self._db_labels = np.load(folder / "knn_labels.npy", allow_pickle=False)
+            self._db = load_npy(folder / "knn_database.npy").astype(np.float32)
+            self._db_labels = load_npy(folder / "knn_labels.npy")
             if self._db.ndim != 2 or self._db_labels.shape != (len(self._db), len(self.labels)):
                 raise ArtidError(
                     f"{folder}: knn_database.npy {self._db.shape} and knn_labels.npy "

@@ -38,6 +38,7 @@ from torch import nn
 from artid.errors import ArtidError
 from artid.models.openclip import PREFIX as OPENCLIP_PREFIX
 from artid.models.openclip import create_openclip
+from artid.models.state_dicts import check_weights_file, summarise_failure
 from artid.models.tv_backbones import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -145,12 +146,14 @@ def _timm_model(arch: str, weights: Path | None, random_init: bool) -> nn.Module
     if random_init:
         return timm.create_model(arch, pretrained=False, **kwargs)
     assert weights is not None
+    check_weights_file(weights)
     try:
         return timm.create_model(
             arch, pretrained=True, pretrained_cfg_overlay={"file": str(weights)}, **kwargs
         )
-    except (RuntimeError, KeyError, ValueError, OSError) as exc:
-        raise ArtidError(f"{weights}: cannot be loaded as weights of {arch} ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - timm's loader raises many types: name the file
+        target = timm.create_model(arch, pretrained=False, **kwargs).state_dict()
+        raise summarise_failure(exc, weights, arch, target) from None
 
 
 def create_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = None) -> Backbone:

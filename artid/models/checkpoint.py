@@ -24,6 +24,7 @@ from artid.errors import ArtidError
 from artid.files import atomic_path
 from artid.models.backbones import create_architecture
 from artid.models.embedder import Embedder
+from artid.models.state_dicts import first_line, load_weights
 
 FORMAT = "artid-checkpoint/1"
 
@@ -71,11 +72,9 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise ArtidError(f"checkpoint {path} not found")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (
-        Exception
-    ) as exc:  # torch raises many types (UnpicklingError, RuntimeError, ...): name the file
+    except Exception as exc:  # noqa: BLE001 - torch raises many types: name the file
         raise ArtidError(
-            f"{path}: cannot be read as an artid checkpoint ({type(exc).__name__}: {exc})"[:500]
+            f"{path}: cannot be read as an artid checkpoint ({first_line(exc)})"
         ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ArtidError(
@@ -107,12 +106,10 @@ def load_checkpoint(path: str | Path) -> Embedder:
     emb = Embedder(backbone, projector=False, p=p)
     if projector is not None:
         emb.projector = nn.Linear(emb.num_features, int(projector))
-    try:
-        emb.load_state_dict(payload["state_dict"], strict=True)
-    except RuntimeError as exc:
-        raise ArtidError(
-            f"{path}: weights do not fit the model its spec describes ({exc})"[:800]
-        ) from None
+    state = payload["state_dict"]
+    if not isinstance(state, dict):
+        raise ArtidError(f"{path}: the checkpoint's state_dict is a {type(state).__name__}")
+    load_weights(emb, state, path, "the model its spec describes")
     emb.origin = {"file": path.name, "sha256": file_sha256(path)}
     return emb.eval()
 

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from artid.errors import ArtidError
+from artid.models.state_dicts import first_line, load_weights
 
 PREFIX = "openclip:"
 #: File names of open_clip weights on the Hugging Face hub, preferred first.
@@ -179,15 +180,16 @@ def load_tower_weights(tokens: OpenClipTokens, path: Path) -> None:
     """
     try:
         state = _open_clip().factory.load_state_dict(str(path))
-        if not any(k.startswith("visual.") for k in state):
-            state = {f"visual.{k}": v for k, v in state.items()}
-        tokens.load_state_dict(
-            {k: v for k, v in state.items() if k.startswith("visual.")}, strict=True
-        )
-    except Exception as exc:  # torch / safetensors raise many types: name the file
+    except Exception as exc:  # noqa: BLE001 - torch / safetensors raise many types: name the file
         raise ArtidError(
-            f"{path}: cannot be loaded as open_clip image-tower weights ({exc})"[:800]
+            f"{path}: not a readable open_clip weights file ({first_line(exc)})"
         ) from None
+    if not isinstance(state, dict):
+        raise ArtidError(f"{path}: holds a {type(state).__name__}, not a state dict")
+    if not any(k.startswith("visual.") for k in state):
+        state = {f"visual.{k}": v for k, v in state.items()}
+    visual = {k: v for k, v in state.items() if k.startswith("visual.")}
+    load_weights(tokens, visual, path, "the open_clip image tower")
 
 
 def create_openclip(

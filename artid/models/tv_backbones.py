@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from artid.errors import ArtidError
+from artid.models.state_dicts import load_weights, read_state_dict
 from artid.models.weights import _missing_weights
 
 #: ImageNet normalisation: torchvision's weights, and timm's when a model's config names none.
@@ -65,11 +66,5 @@ def torchvision_model(arch: str, weights: Path | None, random_init: bool) -> tup
         if not cached.is_file():
             raise _missing_weights(f"tv:{arch}", arch, url)
         weights = cached
-    try:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-        model.load_state_dict(state)
-    except Exception as exc:  # bad file or mismatching keys: name the file
-        raise ArtidError(
-            f"{weights}: cannot be loaded as weights of torchvision {arch} ({exc})"
-        ) from None
+    load_weights(model, read_state_dict(weights), weights, f"torchvision {arch}")
     return model, str(weights)

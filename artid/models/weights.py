@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from artid.errors import ArtidError
+from artid.models.state_dicts import read_state_dict
 
 DEFAULT_BACKBONE = "efficientnet_lite0"
 #: timm architecture the packaged EfficientNet-Lite0 weights are loaded into.
@@ -55,14 +56,10 @@ def load_lite0_state_dict(path: Path, target: dict[str, torch.Tensor]) -> dict[s
     Raises:
         ArtidError: the file does not hold tensors of exactly the expected count and shapes.
     """
-    try:
-        source = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a bad file; report which file
-        raise ArtidError(f"{path}: cannot be read as a PyTorch state dict ({exc})") from None
-    if not isinstance(source, dict) or len(source) != len(target):
+    source = read_state_dict(path)
+    if len(source) != len(target):
         raise ArtidError(
-            f"{path}: expected {len(target)} tensors for {LITE0_ARCH}, found "
-            f"{len(source) if isinstance(source, dict) else type(source).__name__}"
+            f"{path}: expected {len(target)} tensors for {LITE0_ARCH}, found {len(source)}"
         )
     mapped = {}
     for (src_key, tensor), (dst_key, ref) in zip(source.items(), target.items()):
