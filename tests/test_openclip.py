@@ -57,6 +57,10 @@ def test_descriptors_at_any_size_and_multiscale(pooling, dim):
     assert single.shape == multi.shape == (2, dim)
     torch.testing.assert_close(multi.norm(dim=1), torch.ones(2))
     assert not torch.allclose(single, multi)
+    # the documented sum over the scales 1, 1/sqrt(2), 1/2 of each resized batch's descriptor
+    with torch.no_grad():
+        parts = [emb(F.interpolate(x, scale_factor=s, mode="bilinear")) for s in (0.5**0.5, 0.5)]
+    torch.testing.assert_close(multi, F.normalize(single + sum(parts), dim=1))
 
 
 def test_class_token_is_the_towers_own_before_its_projection():

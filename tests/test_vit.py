@@ -148,6 +148,10 @@ def test_any_input_size_and_multiscale(tiny, size):
     assert single.shape == multi.shape == (2, 192)
     torch.testing.assert_close(multi.norm(dim=1), torch.ones(2))
     assert not torch.allclose(single, multi)
+    # the documented sum over the scales 1, 1/sqrt(2), 1/2 of each resized batch's descriptor
+    with torch.no_grad():
+        parts = [tiny(F.interpolate(x, scale_factor=s, mode="bilinear")) for s in (0.5**0.5, 0.5)]
+    torch.testing.assert_close(multi, F.normalize(single + sum(parts), dim=1))
 
 
 def test_position_embedding_follows_the_patch_grid(tiny):
