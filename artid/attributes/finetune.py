@@ -20,6 +20,7 @@ Files are read back with ``torch.load(weights_only=True)``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -95,11 +96,29 @@ class FinetuneSettings:
         if self.pos_weight not in ("none", "balanced"):
             raise ArtidError(f"--pos-weight must be none or balanced, got {self.pos_weight!r}")
         if self.loss == "focal" and self.pos_weight != "none":
-            raise ArtidError("--pos-weight applies to --loss bce; the focal loss weighs positives "
-                             "with --alpha")
+            raise ArtidError(
+                "--pos-weight applies to --loss bce; the focal loss weighs positives with --alpha"
+            )
+        numbers = (
+            "lr",
+            "momentum",
+            "weight_decay",
+            "step_gamma",
+            "gamma",
+            "alpha",
+            "max_pos_weight",
+        )
+        bad = [
+            f"{n}={getattr(self, n)!r}"
+            for n in numbers
+            if not math.isfinite(float(getattr(self, n)))
+        ]
+        if bad:
+            raise ArtidError(f"fine-tuning settings must be finite numbers, got {', '.join(bad)}")
         if min(self.size, self.epochs, self.batch_size, self.step_size) < 1 or self.lr <= 0:
-            raise ArtidError("fine-tuning: size, epochs, batch size, step size >= 1 and lr > 0; "
-                             f"got {self}")
+            raise ArtidError(
+                f"fine-tuning: size, epochs, batch size, step size >= 1 and lr > 0; got {self}"
+            )
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -107,18 +126,27 @@ class FinetuneSettings:
     def optim(self) -> OptimSettings:
         """The loop's optimisation section: SGD with momentum, the step schedule, AUC-PR."""
         drops = tuple(float(e) for e in range(self.step_size, self.epochs, self.step_size))
-        return OptimSettings(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
-                             weight_decay=self.weight_decay, optimizer="sgd",
-                             momentum=self.momentum, lr_schedule="step" if drops else "constant",
-                             lr_milestones=drops or None, lr_gamma=self.step_gamma,
-                             seed=self.seed, select=SELECT)
+        return OptimSettings(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            optimizer="sgd",
+            momentum=self.momentum,
+            lr_schedule="step" if drops else "constant",
+            lr_milestones=drops or None,
+            lr_gamma=self.step_gamma,
+            seed=self.seed,
+            select=SELECT,
+        )
 
 
 class AttributeNet(nn.Module):
     """Backbone trunk -> GeM -> linear layer with one logit per label."""
 
-    def __init__(self, model: str, weights: str | None, n_labels: int,
-                 freeze_bn: bool = True) -> None:
+    def __init__(
+        self, model: str, weights: str | None, n_labels: int, freeze_bn: bool = True
+    ) -> None:
         super().__init__()
         self.embedder = build_embedder(model, weights=weights)
         self.fc = nn.Linear(self.embedder.num_features, n_labels)
@@ -138,11 +166,14 @@ class AttributeNet(nn.Module):
 class ImageSet(Dataset):
     """Image files (and optional targets) as (3, size, size) tensors, augmented for training."""
 
-    def __init__(self, paths: list[Path], targets: np.ndarray | None, size: int,
-                 train: bool) -> None:
+    def __init__(
+        self, paths: list[Path], targets: np.ndarray | None, size: int, train: bool
+    ) -> None:
         self.paths, self.targets = paths, targets
-        aug = [v2.RandomResizedCrop(size, scale=(0.6, 1.0), antialias=True),
-               v2.RandomHorizontalFlip()]
+        aug = [
+            v2.RandomResizedCrop(size, scale=(0.6, 1.0), antialias=True),
+            v2.RandomHorizontalFlip(),
+        ]
         self.transform = v2.Compose(aug if train else [v2.Resize((size, size), antialias=True)])
 
     def __len__(self) -> int:
@@ -150,15 +181,19 @@ class ImageSet(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.transform(to_tensor(load_image(self.paths[i], max_size=None)))
-        y = (torch.zeros(0) if self.targets is None
-             else torch.as_tensor(self.targets[i], dtype=torch.float32))
+        y = (
+            torch.zeros(0)
+            if self.targets is None
+            else torch.as_tensor(self.targets[i], dtype=torch.float32)
+        )
         return x, y
 
 
 def _loss_fn(settings: FinetuneSettings, y: np.ndarray) -> Any:
     if settings.loss == "focal":
-        return lambda logits, t: sigmoid_focal_loss(logits, t, alpha=settings.alpha,
-                                                    gamma=settings.gamma, reduction="mean")
+        return lambda logits, t: sigmoid_focal_loss(
+            logits, t, alpha=settings.alpha, gamma=settings.gamma, reduction="mean"
+        )
     pw = None
     if settings.pos_weight == "balanced":
         pw = torch.as_tensor(balanced_pos_weight(y, settings.max_pos_weight))
@@ -175,15 +210,25 @@ class Finetune(MethodBase):
     name = "finetune"
     candidate_untrained = False
 
-    def __init__(self, paths: list[Path], targets: np.ndarray, settings: FinetuneSettings,
-                 num_workers: int = 0) -> None:
+    def __init__(
+        self,
+        paths: list[Path],
+        targets: np.ndarray,
+        settings: FinetuneSettings,
+        num_workers: int = 0,
+    ) -> None:
         self.data = ImageSet(paths, targets, settings.size, train=True)
         self.batch_size, self.num_workers = settings.batch_size, num_workers
         self.loss_fn = _loss_fn(settings, targets)
 
     def batches(self, ctx: EpochContext) -> DataLoader:
-        return DataLoader(self.data, batch_size=self.batch_size, shuffle=True,
-                          generator=ctx.generator, num_workers=self.num_workers)
+        return DataLoader(
+            self.data,
+            batch_size=self.batch_size,
+            shuffle=True,
+            generator=ctx.generator,
+            num_workers=self.num_workers,
+        )
 
     def loss(self, model: nn.Module, batch: Any, device: torch.device) -> tuple[torch.Tensor, int]:
         x, t = batch
@@ -213,26 +258,40 @@ def _load(file: Path) -> dict[str, Any]:
     try:
         return torch.load(file, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same message
-        raise ArtidError(f"{file}: not a readable fine-tuning checkpoint ({exc}); "
-                         "delete it to start over") from None
+        raise ArtidError(
+            f"{file}: not a readable fine-tuning checkpoint ({exc}); delete it to start over"
+        ) from None
 
 
 @torch.inference_mode()
-def predict_logits(net: AttributeNet, paths: list[Path], size: int, batch_size: int = 32,
-                   progress: bool = False, desc: str = "predict") -> np.ndarray:
+def predict_logits(
+    net: AttributeNet,
+    paths: list[Path],
+    size: int,
+    batch_size: int = 32,
+    progress: bool = False,
+    desc: str = "predict",
+) -> np.ndarray:
     """(N, L) float32 logits of image files (resized to ``size`` x ``size``, no augmentation),
     computed on the network's device."""
     net.eval()
     device = next(net.parameters()).device
     loader = DataLoader(ImageSet(paths, None, size, train=False), batch_size=batch_size)
-    out = [net(x.to(device)).float().cpu()
-           for x, _ in tqdm(loader, desc=desc, unit="batch", disable=not progress)]
+    out = [
+        net(x.to(device)).float().cpu()
+        for x, _ in tqdm(loader, desc=desc, unit="batch", disable=not progress)
+    ]
     return torch.cat(out).numpy() if out else np.zeros((0, net.fc.out_features), np.float32)
 
 
-def finetune(settings: FinetuneSettings, folder: Path, train: tuple[list[Path], np.ndarray],
-             val: tuple[list[Path], np.ndarray] | None = None, progress: bool = True,
-             resume_changed: bool = False) -> AttributeNet:
+def finetune(
+    settings: FinetuneSettings,
+    folder: Path,
+    train: tuple[list[Path], np.ndarray],
+    val: tuple[list[Path], np.ndarray] | None = None,
+    progress: bool = True,
+    resume_changed: bool = False,
+) -> AttributeNet:
     """Train (or resume training) and return the network of the best epoch, on its device.
 
     Args:
@@ -247,18 +306,29 @@ def finetune(settings: FinetuneSettings, folder: Path, train: tuple[list[Path], 
     paths, y = train
     folder.mkdir(parents=True, exist_ok=True)
     if (folder / OLD_LAST).is_file() and not (folder / STATE_FILE).is_file():
-        raise ArtidError(f"{folder / OLD_LAST} was written by an older artid (before fine-tuning "
-                         "ran on the training loop); delete it or choose another --out")
+        raise ArtidError(
+            f"{folder / OLD_LAST} was written by an older artid (before fine-tuning "
+            "ran on the training loop); delete it or choose another --out"
+        )
     device = resolve_device(settings.device)
     torch.manual_seed(settings.seed)
     net = AttributeNet(settings.model, settings.weights, y.shape[1], settings.freeze_bn).to(device)
-    compared = {("backbone" if k == "model" else k): v for k, v in settings.to_json().items()
-                if k not in RESUME_FREE}
-    trainer = Trainer(net, Finetune(paths, y, settings),
-                      TrainConfig(folder, settings.optim(), keep_epochs=False), device,
-                      validator=None if val is None else _Validator(val[0], val[1], settings),
-                      checkpoint_writer=_write, settings=compared, resume_changed=resume_changed,
-                      progress=progress)
+    compared = {
+        ("backbone" if k == "model" else k): v
+        for k, v in settings.to_json().items()
+        if k not in RESUME_FREE
+    }
+    trainer = Trainer(
+        net,
+        Finetune(paths, y, settings),
+        TrainConfig(folder, settings.optim(), keep_epochs=False),
+        device,
+        validator=None if val is None else _Validator(val[0], val[1], settings),
+        checkpoint_writer=_write,
+        settings=compared,
+        resume_changed=resume_changed,
+        progress=progress,
+    )
     trainer.fit()
     if (folder / BEST_FILE).is_file():
         net.load_state_dict(_load(folder / BEST_FILE)["model"])
@@ -271,8 +341,10 @@ def load_finetuned(settings: FinetuneSettings, folder: Path, n_labels: int) -> A
     if not file.is_file() and (folder / OLD_BEST).is_file():
         file = folder / OLD_BEST  # a run of an older artid: the same network format
     if not file.is_file():
-        raise ArtidError(f"{file}: no fine-tuned network here; run `artid attributes train "
-                         "--model finetune` first")
+        raise ArtidError(
+            f"{file}: no fine-tuned network here; run `artid attributes train "
+            "--model finetune` first"
+        )
     net = AttributeNet(settings.model, settings.weights, n_labels, settings.freeze_bn)
     net.load_state_dict(_load(file)["model"])
     return net.to(resolve_device(settings.device)).eval()

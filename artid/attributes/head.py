@@ -8,6 +8,7 @@ arrays, read with ``allow_pickle=False``) plus the settings in the run's JSON.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -47,6 +48,13 @@ class HeadSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        bad = [
+            f"{n}={getattr(self, n)!r}"
+            for n in ("dropout", "lr", "weight_decay", "max_pos_weight")
+            if not math.isfinite(float(getattr(self, n)))
+        ]
+        if bad:
+            raise ArtidError(f"head settings must be finite numbers, got {', '.join(bad)}")
         if self.hidden < 0 or self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ArtidError(
                 f"head settings: hidden >= 0, epochs >= 1, batch size >= 1, lr > 0; got {self}"

@@ -157,6 +157,11 @@ class IMetDataset:
                 f"{', '.join(self.available_splits()) or 'none'})"
             )
         rows = annotation_rows(source, self.columns if labelled else None, allow_empty=not labelled)
+        if not rows:
+            raise ArtidError(
+                f"{source}: lists no images (a header and no rows); the {name} split needs at "
+                "least one id,attribute_ids row"
+            )
         paths = [self._image_path(name, image_id, f"{source}:{line}") for line, image_id, _ in rows]
         return IMetSplit(
             name,

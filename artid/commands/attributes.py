@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 from artid.commands.argtypes import (
@@ -42,6 +43,28 @@ EXAMPLES = """examples:
       --out submission.csv
   artid attributes evaluate --run runs/attr-head --root runs/bench/imet
 """
+
+
+def _finite(text: str) -> float:
+    """A finite number (``--alpha``: no nan or inf reaches the run's JSON)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    """A finite number >= 0 (``--gamma``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    return value
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -105,8 +128,8 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
     t.add_argument(
         "--loss", choices=("bce", "focal"), default="bce", help="loss on the sigmoid outputs"
     )
-    t.add_argument("--gamma", type=float, default=2.0, help="focal loss gamma")
-    t.add_argument("--alpha", type=float, default=0.25, help="focal loss alpha (negative: off)")
+    t.add_argument("--gamma", type=_non_negative, default=2.0, help="focal loss gamma")
+    t.add_argument("--alpha", type=_finite, default=0.25, help="focal loss alpha (negative: off)")
     add_device_argument(t)
     t.add_argument(
         "--resume-changed",
@@ -197,6 +220,10 @@ def _train(args: argparse.Namespace) -> int:
     from artid.attributes.runs import TrainOptions, train_run
     from artid.commands.pipeline_options import parse_scales
 
+    if args.weights is not None:
+        from artid.models.state_dicts import check_weights_file
+
+        check_weights_file(args.weights)  # before any image is read
     features = FeatureSpec(args.backbone, args.weights, parse_scales(args.scales), args.max_size)
     head = HeadSettings(
         hidden=args.hidden,

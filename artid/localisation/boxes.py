@@ -15,6 +15,9 @@ from scipy import ndimage
 from artid.errors import ArtidError
 
 Box = tuple[float, float, float, float]
+#: A map whose range is at most this share of its largest magnitude is flat (float32 rounding is
+#: about 1e-7 of it), whatever its scale.
+FLAT_RANGE = 1e-6
 
 
 def area(box: Box) -> float:
@@ -109,7 +112,8 @@ def map_box(heat: np.ndarray, threshold: float | str = 0.5) -> Box:
 
     The map is scaled to [0, 1] (min -> 0, max -> 1); pixels at or above the threshold (a share of
     that range, or ``"otsu"``) form a mask whose largest connected component gives the box.
-    A flat map gives the whole photo.
+    A flat map (range at most :data:`FLAT_RANGE` of its magnitude) or one that is not finite
+    gives the whole photo.
 
     Args:
         heat: (H, W) activation map, already resized to the photo.
@@ -117,7 +121,7 @@ def map_box(heat: np.ndarray, threshold: float | str = 0.5) -> Box:
     """
     h, w = heat.shape
     lo, hi = float(heat.min()), float(heat.max())
-    if not np.isfinite(lo) or not np.isfinite(hi) or hi - lo <= 1e-12:
+    if not np.isfinite(lo) or not np.isfinite(hi) or hi - lo <= FLAT_RANGE * max(-lo, hi):
         return (0.0, 0.0, float(w), float(h))
     norm = (heat - lo) / (hi - lo)
     if threshold == "otsu":

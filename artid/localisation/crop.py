@@ -7,6 +7,7 @@ resumed extraction must match; ``Cropper`` applies it to decoded (H, W, 3) uint8
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,17 @@ from artid.models.embedder import Embedder
 
 #: ``--crop`` choices.
 CROP_METHODS = ("none", "cam", "centre")
+#: Largest margin: each side grows by at most the box's own width / height (3 times as wide).
+MAX_MARGIN = 1.0
+#: A photo whose grey levels vary less than this (standard deviation, of 255) shows nothing to
+#: find: a blank or uniform photo. Its activation map is not flat (the trunk's edge padding makes
+#: it vary 30 to 80 times across a uniform photo), so the box of such a photo is decided here.
+BLANK_STD = 1.0
+
+
+def is_blank(pixels: np.ndarray) -> bool:
+    """Whether an (H, W, 3) uint8 photo is blank or uniform (see :data:`BLANK_STD`)."""
+    return float(np.asarray(pixels, np.float32).mean(axis=-1).std()) < BLANK_STD
 
 
 @dataclass(frozen=True)
@@ -33,7 +45,8 @@ class CropSettings:
         method: ``cam`` (the activation-map box) or ``centre`` (a centred box).
         cam: activation map (``share`` or ``energy``, :mod:`artid.localisation.cam`).
         threshold: share of the map's range kept, in (0, 1), or ``"otsu"``.
-        margin: each side of the box grows by this share of the box's width / height.
+        margin: each side of the box grows by this share of the box's width / height, in
+            [0, :data:`MAX_MARGIN`].
         cam_size: longer side the photo is resized to for the map (None: as decoded).
         centre_share: side share of the ``centre`` box.
     """
@@ -58,8 +71,12 @@ class CropSettings:
             isinstance(self.threshold, (int, float)) and 0 < self.threshold < 1
         ):
             raise ArtidError(f"crop threshold must be in (0, 1) or 'otsu', got {self.threshold!r}")
-        if self.margin < 0:
-            raise ArtidError(f"crop margin must be at least 0, got {self.margin}")
+        if not (
+            isinstance(self.margin, (int, float))
+            and math.isfinite(self.margin)
+            and 0 <= self.margin <= MAX_MARGIN
+        ):
+            raise ArtidError(f"crop margin must be in [0, {MAX_MARGIN:g}], got {self.margin!r}")
         if self.cam_size is not None and self.cam_size < 32:
             raise ArtidError(f"cam size must be at least 32 pixels, got {self.cam_size}")
         if not 0 < self.centre_share <= 1:
@@ -91,11 +108,14 @@ class Cropper:
         self.settings = settings
 
     def box(self, pixels: np.ndarray) -> Box:
-        """The box of the artwork in an (H, W, 3) uint8 photo, before the margin."""
+        """The box of the artwork in an (H, W, 3) uint8 photo, before the margin (a blank or
+        uniform photo: the whole photo)."""
         h, w = pixels.shape[:2]
         s = self.settings
         if s.method == "centre":
             return centre_box(w, h, s.centre_share)
+        if is_blank(pixels):
+            return (0.0, 0.0, float(w), float(h))
         x = torch.tensor(pixels).permute(2, 0, 1)[None].float().div_(255.0)
         heat = activation_maps(self.emb, x, s.cam, s.cam_size)[0].cpu()
         return map_box(upsample(heat, h, w), s.threshold)
