@@ -8,6 +8,8 @@ hold it), so that a command can check a large kNN database before its slow part.
 
 from __future__ import annotations
 
+import math
+import tokenize
 import zipfile
 import zlib
 from pathlib import Path
@@ -16,8 +18,21 @@ import numpy as np
 
 from artid.errors import ArtidError
 
-#: What numpy and zipfile raise on a bad array file.
-ARRAY_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
+#: What numpy and zipfile raise on a bad array file (a damaged ``.npy`` header is parsed as a
+#: Python literal: syntax and tokenizer errors too; tests/test_fuzz.py found these).
+ARRAY_ERRORS = (
+    OSError,
+    ValueError,
+    EOFError,
+    KeyError,
+    TypeError,
+    SyntaxError,
+    tokenize.TokenError,
+    zipfile.BadZipFile,
+    zlib.error,
+    NotImplementedError,  # zipfile: a damaged flag asks for a feature it lacks
+    RuntimeError,  # zipfile: a damaged flag says "encrypted"
+)
 
 
 def _bad(path: Path, kind: str, exc: BaseException) -> ArtidError:
@@ -44,7 +59,7 @@ def npy_header(path: str | Path) -> tuple[tuple[int, ...], np.dtype]:
         raise _bad(path, ".npy", exc) from None
     if dtype.hasobject:
         raise ArtidError(f"{path}: holds Python objects (pickle), which artid never reads")
-    need = start + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    need = start + math.prod(int(n) for n in shape) * dtype.itemsize
     size = path.stat().st_size
     if size < need:
         raise ArtidError(

@@ -9,7 +9,9 @@ takes :class:`OptimSettings` as it is. Settings left None are governed by a :cla
 
 from __future__ import annotations
 
-from dataclasses import Field, dataclass, field, replace
+import argparse
+import math
+from dataclasses import Field, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +55,30 @@ def non_negative(obj: object, *names: str) -> None:
             raise ArtidError(f"{option(name)} must be non-negative, got {value}")
 
 
-def setting(default: Any, help: str, choices: tuple[str, ...] | None = None,
-            type: type | None = None) -> Any:
+def finite(obj: object) -> None:
+    """Refuse a float field of a section (or a float inside a tuple field) that is NaN or
+    infinite, naming its option: no such number reaches a run's JSON or the loop."""
+    for f in fields(obj):  # type: ignore[arg-type]
+        value = getattr(obj, f.name)
+        for x in value if isinstance(value, tuple) else (value,):
+            if isinstance(x, float) and not math.isfinite(x):
+                raise ArtidError(f"{option(f.name)} must be a finite number, got {value!r}")
+
+
+def finite_number(text: str) -> float:
+    """An option's type: a finite number (``nan`` and ``inf`` refused by the parser)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def setting(
+    default: Any, help: str, choices: tuple[str, ...] | None = None, type: type | None = None
+) -> Any:
     """A method setting with what its command-line option needs: help, choices, value type.
 
     ``artid train`` builds a method's options from these (:func:`setting_option`): a bool
@@ -71,6 +95,8 @@ def setting_option(f: Field) -> tuple[str, dict[str, Any]]:
         kw["action"] = "store_true"
     else:
         kw["type"] = meta.get("type") or type(f.default)
+        if kw["type"] is float:
+            kw["type"] = finite_number
         if meta.get("choices"):
             kw["choices"] = meta["choices"]
     return option(f.name), kw
@@ -99,10 +125,20 @@ class Preset:
 #: ``artid``: chosen by measurement on a synthetic benchmark of a few hundred classes (README,
 #: "Training on the collection"); ``paper``: the thesis' exact values (section 5.1).
 PRESETS: dict[str, Preset] = {
-    "artid": Preset(lr=1e-4, epochs={"contrastive": 3, "simsiam": 5, "dnet": 10},
-                    augment="insitu", select="gap", projector_share=0.5),
-    "paper": Preset(lr=1e-7, epochs={"contrastive": 10, "simsiam": 15, "dnet": 25},
-                    augment="paper", select="acc", projector_share=None),
+    "artid": Preset(
+        lr=1e-4,
+        epochs={"contrastive": 3, "simsiam": 5, "dnet": 10},
+        augment="insitu",
+        select="gap",
+        projector_share=0.5,
+    ),
+    "paper": Preset(
+        lr=1e-7,
+        epochs={"contrastive": 10, "simsiam": 15, "dnet": 25},
+        augment="paper",
+        select="acc",
+        projector_share=None,
+    ),
 }
 
 
@@ -210,16 +246,24 @@ class OptimSettings:
     @property
     def schedule(self) -> LRSchedule:
         """The learning-rate schedule these settings describe."""
-        return LRSchedule(kind=self.lr_schedule, milestones=self.lr_milestones,
-                          gamma=self.lr_gamma, warmup_steps=self.warmup_steps)
+        return LRSchedule(
+            kind=self.lr_schedule,
+            milestones=self.lr_milestones,
+            gamma=self.lr_gamma,
+            warmup_steps=self.warmup_steps,
+        )
 
     def resolved(self, p: Preset, method: str | None = None) -> OptimSettings:
         """A copy with the settings ``p`` governs filled in (``epochs`` only for a ``method``)."""
         epochs = self.epochs
         if epochs is None and method is not None:
             epochs = p.epochs.get(method)
-        return replace(self, lr=p.lr if self.lr is None else self.lr, epochs=epochs,
-                       select=self.select or p.select)
+        return replace(
+            self,
+            lr=p.lr if self.lr is None else self.lr,
+            epochs=epochs,
+            select=self.select or p.select,
+        )
 
     def check(self) -> None:
         """Refuse a setting the loop cannot run, naming its option (call on resolved settings)."""

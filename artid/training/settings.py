@@ -24,6 +24,7 @@ from artid.training.sections import (
     DataSettings,
     ModelSettings,
     OptimSettings,
+    finite,
     one_of,
     option,
     preset,
@@ -126,6 +127,8 @@ class RunSpec:
     def check(self) -> None:
         """Refuse a bad setting, naming its option (call on the :meth:`resolved` spec)."""
         preset(self.preset)
+        for section in (self.data, self.model, self.optim, self.settings):
+            finite(section)
         self.data.check()
         self.model.check()
         self.optim.check()

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from artid.training.methods import ContrastiveSettings, DNetSettings, SimSiamSettings
+from artid.training.sections import finite_number
 
 CONTRASTIVE = ("Con-Syn", "Con-Syn+Real", "Con-Syn+Real-closest")
 #: Row name -> the method and its settings (None: no training).
@@ -56,7 +57,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--distractor-ratio",
-        type=float,
+        type=finite_number,
         default=2.0,
         help="synthetic distractors per visitor photo",
     )
@@ -76,7 +77,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--lr",
-        type=float,
+        type=finite_number,
         default=None,
         help="backbone learning rate of every method (default: the preset's)",
     )
