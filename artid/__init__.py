@@ -1,4 +1,5 @@
-"""artid: instance-level recognition of artworks (the Met dataset benchmark and a recognition service).
+"""artid: instance-level recognition of artworks (the Met dataset benchmark and a recognition
+service).
 
 The public entry points (:mod:`artid.api`; each loaded on first use)::
 

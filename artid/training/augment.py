@@ -1,4 +1,5 @@
-"""Training augmentations with torchvision.transforms.v2: the paper's, and in-situ synthetic positives.
+"""Training augmentations with torchvision.transforms.v2: the paper's, and in-situ synthetic
+positives.
 
 - ``paper`` (thesis 5.1): a random crop covering 70-100% of the image at an aspect ratio
   near 1, resized to a square (500 px in the paper), colour jitter (0.4, 0.4, 0.4, 0.1) with
@@ -29,10 +30,14 @@ AUGMENTS = ("paper", "insitu")
 Transform = Callable[[Any], torch.Tensor]
 
 
-def train_transform(size: int = 500, scale: tuple[float, float] = (0.7, 1.0),
-                    ratio: tuple[float, float] = (0.9, 1 / 0.9),
-                    jitter: tuple[float, float, float, float] = (0.4, 0.4, 0.4, 0.1),
-                    p_jitter: float = 0.8, p_gray: float = 0.2) -> v2.Compose:
+def train_transform(
+    size: int = 500,
+    scale: tuple[float, float] = (0.7, 1.0),
+    ratio: tuple[float, float] = (0.9, 1 / 0.9),
+    jitter: tuple[float, float, float, float] = (0.4, 0.4, 0.4, 0.1),
+    p_jitter: float = 0.8,
+    p_gray: float = 0.2,
+) -> v2.Compose:
     """The paper's training augmentation.
 
     Args:
@@ -47,14 +52,18 @@ def train_transform(size: int = 500, scale: tuple[float, float] = (0.7, 1.0),
         A transform: image -> (3, size, size) float32 in [0, 1].
     """
     b, c, s, h = jitter
-    return v2.Compose([
-        v2.ToImage(),
-        v2.ToDtype(torch.float32, scale=True),
-        v2.RandomResizedCrop(size, scale=scale, ratio=ratio, antialias=True),
-        v2.RandomApply([v2.ColorJitter(brightness=b, contrast=c, saturation=s, hue=h)], p=p_jitter),
-        v2.RandomGrayscale(p=p_gray),
-        v2.Lambda(lambda x: x.clamp(0.0, 1.0)),
-    ])
+    return v2.Compose(
+        [
+            v2.ToImage(),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.RandomResizedCrop(size, scale=scale, ratio=ratio, antialias=True),
+            v2.RandomApply(
+                [v2.ColorJitter(brightness=b, contrast=c, saturation=s, hue=h)], p=p_jitter
+            ),
+            v2.RandomGrayscale(p=p_gray),
+            v2.Lambda(lambda x: x.clamp(0.0, 1.0)),
+        ]
+    )
 
 
 @dataclass(frozen=True)
@@ -75,7 +84,9 @@ class Augmentations:
 def augmentations(kind: str, size: int) -> Augmentations:
     """The transforms of augmentation ``kind`` (:data:`AUGMENTS`) at ``size`` px."""
     if kind not in AUGMENTS:
-        raise ArtidError(f"--augment: unknown augmentation {kind!r}; expected one of {', '.join(AUGMENTS)}")
+        raise ArtidError(
+            f"--augment: unknown augmentation {kind!r}; expected one of {', '.join(AUGMENTS)}"
+        )
     paper = train_transform(size=size)
     if kind == "paper":
         return Augmentations(paper, paper, paper)

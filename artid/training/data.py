@@ -1,4 +1,5 @@
-"""Datasets and samplers for training: images of the database, pairs, two views, class-balanced sampling.
+"""Datasets and samplers for training: images of the database, pairs, two views, class-balanced
+sampling.
 
 An :class:`ImageSource` turns an index into a PIL image (from disk through
 :func:`artid.data.images.load_image`, or from memory in tests); the datasets below
@@ -40,7 +41,9 @@ class EntryImages:
         max_size: longer side after loading (500 is the dataset's own size).
     """
 
-    def __init__(self, image_root: str | Path, entries: Sequence[Entry], max_size: int = 500) -> None:
+    def __init__(
+        self, image_root: str | Path, entries: Sequence[Entry], max_size: int = 500
+    ) -> None:
         self.image_root = Path(image_root)
         self.entries = list(entries)
         self.max_size = max_size
@@ -50,6 +53,7 @@ class EntryImages:
 
     def load(self, i: int) -> Image.Image:
         from artid.data.images import load_image  # the one safe image loader of the project
+
         p = Path(self.entries[i].path)
         return load_image(p if p.is_absolute() else self.image_root / p, max_size=self.max_size)
 
@@ -79,7 +83,9 @@ class LabelIndex:
 
     def encode(self, labels: Sequence[int]) -> np.ndarray:
         """(N,) class ids -> (N,) int64 indices; -1 (distractor or unknown class) stays -1."""
-        return np.fromiter((self._pos.get(int(c), -1) for c in labels), dtype=np.int64, count=len(labels))
+        return np.fromiter(
+            (self._pos.get(int(c), -1) for c in labels), dtype=np.int64, count=len(labels)
+        )
 
 
 class ImageDataset(Dataset):
@@ -91,10 +97,16 @@ class ImageDataset(Dataset):
         transform: image -> (3, H, W) float tensor.
     """
 
-    def __init__(self, source: ImageSource, labels: Sequence[int] | np.ndarray, transform: Transform) -> None:
+    def __init__(
+        self, source: ImageSource, labels: Sequence[int] | np.ndarray, transform: Transform
+    ) -> None:
         if len(labels) != len(source):
             raise ArtidError(f"{len(source)} images but {len(labels)} labels")
-        self.source, self.labels, self.transform = source, np.asarray(labels, dtype=np.int64), transform
+        self.source, self.labels, self.transform = (
+            source,
+            np.asarray(labels, dtype=np.int64),
+            transform,
+        )
 
     def __len__(self) -> int:
         return len(self.source)
@@ -106,7 +118,9 @@ class ImageDataset(Dataset):
 class TwoViewDataset(Dataset):
     """Two independent augmentations of image i (SimSiam): (transform(i), other_transform(i))."""
 
-    def __init__(self, source: ImageSource, transform: Transform, other_transform: Transform | None = None) -> None:
+    def __init__(
+        self, source: ImageSource, transform: Transform, other_transform: Transform | None = None
+    ) -> None:
         self.source, self.transform = source, transform
         self.other_transform = other_transform or transform
 
@@ -129,9 +143,18 @@ class PairDataset(Dataset):
         other_transform: that of b (default: ``transform``), e.g. in-situ synthetic positives.
     """
 
-    def __init__(self, source: ImageSource, pairs: np.ndarray, transform: Transform,
-                 other_transform: Transform | None = None) -> None:
-        self.source, self.pairs, self.transform = source, np.asarray(pairs, dtype=np.int64), transform
+    def __init__(
+        self,
+        source: ImageSource,
+        pairs: np.ndarray,
+        transform: Transform,
+        other_transform: Transform | None = None,
+    ) -> None:
+        self.source, self.pairs, self.transform = (
+            source,
+            np.asarray(pairs, dtype=np.int64),
+            transform,
+        )
         self.other_transform = other_transform or transform
 
     def __len__(self) -> int:
@@ -145,7 +168,8 @@ class PairDataset(Dataset):
 
 
 class ClassBalancedSampler(Sampler[int]):
-    """Class-balanced sampling (appendix B.3): pick a class uniformly, then one of its images uniformly.
+    """Class-balanced sampling (appendix B.3): pick a class uniformly, then one of its images
+    uniformly.
 
     Args:
         labels: (N,) class indices of the images.
@@ -153,8 +177,12 @@ class ClassBalancedSampler(Sampler[int]):
         generator: torch generator for reproducible draws.
     """
 
-    def __init__(self, labels: Sequence[int] | np.ndarray, num_samples: int | None = None,
-                 generator: torch.Generator | None = None) -> None:
+    def __init__(
+        self,
+        labels: Sequence[int] | np.ndarray,
+        num_samples: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
         labels = np.asarray(labels, dtype=np.int64)
         order = np.argsort(labels, kind="stable")
         _, starts, counts = np.unique(labels[order], return_index=True, return_counts=True)

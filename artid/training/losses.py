@@ -12,7 +12,9 @@ import torch
 import torch.nn.functional as F
 
 
-def contrastive_loss(a: torch.Tensor, b: torch.Tensor, same: torch.Tensor, margin: float = 1.8) -> torch.Tensor:
+def contrastive_loss(
+    a: torch.Tensor, b: torch.Tensor, same: torch.Tensor, margin: float = 1.8
+) -> torch.Tensor:
     """Contrastive loss of pairs (Hadsell et al.; thesis eq. 4.6 with the usual factor 1/2).
 
     For a pair at distance d = ||a - b||: ``0.5 * (y * d^2 + (1 - y) * max(0, margin - d)^2)``.
@@ -27,7 +29,9 @@ def contrastive_loss(a: torch.Tensor, b: torch.Tensor, same: torch.Tensor, margi
         Scalar: the mean loss over the B pairs.
     """
     if a.shape != b.shape or a.ndim != 2 or same.shape != a.shape[:1]:
-        raise ValueError(f"contrastive_loss: shapes {tuple(a.shape)}, {tuple(b.shape)}, {tuple(same.shape)}")
+        raise ValueError(
+            f"contrastive_loss: shapes {tuple(a.shape)}, {tuple(b.shape)}, {tuple(same.shape)}"
+        )
     y = same.to(a.dtype)
     sq = (a - b).pow(2).sum(dim=1)
     d = sq.clamp_min(1e-12).sqrt()  # the clamp keeps the gradient finite at d = 0
@@ -48,7 +52,9 @@ def cosine_logits(x: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
     return F.normalize(x, dim=1) @ F.normalize(prototypes, dim=1).t()
 
 
-def arcface_logits(cos: torch.Tensor, labels: torch.Tensor, scale: float = 64.0, margin: float = 0.5) -> torch.Tensor:
+def arcface_logits(
+    cos: torch.Tensor, labels: torch.Tensor, scale: float = 64.0, margin: float = 0.5
+) -> torch.Tensor:
     """ArcFace logits: the target class's cosine s becomes cos(acos(s) + m); all are scaled.
 
     Thesis eq. 4.4-4.5 (Deng et al., 2019). ``cos(acos(s) + m)`` is computed as
@@ -72,12 +78,14 @@ def arcface_logits(cos: torch.Tensor, labels: torch.Tensor, scale: float = 64.0,
 
 
 def scaled_logits(cos: torch.Tensor, scale: float = 30.0) -> torch.Tensor:
-    """Plain cosine-classifier logits for cross-entropy: ``scale * cos`` (gamma = 30 in the paper)."""
+    """Plain cosine-classifier logits for cross-entropy: ``scale * cos`` (gamma = 30 in the
+    paper)."""
     return scale * cos
 
 
-def classification_loss(logits: torch.Tensor, labels: torch.Tensor,
-                        class_weights: torch.Tensor | None = None) -> torch.Tensor:
+def classification_loss(
+    logits: torch.Tensor, labels: torch.Tensor, class_weights: torch.Tensor | None = None
+) -> torch.Tensor:
     """Cross-entropy, optionally weighted per class (the inverse-frequency variant of appendix B.3).
 
     Args:
@@ -92,7 +100,9 @@ def classification_loss(logits: torch.Tensor, labels: torch.Tensor,
     return F.cross_entropy(logits.float(), labels, weight=class_weights)
 
 
-def simsiam_loss(p1: torch.Tensor, p2: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+def simsiam_loss(
+    p1: torch.Tensor, p2: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor
+) -> torch.Tensor:
     """Symmetrised SimSiam loss with stop-gradient (Chen and He, 2021).
 
     ``-0.5 * (cos(p1, sg(z2)) + cos(p2, sg(z1)))``, averaged over the batch; minimum -1.
@@ -110,7 +120,8 @@ def simsiam_loss(p1: torch.Tensor, p2: torch.Tensor, z1: torch.Tensor, z2: torch
 
 
 def inverse_frequency_weights(labels: torch.Tensor, n_classes: int) -> torch.Tensor:
-    """Per-class loss weights proportional to 1 / (images in the class), scaled to mean 1 over images.
+    """Per-class loss weights proportional to 1 / (images in the class), scaled to mean 1 over
+    images.
 
     Args:
         labels: (N,) int64 class indices of the training images.

@@ -24,8 +24,9 @@ class PositiveStrategy(ABC):
     needs_closest: ClassVar[bool] = False
 
     @abstractmethod
-    def pick(self, members: list[np.ndarray], rng: np.random.Generator,
-             closest: np.ndarray | None = None) -> np.ndarray:
+    def pick(
+        self, members: list[np.ndarray], rng: np.random.Generator, closest: np.ndarray | None = None
+    ) -> np.ndarray:
         """Choose the positive of every anchor.
 
         Args:
@@ -76,7 +77,9 @@ class ConSynRealClosest(PositiveStrategy):
 
     def pick(self, members, rng, closest=None):
         if closest is None:
-            raise ValueError("con-syn+real-closest needs the closest positives of the current epoch")
+            raise ValueError(
+                "con-syn+real-closest needs the closest positives of the current epoch"
+            )
         n = len(members)
         real = rng.random(n) < 0.5
         return np.where(real & (closest >= 0), closest, SYNTHETIC).astype(np.int64)
