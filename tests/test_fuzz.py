@@ -19,8 +19,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from scenes import _scene
 from test_corrupt_inputs import _run
-from test_verification import _scene
 
 from artid.attributes.tagger import Tagger, servable_run
 from artid.cli import build_parser, main

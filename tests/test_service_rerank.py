@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
+from scenes import _scene, _warp
 from service_helpers import jpeg_bytes
-from test_verification import _scene, _warp
 
 from artid.cli import main
 from artid.errors import ArtidError

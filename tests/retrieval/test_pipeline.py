@@ -8,7 +8,7 @@ import logging
 
 import numpy as np
 import pytest
-from test_evaluate_cli import _err, _sets, main
+from evaluate_helpers import _err, _sets, main
 
 from artid.errors import ArtidError
 from artid.evaluation.run import evaluate
@@ -27,7 +27,8 @@ def test_whitening_dimension_is_capped_at_half_the_database(caplog):
 def test_auto_whitening_keeps_the_best_validation_candidate():
     database, val, test = _sets(classes=60, d=32)
     pipe = KNNPipeline(PipelineConfig(whiten="auto", dim=512)).fit(
-        database.matrix, database.labels, val.matrix, val.labels, [e.path for e in val.entries])
+        database.matrix, database.labels, val.matrix, val.labels, [e.path for e in val.entries]
+    )
     kinds = [(c.whiten, c.projection["dims"]) for c in pipe.candidates]
     n = len(database.entries)
     top = min(32, n // 2)
@@ -40,8 +41,9 @@ def test_auto_whitening_keeps_the_best_validation_candidate():
 
 def test_saved_pipeline_answers_the_same(tmp_path):
     database, val, test = _sets()
-    pipe = KNNPipeline(PipelineConfig(whiten="pcaw", dim=8)).fit(database.matrix, database.labels,
-                                                                 val.matrix, val.labels)
+    pipe = KNNPipeline(PipelineConfig(whiten="pcaw", dim=8)).fit(
+        database.matrix, database.labels, val.matrix, val.labels
+    )
     before = pipe.predict(test.matrix)
     loaded = KNNPipeline.load(pipe.save(tmp_path / "pipe"))
     after = loaded.predict(test.matrix)
@@ -59,13 +61,24 @@ def test_concatenation_normalises_each_part_first():
     a, b = database.matrix, 10 * database.matrix[:, ::-1]  # a second "model", wildly larger scale
     proj = Projection.fit([a, b], whiten=False)
     out = proj.transform([a, b])
-    expected = np.concatenate([a, b / np.linalg.norm(b, axis=1, keepdims=True)], axis=1) / np.sqrt(2)
+    expected = np.concatenate([a, b / np.linalg.norm(b, axis=1, keepdims=True)], axis=1) / np.sqrt(
+        2
+    )
     np.testing.assert_allclose(out, expected, atol=1e-6)
     # the same descriptors twice answer exactly as once
     one = evaluate(database, val, test, config=PipelineConfig(whiten="none"), report=False)
-    two = evaluate([database, database], [val, val], [test, test], config=PipelineConfig(whiten="none"), report=False)
+    two = evaluate(
+        [database, database],
+        [val, val],
+        [test, test],
+        config=PipelineConfig(whiten="none"),
+        report=False,
+    )
     assert (two["k"], two["tau"]) == (one["k"], one["tau"])
-    assert two["test"]["gap"] == pytest.approx(one["test"]["gap"]) and two["test"]["acc"] == one["test"]["acc"]
+    assert (
+        two["test"]["gap"] == pytest.approx(one["test"]["gap"])
+        and two["test"]["acc"] == one["test"]["acc"]
+    )
     assert two["pipeline"]["projection"]["dims"] == [16, 16]
 
 
@@ -75,11 +88,30 @@ def test_concatenation_from_the_command_line(tmp_path, capsys):
     database, val, test = _sets(d=16)
     for folder, scale in (("m1", 1.0), ("m2", 2.0)):
         for name, dset in (("database", database), ("val", val), ("test", test)):
-            dset2 = type(dset)(dset.matrix[:, ::-1].copy() * scale if folder == "m2" else dset.matrix, dset.entries)
+            dset2 = type(dset)(
+                dset.matrix[:, ::-1].copy() * scale if folder == "m2" else dset.matrix, dset.entries
+            )
             save_descriptors(tmp_path / folder / name, dset2)
     run = tmp_path / "run"
-    assert main(["evaluate", "--descriptors", str(tmp_path / "m1"), "--descriptors", str(tmp_path / "m2"),
-                 "--whiten", "pcaw", "--dim", "8", "--out", str(run), "--no-report"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--descriptors",
+                str(tmp_path / "m1"),
+                "--descriptors",
+                str(tmp_path / "m2"),
+                "--whiten",
+                "pcaw",
+                "--dim",
+                "8",
+                "--out",
+                str(run),
+                "--no-report",
+            ]
+        )
+        == 0
+    )
     results = json.loads((run / "results.json").read_text())
     assert results["pipeline"]["projection"]["dims"] == [8, 8]
     assert "PCAw 8+8" in capsys.readouterr().out
@@ -87,20 +119,40 @@ def test_concatenation_from_the_command_line(tmp_path, capsys):
 
 def test_nonsense_settings_are_refused(tmp_path, capsys):
     database, val, test = _sets()
-    for bad in ({"tau": 0.0, "k": 3}, {"tau": -1.0, "k": 3}, {"k": 0, "tau": 1.0}, {"whiten": "zca"},
-                {"shrinkage": 2.0}):
+    for bad in (
+        {"tau": 0.0, "k": 3},
+        {"tau": -1.0, "k": 3},
+        {"k": 0, "tau": 1.0},
+        {"whiten": "zca"},
+        {"shrinkage": 2.0},
+    ):
         with pytest.raises(ArtidError):
             PipelineConfig(**bad).check()
     (tmp_path / "d").mkdir()
     assert "tau must be a positive temperature" in _err(
-        capsys, ["evaluate", "--database", "x", "--test", "y", "--k", "3", "--tau", "0"])
+        capsys, ["evaluate", "--database", "x", "--test", "y", "--k", "3", "--tau", "0"]
+    )
     (tmp_path / "a_file").write_text("x")
     from artid.descriptors import save_descriptors
 
     for name, dset in (("database", database), ("test", test)):
         save_descriptors(tmp_path / "d" / name, dset)
-    err = _err(capsys, ["evaluate", "--database", str(tmp_path / "d" / "database"), "--test", str(tmp_path / "d" / "test"),
-                        "--k", "3", "--tau", "1", "--out", str(tmp_path / "a_file")])
+    err = _err(
+        capsys,
+        [
+            "evaluate",
+            "--database",
+            str(tmp_path / "d" / "database"),
+            "--test",
+            str(tmp_path / "d" / "test"),
+            "--k",
+            "3",
+            "--tau",
+            "1",
+            "--out",
+            str(tmp_path / "a_file"),
+        ],
+    )
     assert "is an existing file" in err
 
 
@@ -111,8 +163,25 @@ def test_query_expansion_options_from_the_command_line(tmp_path, capsys):
     for name, dset in (("database", database), ("val", val), ("test", test)):
         save_descriptors(tmp_path / "d" / name, dset)
     run = tmp_path / "run"
-    assert main(["evaluate", "--descriptors", str(tmp_path / "d"), "--whiten", "none", "--qe", "2", "--dba", "auto",
-                 "--out", str(run), "--no-report"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--descriptors",
+                str(tmp_path / "d"),
+                "--whiten",
+                "none",
+                "--qe",
+                "2",
+                "--dba",
+                "auto",
+                "--out",
+                str(run),
+                "--no-report",
+            ]
+        )
+        == 0
+    )
     config = json.loads((run / "results.json").read_text())["pipeline"]["config"]
     assert config["qe_n"] == 2 and config["dba_n"] is None
     with pytest.raises(SystemExit):

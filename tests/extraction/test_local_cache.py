@@ -18,8 +18,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from scenes import _scene
 from test_rerank import _benchmark, _cli
-from test_verification import _scene
 
 from artid.data.entries import Entry
 from artid.descriptors import DescriptorSet, save_descriptors

@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from test_verification import _scene, _warp
+from scenes import _scene, _warp
 
 from artid.commands import evaluate as evaluate_command
 from artid.data.entries import DISTRACTOR, Entry

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_evaluate_cli import _sets
+from evaluate_helpers import _sets
 
 from artid.errors import ArtidError
 from artid.retrieval.expansion import N_GRID, database_augmentation, query_expansion, weighted_sum
@@ -31,8 +31,11 @@ def test_query_expansion_with_one_neighbour_by_hand():
     # q + 0.6^2 * (0.6, 0.8) = (1.216, 0.288), then L2-normalised
     want = np.array([1.216, 0.288]) / np.hypot(1.216, 0.288)
     np.testing.assert_allclose(query_expansion(q, db, sims, idx, 1, 2.0)[0], want, rtol=1e-6)
-    np.testing.assert_allclose(query_expansion(q, db, sims, idx, 1, 0.0)[0], np.array([1.6, 0.8]) / np.hypot(1.6, 0.8),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        query_expansion(q, db, sims, idx, 1, 0.0)[0],
+        np.array([1.6, 0.8]) / np.hypot(1.6, 0.8),
+        rtol=1e-6,
+    )
     with pytest.raises(ArtidError, match="at least 3 neighbours"):
         query_expansion(q, db, sims, idx, 3, 2.0)
 
@@ -64,17 +67,22 @@ def test_options_off_leave_results_bit_identical():
     database, val, test = _sets(classes=40)
     keys = [e.path for e in val.entries]
     pipe = KNNPipeline(PipelineConfig(whiten="pcaw", dim=8, use_gpu=False)).fit(
-        database.matrix, database.labels, val.matrix, val.labels, keys)
+        database.matrix, database.labels, val.matrix, val.labels, keys
+    )
     assert not pipe.expansion.active
     # the pre-expansion computation: projection -> classifier -> predict at the tuned (k, tau)
     proj = Projection.fit([database.matrix], True, 8, 1.0)
     clf = KNNClassifier(proj.transform(database.matrix), database.labels, use_gpu=False)
     np.testing.assert_array_equal(pipe.classifier.db, clf.db)
-    a, b = pipe.predict(test.matrix, progress=False), clf.predict(proj.transform(test.matrix), pipe.k, pipe.tau)
+    a, b = (
+        pipe.predict(test.matrix, progress=False),
+        clf.predict(proj.transform(test.matrix), pipe.k, pipe.tau),
+    )
     np.testing.assert_array_equal(a.pred, b.pred)
     np.testing.assert_array_equal(a.score, b.score)
-    explicit = KNNPipeline(PipelineConfig(whiten="pcaw", dim=8, use_gpu=False, qe_n=0, dba_n=0)).fit(
-        database.matrix, database.labels, val.matrix, val.labels, keys)
+    explicit = KNNPipeline(
+        PipelineConfig(whiten="pcaw", dim=8, use_gpu=False, qe_n=0, dba_n=0)
+    ).fit(database.matrix, database.labels, val.matrix, val.labels, keys)
     np.testing.assert_array_equal(explicit.predict(test.matrix, progress=False).score, a.score)
 
 
@@ -83,7 +91,8 @@ def test_pipeline_with_qe_and_dba_saves_loads_and_answers_the_same(tmp_path):
     cfg = PipelineConfig(whiten="none", use_gpu=False, qe_n=2, qe_alpha=3.0, dba_n=1, dba_alpha=3.0)
     pipe = KNNPipeline(cfg).fit(database.matrix, database.labels, val.matrix, val.labels)
     plain = KNNPipeline(PipelineConfig(whiten="none", use_gpu=False)).fit(
-        database.matrix, database.labels, val.matrix, val.labels)
+        database.matrix, database.labels, val.matrix, val.labels
+    )
     assert not np.array_equal(pipe.classifier.db, plain.classifier.db)  # DBA applied
     np.testing.assert_allclose(np.linalg.norm(pipe.classifier.db, axis=1), 1.0, rtol=1e-5)
     before = pipe.predict(test.matrix, progress=False)
@@ -98,9 +107,11 @@ def test_pipeline_with_qe_and_dba_saves_loads_and_answers_the_same(tmp_path):
 def test_open_settings_are_tuned_on_validation():
     database, val, test = _sets(classes=40)
     keys = [e.path for e in val.entries]
-    pipe = KNNPipeline(PipelineConfig(whiten="none", use_gpu=False, qe_n=None, dba_n=None, ks=(1, 3),
-                                      taus=(10.0, 50.0))).fit(database.matrix, database.labels, val.matrix,
-                                                              val.labels, keys)
+    pipe = KNNPipeline(
+        PipelineConfig(
+            whiten="none", use_gpu=False, qe_n=None, dba_n=None, ks=(1, 3), taus=(10.0, 50.0)
+        )
+    ).fit(database.matrix, database.labels, val.matrix, val.labels, keys)
     grid = pipe.expansion_grid
     assert {(p["qe_n"], p["dba_n"]) for p in grid} == {(q, d) for q in N_GRID for d in N_GRID}
     best = max(grid, key=lambda p: p["val_gap"])
@@ -116,4 +127,6 @@ def test_bad_settings_are_refused():
         KNNPipeline(PipelineConfig(dba_alpha=-1.0))
     database, val, _ = _sets()
     with pytest.raises(ArtidError, match="validation"):
-        KNNPipeline(PipelineConfig(whiten="none", k=1, tau=10.0, qe_n=None)).fit(database.matrix, database.labels)
+        KNNPipeline(PipelineConfig(whiten="none", k=1, tau=10.0, qe_n=None)).fit(
+            database.matrix, database.labels
+        )

@@ -59,7 +59,7 @@ def test_workers_exit_when_the_parent_is_killed(tmp_path: Path) -> None:
         Image.fromarray(rng.integers(0, 256, (200, 200, 3), dtype=np.uint8)).save(
             tmp_path / f"{i:02d}.png"
         )
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     env = dict(os.environ, PYTHONPATH=str(root))
     parent = subprocess.Popen(
         [sys.executable, "-c", CONSUMER, str(tmp_path)],

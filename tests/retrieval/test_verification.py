@@ -8,6 +8,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from scenes import _scene, _warp
 
 from artid.extraction import local
 from artid.extraction.local import FeatureCache, LocalFeatures, LocalFeatureSet, local_features
@@ -15,28 +16,6 @@ from artid.retrieval.verification import count_inliers, verify
 
 #: A homography with rotation, shear and perspective: what a visitor's photo does to a painting.
 H = np.array([[0.9, 0.08, 12.0], [-0.05, 1.05, 6.0], [2e-4, -1e-4, 1.0]])
-
-
-def _scene(seed: int, size: int = 200) -> np.ndarray:
-    """A grey image of random rectangles and circles (plenty of corners for SIFT)."""
-    rng = np.random.default_rng(seed)
-    img = np.full((size, size), 128, np.uint8)
-    for _ in range(40):
-        x, y = rng.integers(0, size, 2)
-        w, h = rng.integers(8, 40, 2)
-        colour = int(rng.integers(0, 256))
-        if rng.random() < 0.5:
-            cv2.rectangle(img, (int(x), int(y)), (int(x + w), int(y + h)), colour, -1)
-        else:
-            cv2.circle(img, (int(x), int(y)), int(w // 2), colour, -1)
-    return img
-
-
-def _warp(img: np.ndarray) -> np.ndarray:
-    s = img.shape[0]
-    src = np.float32([[0, 0], [s, 0], [s, s], [0, s]])
-    dst = np.float32([[12, 6], [s - 20, 14], [s - 6, s - 10], [8, s - 24]])
-    return cv2.warpPerspective(img, cv2.getPerspectiveTransform(src, dst), (s, s), borderValue=128)
 
 
 def _project(xy: np.ndarray) -> np.ndarray:
