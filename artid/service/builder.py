@@ -5,8 +5,10 @@ the bundle's writer lock for the whole build. The collection's images are descri
 ``artid extract`` describes a database, the validation photos as it describes queries, and
 :class:`artid.retrieval.pipeline.KNNPipeline` is fitted on them with the same code and settings as
 ``artid evaluate`` (:func:`artid.service.fitting.fit_pipeline`); the bundle stores that pipeline
-whole. ``add_to_bundle`` and ``remove_from_bundle`` (:mod:`artid.service.editing`, importable from
-here) change an existing bundle without touching the rest.
+whole, and keeps the validation photos' descriptors its thresholds were calibrated on
+(:mod:`artid.service.recalibration`), so that an edit can calibrate them again.
+``add_to_bundle`` and ``remove_from_bundle`` (:mod:`artid.service.editing`, importable from here)
+change an existing bundle without touching the rest.
 
 Describing images is the long part; :mod:`artid.service.describing` does it in resumable
 shards kept under ``<bundle>/.work/`` so that an interrupted build resumes where it stopped.
@@ -49,6 +51,7 @@ from artid.service.describing import (
 )
 from artid.service.editing import AddResult, add_to_bundle, remove_from_bundle
 from artid.service.fitting import Validation, calibrate, fit_pipeline, untuned
+from artid.service.recalibration import store_validation
 
 __all__ = [
     "AddResult",
@@ -267,6 +270,7 @@ def _build(
     attributes = None
     if options.attributes:
         attributes = store_attributes(out, Path(options.attributes), models[0][0])
+    kept = store_validation(out, val, artworks) if val is not None else None
     data = bundles.BundleData(
         models=[{"ref": ref, "spec": embedder.spec} for embedder, ref in models],
         extraction=extraction,
@@ -279,5 +283,6 @@ def _build(
         failures=list(raw.failures),
         info=info,
         attributes=attributes,
+        validation=kept,
     )
     change.commit(data, f"build from {source}", failures=named_failures(raw, collection.image_root))

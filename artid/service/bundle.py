@@ -153,6 +153,9 @@ def _commit(
     attributes_ref = str(data.attributes["ref"]) if data.attributes else None
     if attributes_ref is not None and not (path / attributes_ref / "run.json").is_file():
         raise ArtidError(f"bundle {path}: its attributes run {attributes_ref!r} is missing")
+    validation_ref = str(data.validation["ref"]) if data.validation else None
+    if validation_ref is not None and not (path / validation_ref / "queries.json").is_file():
+        raise ArtidError(f"bundle {path}: its validation photos {validation_ref!r} are missing")
     gen = f"gen-{max(generation_numbers(path), default=0) + 1:06d}"
     with atomic_path(path / gen, durable=True) as tmp:
         tmp.mkdir()
@@ -199,6 +202,8 @@ def _commit(
         manifest["global_calibration"] = data.global_calibration.to_json()
     if data.attributes:
         manifest["attributes"] = data.attributes
+    if data.validation:
+        manifest["validation"] = data.validation
     write_json_atomic(path / MANIFEST, manifest)
     collect_garbage(
         path,
@@ -206,6 +211,7 @@ def _commit(
         thumbnails=set(data.thumbnails.values()),
         model_refs={str(m.get("ref", "")) for m in data.models},
         attributes_ref=attributes_ref,
+        validation_ref=validation_ref,
     )
     log.info(
         "bundle %s: committed %s (%d artworks, %d images)", path, gen, data.n_classes, data.n_images
@@ -266,6 +272,7 @@ def load_bundle(path: str | Path) -> BundleData:
         info=meta.get("info", {}),
         generation=gen.name,
         attributes=meta.get("attributes") or None,
+        validation=meta.get("validation") or None,
     )
     data.check()
     return data

@@ -47,6 +47,8 @@ class BundleData:
         attributes: the attributes run that tags photos, or None: ``ref`` (``attributes/<sha>``, a
             copy of the run inside the bundle), ``source`` (the run folder it was copied from)
             and what :meth:`artid.attributes.tagger.Tagger.describe` says of it.
+        validation: the validation photos the thresholds are calibrated on, kept in the bundle
+            (:mod:`artid.service.recalibration`: ``ref``, ``queries``, ``distractors``), or None.
     """
 
     models: list[dict[str, Any]]
@@ -61,6 +63,7 @@ class BundleData:
     info: dict[str, Any] = field(default_factory=dict)
     generation: str | None = None
     attributes: dict[str, Any] | None = None
+    validation: dict[str, Any] | None = None
 
     @property
     def labels(self) -> np.ndarray:

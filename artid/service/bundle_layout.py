@@ -15,6 +15,11 @@ Layout::
       models/<sha>.pt          a copied artid checkpoint when the model is one (shared)
       attributes/<sha>/        a copied attributes run (``run.json`` + its model files) when
                                the bundle tags photos (``index build --attributes RUN``; shared)
+      validation/<sha>/        the validation photos' descriptors (and local features) the
+                               thresholds are calibrated on, again after every edit
+                               (:mod:`artid.service.recalibration`; shared)
+      .readers/<host>-<pid>.json  a running server's lease on the generations it may still read
+                               (:mod:`artid.service.readers`): never collected while it is live
 
 Bundles of format ``artid-bundle/1`` (the pipeline's parts: whitened ``database.npy``,
 ``whitening.npz``, k and tau in the manifest) are refused with a message saying to rebuild them.
@@ -35,6 +40,7 @@ from typing import Any
 
 from artid.errors import ArtidError
 from artid.files import atomic_path, copy_file, write_bytes, write_json
+from artid.service.readers import leased_generations
 
 FORMAT = "artid-bundle/2"
 #: Formats of older bundles, which this version refuses (they are rebuilt with `artid index build`).
@@ -43,6 +49,7 @@ MANIFEST = "bundle.json"
 THUMBNAILS = "thumbnails"
 MODELS = "models"
 ATTRIBUTES = "attributes"
+VALIDATION = "validation"
 LOCK = ".lock"
 GEN_RE = re.compile(r"^gen-(\d{6})$")
 #: A generation's folder, committed or half-written (``.gen-000004.<pid>.tmp``, see
@@ -164,16 +171,36 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     return meta
 
 
+def _listed_thumbnails(generation: Path) -> set[str]:
+    """The thumbnails a generation's ``artworks.json`` names (none when it cannot be read)."""
+    try:
+        records = json.loads((generation / "artworks.json").read_text(encoding="utf-8"))
+        return {str(r["thumbnail"]) for r in records if r.get("thumbnail")}
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
+
+
 def collect_garbage(
     path: Path,
     keep: str,
     thumbnails: set[str],
     model_refs: set[str],
     attributes_ref: str | None = None,
+    validation_ref: str | None = None,
 ) -> None:
-    """Remove old generations, stray temporary folders and files no generation uses (lock held)."""
+    """Remove old generations, stray temporary folders and files no generation uses (lock held).
+
+    Generations a running server may still read (:mod:`artid.service.readers`) are kept, with
+    the thumbnails they list.
+    """
+    kept = {keep} | leased_generations(path)
+    thumbnails = set(thumbnails)
     for p in path.iterdir():
-        if p.is_dir() and p.name != keep and GENERATION_FOLDER_RE.match(p.name):
+        if not (p.is_dir() and GENERATION_FOLDER_RE.match(p.name)):
+            continue
+        if p.name in kept and GEN_RE.match(p.name):
+            thumbnails |= _listed_thumbnails(p)
+        else:
             shutil.rmtree(p, ignore_errors=True)
     folder = path / THUMBNAILS
     if folder.is_dir():
@@ -189,6 +216,15 @@ def collect_garbage(
     if folder.is_dir():
         for p in folder.iterdir():
             if f"{ATTRIBUTES}/{p.name}" == attributes_ref:
+                continue
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+    folder = path / VALIDATION
+    if folder.is_dir():
+        for p in folder.iterdir():
+            if f"{VALIDATION}/{p.name}" == validation_ref:
                 continue
             if p.is_dir():
                 shutil.rmtree(p, ignore_errors=True)

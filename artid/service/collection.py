@@ -61,15 +61,29 @@ class Artwork:
     extra: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"key": self.key, "label": self.label, "title": self.title, "artist": self.artist,
-                "date": self.date, "department": self.department, "url": self.url, "extra": dict(self.extra)}
+        return {
+            "key": self.key,
+            "label": self.label,
+            "title": self.title,
+            "artist": self.artist,
+            "date": self.date,
+            "department": self.department,
+            "url": self.url,
+            "extra": dict(self.extra),
+        }
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Artwork:
-        return cls(key=str(obj["key"]), label=int(obj["label"]), title=str(obj.get("title") or obj["key"]),
-                   artist=str(obj.get("artist", "")), date=str(obj.get("date", "")),
-                   department=str(obj.get("department", "")), url=str(obj.get("url", "")),
-                   extra={str(k): str(v) for k, v in (obj.get("extra") or {}).items()})
+        return cls(
+            key=str(obj["key"]),
+            label=int(obj["label"]),
+            title=str(obj.get("title") or obj["key"]),
+            artist=str(obj.get("artist", "")),
+            date=str(obj.get("date", "")),
+            department=str(obj.get("department", "")),
+            url=str(obj.get("url", "")),
+            extra={str(k): str(v) for k, v in (obj.get("extra") or {}).items()},
+        )
 
 
 @dataclass
@@ -97,24 +111,31 @@ class Queries:
 
 def list_images(folder: Path) -> list[Path]:
     """Image files directly inside ``folder``, sorted by name (hidden files skipped)."""
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES)
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
+    )
 
 
 def _artwork_folders(root: Path) -> list[Path]:
-    return sorted(p for p in root.iterdir()
-                  if p.is_dir() and not p.name.startswith((".", "_")))
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
 
 
 def _clean_record(source: Path, where: str, record: dict[str, Any]) -> tuple[str, dict[str, str]]:
     key_field = "key" if "key" in record else "id" if "id" in record else None
     if key_field is None:
-        raise ArtidError(f"{source}: {where} has no 'key' (or 'id') field naming the artwork's folder")
+        raise ArtidError(
+            f"{source}: {where} has no 'key' (or 'id') field naming the artwork's folder"
+        )
     key = str(record[key_field]).strip()
     if not key:
         raise ArtidError(f"{source}: {where} has an empty {key_field!r}")
-    fields = {str(k).strip().lower(): "" if v is None else str(v).strip()
-              for k, v in record.items() if k != key_field and k is not None}
+    fields = {
+        str(k).strip().lower(): "" if v is None else str(v).strip()
+        for k, v in record.items()
+        if k != key_field and k is not None
+    }
     return key, fields
 
 
@@ -131,7 +152,9 @@ def read_metadata(path: str | Path) -> dict[str, dict[str, str]]:
             with open(path, encoding="utf-8-sig", newline="") as f:
                 reader = csv.DictReader(f)
                 if not reader.fieldnames:
-                    raise ArtidError(f"{path}: empty CSV (expected a header row with a 'key' column)")
+                    raise ArtidError(
+                        f"{path}: empty CSV (expected a header row with a 'key' column)"
+                    )
                 records = [(f"row {i + 2}", row) for i, row in enumerate(reader)]
         elif path.suffix.lower() == ".json":
             with open(path, encoding="utf-8") as f:
@@ -148,7 +171,9 @@ def read_metadata(path: str | Path) -> dict[str, dict[str, str]]:
                         raise ArtidError(f"{path}: entry {i} is not an object")
                     records.append((f"entry {i}", value))
             else:
-                raise ArtidError(f"{path}: expected a JSON list of objects or an object keyed by artwork")
+                raise ArtidError(
+                    f"{path}: expected a JSON list of objects or an object keyed by artwork"
+                )
         else:
             raise ArtidError(f"{path}: metadata must be a .csv or .json file")
     except json.JSONDecodeError as exc:
@@ -176,18 +201,30 @@ def make_artwork(key: str, label: int, fields: dict[str, str] | None) -> Artwork
     """An artwork from its key, label and metadata fields (unknown fields go to ``extra``)."""
     fields = dict(fields or {})
     known = {name: fields.pop(name, "") for name in METADATA_FIELDS}
-    return Artwork(key=key, label=label, title=known["title"] or key, artist=known["artist"],
-                   date=known["date"], department=known["department"], url=known["url"],
-                   extra={k: v for k, v in fields.items() if v != ""})
+    return Artwork(
+        key=key,
+        label=label,
+        title=known["title"] or key,
+        artist=known["artist"],
+        date=known["date"],
+        department=known["department"],
+        url=known["url"],
+        extra={k: v for k, v in fields.items() if v != ""},
+    )
 
 
-def read_collection(root: str | Path, metadata: str | Path | None = None, first_label: int = 0,
-                    keys: list[str] | None = None) -> Collection:
+def read_collection(
+    root: str | Path,
+    metadata: str | Path | None = None,
+    first_label: int = 0,
+    keys: list[str] | None = None,
+) -> Collection:
     """Read a plain collection folder (one sub-folder of images per artwork).
 
     Args:
         root: the collection folder.
-        metadata: a metadata file; default ``root/metadata.csv`` or ``root/metadata.json`` if present.
+        metadata: a metadata file; default ``root/metadata.csv`` or ``root/metadata.json``
+            if present.
         first_label: class id of the first artwork (artworks get consecutive ids in key order).
         keys: only these artworks (sub-folder names); default all sub-folders.
 
@@ -205,22 +242,33 @@ def read_collection(root: str | Path, metadata: str | Path | None = None, first_
             raise ArtidError(f"{root}: no artwork folder named {', '.join(map(repr, missing))}")
         folders = [by_name[k] for k in sorted(set(keys))]
     if not folders:
-        raise ArtidError(f"{root}: no artwork sub-folders found (expected one folder of images per artwork)")
+        raise ArtidError(
+            f"{root}: no artwork sub-folders found (expected one folder of images per artwork)"
+        )
     meta_path = Path(metadata) if metadata is not None else find_metadata(root)
     meta = read_metadata(meta_path) if meta_path is not None else {}
     names = {p.name for p in folders}
     unused = sorted(set(meta) - names)
     if unused and keys is None:
-        log.warning("%s describes %d artwork(s) without a folder in %s (first: %r)",
-                    meta_path, len(unused), root, unused[0])
+        log.warning(
+            "%s describes %d artwork(s) without a folder in %s (first: %r)",
+            meta_path,
+            len(unused),
+            root,
+            unused[0],
+        )
     artworks: list[Artwork] = []
     entries: list[Entry] = []
     for label, folder in enumerate(folders, start=first_label):
         images = list_images(folder)
         if not images:
-            raise ArtidError(f"artwork folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+            raise ArtidError(
+                f"artwork folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})"
+            )
         artworks.append(make_artwork(folder.name, label, meta.get(folder.name)))
-        entries.extend(Entry(path=f"{folder.name}/{p.name}", label=label, kind="exhibit") for p in images)
+        entries.extend(
+            Entry(path=f"{folder.name}/{p.name}", label=label, kind="exhibit") for p in images
+        )
     return Collection(artworks=artworks, entries=entries, image_root=root)
 
 
@@ -240,21 +288,28 @@ def read_queries(root: str | Path, label_of: dict[str, int]) -> Queries:
     entries: list[Entry] = []
     for folder in _artwork_folders(root):
         if folder.name not in label_of:
-            raise ArtidError(f"validation folder {folder} names no artwork of the collection "
-                             f"(distractors go in {root / DISTRACTOR_FOLDER})")
-        entries.extend(Entry(path=f"{folder.name}/{p.name}", label=label_of[folder.name], kind="met")
-                       for p in list_images(folder))
+            raise ArtidError(
+                f"validation folder {folder} names no artwork of the collection "
+                f"(distractors go in {root / DISTRACTOR_FOLDER})"
+            )
+        entries.extend(
+            Entry(path=f"{folder.name}/{p.name}", label=label_of[folder.name], kind="met")
+            for p in list_images(folder)
+        )
     distractors = root / DISTRACTOR_FOLDER
     if distractors.is_dir():
-        entries.extend(Entry(path=f"{DISTRACTOR_FOLDER}/{p.name}", label=DISTRACTOR, kind="other")
-                       for p in list_images(distractors))
+        entries.extend(
+            Entry(path=f"{DISTRACTOR_FOLDER}/{p.name}", label=DISTRACTOR, kind="other")
+            for p in list_images(distractors)
+        )
     if not entries:
         raise ArtidError(f"validation folder {root} holds no query images")
     return Queries(entries=entries, image_root=root)
 
 
-def read_met_collection(root: str | Path, split: str = "database",
-                        metadata: str | Path | None = None) -> Collection:
+def read_met_collection(
+    root: str | Path, split: str = "database", metadata: str | Path | None = None
+) -> Collection:
     """Read the exhibits of a Met-format root (the real Met or ``artid synth`` output).
 
     Args:
@@ -266,11 +321,15 @@ def read_met_collection(root: str | Path, split: str = "database",
 
     db = load_split(root, split)
     if db.image_root is None:
-        raise ArtidError(f"images of {db.gt_file.name} not found under {root} or {Path(root) / 'images'}")
+        raise ArtidError(
+            f"images of {db.gt_file.name} not found under {root} or {Path(root) / 'images'}"
+        )
     meta = read_metadata(metadata) if metadata is not None else {}
     labels = sorted(set(db.labels))
-    artworks = [make_artwork(str(label), label, meta.get(str(label)) or {"title": f"Met object {label}"})
-                for label in labels]
+    artworks = [
+        make_artwork(str(label), label, meta.get(str(label)) or {"title": f"Met object {label}"})
+        for label in labels
+    ]
     return Collection(artworks=artworks, entries=list(db.entries), image_root=db.image_root)
 
 
@@ -280,11 +339,15 @@ def read_met_queries(root: str | Path, split: str = "val") -> Queries:
 
     q = load_split(root, split)
     if q.image_root is None:
-        raise ArtidError(f"images of {q.gt_file.name} not found under {root} or {Path(root) / 'images'}")
+        raise ArtidError(
+            f"images of {q.gt_file.name} not found under {root} or {Path(root) / 'images'}"
+        )
     return Queries(entries=list(q.entries), image_root=q.image_root)
 
 
 def is_met_root(root: str | Path) -> bool:
     """True when ``root`` holds Met-format ground truth (``MET_database.json``)."""
     root = Path(root)
-    return (root / "MET_database.json").is_file() or (root / "ground_truth" / "MET_database.json").is_file()
+    return (root / "MET_database.json").is_file() or (
+        root / "ground_truth" / "MET_database.json"
+    ).is_file()

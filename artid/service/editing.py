@@ -4,8 +4,11 @@
 New images are described with the bundle's own models, size and scales and added to its pipeline
 (:meth:`artid.retrieval.pipeline.KNNPipeline.add`: projected with its whitening, put in its index);
 removed ones leave it (:meth:`~artid.retrieval.pipeline.KNNPipeline.keep`). The pipeline's k, tau,
-expansion and re-ranking rule and the thresholds are kept. A bundle that re-ranks keeps its local
-features in step: new images get theirs (with the stage's SIFT settings), removed ones lose them.
+expansion and re-ranking rule are kept; the thresholds are calibrated again, with the build's
+target rate of accepted distractors, on the validation photos the bundle keeps
+(:mod:`artid.service.recalibration`: the scores move with the number of artworks). A bundle
+that re-ranks keeps its local features in step: new images get theirs (with the stage's SIFT
+settings), removed ones lose them.
 Each change holds the bundle's writer lock from reading the bundle to committing the new
 generation, so a concurrent change is refused instead of being silently undone.
 """
@@ -20,6 +23,7 @@ from artid.errors import ArtidError
 from artid.service import bundle as bundles
 from artid.service import describing
 from artid.service.collection import Artwork, read_collection
+from artid.service.recalibration import recalibrated
 from artid.service.reranking import features_of
 
 
@@ -108,7 +112,9 @@ def add_to_bundle(
             failures=failures,
             local=local,
         )
-        change.commit(new, f"add {len(artworks)} artwork(s) from {source}", failures=failures)
+        new, note = recalibrated(bundle_dir, new)
+        operation = f"add {len(artworks)} artwork(s) from {source}; {note}"
+        change.commit(new, operation, failures=failures)
     shutil.rmtree(bundle_dir / describing.WORK, ignore_errors=True)
     return AddResult(artworks, failures)
 
@@ -121,4 +127,5 @@ def remove_from_bundle(bundle_dir: str | Path, keys: list[str]) -> None:
     """
     with bundles.changing(bundle_dir) as change:
         data = bundles.without_artworks(change.load(), keys)
-        change.commit(data, f"remove {', '.join(keys)}")
+        data, note = recalibrated(Path(bundle_dir), data)
+        change.commit(data, f"remove {', '.join(keys)}; {note}")

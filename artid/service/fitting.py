@@ -126,9 +126,11 @@ def fit_pipeline(
     )
 
 
-def _calibration(
+def calibration_of(
     scores: np.ndarray, pred: np.ndarray, labels: np.ndarray, target: float
 ) -> Calibration:
+    """The threshold of answers ``(scores, pred)`` to photos of ``labels`` (-1: distractor) that
+    accepts at most ``target`` of the distractors."""
     return calibrate_threshold(
         scores, (pred == labels) & (labels != DISTRACTOR), labels == DISTRACTOR, target
     )
@@ -156,8 +158,8 @@ def calibrate(
     ans: Answer | None = pipe.val_answer if val.tunes else None
     if ans is None:
         ans = pipe.predict(val.parts, features=val.features, progress=False)
-    decision = _calibration(ans.score, ans.pred, val.labels, target_false_accept)
+    decision = calibration_of(ans.score, ans.pred, val.labels, target_false_accept)
     if not reranks:
         return decision, None
     glob = ans.global_
-    return decision, _calibration(glob.score, glob.pred, val.labels, target_false_accept)
+    return decision, calibration_of(glob.score, glob.pred, val.labels, target_false_accept)
