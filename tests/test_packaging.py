@@ -68,7 +68,7 @@ def _imported_distributions(folder: str, guarded_too: bool = False) -> dict[str,
     """Distribution -> files of ``folder`` that import it (stdlib and local imports left out, and
     imports guarded by ``except ImportError`` unless ``guarded_too``)."""
     modules = importlib.metadata.packages_distributions()
-    local = {p.stem for p in (ROOT / folder).glob("*.py")} | {"artid"}
+    local = {p.stem for p in (ROOT / folder).rglob("*.py")} | {"artid"}
     found: dict[str, set[str]] = {}
     for path in sorted((ROOT / folder).rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
