@@ -184,20 +184,28 @@ def test_validation_photos_tune_the_rule_and_its_threshold(tmp_path: Path) -> No
     assert meta["pipeline"]["rerank"]["top"] == 3
     # the thresholds calibrate the served pipeline's own validation answers: the re-ranked
     # scores for the decision, the kNN-only scores for --rerank 0
-    rec = Recognizer.from_bundle(tmp_path / "b", optimize=False)
+    _check_thresholds(tmp_path / "b", val)
+    # and so they do after each edit, the photo of a removed artwork counted as a distractor
+    builder.remove_from_bundle(tmp_path / "b", ["art-0"])
+    _check_thresholds(tmp_path / "b", val)
+    builder.add_to_bundle(tmp_path / "b", _collection(tmp_path / "new", range(50, 52)))
+    _check_thresholds(tmp_path / "b", val)
+    assert load_bundle(tmp_path / "b").calibration.n_distractors == 5
+
+
+def _check_thresholds(bundle: Path, val: Path) -> None:
+    """The bundle's thresholds are those its served pipeline's answers to the validation photos
+    calibrate to (labelled by the artworks the bundle holds now)."""
+    data = load_bundle(bundle)
+    rec = Recognizer.from_bundle(bundle, optimize=False)
     photos = sorted(val.rglob("*.png"))
     images = [Image.open(p).convert("RGB") for p in photos]
-    labels = np.array(
-        [
-            -1
-            if p.parent.name == "_distractors"
-            else {a.key: a.label for a in data.artworks}[p.parent.name]
-            for p in photos
-        ]
-    )
+    known = {a.key: a.label for a in data.artworks}
+    labels = np.array([known.get(p.parent.name, -1) for p in photos])
     ans = data.pipeline.predict(
         rec.describe(images), features=rec.local_features(images), progress=False
     )
+    assert data.global_calibration is not None
     for scores, pred, cal in (
         (ans.score, ans.pred, data.calibration),
         (ans.global_.score, ans.global_.pred, data.global_calibration),
