@@ -3,11 +3,15 @@
 The web service's libraries (FastAPI, Starlette, AnyIO, uvicorn, python-multipart) are the extra
 ``serve`` (``pip install 'artid[serve]'``); without them the command says so instead of failing
 with a traceback.
+
+The server follows its bundle (:mod:`artid.service.following`): ``artid index add`` / ``remove`` /
+``build`` on the served bundle are served within ``--follow`` seconds, without a restart.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Any
 
 from artid.commands.argtypes import non_negative_int, positive_float, positive_int, tcp_port
@@ -27,8 +31,19 @@ SERVE_MODULES = {
 EXTRA_MESSAGE = "artid serve needs the web service extra: pip install 'artid[serve]'"
 
 
+def non_negative_float(text: str) -> float:
+    """A finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from artid.service.capacity import DEFAULT_QUEUE, default_workers
+    from artid.service.capacity import DEFAULT_QUEUE, FOLLOW_INTERVAL, default_workers
 
     add_bundle_query_arguments(parser)
     parser.add_argument(
@@ -50,6 +65,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_QUEUE,
         help="recognitions that may wait for a worker; more at once get HTTP 503 with "
         "Retry-After (raise it for larger bursts of visitors, at the cost of longer waits)",
+    )
+    parser.add_argument(
+        "--follow",
+        type=non_negative_float,
+        default=FOLLOW_INTERVAL,
+        metavar="SECONDS",
+        help="check the bundle this often and serve each new generation (what index add / "
+        "remove / build commit) without a restart; requests in flight finish on the old one "
+        "(0: serve the generation loaded at start)",
     )
     parser.add_argument(
         "--max-upload-mb", type=positive_float, default=10.0, help="largest photo accepted, in MiB"
@@ -99,13 +123,19 @@ def run(args: argparse.Namespace) -> int:
         max_pixels=max(1, int(args.max_megapixels * 1_000_000)),
     )
     app = create_app(
-        recognizer, args.bundle, limits=limits, workers=args.workers, max_queue=args.queue
+        recognizer,
+        args.bundle,
+        limits=limits,
+        workers=args.workers,
+        max_queue=args.queue,
+        follow=args.follow or None,
     )
     rerank = recognizer.reranker
     print(
         f"serving {recognizer.data.n_classes} artworks on http://{args.host}:{args.port}/ on "
         f"{device} with {args.workers} worker(s) and a queue of {args.queue}"
         + (f", re-ranking the top {rerank.top}" if rerank is not None else "")
+        + (f"; following {args.bundle} every {args.follow:g} s" if args.follow else "")
         + " (Ctrl+C stops)"
     )
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")

@@ -8,7 +8,10 @@ Routes:
     ``GET /thumbnails/{name}`` an artwork's thumbnail, only names the bundle lists
     ``GET /static/...``        the page's script and style sheet
 
-One :class:`~artid.service.recognizer.Recognizer` serves every request. Decoding
+One :class:`~artid.service.recognizer.Recognizer` serves every request; with ``follow`` (what
+``artid serve`` does) it is the recognizer of the bundle's current generation
+(:class:`~artid.service.following.BundleFollower`): a request takes the one current when it starts
+and finishes on it, and ``/health`` names the generation served. Decoding
 and inference run in worker threads, at most ``workers`` at once (default: the
 machine's CPU count); at most ``max_queue`` more requests wait (default
 :data:`~artid.service.capacity.DEFAULT_QUEUE`), and any beyond that are answered 503
@@ -18,8 +21,10 @@ at once (with ``Retry-After``) instead of piling up. Every error is JSON:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -36,6 +41,7 @@ from artid import __version__
 from artid.errors import ArtidError
 from artid.service.bundle import THUMBNAIL_RE, THUMBNAILS
 from artid.service.capacity import DEFAULT_QUEUE, default_workers
+from artid.service.following import BundleFollower
 from artid.service.recognizer import Recognizer
 from artid.service.upload import UploadError, UploadLimits, check_content_type, decode_image
 
@@ -120,16 +126,19 @@ def create_app(
     limits: UploadLimits | None = None,
     workers: int | None = None,
     max_queue: int = DEFAULT_QUEUE,
+    follow: float | None = None,
 ) -> FastAPI:
     """Build the service around a loaded recognizer.
 
     Args:
-        recognizer: the shared model + index.
+        recognizer: the shared model + index (of the bundle's generation when it was loaded).
         bundle_dir: the bundle folder (thumbnails are served from its ``thumbnails/`` only).
         limits: upload limits (default :class:`UploadLimits`).
         workers: recognitions running at once (threads); None = :func:`default_workers`
             (the CPUs this process may use).
         max_queue: recognitions allowed to wait for a worker; more get 503.
+        follow: check the bundle every ``follow`` seconds while the app runs (its lifespan) and
+            serve each new generation; None: serve ``recognizer`` only.
     """
     if workers is None:
         workers = default_workers()
@@ -143,13 +152,29 @@ def create_app(
     thumbnails = set(recognizer.data.thumbnails.values())
     admission = _Admission(workers, max_queue)
     started = time.time()
+    follower = None if follow is None else BundleFollower(bundle_dir, recognizer, follow)
+
+    def current() -> Any:
+        return recognizer if follower is None else follower.recognizer
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if follower is not None:
+            follower.start()
+        try:
+            yield
+        finally:
+            if follower is not None:
+                follower.stop()
 
     app = FastAPI(
         title="artid recognition service",
         version=__version__,
         description="Recognise which artwork of the collection a photo shows.",
+        lifespan=lifespan,
     )
     app.state.recognizer = recognizer
+    app.state.follower = follower
     app.state.admission = admission
 
     @app.exception_handler(StarletteHTTPException)
@@ -174,7 +199,9 @@ def create_app(
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        data = recognizer.data
+        rec = current()
+        data = rec.data
+        generation = {"generation": data.generation, "follows_bundle": None}
         return {
             "status": "ok",
             "version": __version__,
@@ -183,22 +210,22 @@ def create_app(
             "model": " + ".join(
                 str(m.get("spec", {}).get("name", m.get("ref"))) for m in data.models
             ),
-            "threshold": recognizer.threshold,
-            "crop": crop.spec()
-            if (crop := getattr(recognizer, "crop", None)) is not None
-            else None,
-            "rerank": rr.top if (rr := getattr(recognizer, "reranker", None)) is not None else None,
+            "threshold": rec.threshold,
+            "crop": crop.spec() if (crop := getattr(rec, "crop", None)) is not None else None,
+            "rerank": rr.top if (rr := getattr(rec, "reranker", None)) is not None else None,
             "target_false_accept": data.calibration.target_false_accept,
             "in_flight": admission.in_flight,
             "capacity": admission.capacity,
             "handled": admission.handled,
             "refused_busy": admission.refused,
             "uptime_s": round(time.time() - started, 1),
+            **(generation if follower is None else follower.health()),
         }
 
     @app.get("/thumbnails/{name}", name="thumbnail")
     async def thumbnail(name: str) -> FileResponse:
-        if not THUMBNAIL_RE.match(name) or name not in thumbnails:
+        served = thumbnails if follower is None else follower.thumbnails()
+        if not THUMBNAIL_RE.match(name) or name not in served:
             raise StarletteHTTPException(404, f"no thumbnail {name!r}")
         path = (thumbs_dir / name).resolve()
         if path.parent != thumbs_dir or not path.is_file():
@@ -213,6 +240,7 @@ def create_app(
         data = await _image_bytes(request, limits)
         if not admission.try_enter():
             return _error(503, "the service is busy; try again in a moment", {"Retry-After": "1"})
+        rec = current()  # the request finishes on the generation it started with
         try:
             t1 = time.perf_counter()
             waited: dict[str, float] = {}
@@ -222,7 +250,7 @@ def create_app(
                 waited["queue"] = 1000 * (t2 - t1)
                 img = decode_image(data, limits)
                 waited["decode"] = 1000 * (time.perf_counter() - t2)
-                return recognizer.recognize([img])[0]
+                return rec.recognize([img])[0]
 
             result = await anyio.to_thread.run_sync(work, limiter=admission.limiter)
         finally:
@@ -233,6 +261,8 @@ def create_app(
             **result.timing,
             "total": 1000 * (time.perf_counter() - t0),
         }
-        return JSONResponse(result.to_json(lambda n: app.url_path_for("thumbnail", name=n)))
+        body = result.to_json(lambda n: app.url_path_for("thumbnail", name=n))
+        body["generation"] = getattr(rec.data, "generation", None)
+        return JSONResponse(body)
 
     return app

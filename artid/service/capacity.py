@@ -1,4 +1,5 @@
-"""How many recognitions the service runs at once and lets wait: defaults sized to the machine.
+"""How many recognitions the service runs at once and lets wait (defaults sized to the machine),
+and how often it checks its bundle.
 
 Kept free of heavy imports: ``artid serve --help`` shows these defaults.
 """
@@ -19,3 +20,8 @@ def default_workers() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
         return max(1, os.cpu_count() or 1)
+
+
+#: Seconds between two checks of the served bundle for a new generation (``artid serve
+#: --follow``; :mod:`artid.service.following`).
+FOLLOW_INTERVAL = 2.0

@@ -72,6 +72,8 @@ class Recognizer:
         import torch
 
         self.data = data
+        #: what was asked for beyond the bundle (:func:`artid.service.following.reloaded`)
+        self.asked: dict[str, Any] = {"top": top, "crop": crop, "rerank": rerank}
         self.device = torch.device(device)
         models: list[Any] = list(embedder) if isinstance(embedder, (list, tuple)) else [embedder]
         if len(models) != len(data.models):
@@ -124,7 +126,7 @@ class Recognizer:
         data = load_bundle(path)
         serving_pipeline(data, rerank)  # refuse K > 0 for a bundle without re-ranking: no model yet
         embedders = load_models(path, data, device, optimize)
-        return cls(
+        rec = cls(
             data,
             embedders,
             device=device,
@@ -133,6 +135,8 @@ class Recognizer:
             crop=crop,
             rerank=rerank,
         )
+        rec.asked["optimize"] = optimize
+        return rec
 
     def find_crops(self, images: list[Image.Image], part: int = 0) -> list[PhotoCrop] | None:
         """The crop of each photo by the ``part``-th model, found on the photo at the bundle's
