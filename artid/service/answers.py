@@ -48,8 +48,13 @@ class Recognition:
 
     Attributes:
         accepted: score > threshold: the photo shows ``prediction``.
-        confidence: the kNN classifier's confidence in ``prediction`` (bundle's k and tau), 0..1.
-        threshold: the bundle's acceptance threshold as a confidence, 0..1 (for display).
+        confidence: how sure the answer is, 0..1: the share of the bundle's validation answers of
+            this score that were right (:meth:`artid.service.calibrate.Calibration.confidence_of`;
+            the softmax when the threshold was given instead of calibrated).
+        softmax: the softmax share of ``prediction`` over all the bundle's artworks at the
+            pipeline's tau (the fused one with re-ranking), ``sigmoid(score)``: it falls with the
+            number of artworks and reads low for a small tau, whatever the verified points say.
+        threshold: the acceptance threshold on the scale of ``confidence`` (for display).
         score: log-odds of ``prediction``: what the threshold is compared with (never saturates).
         threshold_score: the acceptance threshold in log-odds.
         prediction: the best match (reported even when not accepted).
@@ -74,6 +79,7 @@ class Recognition:
     threshold_score: float
     prediction: Match
     matches: list[Match]
+    softmax: float | None = None
     timing: dict[str, float] = field(default_factory=dict)
     attributes: list[Tag] | None = None
     crop: list[int] | None = None
@@ -83,7 +89,8 @@ class Recognition:
         out = {
             "accepted": self.accepted,
             "recognised": self.prediction.artwork.title if self.accepted else None,
-            "confidence": round(self.confidence, 6),
+            "confidence": float(self.confidence),  # unrounded, as the threshold: comparable
+            "softmax": None if self.softmax is None else round(self.softmax, 6),
             "threshold": self.threshold,
             "score": finite(self.score),
             "threshold_score": finite(self.threshold_score),

@@ -9,6 +9,14 @@ confidences are exactly 1.0, and a threshold on them could not tell those apart.
 The threshold is chosen on validation queries (photos of the collection's artworks
 mixed with distractors) as the lowest value at which at most a target fraction of
 the distractors is accepted, which keeps as many right answers as that allows.
+
+The confidence an answer shows is calibrated on the same queries
+(:meth:`Calibration.confidence_of`): the share of validation answers of about that score that
+were right, fitted as a non-decreasing function of the score (isotonic regression) and kept off
+0 and 1 by one query's worth (``[1 / (Q + 2), (Q + 1) / (Q + 2)]`` for Q queries). The softmax
+of the score is no such probability: it falls with the number of artworks N and with a small
+tau, so that an answer verified by 25 points could read "3.4%". Without validation figures
+(a threshold given with ``--threshold``) the confidence is that softmax.
 """
 
 from __future__ import annotations
@@ -37,6 +45,9 @@ class Calibration:
         n_queries: non-distractor validation queries.
         n_distractors: distractor validation queries.
         source: ``"validation"`` when calibrated, ``"given"`` when set by the user.
+        reliability: ``(scores, shares)``: knots of the share of right answers as a function of
+            the score on the validation queries (linear between knots, constant beyond them);
+            None when not calibrated (the confidence is then the softmax).
     """
 
     threshold: float
@@ -48,6 +59,21 @@ class Calibration:
     n_queries: int
     n_distractors: int
     source: str
+    reliability: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+
+    def confidence_of(self, score: np.ndarray | float) -> np.ndarray:
+        """The confidence shown for answers of this score: the validation share of right answers
+        at that score, or the softmax without validation figures."""
+        s = np.asarray(score, dtype=np.float64)
+        if self.reliability is None:
+            return confidence(s)
+        xs, ys = (np.asarray(v, dtype=np.float64) for v in self.reliability)
+        return np.interp(np.clip(s, -1e300, 1e300), xs, ys)
+
+    @property
+    def shown_threshold(self) -> float:
+        """The threshold on the scale of :meth:`confidence_of` (what the page marks)."""
+        return float(self.confidence_of(self.threshold))
 
     @property
     def threshold_confidence(self) -> float:
@@ -55,8 +81,14 @@ class Calibration:
         return float(confidence(np.asarray(self.threshold, dtype=np.float64)))
 
     def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        if self.reliability is not None:
+            out["reliability"] = {
+                "scores": list(self.reliability[0]),
+                "shares": list(self.reliability[1]),
+            }
         return {
-            **asdict(self),
+            **out,
             "scale": "log-odds",
             "threshold_confidence": self.threshold_confidence,
         }
@@ -68,6 +100,14 @@ class Calibration:
             values["threshold"] = log_odds_of(
                 float(values["threshold"])
             )  # bundles before the log-odds score
+        curve = obj.get("reliability")
+        values["reliability"] = None
+        if isinstance(curve, dict) and curve.get("scores"):
+            scores = tuple(float(x) for x in curve["scores"])
+            shares = tuple(float(x) for x in curve["shares"])
+            if len(scores) != len(shares):
+                raise ArtidError("calibration: reliability scores and shares differ in length")
+            values["reliability"] = (scores, shares)
         return cls(**values)
 
     @classmethod
@@ -174,6 +214,7 @@ def calibrate_threshold(
     threshold = ACCEPT_ALL if m >= d.size else float(d[m])
     figures = evaluate_threshold(threshold, conf, correct, distractor)
     n_pos = int((~distractor).sum())
+    curve = reliability(conf, correct)
     return Calibration(
         threshold=threshold,
         target_false_accept=float(target_false_accept),
@@ -184,4 +225,20 @@ def calibrate_threshold(
         n_queries=n_pos,
         n_distractors=int(d.size),
         source="validation",
+        reliability=curve,
     )
+
+
+def reliability(
+    scores: np.ndarray, correct: np.ndarray
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Knots of the share of right answers as a non-decreasing function of the score (isotonic
+    regression), kept within ``[1 / (Q + 2), (Q + 1) / (Q + 2)]``."""
+    from sklearn.isotonic import IsotonicRegression
+
+    s = np.clip(np.asarray(scores, dtype=np.float64), -1e300, 1e300)
+    fit = IsotonicRegression(increasing=True, out_of_bounds="clip")
+    fit.fit(s, np.asarray(correct, dtype=np.float64))
+    q = len(s)
+    shares = np.clip(fit.y_thresholds_, 1 / (q + 2), (q + 1) / (q + 2))
+    return tuple(float(x) for x in fit.X_thresholds_), tuple(float(y) for y in shares)

@@ -91,7 +91,8 @@ class Recognizer:
             assert data.global_calibration is not None  # BundleData.check
             calibration = data.global_calibration
         self.threshold_score = float(calibration.threshold)
-        self.threshold = calibration.threshold_confidence
+        self.calibration = calibration
+        self.threshold = calibration.shown_threshold
         self.crop: CropSettings | None = None
         if crop:
             self.crop = bundle_crop(data.extraction, "the bundle's bundle.json")
@@ -228,7 +229,10 @@ class Recognizer:
         if self.tagger is not None and (self.attribute_pass is None or attribute_desc is not None):
             tags = self.tagger.tags(parts[0] if attribute_desc is None else attribute_desc)
         out = []
-        for score, c, top, attributes, v in zip(ans.score, ans.conf, tops, tags, verified):
+        shown = self.calibration.confidence_of(ans.score)
+        for score, c, softmax, top, attributes, v in zip(
+            ans.score, shown, ans.conf, tops, tags, verified
+        ):
             matches = [
                 Match(self.artworks[label], s, share, self.data.thumbnails.get(label))
                 for label, s, share in top
@@ -237,6 +241,7 @@ class Recognizer:
                 Recognition(
                     accepted=bool(score > self.threshold_score),
                     confidence=float(c),
+                    softmax=float(softmax),
                     threshold=self.threshold,
                     score=float(score),
                     threshold_score=self.threshold_score,

@@ -55,10 +55,13 @@ function artworkFacts(a) {
   return dl;
 }
 
-// The decision's confidence as a bar, with a tick at the acceptance threshold.
+// The decision's confidence as a bar, with a tick at the acceptance threshold. The confidence is
+// the share of the bundle's validation photos answered with about this score that were right
+// (the softmax, result.softmax, only when the bundle's threshold was given instead of calibrated).
 function confidenceBar(result) {
   const bar = el("div", { class: "bar confidence", role: "meter", "aria-valuemin": "0", "aria-valuemax": "1",
-    "aria-valuenow": result.confidence.toFixed(4), title: "confidence (tick: acceptance threshold)" });
+    "aria-valuenow": result.confidence.toFixed(4), title: "confidence: share of validation photos answered this surely that were right " +
+      "(tick: acceptance threshold)" });
   const fill = el("span");
   fill.style.width = percent(Math.max(0, Math.min(1, result.confidence)));
   const tick = el("i", { class: "threshold" });
