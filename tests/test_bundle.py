@@ -1,4 +1,5 @@
-"""Index bundles: collection folders and metadata, threshold calibration, atomic writes, add/remove."""
+"""Index bundles: collection folders and metadata, threshold calibration, atomic writes,
+add/remove."""
 
 from __future__ import annotations
 
@@ -372,7 +373,8 @@ def test_add_then_remove_through_the_builder(tmp_path_factory, tmp_path):
 
 
 def _met_root(root: Path) -> Path:
-    """A 4-class Met-format root: MET/<id>/0.jpg, val queries (2 photos + 4 distractors), ground truth."""
+    """A 4-class Met-format root: MET/<id>/0.jpg, val queries (2 photos + 4 distractors), ground
+    truth."""
     db, val = [], []
     for i, met_id in enumerate((11, 22, 33, 44)):
         (root / "MET" / str(met_id)).mkdir(parents=True)
@@ -500,3 +502,28 @@ def test_a_checkpoint_model_is_copied_into_the_bundle(tmp_path):
     ckpt.unlink()  # the bundle does not need the original file any more
     rec = Recognizer.from_bundle(out)
     assert rec.recognize([photo_of(artwork(2), 9)])[0].prediction.artwork.key == "art-2"
+
+
+def test_a_bad_weights_file_is_refused_before_the_bundle_is_touched(tmp_path, capsys) -> None:
+    from artid.cli import main
+
+    make_collection(tmp_path / "collection", n=2)
+    (tmp_path / "w.safetensors").write_bytes(b"not weights at all")
+    out = tmp_path / "bundle"
+    argv = [
+        "index",
+        "build",
+        str(tmp_path / "collection"),
+        "--out",
+        str(out),
+        "--threshold",
+        "0.5",
+        "--whiten",
+        "none",
+        "--weights",
+        str(tmp_path / "w.safetensors"),
+    ]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "w.safetensors" in err and "Traceback" not in err and len(err.splitlines()) <= 3
+    assert not out.exists()  # no folder, no lock file, nothing described

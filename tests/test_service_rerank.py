@@ -1,5 +1,5 @@
-"""Re-ranking in the recognition service: `index build --rerank K`, the recognizer's verified answer,
-`--rerank 0`, the HTTP answer, bundle edits and a resumed build."""
+"""Re-ranking in the recognition service: `index build --rerank K`, the recognizer's verified
+answer, `--rerank 0`, the HTTP answer, bundle edits and a resumed build."""
 
 from __future__ import annotations
 
@@ -65,7 +65,8 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def _misleading(rec: Recognizer, n: int = CLASSES) -> np.ndarray:
-    """Descriptors of the photos of artworks 0..n-1 that the global search puts nearer the next artwork."""
+    """Descriptors of the photos of artworks 0..n-1 that the global search puts nearer the next
+    artwork."""
     db = np.asarray(rec.data.pipeline.classifier.db)
     rows = np.stack([0.53 * db[(c + 1) % CLASSES] + 0.47 * db[c] for c in range(n)])
     return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)

@@ -160,6 +160,10 @@ def build_bundle(
         raise ArtidError("a bundle needs a model (--model)")
     if options.weights is not None and len(options.models) > 1:
         raise ArtidError("--weights is for a single --model")
+    if options.weights is not None:
+        from artid.models.state_dicts import check_weights_file
+
+        check_weights_file(options.weights)  # before anything is written or described
     if options.attributes is not None:
         check_attributes_run(Path(options.attributes), options.models[0])  # before the long part
     collection, queries = _load_sources(
