@@ -29,7 +29,7 @@ from service_helpers import (
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "screenshot_service.png"
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshot_service.png"
 
 #: CI sets ARTID_REQUIRE_BROWSER=1 (.ci/run): there a missing browser is a failure, not a skip.
 REQUIRED = os.environ.get("ARTID_REQUIRE_BROWSER") == "1"
