@@ -1,7 +1,7 @@
 """The recognition service: index bundles, the recognizer, the HTTP API and the web page.
 
-- :mod:`artid.service.collection`: read a collection (plain folder or Met-format root) and its
-  metadata.
+- :mod:`artid.service.collection`: read a collection (plain folder or Met-format root); its
+  metadata file in :mod:`~artid.service.metadata`.
 - :mod:`artid.service.bundle`: the index bundle (atomic generations, locked changes); its layout in
   :mod:`~artid.service.bundle_layout`, its contents in :mod:`~artid.service.bundle_contents`;
   the reader leases that keep what a running server reads from its garbage collection in

@@ -25,7 +25,8 @@ from artid.errors import ArtidError
 from artid.retrieval.pipeline import PipelineConfig
 from artid.service import bundle as bundles
 from artid.service.calibrate import ACCEPT_ALL, Calibration, calibrate_threshold, evaluate_threshold
-from artid.service.collection import Artwork, read_collection, read_metadata, read_queries
+from artid.service.collection import Artwork, read_collection, read_queries
+from artid.service.metadata import read_metadata
 
 #: The pipeline of builds without validation photos: nothing to choose a whitening on.
 RAW = PipelineConfig(whiten="none")
