@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -96,12 +96,15 @@ def resize_max(img: Image.Image, max_size: int | None) -> Image.Image:
 
 
 def load_image(
-    path: str | Path, max_size: int | None = DEFAULT_MAX_SIZE, max_pixels: int = DEFAULT_MAX_PIXELS
+    path: str | Path | IO[bytes],
+    max_size: int | None = DEFAULT_MAX_SIZE,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> Image.Image:
     """Read an image file as 8-bit RGB, upright, its longer side at most ``max_size``.
 
     Args:
-        path: image file (any format Pillow reads).
+        path: image file (any format Pillow reads), or an open binary file (e.g. the bytes of a
+            URL in a ``BytesIO``) whose ``name`` attribute names it in error messages.
         max_size: bound on the longer side in pixels; None or 0 for the original size.
         max_pixels: refuse images with more pixels than this (decompression bombs).
 
@@ -111,12 +114,13 @@ def load_image(
     Raises:
         ImageLoadError: missing file, not an image, truncated or corrupt data, too many pixels.
     """
-    path = Path(path)
+    source = Path(path) if isinstance(path, (str, Path)) else path
+    path = source if isinstance(source, Path) else getattr(source, "name", "<image bytes>")
     try:
         with warnings.catch_warnings():
             # Pillow only warns between its own limit and twice it; make every bomb an error.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(source) as img:
                 w, h = img.size
                 if w * h > max_pixels:
                     raise ImageLoadError(
