@@ -99,6 +99,16 @@ def list_source(list_file: str | Path, name: str | None = None) -> ImageList:
         lines = list_file.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise ArtidError(f"list file {list_file} cannot be read ({exc.strerror})") from None
+    entries = parse_list_lines(lines, list_file)
+    return ImageList(name or list_file.stem, entries, list_file.resolve().parent)
+
+
+def parse_list_lines(lines: list[str], list_file: str | Path) -> list[Entry]:
+    """The entries of a list file's lines (see :func:`list_source`).
+
+    Raises:
+        ArtidError: no entries (the message names ``list_file``).
+    """
     entries = []
     for line in lines:
         line = line.strip()
@@ -111,7 +121,7 @@ def list_source(list_file: str | Path, name: str | None = None) -> ImageList:
             entries.append(Entry(path=line, label=DISTRACTOR, kind="other"))
     if not entries:
         raise ArtidError(f"list file {list_file} names no images")
-    return ImageList(name or list_file.stem, entries, list_file.resolve().parent)
+    return entries
 
 
 def _has_label(line: str) -> bool:
