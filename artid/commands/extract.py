@@ -23,10 +23,9 @@ from artid.errors import ArtidError
 from artid.extraction import (
     ExtractionSettings,
     extract_lists,
-    folder_source,
-    list_source,
     met_sources,
 )
+from artid.extraction.remote import any_folder_source, any_list_source
 from artid.models import DEFAULT_BACKBONE, build_embedder
 
 HELP = (
@@ -83,6 +82,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--shard-size", type=positive_int, default=256, help="images per resumable shard"
     )
     add_threads_argument(parser)
+    parser.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS",
+        help="extract on a Ray cluster (auto, HOST:6379, ray://HOST:10001; none: a local one "
+        "started for the run); --list / --folder may then be fsspec URLs (s3://, gs://, ...)",
+    )
+    parser.add_argument(
+        "--ray-workers",
+        type=positive_int,
+        help="Ray workers (default: one per GPU with --device cuda, else one per --threads CPUs)",
+    )
     add_crop_arguments(
         parser,
         "crop (query photos only; the database / mini studio photos stay whole)",
@@ -93,7 +105,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     scales = parse_scales(args.scales)
-    device = resolve_device(args.device)
+    if args.ray is not None:
+        from artid.extraction import ray_run  # lazily: Ray is an optional extra
+
+        device = ray_run.ray_device(args.device)
+    else:
+        device = resolve_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     gpu = device.type == "cuda"
@@ -119,9 +136,9 @@ def run(args: argparse.Namespace) -> int:
             )
         lists = met_sources(args.root, splits)
     elif args.folder:
-        lists = [folder_source(args.folder, args.name)]
+        lists = [any_folder_source(args.folder, args.name, args.ray is not None)]
     else:
-        lists = [list_source(args.list_file, args.name)]
+        lists = [any_list_source(args.list_file, args.name, args.ray is not None)]
     emb = build_embedder(args.model, weights=args.weights)
     log.info(
         "model %s (D=%d) on %s, scales %s, max size %s, batch %d, %d decoding workers",
@@ -133,7 +150,12 @@ def run(args: argparse.Namespace) -> int:
         settings.batch_size,
         settings.workers,
     )
-    results = extract_lists(lists, emb, args.out, settings, device)
+    if args.ray is not None:
+        results = ray_run.extract_lists_ray(
+            lists, emb, args.out, settings, device, args.ray, args.ray_workers, args.threads or 1
+        )
+    else:
+        results = extract_lists(lists, emb, args.out, settings, device)
     for name, dset in results.items():
         print(
             f"{name}: {dset.matrix.shape[0]} descriptors of dimension {dset.matrix.shape[1]} -> "

@@ -1,0 +1,136 @@
+"""``artid extract --ray``: a local Ray cluster (2 workers) writes the single-process files."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import ray  # the test extra installs it: these tests run, never skipped
+import torch
+from test_extract import _save, make_met_root
+
+from artid.cli import main
+from artid.descriptors import load_descriptors
+from artid.errors import ArtidError
+from artid.extraction import ExtractionSettings, extract_lists, list_source, met_sources, ray_run
+from artid.extraction.remote import any_list_source, url_list_source
+from artid.extraction.shards import ShardStore
+from artid.models import build_embedder
+
+# 6 database images in 3 shards, 3 val images (one missing, one cut) in 2: the 2 workers share
+SETTINGS = ExtractionSettings(scales=(1.0, 0.5), batch_size=2, workers=0, shard_size=2)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """One local Ray instance for the module (start-up takes seconds): 2 CPUs, 1 thread each."""
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        object_store_memory=100 * 2**20,
+        runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}},
+    )
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def emb():
+    return build_embedder("efficientnet_lite0")
+
+
+@pytest.fixture(scope="module")
+def met(tmp_path_factory) -> Path:
+    return make_met_root(tmp_path_factory.mktemp("ray") / "met")
+
+
+@pytest.fixture(scope="module")
+def single(met: Path, emb, tmp_path_factory) -> dict:
+    """The single-process output (1 torch thread, as in the workers)."""
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("single")
+    return extract_lists(met_sources(met, ["database", "val"]), emb, out, SETTINGS, progress=False)
+
+
+def _same(a, b) -> None:
+    assert [e.to_json() for e in a.entries] == [e.to_json() for e in b.entries]
+    assert a.matrix.dtype == b.matrix.dtype == np.float32
+    np.testing.assert_array_equal(a.matrix, b.matrix)
+    assert a.failures == b.failures
+    assert a.model == b.model and a.settings == b.settings
+
+
+def test_two_workers_write_the_single_process_files(cluster, met, emb, single, tmp_path):
+    out = tmp_path / "ray"
+    lists = met_sources(met, ["database", "val"])
+    result = ray_run.extract_lists_ray(lists, emb, out, SETTINGS, workers=2, progress=False)
+    assert list(result) == ["database", "val"]
+    for name in ("database", "val"):
+        _same(load_descriptors(out / name), single[name])
+    assert len(single["val"].failures) == 2  # the missing and the cut file: recorded, not fatal
+    assert not (out / "database.parts").exists()
+
+
+def test_interrupted_ray_run_resumes_at_shard_granularity(
+    cluster, met, emb, single, tmp_path, monkeypatch
+):
+    written: list[int] = []
+    real = ShardStore.write_shard
+
+    def crash_after_two(self, shard, vectors, failures):
+        if len(written) == 2:
+            raise KeyboardInterrupt
+        written.append(shard)
+        real(self, shard, vectors, failures)
+
+    monkeypatch.setattr(ShardStore, "write_shard", crash_after_two)
+    out = tmp_path / "ray"
+    lists = met_sources(met, ["database"])
+    with pytest.raises(KeyboardInterrupt):
+        ray_run.extract_lists_ray(lists, emb, out, SETTINGS, workers=2, progress=False)
+    assert len(list((out / "database.parts").glob("shard_*.json"))) == 2
+    monkeypatch.setattr(ShardStore, "write_shard", real)
+    computed: list = []
+    monkeypatch.setattr(
+        ShardStore, "write_shard", lambda self, *a: computed.append(a[0]) or real(self, *a)
+    )
+    result = ray_run.extract_lists_ray(lists, emb, out, SETTINGS, workers=2, progress=False)
+    assert computed == [s for s in range(3) if s not in written]  # only the missing shard
+    _same(result["database"], single["database"])
+    _same(load_descriptors(out / "database"), single["database"])
+
+
+def test_list_at_a_url_reads_through_fsspec(cluster, emb, tmp_path):
+    folder = tmp_path / "pics"
+    for i in range(3):
+        _save(folder / f"{i}.jpg", 40 + 8 * i, 48, seed=20 + i)
+    (folder / "list.txt").write_text("0.jpg 7\n1.jpg\ngone.jpg\n2.jpg 9\n")
+    local = list_source(folder / "list.txt")
+    torch.set_num_threads(1)
+    want = extract_lists([local], emb, tmp_path / "single", SETTINGS, progress=False)["list"]
+    url = (folder / "list.txt").as_uri()  # file:///...: any fsspec protocol goes the same way
+    remote = url_list_source(url)
+    assert remote.name == "list" and remote.entries == local.entries
+    got = ray_run.extract_lists_ray([remote], emb, tmp_path / "ray", SETTINGS, workers=2)["list"]
+    assert [e.to_json() for e in got.entries] == [e.to_json() for e in want.entries]
+    np.testing.assert_array_equal(got.matrix, want.matrix)
+    assert [f["path"] for f in got.failures] == ["gone.jpg"]
+    assert got.failures[0]["error"] == f"{folder.as_uri()}/gone.jpg: file not found"
+
+
+def test_cli_extract_ray_on_the_running_cluster(cluster, met, single, tmp_path, capsys):
+    out = tmp_path / "cli"
+    argv = ["extract", "--root", str(met), "--splits", "val", "--out", str(out)]
+    argv += ["--scales", "1,0.5", "--batch-size", "2", "--shard-size", "2", "--device", "cpu"]
+    assert main([*argv, "--ray", "--ray-workers", "2"]) == 0
+    assert "val: 1 descriptors" in capsys.readouterr().out
+    _same(load_descriptors(out / "val"), single["val"])
+
+
+def test_url_without_ray_and_ray_missing_are_short_errors(monkeypatch, tmp_path):
+    with pytest.raises(ArtidError, match=r"--list file:///x/l.txt: .*\(add --ray\)"):
+        any_list_source("file:///x/l.txt", None, on_ray=False)
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    with pytest.raises(ArtidError, match=r"pip install 'artid\[ray\]'"):
+        ray_run.import_ray()
