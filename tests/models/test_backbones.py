@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from artid.errors import ArtidError
 from artid.models import build_embedder, create_backbone
-from artid.models.backbones import LITE0_ARCH, lite0_weights_file, load_lite0_state_dict
+from artid.models.weights import LITE0_ARCH, lite0_weights_file, load_lite0_state_dict
 
 #: ImageNet classes: 281-285 domestic cats (tabby, tiger cat, Persian, Siamese, Egyptian cat);
 #: 967 espresso.
