@@ -16,6 +16,8 @@ re-exports the design names so ``from artid.data.synth.artworks import Design`` 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from PIL import Image
 
@@ -42,6 +44,18 @@ from artid.data.synth.objects import draw_object
 #: detail (hatching, weave, legends) turns into the tone it would have in a real small photo
 #: instead of aliasing differently at every size.
 MIN_DRAW_SIZE = 256
+
+#: What draws an exhibit for a photo: ``draw(long_side, pose) -> (rgb, alpha)`` as :func:`render`
+#: returns them. The photos of a procedural exhibit draw with ``render``; those of a real image
+#: (:mod:`artid.data.synth.sources`) with the image itself, in the same studio and gallery code.
+Draw = Callable[[int, "Pose"], tuple[np.ndarray, np.ndarray]]
+
+
+def drawer(design: Design, draw: Draw | None = None) -> Draw:
+    """``draw`` where given, else :func:`render` of ``design``."""
+    if draw is not None:
+        return draw
+    return lambda long_side, pose: render(design, long_side, pose)
 
 
 def render(design: Design, long_side: int, pose: Pose = Pose()) -> tuple[np.ndarray, np.ndarray]:
@@ -95,8 +109,10 @@ __all__ = [
     "SCENES",
     "STYLES",
     "Design",
+    "Draw",
     "Pose",
     "downsample",
+    "drawer",
     "is_flat",
     "make_design",
     "make_palette",

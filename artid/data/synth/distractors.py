@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-from artid.data.synth.artworks import Design, make_palette
+from artid.data.synth.artworks import Design, Draw, make_palette
 from artid.data.synth.camera import camera, photo_size
 from artid.data.synth.drawing import colour_map, draw_motif, to_pil, value_noise
 from artid.data.synth.room import N_ROOMS, add_visitors, room
@@ -124,11 +124,13 @@ def _tabletop(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     return np.asarray(img, np.float32) / 255.0
 
 
-def reproduction_photo(design: Design, rng: np.random.Generator, long_side: int) -> Image.Image:
+def reproduction_photo(
+    design: Design, rng: np.random.Generator, long_side: int, draw: Draw | None = None
+) -> Image.Image:
     """A reproduction of an artwork that is not in the collection, as found on the web: the
     work photographed by its own museum (the same kind of picture as the database's studio
     photos), lightly recompressed and colour-shifted by its trip through the web."""
-    rgb = np.asarray(studio_photo(design, 0, rng, long_side), np.float32) / 255.0
+    rgb = np.asarray(studio_photo(design, 0, rng, long_side, draw), np.float32) / 255.0
     return to_pil(camera(rgb, rng, np.ones(3, np.float32), strength=0.3))
 
 

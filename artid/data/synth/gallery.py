@@ -15,7 +15,7 @@ import math
 import numpy as np
 from PIL import Image
 
-from artid.data.synth.artworks import Design, Pose, is_flat, render
+from artid.data.synth.artworks import Design, Draw, Pose, drawer, is_flat
 from artid.data.synth.camera import camera, photo_size
 from artid.data.synth.drawing import blur, perspective_coeffs, to_pil, value_noise
 from artid.data.synth.room import N_ROOMS, add_visitors, frame_work, room
@@ -62,10 +62,10 @@ def _place(
 
 
 def visitor_photo(
-    design: Design, seed: int, rng: np.random.Generator, long_side: int
+    design: Design, seed: int, rng: np.random.Generator, long_side: int, draw: Draw | None = None
 ) -> Image.Image:
     """A visitor's photo of an exhibit in a gallery (:func:`visitor_photo_placed`, no placement)."""
-    return visitor_photo_placed(design, seed, rng, long_side)[0]
+    return visitor_photo_placed(design, seed, rng, long_side, draw)[0]
 
 
 def map_points(
@@ -84,7 +84,7 @@ def map_points(
 
 
 def visitor_photo_placed(
-    design: Design, seed: int, rng: np.random.Generator, long_side: int
+    design: Design, seed: int, rng: np.random.Generator, long_side: int, draw: Draw | None = None
 ) -> tuple[Image.Image, list[tuple[float, float]]]:
     """A visitor's photo of an exhibit in a gallery, and where the exhibit is in it.
 
@@ -93,6 +93,8 @@ def visitor_photo_placed(
         seed: benchmark seed (selects the shared rooms).
         rng: this photo's random source.
         long_side: longer side of the photo in pixels.
+        draw: what draws the exhibit (default: :func:`~artid.data.synth.artworks.render` of
+            ``design``; a real image's drawer, where ``design`` only gives its kind).
 
     Returns:
         RGB image (before JPEG compression) and the exhibit's quadrilateral in it: the corners of
@@ -105,6 +107,7 @@ def visitor_photo_placed(
         16-81% of it (median 51%); at least 61% of the quadrilateral is inside the photo (median
         100%), and half the photos have a corner outside.
     """
+    draw = drawer(design, draw)
     H, W = photo_size(rng, long_side)
     canvas, _, tint = room(seed, int(rng.integers(0, N_ROOMS)), H, W, rng)
     for _ in range(int(rng.integers(0, 3))):  # neighbouring works on the wall
@@ -137,7 +140,7 @@ def visitor_photo_placed(
         side=int(rng.random() < 0.2) if design.kind == "coin" else 0,
     )
     if flat:
-        art, alpha = render(design, max(16, int(frac * max(H, W) / 1.1)), pose)
+        art, alpha = draw(max(16, int(frac * max(H, W) / 1.1)), pose)
         rh, rw = art.shape[:2]
         art = frame_work(art, rng, design.kind)
         # mat and frame are as wide on every side
@@ -150,7 +153,7 @@ def visitor_photo_placed(
         cx = W * rng.uniform(0.35, 0.65)
         cy = H * rng.uniform(0.4, 0.55)
     else:  # on a plinth that runs out of the bottom of the photo
-        art, alpha = render(design, max(16, int(frac * H * 0.92)), pose)
+        art, alpha = draw(max(16, int(frac * H * 0.92)), pose)
         oh, ow = art.shape[:2]
         ph = max(2, int(oh * rng.uniform(0.3, 0.8)))
         pw = max(ow, int(ow * rng.uniform(1.0, 1.4)))

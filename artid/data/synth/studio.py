@@ -12,7 +12,7 @@ import math
 import numpy as np
 from PIL import Image
 
-from artid.data.synth.artworks import Design, Pose, is_flat, render, resample
+from artid.data.synth.artworks import Design, Draw, Pose, drawer, is_flat, resample
 from artid.data.synth.drawing import blur, to_pil, value_noise
 from artid.data.synth.room import frame_work
 from artid.data.synth.seeding import rng_for
@@ -52,18 +52,20 @@ def _back_of_canvas(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def studio_photo(
-    design: Design, view: int, rng: np.random.Generator, long_side: int
+    design: Design, view: int, rng: np.random.Generator, long_side: int, draw: Draw | None = None
 ) -> Image.Image:
-    """The museum's photo number ``view`` of an exhibit, longer side ``long_side``."""
+    """The museum's photo number ``view`` of an exhibit, longer side ``long_side`` (drawn by
+    ``draw``, default :func:`~artid.data.synth.artworks.render` of ``design``)."""
+    draw = drawer(design, draw)
     if is_flat(design):
-        rgb, _ = render(design, long_side)
+        rgb, _ = draw(long_side, Pose())
         h, w = rgb.shape[:2]
         r = rng.random()
         if view > 0 and r < 0.45:  # a detail
             zoom = rng.uniform(1.5, 3.0)
             ch, cw = max(4, int(h / zoom)), max(4, int(w / zoom))
             y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
-            big, _ = render(design, int(long_side * zoom))
+            big, _ = draw(int(long_side * zoom), Pose())
             H2, W2 = big.shape[:2]
             ys, xs = int(y0 / h * H2), int(x0 / w * W2)
             rgb = big[ys : ys + int(ch / h * H2), xs : xs + int(cw / w * W2)]
@@ -98,7 +100,7 @@ def studio_photo(
                 light=(float(rng.uniform(-0.7, 0.7)), float(rng.uniform(-0.8, -0.3))),
             )
         fill = rng.uniform(0.78, 0.92)
-        obj, alpha = render(design, int(long_side * fill), pose)
+        obj, alpha = draw(int(long_side * fill), pose)
         oh, ow = obj.shape[:2]
         if oh >= ow:  # (the object is at most 92% of the long side, so it always fits)
             H, W = long_side, min(long_side, max(ow + 8, int(long_side * 0.8)))
