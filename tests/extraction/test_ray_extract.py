@@ -12,8 +12,20 @@ from test_extract import _save, make_met_root
 from artid.cli import main
 from artid.descriptors import load_descriptors
 from artid.errors import ArtidError
-from artid.extraction import ExtractionSettings, extract_lists, list_source, met_sources, ray_run
-from artid.extraction.remote import any_list_source, url_list_source
+from artid.extraction import (
+    ExtractionSettings,
+    extract_lists,
+    folder_source,
+    list_source,
+    met_sources,
+    ray_run,
+)
+from artid.extraction.remote import (
+    any_folder_source,
+    any_list_source,
+    location_of,
+    url_list_source,
+)
 from artid.extraction.shards import ShardStore
 from artid.models import build_embedder
 
@@ -134,3 +146,18 @@ def test_url_without_ray_and_ray_missing_are_short_errors(monkeypatch, tmp_path)
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     with pytest.raises(ArtidError, match=r"pip install 'artid\[ray\]'"):
         ray_run.import_ray()
+
+
+def test_folder_at_a_url_lists_what_the_local_folder_lists(tmp_path):
+    for rel in ("b/2.png", "a/1.jpg", "c.JPG"):
+        _save(tmp_path / "pics" / rel, 8, 8, seed=1)
+    (tmp_path / "pics" / "notes.txt").write_text("not an image")
+    local = folder_source(tmp_path / "pics")
+    remote = any_folder_source((tmp_path / "pics").as_uri(), None, on_ray=True)
+    assert remote.name == local.name == "pics"
+    assert remote.entries == local.entries
+    assert [location_of(remote, e) for e in remote.entries] == [
+        (tmp_path / "pics" / e.path).as_uri() for e in local.entries
+    ]
+    with pytest.raises(ArtidError, match="no image files"):
+        any_folder_source((tmp_path / "pics" / "b" / "none").as_uri(), None, on_ray=True)
