@@ -76,9 +76,10 @@ def _call(args: tuple, fn: Any, **kw: Any) -> Any:
     return fn(*args, **kw)
 
 
-def _check_root(root: Path, config: SynthConfig) -> None:
+def _check_root(root: Path, config: SynthConfig, extra: dict[str, Any] | None = None) -> None:
+    # extra: further fields that determine the output (a benchmark of real images: its sources)
     stamp = root / "ground_truth" / "synth_config.json"
-    wanted = {"format": FORMAT_VERSION, **config.content()}
+    wanted = {"format": FORMAT_VERSION, **config.content(), **(extra or {})}
     if stamp.is_file():
         try:
             found = json.loads(stamp.read_text(encoding="utf-8"))

@@ -7,6 +7,7 @@ order of the rendering processes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image
@@ -73,16 +74,24 @@ def jpeg_quality(job: Job, seed: int) -> int:
     return int(rng_for(seed, "jpeg", job.kind, job.index, job.view).integers(60, 96))
 
 
+Placed = tuple[Image.Image, list[tuple[float, float]] | None]
+
+
 def run_job(
-    job: Job, root: str, seed: int, image_size: int
+    job: Job,
+    root: str,
+    seed: int,
+    image_size: int,
+    render: Callable[[Job, int, int], Placed] = render_placed,
 ) -> tuple[bool, list[tuple[float, float]] | None]:
-    """Render and save one image unless it exists; a Met query's placement is computed either way
-    (on resume, by rendering the photo again without saving it)."""
+    """Render (with ``render``, default :func:`render_placed`) and save one image unless it
+    exists; a Met query's placement is computed either way (on resume, by rendering the photo
+    again without saving it)."""
     path = Path(root) / job.path
     exists = path.is_file()
     if exists and job.kind != "met":
         return False, None
-    img, quad = render_placed(job, seed, image_size)
+    img, quad = render(job, seed, image_size)
     if not exists:
         save_jpeg(img, path, jpeg_quality(job, seed))
     return not exists, quad
