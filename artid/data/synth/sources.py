@@ -4,7 +4,9 @@
 short error naming the file that cannot be read or the folder that holds no image. Each image
 gets a small perceptual hash (a 64-bit difference hash of its grey levels, 9x8 pixels) and
 images whose hashes differ in at most :data:`DUPLICATE_BITS` bits are merged into one source
-(the same wallpaper at several resolutions, a re-saved copy), keeping the largest.
+(the same wallpaper at several resolutions, a re-saved copy), keeping the largest; so are images
+whose central squares' hashes differ in at most :data:`CROP_DUPLICATE_BITS` bits (one picture
+cut to other proportions).
 :func:`cut_exhibits` splits the sources into exhibits and held-out images (the other-art
 distractors) and optionally cuts several exhibits from one large image (tiles of one picture:
 exhibits that look alike, as works of one artist or series do).
@@ -35,6 +37,8 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".g
 #: (measured on the Debian wallpapers: one picture at several resolutions differs in 0-3 bits,
 #: distinct pictures in 12 or more; see docs/real_images.md).
 DUPLICATE_BITS = 6
+#: The same for the hashes of the images' central squares (stricter: flat gradients agree more).
+CROP_DUPLICATE_BITS = 3
 #: Images with a shorter side below this are left out (icons, thumbnails).
 MIN_SIDE = 64
 #: Share of transparent pixels above which an image is an object on a transparent background
@@ -52,6 +56,7 @@ class Source:
         transparent: an object on a transparent background.
         digest: SHA-256 of the file's bytes.
         phash: 64-bit difference hash.
+        centre: the difference hash of the central square.
         duplicates: other files merged into this one.
     """
 
@@ -60,6 +65,7 @@ class Source:
     transparent: bool
     digest: str
     phash: int
+    centre: int
     duplicates: tuple[str, ...] = ()
 
 
@@ -128,14 +134,26 @@ def _read(path: Path) -> Source | None:
         alpha = np.asarray(img.getchannel("A"))
         transparent = float((alpha < 128).mean()) > TRANSPARENT_SHARE
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    return Source(path, img.size, transparent, digest, difference_hash(img.convert("RGB")))
+    rgb = img.convert("RGB")
+    w, h = rgb.size
+    m = min(w, h)
+    square = rgb.crop(((w - m) // 2, (h - m) // 2, (w + m) // 2, (h + m) // 2))
+    return Source(
+        path, img.size, transparent, digest, difference_hash(rgb), difference_hash(square)
+    )
 
 
-def merge_duplicates(sources: list[Source], bits: int = DUPLICATE_BITS) -> list[Source]:
-    """One source per group of near-duplicates (hashes within ``bits``; groups are connected
-    components), the one with most pixels kept; order of the first member of each group."""
+def _bits(hashes: np.ndarray, i: int) -> np.ndarray:
+    x = np.bitwise_xor(hashes[i + 1 :], hashes[i])
+    return np.unpackbits(x.view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1)
+
+
+def merge_duplicates(sources: list[Source]) -> list[Source]:
+    """One source per group of near-duplicates (see the module's docstring; groups are
+    connected components), the one with most pixels kept; order of each group's first member."""
     n = len(sources)
     hashes = np.asarray([s.phash for s in sources], np.uint64)
+    centres = np.asarray([s.centre for s in sources], np.uint64)
     parent = list(range(n))
 
     def find(i: int) -> int:
@@ -145,9 +163,8 @@ def merge_duplicates(sources: list[Source], bits: int = DUPLICATE_BITS) -> list[
         return i
 
     for i in range(n):
-        x = np.bitwise_xor(hashes[i + 1 :], hashes[i])
-        dist = np.unpackbits(x.view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1)
-        for j in np.flatnonzero(dist <= bits) + i + 1:
+        near = (_bits(hashes, i) <= DUPLICATE_BITS) | (_bits(centres, i) <= CROP_DUPLICATE_BITS)
+        for j in np.flatnonzero(near) + i + 1:
             parent[find(int(j))] = find(i)
     groups: dict[int, list[int]] = {}
     for i in range(n):
@@ -157,7 +174,7 @@ def merge_duplicates(sources: list[Source], bits: int = DUPLICATE_BITS) -> list[
         best = max(members, key=lambda i: (sources[i].size[0] * sources[i].size[1], -i))
         others = tuple(str(sources[i].path) for i in members if i != best)
         s = sources[best]
-        out.append(Source(s.path, s.size, s.transparent, s.digest, s.phash, others))
+        out.append(Source(s.path, s.size, s.transparent, s.digest, s.phash, s.centre, others))
     return out
 
 
