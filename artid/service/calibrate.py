@@ -12,8 +12,10 @@ the distractors is accepted, which keeps as many right answers as that allows.
 
 The confidence an answer shows is calibrated on the same queries
 (:meth:`Calibration.confidence_of`): the share of validation answers of about that score that
-were right, fitted as a non-decreasing function of the score (isotonic regression) and kept off
-0 and 1 by one query's worth (``[1 / (Q + 2), (Q + 1) / (Q + 2)]`` for Q queries). The softmax
+were right, fitted as a non-decreasing function of the score and kept off 0 and 1 by one query's
+worth, by :func:`artid.metrics.calibration.fit_confidence` (isotonic regression; a logistic curve
+on a tiny validation set), the calibration evaluate writes into ``predictions_test.csv``. The
+acceptance threshold is shown on this scale (:attr:`Calibration.shown_threshold`). The softmax
 of the score is no such probability: it falls with the number of artworks N and with a small
 tau, so that an answer verified by 25 points could read "3.4%". Without validation figures
 (a threshold given with ``--threshold``) the confidence is that softmax.
@@ -28,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from artid.errors import ArtidError
+from artid.metrics.calibration import ConfidenceCalibration, fit_confidence
 from artid.retrieval.knn import confidence
 
 
@@ -45,9 +48,9 @@ class Calibration:
         n_queries: non-distractor validation queries.
         n_distractors: distractor validation queries.
         source: ``"validation"`` when calibrated, ``"given"`` when set by the user.
-        reliability: ``(scores, shares)``: knots of the share of right answers as a function of
-            the score on the validation queries (linear between knots, constant beyond them);
-            None when not calibrated (the confidence is then the softmax).
+        reliability: the share of right validation answers as a function of the score
+            (:class:`~artid.metrics.calibration.ConfidenceCalibration`); None when not calibrated
+            (the confidence is then the softmax).
     """
 
     threshold: float
@@ -59,16 +62,13 @@ class Calibration:
     n_queries: int
     n_distractors: int
     source: str
-    reliability: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+    reliability: ConfidenceCalibration | None = None
 
     def confidence_of(self, score: np.ndarray | float) -> np.ndarray:
         """The confidence shown for answers of this score: the validation share of right answers
         at that score, or the softmax without validation figures."""
         s = np.asarray(score, dtype=np.float64)
-        if self.reliability is None:
-            return confidence(s)
-        xs, ys = (np.asarray(v, dtype=np.float64) for v in self.reliability)
-        return np.interp(np.clip(s, -1e300, 1e300), xs, ys)
+        return confidence(s) if self.reliability is None else self.reliability(s)
 
     @property
     def shown_threshold(self) -> float:
@@ -83,10 +83,7 @@ class Calibration:
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         if self.reliability is not None:
-            out["reliability"] = {
-                "scores": list(self.reliability[0]),
-                "shares": list(self.reliability[1]),
-            }
+            out["reliability"] = self.reliability.to_json()
         return {
             **out,
             "scale": "log-odds",
@@ -102,12 +99,8 @@ class Calibration:
             )  # bundles before the log-odds score
         curve = obj.get("reliability")
         values["reliability"] = None
-        if isinstance(curve, dict) and curve.get("scores"):
-            scores = tuple(float(x) for x in curve["scores"])
-            shares = tuple(float(x) for x in curve["shares"])
-            if len(scores) != len(shares):
-                raise ArtidError("calibration: reliability scores and shares differ in length")
-            values["reliability"] = (scores, shares)
+        if isinstance(curve, dict) and curve.get("scores"):  # bundles before: no method (isotonic)
+            values["reliability"] = ConfidenceCalibration.from_json(curve, "calibration")
         return cls(**values)
 
     @classmethod
@@ -229,16 +222,7 @@ def calibrate_threshold(
     )
 
 
-def reliability(
-    scores: np.ndarray, correct: np.ndarray
-) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Knots of the share of right answers as a non-decreasing function of the score (isotonic
-    regression), kept within ``[1 / (Q + 2), (Q + 1) / (Q + 2)]``."""
-    from sklearn.isotonic import IsotonicRegression
-
-    s = np.clip(np.asarray(scores, dtype=np.float64), -1e300, 1e300)
-    fit = IsotonicRegression(increasing=True, out_of_bounds="clip")
-    fit.fit(s, np.asarray(correct, dtype=np.float64))
-    q = len(s)
-    shares = np.clip(fit.y_thresholds_, 1 / (q + 2), (q + 1) / (q + 2))
-    return tuple(float(x) for x in fit.X_thresholds_), tuple(float(y) for y in shares)
+def reliability(scores: np.ndarray, correct: np.ndarray) -> ConfidenceCalibration:
+    """The share of right answers as a non-decreasing function of the score
+    (:func:`artid.metrics.calibration.fit_confidence`)."""
+    return fit_confidence(scores, correct)
