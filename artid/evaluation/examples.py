@@ -4,7 +4,10 @@ Reads the ``predictions_<split>.csv`` of a run folder (written by
 :func:`artid.evaluation.run.evaluate`) and draws a few typical cases side by side:
 visitor photos recognised with high confidence, a visitor photo given the wrong
 exhibit, and distractors (photos of things outside the collection) with the
-confidence they got. Only matplotlib and Pillow; no model is needed.
+confidence they got: the ``confidence`` column, the probability that the answer is
+right calibrated on validation (:mod:`artid.metrics.calibration`), not the softmax
+that reads 1.00 for nearly every answer at a large tau. Only matplotlib and Pillow;
+no model is needed.
 """
 
 from __future__ import annotations
@@ -99,7 +102,7 @@ def plot_examples(
             top.imshow(load_image(image_root / shown, max_size=max_size))
         conf = float(row["confidence"])
         top.set_title(
-            f"named: exhibit {row['prediction']}\nconfidence {conf:.2f}",
+            f"named: exhibit {row['prediction']}\nP(right) {conf:.2f}",
             fontsize=9,
             color=_colour(row),
         )

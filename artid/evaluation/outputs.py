@@ -29,18 +29,22 @@ def _write_predictions(
     pred: np.ndarray,
     score: np.ndarray,
     conf: np.ndarray,
+    softmax: np.ndarray,
     inliers: np.ndarray,
 ) -> None:
+    """One row per query; ``confidence`` is the calibrated probability that the answer is right,
+    ``softmax`` the classifier's ``sigmoid(score)``."""
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(
-            ["path", "kind", "label", "prediction", "score", "confidence", "correct", "inliers"]
+            ["path", "kind", "label", "prediction", "score", "confidence", "softmax", "correct"]
+            + ["inliers"]
         )
-        for e, p, s, c, n in zip(
-            entries, pred.tolist(), score.tolist(), conf.tolist(), inliers.tolist()
-        ):
+        columns = (pred, score, conf, softmax, inliers)
+        for e, p, s, c, m, n in zip(entries, *(a.tolist() for a in columns)):
             w.writerow(
-                [e.path, e.kind, e.label, p, f"{s:.6g}", f"{c:.6g}", int(e.label == p), int(n)]
+                [e.path, e.kind, e.label, p, f"{s:.6g}", f"{c:.6g}", f"{m:.6g}", int(e.label == p)]
+                + [int(n)]
             )
 
 
@@ -65,8 +69,10 @@ def write_run(out: Path, results: dict, pipe: KNNPipeline, answers: dict, report
     if pipe.tuned is not None:
         _write_grid(out, pipe.tuned)
     split = "test" if "test" in answers else "val"
-    entries, pred, score, conf, inliers = answers[split]
-    _write_predictions(out / f"predictions_{split}.csv", entries, pred, score, conf, inliers)
+    entries, pred, score, conf, softmax, inliers = answers[split]
+    _write_predictions(
+        out / f"predictions_{split}.csv", entries, pred, score, conf, softmax, inliers
+    )
     if report:
         from artid.evaluation.report import (
             write_report,

@@ -5,7 +5,9 @@
 - :func:`plot_scores`: ranking-score distributions of correct Met queries, wrong Met queries,
   other-art and non-art distractors;
 - :func:`plot_buckets`: accuracy by number of database images of the query's class;
-- :func:`plot_grid`: validation GAP over the (k, tau) grid.
+- :func:`plot_grid`: validation GAP over the (k, tau) grid;
+- :func:`plot_reliability`: the reliability diagram of the confidence (share of right answers
+  against the confidence, per bin) and how many answers fall in each bin.
 """
 
 from __future__ import annotations
@@ -152,4 +154,32 @@ def plot_grid(path: Path, tuned: AutotuneResult) -> None:
     )
     fig.colorbar(im, ax=ax, label="validation GAP (%)")
     ax.set_title("autotune: validation GAP over the (k, tau) grid")
+    _save(fig, path)
+
+
+def plot_reliability(path: Path, bins: list[dict], ece: float, title: str) -> None:
+    """Reliability diagram: per confidence bin (:func:`artid.metrics.calibration.reliability_bins`)
+    the share of right answers (bars) against the diagonal of a perfect calibration, the bin's mean
+    confidence (dots), and below it the answers per bin (log scale)."""
+    fig, (top, low) = plt.subplots(
+        2, 1, figsize=(5.5, 5.6), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    full = [b for b in bins if b["queries"]]
+    width = bins[0]["hi"] - bins[0]["lo"] if bins else 0.1
+    centres = [(b["lo"] + b["hi"]) / 2 for b in full]
+    top.bar(centres, [b["right"] for b in full], width=width * 0.9, color="tab:blue",
+            alpha=0.75, label="share of right answers")
+    top.plot([b["confidence"] for b in full], [b["right"] for b in full], "o", color="black",
+             markersize=3, label="at the bin's mean confidence")
+    top.plot([0, 1], [0, 1], "--", color="tab:gray", label="perfect calibration")
+    top.set_ylabel("share of right answers")
+    top.set_xlim(0, 1)
+    top.set_ylim(0, 1.02)
+    top.set_title(f"{title}: ECE {100 * ece:.1f}%")
+    top.legend(fontsize=8, loc="upper left")
+    top.grid(alpha=0.3)
+    low.bar(centres, [b["queries"] for b in full], width=width * 0.9, color="tab:gray")
+    low.set_yscale("log")
+    low.set_xlabel("confidence (calibrated on validation)")
+    low.set_ylabel("answers")
     _save(fig, path)

@@ -6,7 +6,9 @@ Plots (:mod:`artid.evaluation.plots`, written beside ``index.html`` and linked r
 - ``confidences.png``: confidence distributions of correct Met queries, wrong Met queries,
   other-art and non-art distractors;
 - ``accuracy_by_bucket.png``: accuracy by number of database images of the query's class;
-- ``grid.png``: validation GAP over the (k, tau) grid (when tuned).
+- ``grid.png``: validation GAP over the (k, tau) grid (when tuned);
+- ``reliability.png``: the reliability diagram of the confidence, with its expected calibration
+  error (when the metrics hold them).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from artid.evaluation.plots import (
     plot_buckets,
     plot_grid,
     plot_pr_curve,
+    plot_reliability,
     plot_scores,
     query_groups,
 )
@@ -36,6 +39,7 @@ __all__ = [
     "plot_buckets",
     "plot_grid",
     "plot_pr_curve",
+    "plot_reliability",
     "plot_scores",
     "query_groups",
     "whitening_label",
@@ -91,6 +95,8 @@ def _metrics_table(name: str, m: dict) -> str:
         for r, v in m["gap_at_distractor_ratio"].items()
     )
     q = m["queries"]
+    if m.get("ece") is not None:
+        ratios += f"<tr><td>calibration error (ECE)</td><td>{pct(m['ece'])}</td></tr>"
     return (
         f"<h3>{html.escape(name)}</h3><table>"
         f"<tr><td>GAP</td><td><b>{pct(m['gap'])}</b></td></tr>"
@@ -196,6 +202,16 @@ def write_report(
         f"accuracy by class size ({split})",
     )
     images["Accuracy by database images per class"] = "accuracy_by_bucket.png"
+    if results[split].get("reliability"):
+        plot_reliability(
+            out / "reliability.png",
+            results[split]["reliability"],
+            results[split]["ece"],
+            f"reliability of the confidence ({split})",
+        )
+        images["Reliability of the confidence (probability that the answer is right)"] = (
+            "reliability.png"
+        )
     if tuned is not None:
         plot_grid(out / "grid.png", tuned)
         images["Autotune grid (validation GAP)"] = "grid.png"

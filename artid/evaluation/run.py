@@ -12,12 +12,15 @@ JSON-able results dict; with ``out`` it also writes the run folder::
     chose,
                           its whitening, database rows, index and re-ranking stage
     out/predictions_test.csv  test queries: path, kind, label, prediction, log-odds score,
-    confidence,
-                          verified inliers (0 without re-ranking)
+                          confidence (the probability that the answer is right, calibrated on
+                          val: :mod:`artid.metrics.calibration`), softmax, correct, verified
+                          inliers (0 without re-ranking)
     out/index.html        the report, with its PNG plots beside it
 
 Queries are ranked by the top class's log-odds, ties by path; unreadable queries count as
-wrong at the lowest score (:mod:`artid.evaluation.queries`).
+wrong at the lowest score (:mod:`artid.evaluation.queries`). Each split's metrics hold ``ece``,
+the expected calibration error of the confidence, and ``reliability``, its ten bins (the report's
+reliability diagram); ``calibration`` says how the confidence was fitted.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from artid.evaluation.queries import (
 )
 from artid.evaluation.reranking import RerankSetup, database_features, query_features
 from artid.metrics.bootstrap import ilr_paired
+from artid.metrics.calibration import expected_calibration_error, reliability_bins
 from artid.metrics.ilr import (
     DEFAULT_BUCKETS,
     accuracy,
@@ -202,6 +206,10 @@ def evaluate(
     }
     if pipe.tuned is not None:
         results["autotune"] = pipe.tuned.to_json()
+    if pipe.calibration is not None:
+        cal = pipe.calibration
+        results["calibration"] = {"method": cal.method, "n_queries": cal.n_queries,
+                                  "n_right": cal.n_right, "knots": len(cal.scores)}
     if pipe.reranker is not None:
         results["rerank"] = {**record, **pipe.reranker.summary(), "ms_per_query": {}, "paired": {}}
         results["global"] = {}
@@ -214,9 +222,10 @@ def evaluate(
         else:
             ans = pipe.predict(q.parts, features)
         timings[f"{split}_predict"] = time.perf_counter() - t
-        entries, pred, score, conf = with_unreadable(q, ans.pred, ans.score, ans.conf)
+        entries, pred, score, softmax = with_unreadable(q, ans.pred, ans.score, ans.conf)
         inliers = np.concatenate([ans.inliers, np.zeros(len(q.unreadable), np.int64)])
-        answers[split] = (entries, pred, score, conf, inliers)
+        shown = pipe.confidence(score)
+        answers[split] = (entries, pred, score, shown, softmax, inliers)
         results[split] = query_metrics(
             entries,
             pred,
@@ -226,6 +235,9 @@ def evaluate(
             buckets,
             unreadable=len(q.unreadable),
         )
+        right = pred == np.array([e.label for e in entries], dtype=np.int64)
+        results[split]["ece"] = expected_calibration_error(shown, right)
+        results[split]["reliability"] = reliability_bins(shown, right)
         if pipe.reranker is not None:
             results["rerank"]["ms_per_query"][split] = pipe.reranker.ms_per_query
             _, g_pred, g_score, _ = with_unreadable(q, *ans.global_)

@@ -26,6 +26,7 @@ import numpy as np
 
 from artid.errors import ArtidError
 from artid.extraction.local import LocalFeatures, LocalFeatureSet
+from artid.metrics.calibration import ConfidenceCalibration, fit_confidence
 from artid.metrics.ilr import gap
 from artid.retrieval import edits, storage
 from artid.retrieval.answer import Answer, Candidate, candidates
@@ -34,7 +35,7 @@ from artid.retrieval.config import WHITEN_MODES, PipelineConfig, WhiteningChoice
 from artid.retrieval.expansion import Expansion
 from artid.retrieval.fitting import choose_expansion, choose_whitening, fit_rerank
 from artid.retrieval.index import IVFSearcher
-from artid.retrieval.knn import KNNClassifier
+from artid.retrieval.knn import KNNClassifier, confidence
 from artid.retrieval.projection import Projection, as_parts
 from artid.retrieval.rerank import Reranker
 from artid.retrieval.verification import Features
@@ -72,6 +73,8 @@ class KNNPipeline:
         self.local: LocalFeatureSet | None = None
         #: the validation queries' answer at the chosen settings (after :meth:`fit` with validation)
         self.val_answer: Answer | None = None
+        #: score -> probability that the answer is right, fitted on that answer (or None)
+        self.calibration: ConfidenceCalibration | None = None
 
     # --- fitting ---------------------------------------------------------------------------------
     def _index(self, db: np.ndarray, labels: np.ndarray, n_classes: int | None) -> None:
@@ -157,7 +160,14 @@ class KNNPipeline:
             fit_rerank(self, db_features, val_parts, val_labels, keys, val_features, progress)
         elif val_parts is not None:
             self.val_answer = self.predict(val_parts, progress=False)
+        if (ans := self.val_answer) is not None:
+            self.calibration = fit_confidence(ans.score, ans.pred == val_labels)
         return self
+
+    def confidence(self, score: np.ndarray) -> np.ndarray:
+        """The probability that answers of these scores are right (:attr:`calibration`); the
+        softmax ``sigmoid(score)`` of a pipeline fitted without validation."""
+        return confidence(score) if self.calibration is None else self.calibration(score)
 
     # --- answering -------------------------------------------------------------------------------
     def _fitted(self) -> tuple[KNNClassifier, Projection, int, float]:

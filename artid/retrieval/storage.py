@@ -10,6 +10,9 @@ Layout (format ``artid-pipeline/2``; no pickle)::
     index.faiss          the IVF index (cells and lists) when ``index = "ivf"``
     local_*.npy          the rows' SIFT keypoints when the pipeline re-ranks
 
+``pipeline.json`` keeps the confidence calibration fitted on validation (``calibration``: knots of
+:class:`artid.metrics.calibration.ConfidenceCalibration`; absent in older folders: the softmax).
+
 A folder of format ``artid-pipeline/1`` (before the re-ranking stage and the saved IVF index) is
 read too: its IVF index, if any, is rebuilt from the database.
 """
@@ -26,6 +29,7 @@ import numpy as np
 from artid.errors import ArtidError
 from artid.extraction.local import LocalFeatureSet
 from artid.files import save_npy, write_json
+from artid.metrics.calibration import ConfidenceCalibration
 from artid.retrieval.config import PipelineConfig, WhiteningChoice
 from artid.retrieval.expansion import Expansion
 from artid.retrieval.index import IVFSearcher
@@ -53,6 +57,7 @@ def summary(pipe: Any) -> dict[str, Any]:
         "expansion": pipe.expansion.to_json(),
         "expansion_grid": pipe.expansion_grid,
         "rerank": None if pipe.reranker is None else pipe.reranker.summary(),
+        "calibration": None if pipe.calibration is None else pipe.calibration.to_json(),
     }
 
 
@@ -134,4 +139,6 @@ def load(cls: Any, folder: Path, use_gpu: bool | None = None, mmap: bool = False
                 f"{len(labels)} database rows"
             )
         pipe.reranker = Reranker.from_json(meta["rerank"], pipe.local.__getitem__)
+    if meta.get("calibration"):
+        pipe.calibration = ConfidenceCalibration.from_json(meta["calibration"], str(path))
     return pipe

@@ -159,4 +159,5 @@ def recalibrated(bundle: Path, data: BundleData) -> tuple[BundleData, str]:
         f"photos: {cal.threshold:.4g} -> {decision.threshold:.4g} (log-odds)"
     )
     log.info("%s", note)
+    data.pipeline.calibration = decision.reliability  # the saved pipeline's confidence, the same
     return replace(data, calibration=decision, global_calibration=glob), note

@@ -123,6 +123,8 @@ def _evaluated(
 def _same(answer: dict, row: dict[str, str], reranks: bool, where: str) -> None:
     assert answer["prediction"]["key"] == row["prediction"], where
     assert answer["score"] == pytest.approx(float(row["score"]), rel=1e-5, abs=1e-5), where
+    # the confidence shown is the one evaluate measured: one calibration, on the same val photos
+    assert answer["confidence"] == pytest.approx(float(row["confidence"]), rel=1e-5), where
     if reranks:
         assert answer["verified_inliers"] == int(row["inliers"]), where
     else:
