@@ -16,6 +16,15 @@ def _threshold(name: str, cal: dict[str, Any]) -> None:
             f"photos + {cal.get('n_distractors')} distractors for "
             f"{_pct(cal.get('target_false_accept'))} distractors accepted)"
         )
+        curve = (cal.get("reliability") or {}).get("method")
+        if curve:
+            from artid.service.calibrate import Calibration
+
+            shown = Calibration.from_json(cal).shown_threshold
+            print(
+                f"             as a confidence {_pct(shown)} (the probability that an answer "
+                f"is right, calibrated on validation: {curve})"
+            )
         print(
             f"             on validation: distractors accepted {_pct(cal.get('false_accept'))}, "
             f"precision {_pct(cal.get('precision'))}, recall {_pct(cal.get('recall'))}, "

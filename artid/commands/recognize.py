@@ -54,8 +54,9 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(
                 f"{path}: not recognised  (closest: {best.title}, "
-                f"confidence {100 * result.confidence:.1f}%; "
-                f"log-odds {result.score:.2f} <= threshold {result.threshold_score:.2f})"
+                f"confidence {100 * result.confidence:.1f}%, "
+                f"threshold {100 * result.threshold:.1f}%; "
+                f"log-odds {result.score:.2f} <= {result.threshold_score:.2f})"
             )
         if result.verified_inliers is not None:
             print(

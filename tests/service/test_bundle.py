@@ -445,7 +445,14 @@ def test_build_from_a_met_root_and_recognize_command(tmp_path, capsys):
     )
     assert not lines[1]["accepted"] and lines[1]["recognised"] is None
     assert run(recognize, [str(other), "--bundle", str(out)]) == 0
-    assert "not recognised" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "not recognised" in said
+    # the threshold is stated on the confidence's scale, the probability that an answer is right
+    assert f"threshold {100 * lines[1]['threshold']:.1f}%" in said
+    shown = Calibration.from_json(meta["calibration"]).shown_threshold
+    assert shown == pytest.approx(lines[1]["threshold"])
+    assert run(index, ["info", str(out)]) == 0
+    assert f"as a confidence {100 * shown:.1f}%" in capsys.readouterr().out
 
 
 @pytest.mark.slow
