@@ -26,12 +26,7 @@ import numpy as np
 
 from artid.attributes.arrays import load_npy
 from artid.attributes.features import FeatureSpec, SplitFeatures
-from artid.attributes.finetune import (
-    FinetuneSettings,
-    finetune,
-    load_finetuned,
-    predict_logits,
-)
+from artid.attributes.finetune import FinetuneSettings, finetune, load_finetuned
 from artid.attributes.head import (
     HeadSettings,
     class_weights,
@@ -43,6 +38,7 @@ from artid.attributes.head import (
 from artid.attributes.imet import IMetDataset, IMetSplit
 from artid.attributes.knn_transfer import transfer_scores, tune_transfer_temperature
 from artid.attributes.multiclass import class_codes, group_columns, softmax
+from artid.attributes.network import predict_logits
 from artid.attributes.report import fit_thresholds
 from artid.errors import ArtidError
 from artid.files import save_npy, write_json

@@ -167,7 +167,8 @@ def test_finetuning_runs_on_the_training_loop_resumes_and_refuses_changed_settin
 
     from PIL import Image
 
-    from artid.attributes.finetune import finetune, load_finetuned, predict_logits
+    from artid.attributes.finetune import finetune, load_finetuned
+    from artid.attributes.network import predict_logits
 
     rng = np.random.default_rng(0)
     paths = []
