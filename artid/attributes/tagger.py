@@ -224,7 +224,7 @@ class Tagger:
             out.append([Tag(self.labels[j], float(s[j]), bool(p[j])) for j in chosen])
         return out
 
-    def describe(self) -> dict[str, Any]:
+    def summary(self) -> dict[str, Any]:
         """What a bundle's manifest records of the run (``artid index info`` prints it)."""
         groups: list[str] = []
         for name in self.labels:

@@ -66,4 +66,4 @@ def store_attributes(out: Path, run: Path, embedder: Any) -> dict[str, Any]:
             f"--attributes {run}: its model takes {tagger.dim}-d descriptors, the "
             f"bundle's network gives {embedder.dim}-d ones"
         )
-    return {"ref": ref, "source": str(run.resolve()), **tagger.describe()}
+    return {"ref": ref, "source": str(run.resolve()), **tagger.summary()}
