@@ -84,15 +84,28 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     )
     c.add_argument(
         "--index",
-        choices=("exact", "ivf"),
+        choices=("exact", "ivf", "ivfpq"),
         default="exact",
-        help="exact search (the benchmark protocol) or an approximate faiss IVF-Flat index",
+        help="exact search (the benchmark protocol), an approximate faiss IVF-Flat index, or "
+        "ivfpq: IVF-PQ fast-scan codes (a large collection), the short list re-scored exactly",
     )
     c.add_argument(
         "--nprobe",
         type=positive_int,
         default=32,
-        help="IVF cells visited per query (with --index ivf)",
+        help="IVF cells visited per query (with --index ivf / ivfpq)",
+    )
+    c.add_argument(
+        "--rescore",
+        type=positive_int,
+        default=4,
+        help="--index ivfpq: short list of rescore x k codes re-ranked by exact similarity",
+    )
+    c.add_argument(
+        "--storage",
+        choices=("float32", "float16"),
+        default="float32",
+        help="dtype the database descriptors are kept and saved in (float16: half the memory)",
     )
     r = parser.add_argument_group("re-ranking by spatial verification")
     r.add_argument(
@@ -125,6 +138,8 @@ def pipeline_config(args: argparse.Namespace, **overrides: Any) -> Any:
         tau=args.tau,
         index=args.index,
         nprobe=args.nprobe,
+        rescore=args.rescore,
+        storage=args.storage,
         qe_n=args.qe,
         dba_n=args.dba,
         rerank=RerankConfig(top=args.rerank) if args.rerank else None,
@@ -135,7 +150,7 @@ def pipeline_config(args: argparse.Namespace, **overrides: Any) -> Any:
         config.check()
     except ArtidError as exc:
         raise ArtidError(
-            f"{exc} (--whiten/--dim/--shrinkage/--k/--tau/--qe/--dba/--index/--rerank)"
+            f"{exc} (--whiten/--dim/--shrinkage/--k/--tau/--qe/--dba/--index/--nprobe/--rescore/--storage/--rerank)"
         ) from None
     return config
 
