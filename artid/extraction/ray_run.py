@@ -113,7 +113,11 @@ class Job:
 
 class ShardEmbedder:
     """A Ray Data actor: rows of shards (``list``, ``shard``, ``positions``, ``locations``,
-    ``crop``) -> their descriptors (float32 bytes), kept positions and failures (JSON)."""
+    ``crop``) -> their descriptors (float32 bytes), kept positions and failures (JSON).
+
+    An :class:`ArtidError` (settings the worker's device refuses, ...) travels back as the
+    ``error`` of its rows, for the driver to raise as it is (Ray would wrap or lose it).
+    """
 
     def __init__(
         self,
@@ -124,18 +128,35 @@ class ShardEmbedder:
     ) -> None:
         torch.set_num_threads(threads)
         self.settings = settings
-        self.runner = BatchEmbedder(emb, settings, torch.device(device))
+        self.decoders = ThreadPoolExecutor(max(1, settings.workers))
+        self.error = ""
+        try:
+            self.runner = BatchEmbedder(emb, settings, torch.device(device))
+        except ArtidError as exc:
+            self.error = str(exc)
+            return
         self.cropper = (
             Cropper(self.runner.model, settings.crop) if settings.crop is not None else None
         )
-        self.decoders = ThreadPoolExecutor(max(1, settings.workers))
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        out: dict[str, list] = {"list": [], "shard": [], "ok": [], "failures": [], "vectors": []}
+        columns = ("list", "shard", "ok", "failures", "vectors", "error")
+        out: dict[str, list] = {name: [] for name in columns}
         for which, shard, positions, where, crop in zip(
             batch["list"], batch["shard"], batch["positions"], batch["locations"], batch["crop"]
         ):
-            ok, failures, vectors = self._shard([int(i) for i in positions], list(where), crop)
+            error = self.error
+            ok: list[int] = []
+            failures: list[list] = []
+            vectors = np.zeros((0, 0), dtype=np.float32)
+            if not error:
+                try:
+                    ok, failures, vectors = self._shard(
+                        [int(i) for i in positions], list(where), crop
+                    )
+                except ArtidError as exc:
+                    error = str(exc)
+            out["error"].append(error)
             out["list"].append(int(which))
             out["shard"].append(int(shard))
             out["ok"].append(json.dumps(ok))
@@ -275,6 +296,8 @@ def _run(
         total=total, initial=total - todo, unit="img", desc="ray", disable=not progress
     ) as bar:
         for row in described.iter_rows():
+            if row["error"]:
+                raise ArtidError(row["error"])
             store = jobs[int(row["list"])].store
             kept, failures = json.loads(row["ok"]), json.loads(row["failures"])
             matrix = np.frombuffer(row["vectors"], dtype=np.float32).reshape(len(kept), emb.dim)
