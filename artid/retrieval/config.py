@@ -13,6 +13,10 @@ from artid.retrieval.projection import MIN_DIM, supported_dim
 from artid.retrieval.rerank import RerankConfig
 
 WHITEN_MODES = ("none", "pcaw", "auto")
+#: ``index`` choices: exact search, faiss IVF-Flat, IVF-PQ fast-scan with exact re-scoring.
+INDEX_KINDS = ("exact", "ivf", "ivfpq")
+#: ``storage`` choices: the dtype the database rows are kept (and saved) in.
+STORAGE_DTYPES = ("float32", "float16")
 
 
 @dataclass
@@ -28,8 +32,12 @@ class PipelineConfig:
         k, tau: fixed classifier hyper-parameters, or None to tune both on validation.
         ks, taus: the tuning grid (the thesis' 9 x 12 by default).
         n_classes: N of the softmax (default: the distinct database labels).
-        index: ``exact`` (the protocol) or ``ivf`` (approximate faiss IVF-Flat).
+        index: ``exact`` (the protocol), ``ivf`` (approximate faiss IVF-Flat) or ``ivfpq``
+            (IVF-PQ fast-scan codes, the short list re-scored exactly:
+            :mod:`artid.retrieval.compressed`).
         nprobe: IVF cells visited per query.
+        rescore: ``ivfpq``'s short list, a multiple of the neighbours asked for.
+        storage: ``float32``, or ``float16`` (database rows at half the memory and disk).
         use_gpu: search on the GPU; None = when faiss has one.
         qe_n, qe_alpha: alpha query expansion (:mod:`artid.retrieval.expansion`) with the top
             ``qe_n`` database neighbours weighted by similarity^``qe_alpha``; 0 = off (default),
@@ -50,6 +58,8 @@ class PipelineConfig:
     n_classes: int | None = None
     index: str = "exact"
     nprobe: int = 32
+    rescore: int = 4
+    storage: str = "float32"
     use_gpu: bool | None = field(default=None, compare=False)
     qe_n: int | None = 0
     qe_alpha: float = 3.0
@@ -82,8 +92,14 @@ class PipelineConfig:
             or not self.taus
         ):
             raise ArtidError("the tuning grid needs k >= 1 and tau > 0 values")
-        if self.index not in ("exact", "ivf"):
-            raise ArtidError(f"unknown index {self.index!r}: use 'exact' or 'ivf'")
+        if self.index not in INDEX_KINDS:
+            raise ArtidError(f"unknown index {self.index!r}: use one of {', '.join(INDEX_KINDS)}")
+        if self.storage not in STORAGE_DTYPES:
+            raise ArtidError(
+                f"unknown storage {self.storage!r}: use one of {', '.join(STORAGE_DTYPES)}"
+            )
+        if self.nprobe < 1 or self.rescore < 1:
+            raise ArtidError(f"nprobe and rescore must be at least 1: {self.nprobe}, {self.rescore}")
         check_settings(self.qe_n, self.qe_alpha, self.dba_n, self.dba_alpha)
         if self.rerank is not None:
             self.rerank.check()

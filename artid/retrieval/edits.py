@@ -2,8 +2,10 @@
 
 What ``artid index add`` / ``remove`` do to a bundle's pipeline. The projection, (k, tau), the
 expansion and the re-ranking rule stay as fitted; an IVF index keeps its cells (no new k-means) and
-is refilled; the local features stay in step with the rows. With DBA, new rows are augmented against
-the current database (a rebuild augments every row anew).
+is refilled; an IVF-PQ index keeps its quantizers, encodes only the new rows and deletes the removed
+ones from its lists; rows stay in the pipeline's storage dtype; the local features stay in step with
+the rows. With DBA, new rows are augmented against the current database (a rebuild augments every
+row anew).
 """
 
 from __future__ import annotations
@@ -15,13 +17,23 @@ import numpy as np
 
 from artid.errors import ArtidError
 from artid.extraction.local import LocalFeatures
+from artid.retrieval.compressed import PQSearcher
 from artid.retrieval.index import IVFSearcher
 from artid.retrieval.knn import KNNClassifier
 
 
-def _replace_rows(pipe: Any, db: np.ndarray, labels: np.ndarray, n_classes: int) -> None:
+def _replace_rows(
+    pipe: Any, db: np.ndarray, labels: np.ndarray, n_classes: int, kept: np.ndarray | None = None
+) -> None:
+    """The classifier over the new rows (``kept``: the old rows they are, after a removal)."""
     clf = pipe._fitted()[0]
-    searcher = clf.searcher.with_rows(db) if isinstance(clf.searcher, IVFSearcher) else None
+    db = np.ascontiguousarray(db, dtype=pipe.config.storage)
+    searcher: IVFSearcher | PQSearcher | None = None
+    if isinstance(clf.searcher, IVFSearcher):
+        searcher = clf.searcher.with_rows(db)
+    elif isinstance(clf.searcher, PQSearcher):
+        pq = clf.searcher
+        searcher = pq.added(db) if kept is None else pq.kept(kept, db)
     pipe.classifier = KNNClassifier(
         db, labels, n_classes=n_classes, use_gpu=clf.use_gpu, searcher=searcher
     )
@@ -68,4 +80,4 @@ def keep_rows(pipe: Any, rows: Sequence[int] | np.ndarray, n_classes: int | None
         pipe.local = pipe.local.rows(rows)
     labels = clf.labels[rows]
     n = int(np.unique(labels).size) if n_classes is None else n_classes
-    _replace_rows(pipe, np.asarray(clf.db)[rows], labels, n)
+    _replace_rows(pipe, np.asarray(clf.db)[rows], labels, n, kept=rows)

@@ -132,8 +132,8 @@ class KNNClassifier:
     """kNN classifier over a database of labelled descriptors.
 
     Args:
-        db: (N, D) float32 L2-normalised database descriptors (kept by reference, not copied
-            when already float32 and contiguous).
+        db: (N, D) float32 L2-normalised database descriptors, or float16 (stored at half the
+            memory; searched exactly on those values), kept by reference when contiguous.
         labels: (N,) int class of each database row.
         n_classes: N of the softmax (all database classes). Defaults to the number of distinct
             labels; may be larger (classes with no descriptor), never smaller.
@@ -152,7 +152,8 @@ class KNNClassifier:
         threads: int | None = None,
         searcher: Searcher | None = None,
     ) -> None:
-        db = np.ascontiguousarray(db, dtype=np.float32)
+        keep = np.float16 if np.asarray(db).dtype == np.float16 else np.float32
+        db = np.ascontiguousarray(db, dtype=keep)
         labels = np.asarray(labels, dtype=np.int64)
         if db.ndim != 2 or db.shape[0] == 0:
             raise ArtidError(

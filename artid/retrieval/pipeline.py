@@ -31,6 +31,7 @@ from artid.metrics.ilr import gap
 from artid.retrieval import edits, storage
 from artid.retrieval.answer import Answer, Candidate, candidates
 from artid.retrieval.autotune import AutotuneResult, autotune
+from artid.retrieval.compressed import PQSearcher
 from artid.retrieval.config import WHITEN_MODES, PipelineConfig, WhiteningChoice
 from artid.retrieval.expansion import Expansion
 from artid.retrieval.fitting import choose_expansion, choose_whitening, fit_rerank
@@ -79,7 +80,12 @@ class KNNPipeline:
     # --- fitting ---------------------------------------------------------------------------------
     def _index(self, db: np.ndarray, labels: np.ndarray, n_classes: int | None) -> None:
         cfg = self.config
-        searcher = IVFSearcher(db, nprobe=cfg.nprobe) if cfg.index == "ivf" else None
+        db = np.ascontiguousarray(db, dtype=cfg.storage)
+        searcher: IVFSearcher | PQSearcher | None = None
+        if cfg.index == "ivf":
+            searcher = IVFSearcher(db, nprobe=cfg.nprobe)
+        elif cfg.index == "ivfpq":
+            searcher = PQSearcher.build(db, nprobe=cfg.nprobe, rescore=cfg.rescore, progress=False)
         self.classifier = KNNClassifier(
             db, labels, n_classes=n_classes, use_gpu=cfg.use_gpu, searcher=searcher
         )

@@ -5,9 +5,11 @@ Layout (format ``artid-pipeline/2``; no pickle)::
 
     pipeline.json        settings, what fit chose (whitening, k, tau, QE / DBA, the re-ranking rule)
     projection.json      the parts' widths; whitening-<i>.npz per whitened part
-    database.npy         (N, d) float32 searched rows (projected, DBA applied), labels.npy (N,)
-    int64
-    index.faiss          the IVF index (cells and lists) when ``index = "ivf"``
+    database.npy         (N, d) searched rows (projected, DBA applied; float32, or float16 with
+                         ``storage = "float16"``), labels.npy (N,) int64
+    index.faiss          the IVF index (cells and lists) when ``index = "ivf"``, the IVF-PQ
+                         fast-scan index when ``index = "ivfpq"`` (its faiss ids in
+                         index.faiss.ids.npy)
     local_*.npy          the rows' SIFT keypoints when the pipeline re-ranks
 
 ``pipeline.json`` keeps the confidence calibration fitted on validation (``calibration``: knots of
@@ -30,6 +32,7 @@ from artid.errors import ArtidError
 from artid.extraction.local import LocalFeatureSet
 from artid.files import save_npy, write_json
 from artid.metrics.calibration import ConfidenceCalibration
+from artid.retrieval.compressed import PQSearcher
 from artid.retrieval.config import PipelineConfig, WhiteningChoice
 from artid.retrieval.expansion import Expansion
 from artid.retrieval.index import IVFSearcher
@@ -66,9 +69,9 @@ def save(pipe: Any, folder: Path) -> Path:
     clf, projection, _, _ = pipe._fitted()
     folder.mkdir(parents=True, exist_ok=True)
     projection.save(folder)
-    save_npy(folder / "database.npy", np.asarray(clf.db, dtype=np.float32))
+    save_npy(folder / "database.npy", np.asarray(clf.db, dtype=pipe.config.storage))
     save_npy(folder / "labels.npy", clf.labels)
-    if isinstance(clf.searcher, IVFSearcher):
+    if isinstance(clf.searcher, IVFSearcher | PQSearcher):
         clf.searcher.save(folder / INDEX_FILE)
     if pipe.local is not None:
         pipe.local.save(folder)
@@ -94,6 +97,23 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     return meta
 
 
+def _searcher(
+    config: PipelineConfig, file: Path, db: np.ndarray, mmap: bool
+) -> IVFSearcher | PQSearcher | None:
+    """The saved index over the database (an IVF index missing from a format-1 folder: rebuilt)."""
+    if config.index == "ivf":
+        if file.is_file():
+            return IVFSearcher.load(file, db, mmap)
+        return IVFSearcher(np.asarray(db), nprobe=config.nprobe)
+    if config.index == "ivfpq":
+        if not file.is_file():
+            raise ArtidError(f"{file} not found: the pipeline's IVF-PQ index is missing")
+        searcher = PQSearcher.load(file, db, mmap, config.rescore)
+        searcher.index.nprobe = min(config.nprobe, searcher.index.nlist)
+        return searcher
+    return None
+
+
 def load(cls: Any, folder: Path, use_gpu: bool | None = None, mmap: bool = False) -> Any:
     """The pipeline :func:`save` wrote, ready to answer (nothing is fitted again)."""
     meta = read_manifest(folder)
@@ -115,14 +135,7 @@ def load(cls: Any, folder: Path, use_gpu: bool | None = None, mmap: bool = False
             f"{folder}: database {db.shape} and labels {labels.shape} do not fit the "
             f"projection's {projection.out_dim}-d output"
         )
-    searcher = None
-    if config.index == "ivf":
-        file = folder / INDEX_FILE
-        searcher = (
-            IVFSearcher.load(file, db, mmap)
-            if file.is_file()
-            else IVFSearcher(np.asarray(db), nprobe=config.nprobe)
-        )
+    searcher = _searcher(config, folder / INDEX_FILE, db, mmap)
     pipe = cls(config)
     pipe.projection, pipe.candidates = projection, choices
     pipe.classifier = KNNClassifier(
