@@ -4,7 +4,8 @@ On a tiny synthetic Met root: ``artid extract`` + ``artid evaluate`` with some p
 ``artid index build`` with the same options, then every test photo through ``artid recognize
 --json`` and through the HTTP API. Each photo's answer (class, log-odds score, verified inliers)
 must be the one in evaluate's ``predictions_test.csv``: raw descriptors, PCA-whitening, QE / DBA,
-an IVF index, re-ranking and two models' descriptors concatenated.
+an IVF index, the IVF-PQ index over float16 rows, re-ranking and two models' descriptors
+concatenated.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ VARIANTS = {
     "pcaw": ["--whiten", "pcaw", "--dim", "8"],
     "qe-dba": ["--whiten", "none", "--qe", "2", "--dba", "2"],
     "ivf": ["--whiten", "none", "--index", "ivf", "--nprobe", "1"],
+    "ivfpq-fp16": ["--whiten", "none", "--index", "ivfpq", "--nprobe", "1", "--storage", "float16"],
     "rerank": ["--whiten", "none", "--rerank", "5"],
 }
 
