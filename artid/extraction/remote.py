@@ -101,9 +101,12 @@ def url_folder_source(url: str, name: str | None = None) -> UrlImageList:
     except OSError as exc:
         raise ArtidError(f"image folder {url} cannot be listed ({exc})") from None
     rels = sorted(
-        posixpath.relpath(p, root)
-        for p in found
-        if posixpath.splitext(p)[1].lower() in IMAGE_EXTENSIONS
+        (
+            posixpath.relpath(p, root)
+            for p in found
+            if posixpath.splitext(p)[1].lower() in IMAGE_EXTENSIONS
+        ),
+        key=lambda rel: rel.split("/"),  # the order of folder_source (paths by their parts)
     )
     if not rels:
         raise ArtidError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) found under {url}")

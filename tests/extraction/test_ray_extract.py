@@ -154,7 +154,7 @@ def test_url_without_ray_and_ray_missing_are_short_errors(monkeypatch, tmp_path)
 
 
 def test_folder_at_a_url_lists_what_the_local_folder_lists(tmp_path):
-    for rel in ("b/2.png", "a/1.jpg", "c.JPG"):
+    for rel in ("b/2.png", "a/1.jpg", "c.JPG", "a.b/0.jpg"):  # a/ before a.b/, as paths sort
         _save(tmp_path / "pics" / rel, 8, 8, seed=1)
     (tmp_path / "pics" / "notes.txt").write_text("not an image")
     local = folder_source(tmp_path / "pics")
