@@ -61,6 +61,10 @@ class LocalFeatures:
         """No keypoint (a blank or unreadable image)."""
         return cls(np.zeros((0, 2), np.float32), np.zeros((0, SIFT_DIM), np.uint8))
 
+    def strongest(self, n: int) -> LocalFeatures:
+        """The first ``n`` keypoints: the strongest, as :func:`local_features` orders them."""
+        return self if len(self) <= n else LocalFeatures(self.xy[:n], self.desc[:n])
+
 
 def to_gray(image: ImageLike, max_size: int | None = DEFAULT_SIZE) -> np.ndarray:
     """(H, W) uint8 grey pixels of an image file, Pillow image or uint8 array (grey, RGB or RGBA).
@@ -91,7 +95,8 @@ def to_gray(image: ImageLike, max_size: int | None = DEFAULT_SIZE) -> np.ndarray
 def local_features(
     image: ImageLike, max_keypoints: int = DEFAULT_KEYPOINTS, max_size: int | None = DEFAULT_SIZE
 ) -> LocalFeatures:
-    """SIFT keypoints and descriptors of one image (the strongest ``max_keypoints``; 0: no limit).
+    """SIFT keypoints and descriptors of one image (the strongest ``max_keypoints``; 0: no limit),
+    strongest first (so that the first n are the strongest n: a keypoint budget).
 
     OpenCV's SIFT descriptors are whole numbers in [0, 255] stored as float32, so the uint8 copy
     kept here is exact.
@@ -101,8 +106,9 @@ def local_features(
     kps, desc = sift.detectAndCompute(gray, None)
     if desc is None or not kps:
         return LocalFeatures.empty()
-    xy = np.array([kp.pt for kp in kps], dtype=np.float32)
-    return LocalFeatures(xy, np.clip(np.rint(desc), 0, 255).astype(np.uint8))
+    order = np.argsort([-kp.response for kp in kps], kind="stable")
+    xy = np.array([kp.pt for kp in kps], dtype=np.float32)[order]
+    return LocalFeatures(xy, np.clip(np.rint(desc[order]), 0, 255).astype(np.uint8))
 
 
 class FeatureCache:

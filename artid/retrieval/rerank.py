@@ -31,7 +31,7 @@ from artid.retrieval.fusion import (
     verified_inliers,
 )
 from artid.retrieval.knn import Classified, KNNClassifier
-from artid.retrieval.verification import Features, verify
+from artid.retrieval.verification import Features, VerifyTiming, verify
 
 #: The fusion rule without validation queries: what validation chose at K = 50 on the demo
 #: benchmark (multi-scale descriptors, PCAw; ``benchmarks/rerank.py``).
@@ -121,9 +121,26 @@ class Reranker:
         """K."""
         return self.config.top
 
-    def verify(self, idx: np.ndarray, features: Features, progress: bool = False) -> np.ndarray:
-        """(Q, K) inlier counts between each query (``features(q)``) and its first K neighbours."""
-        counts, self.ms_per_query = verify(idx, features, self.database, self.top, progress)
+    @property
+    def floor(self) -> int:
+        """The fewest inliers a count must reach to matter: the rule's ``min_inliers`` once it
+        is fixed or tuned, else the smallest of the tuning grid (counts below read 0)."""
+        if self.config.min_inliers is not None or self.tuned is not None:
+            return self.min_inliers
+        return min(self.min_inliers, *MIN_INLIERS_GRID)
+
+    def verify(
+        self,
+        idx: np.ndarray,
+        features: Features,
+        progress: bool = False,
+        timing: VerifyTiming | None = None,
+    ) -> np.ndarray:
+        """(Q, K) inlier counts between each query (``features(q)``) and its first K neighbours
+        (those below :attr:`floor` read 0: the fused answer is the same)."""
+        counts, self.ms_per_query = verify(
+            idx, features, self.database, self.top, progress, self.floor, timing
+        )
         return counts
 
     def decide(
