@@ -17,6 +17,7 @@ from artid.commands.common import (
 )
 from artid.commands.crop_options import add_crop_arguments, crop_settings
 from artid.commands.pipeline_options import add_extraction_arguments, parse_scales
+from artid.commands.runtime_options import add_runtime_arguments
 from artid.data.met import GT_FILES
 from artid.devices import resolve_device
 from artid.errors import ArtidError
@@ -27,6 +28,7 @@ from artid.extraction import (
 )
 from artid.extraction.remote import any_folder_source, any_list_source
 from artid.models import DEFAULT_BACKBONE, build_embedder
+from artid.models.precision import resolve_precision
 
 HELP = (
     "extract global descriptors (GeM, multi-scale) of a Met-format dataset, an image folder or "
@@ -78,6 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=["float32", "float16"],
         help="computation precision (float16 on GPU only); files are float32",
     )
+    add_runtime_arguments(parser)
     parser.add_argument(
         "--shard-size", type=positive_int, default=256, help="images per resumable shard"
     )
@@ -125,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
         workers=workers,
         shard_size=args.shard_size,
         crop=crop_settings(args),
+        runtime=args.runtime,
+        precision=resolve_precision(args.precision, device),
     )
     if args.root:
         splits = [s.strip() for s in args.splits.split(",") if s.strip()]

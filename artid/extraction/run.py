@@ -19,6 +19,7 @@ from artid.descriptors import DescriptorSet, load_descriptors
 from artid.errors import ArtidError
 from artid.extraction.decode import Decoded, decode_stream
 from artid.extraction.embedding import embed_arrays, embed_batch
+from artid.extraction.inference import RUNTIME_CACHE, calibration_images, inference_model
 from artid.extraction.shards import ShardStore, _differences
 from artid.extraction.sources import ImageList
 from artid.extraction.speed import optimize_for_inference
@@ -47,6 +48,8 @@ class ExtractionSettings:
         fold_bn, channels_last: inference optimisations (checked not to change descriptors).
         crop: crop each photo to its artwork before describing it (:mod:`artid.localisation`);
             None describes the whole photo. Recorded in the manifest only when set.
+        runtime, precision: ``torch`` / ``onnx`` / ``openvino`` / ``auto`` and ``fp32`` / ``bf16``
+            / ``int8`` (:mod:`artid.extraction.inference`); recorded when not torch FP32.
     """
 
     scales: tuple[float, ...] = MULTI_SCALE
@@ -58,6 +61,8 @@ class ExtractionSettings:
     fold_bn: bool = True
     channels_last: bool = True
     crop: CropSettings | None = None
+    runtime: str = "torch"
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         if not self.scales or not all(s > 0 for s in self.scales):
@@ -82,6 +87,8 @@ class ExtractionSettings:
             self.crop is not None
         ):  # absent = the whole photo (and manifests written before crops existed)
             out["crop"] = self.crop.spec()
+        if (self.runtime, self.precision) != ("torch", "fp32"):  # absent: torch FP32
+            out["runtime"], out["precision"] = self.runtime, self.precision
         return out
 
     def for_list(self, name: str) -> ExtractionSettings:
@@ -101,7 +108,8 @@ class BatchEmbedder:
         device: where to compute.
     """
 
-    def __init__(self, emb: Embedder, settings: ExtractionSettings, device: torch.device) -> None:
+    def __init__(self, emb: Embedder, settings: ExtractionSettings, device: torch.device,
+                 cache: Path | None = None, calibration: Any = None) -> None:
         if settings.dtype not in DTYPES:
             raise ArtidError(
                 f"unknown dtype {settings.dtype!r}; expected one of {', '.join(DTYPES)}"
@@ -115,12 +123,15 @@ class BatchEmbedder:
         self.model = self.model.to(self.dtype)
         self.scales = tuple(settings.scales)
         self.device = device
+        #: what computes descriptors: the model, or its bf16 / graph-runtime form
+        self.infer = inference_model(self.model, settings.runtime, settings.precision, device,
+                                     cache, calibration)
 
     def __call__(self, items: list[tuple[int, np.ndarray]]) -> np.ndarray:
         """(B, D) float32 L2-normalised descriptors of (index, pixels) images of one size, in
         order."""
         return embed_batch(
-            self.model, [pixels for _, pixels in items], self.scales, self.device, self.dtype
+            self.infer, [pixels for _, pixels in items], self.scales, self.device, self.dtype
         )
 
     def embed(
@@ -132,7 +143,7 @@ class BatchEmbedder:
         """(N, D) float32 L2-normalised descriptors of (H, W, 3) uint8 images of any sizes, in order
         (:func:`artid.extraction.embedding.embed_arrays`)."""
         return embed_arrays(
-            self.model, images, self.scales, batch_size, self.device, self.dtype, on_batch
+            self.infer, images, self.scales, batch_size, self.device, self.dtype, on_batch
         )
 
 
@@ -202,7 +213,10 @@ def extract_list(
     files = [images.path_of(e) for e in images.entries]
     todo = [i for s in todo_shards for i in store.shard_range(s)]
     if todo:
-        runner = runner or BatchEmbedder(emb, settings, device)
+        runner = runner or BatchEmbedder(
+            emb, settings, device, out.parent / RUNTIME_CACHE,
+            calibration_images(files, settings.max_size, settings.scales),
+        )
         cropper = Cropper(runner.model, settings.crop) if settings.crop is not None else None
         _run_shards(
             store, todo_shards, todo, files, settings, runner, progress, images.name, cropper
@@ -299,7 +313,11 @@ def extract_lists(
             runner is None
             and _existing_result(out, emb.spec, list_settings.descriptor_settings()) is None
         ):
-            runner = BatchEmbedder(emb, settings, device)
+            runner = BatchEmbedder(
+                emb, settings, device, out_dir / RUNTIME_CACHE,
+                calibration_images([lists[0].path_of(e) for e in lists[0].entries],
+                                   settings.max_size, settings.scales),
+            )
         results[images.name] = extract_list(
             images, emb, out, list_settings, device, runner, progress
         )
