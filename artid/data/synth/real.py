@@ -78,11 +78,16 @@ def _prepared(kind: str, i: int) -> str:
     return f"source_images/{kind}/{i:06d}.png"
 
 
+@lru_cache(maxsize=1)
+def _upright(path: Path) -> Image.Image:
+    return open_upright(path)  # the crops of one image come one after another: decoded once
+
+
 def _prepare(root: Path, rel: str, ex: Exhibit, long_side: int) -> None:
     path = root / rel
     if path.is_file():
         return
-    img = open_upright(ex.source.path).crop(ex.box)
+    img = _upright(ex.source.path).crop(ex.box)
     img.thumbnail((long_side, long_side), Image.Resampling.LANCZOS)
     with atomic_path(path) as tmp:
         img.save(tmp, format="PNG")
