@@ -107,6 +107,8 @@ def local_features(
     if desc is None or not kps:
         return LocalFeatures.empty()
     order = np.argsort([-kp.response for kp in kps], kind="stable")
+    if max_keypoints > 0:  # SIFT keeps a few more where responses tie or a point has 2 angles
+        order = order[: int(max_keypoints)]
     xy = np.array([kp.pt for kp in kps], dtype=np.float32)[order]
     return LocalFeatures(xy, np.clip(np.rint(desc[order]), 0, 255).astype(np.uint8))
 
@@ -291,13 +293,17 @@ class LocalFeatureSet:
         Raises:
             ArtidError: a file missing or unreadable, or arrays that do not belong together.
         """
+        arrays = {}
+        for k, name in PACKED_FILES.items():
+            path = Path(folder) / name
+            try:
+                arrays[k] = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+            except (OSError, ValueError) as exc:
+                why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+                raise ArtidError(
+                    f"{path}: the local features of the re-ranking stage cannot be read ({why})"
+                ) from None
         try:
-            arrays = {
-                k: np.load(Path(folder) / name, mmap_mode="r" if mmap else None, allow_pickle=False)
-                for k, name in PACKED_FILES.items()
-            }
-        except (OSError, ValueError) as exc:
-            raise ArtidError(
-                f"{folder}: the local features of the re-ranking stage cannot be read ({exc})"
-            ) from None
-        return cls(arrays["offsets"], arrays["xy"], arrays["desc"])
+            return cls(arrays["offsets"], arrays["xy"], arrays["desc"])
+        except ArtidError as exc:
+            raise ArtidError(f"{folder}: {exc}") from None
