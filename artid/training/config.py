@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -17,8 +17,17 @@ from torch import nn
 
 from artid.training.sections import AMP_MODES, PRESETS, SELECT_METRICS, OptimSettings
 
-__all__ = ["AMP_MODES", "SELECT_METRICS", "EpochContext", "Method", "OptimSettings", "TrainConfig",
-           "TrainResult", "optim_json"]
+__all__ = ["AMP_MODES", "SELECT_METRICS", "EpochContext", "Gather", "Method", "OptimSettings",
+           "TrainConfig", "TrainResult", "local_rows", "optim_json"]
+
+#: rows of one process -> the rows of the global batch (all processes', in rank order), with
+#: their gradient (:meth:`artid.training.distributed.Distributed.gather`).
+Gather = Callable[[torch.Tensor], torch.Tensor]
+
+
+def local_rows(t: torch.Tensor) -> torch.Tensor:
+    """The :data:`Gather` of one process: its rows are the global batch."""
+    return t
 
 
 class TrainConfig:
@@ -112,7 +121,13 @@ class Method(Protocol):
         """The epoch's batches, with a ``len`` (a DataLoader): it sizes the schedule and the bar."""
 
     def loss(self, model: nn.Module, batch: Any, device: torch.device) -> tuple[torch.Tensor, int]:
-        """Scalar loss of one batch and the number of images it forwarded."""
+        """Scalar loss of one batch and the number of images it forwarded.
+
+        A method that trains data-parallel (:mod:`artid.training.distributed`) takes a keyword
+        ``gather`` (:data:`Gather`, default :func:`local_rows`): its batch is then this process's
+        share of the global batch, and its loss is over the global one: ``gather`` (with
+        gradient) of every per-row tensor the loss combines (embeddings, labels).
+        """
 
     def validate(self, model: nn.Module, query_descriptors: np.ndarray | None) -> dict[str, Any]:
         """Extra validation figures (e.g. the parametric classifier's); may be empty."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -21,7 +22,7 @@ from artid.data.met import load_split
 from artid.devices import resolve_device
 from artid.errors import ArtidError
 from artid.files import write_json
-from artid.training import registry
+from artid.training import distributed, registry
 from artid.training.augment import augmentations
 from artid.training.config import TrainConfig
 from artid.training.data import EntryImages, LabelIndex
@@ -77,14 +78,24 @@ def train(spec: RunSpec, resume_changed: bool = False) -> TrainResult:
     Returns:
         The trainer's result (history, best epoch, path of ``best.pt``, recorded changes).
     """
-    from artid.models import build_embedder
-
     spec = spec.resolved()
     spec.check()
+    entry = registry.entry(spec.method)
+    dist = distributed.from_env(spec.model.device)  # a process of a torchrun run, or None
+    try:
+        return _train(spec, entry, dist, resume_changed)
+    finally:
+        if dist is not None:
+            dist.close()
+
+
+def _train(spec: RunSpec, entry: registry.MethodEntry, dist: distributed.Distributed | None,
+           resume_changed: bool) -> TrainResult:
+    from artid.models import build_embedder
+
     data, m, optim, out = spec.data, spec.model, spec.optim, spec.out
     assert data.augment is not None and optim.epochs is not None  # resolved
-    entry = registry.entry(spec.method)
-    device = resolve_device(m.device)
+    device = resolve_device(m.device) if dist is None else dist.device
     db = load_split(data.root, data.split)
     if db.image_root is None:
         raise ArtidError(f"no image of the {data.split} split found under {data.root} "
@@ -93,8 +104,10 @@ def train(spec: RunSpec, resume_changed: bool = False) -> TrainResult:
     if len(index) < 2:
         raise ArtidError(f"{db.gt_file}: training needs at least 2 classes, found {len(index)}")
     db_source = EntryImages(db.image_root, db.entries, data.max_size)
-    embed = partial(embed_images, device=device, batch_size=data.eval_batch,
+    embed: Callable[[Any, Any], np.ndarray] = partial(embed_images, device=device, batch_size=data.eval_batch,
                     num_workers=data.workers)
+    if dist is not None:  # each process embeds its share, all get every descriptor
+        embed = dist.sharded(embed)
     cache = EmbeddingCache(db_source, embed)
 
     torch.manual_seed(optim.seed)  # a random-init model and the methods' heads: the run's seed
@@ -133,15 +146,17 @@ def train(spec: RunSpec, resume_changed: bool = False) -> TrainResult:
     compared = {k: v for k, v in spec.flat().items() if k not in RESUME_FREE}
     trainer = Trainer(model, method, TrainConfig(out, optim), device, validator=validator,
                       invalidate=cache.invalidate, settings=compared,
-                      resume_changed=resume_changed)
+                      resume_changed=resume_changed, dist=dist)
     log.info("%s on %d images / %d classes (%s), preset %s, %d epochs, batch %d, lr %g, "
              "%s augmentation, device %s", spec.method, len(db.entries), len(index),
              db.gt_file.name, spec.preset, optim.epochs, batch, optim.lr, data.augment, device)
     t0 = time.perf_counter()
     result = trainer.fit()
+    if dist is not None and not dist.is_main:
+        return result
     write_json(out / RUN_FILE, {
         "spec": spec.to_json(), "epochs": optim.epochs, "batch_size": batch,
-        "device": str(device), "seconds": time.perf_counter() - t0,
+        "device": str(device), "processes": 1 if dist is None else dist.world, "seconds": time.perf_counter() - t0,
         "best_epoch": result.best_epoch,
         "best_checkpoint": str(result.best_checkpoint) if result.best_checkpoint else None,
         "changes": result.changes, "history": result.history})

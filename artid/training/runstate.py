@@ -12,6 +12,7 @@ the change is recorded in the state (and ``run.json``). Files are written throug
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ import torch
 from artid.errors import ArtidError
 from artid.files import atomic_path, write_text
 from artid.training.sections import option
+
+log = logging.getLogger(__name__)
 
 STATE_FILE = "trainer_state.pt"
 LOG_FILE = "log.jsonl"
@@ -48,6 +51,15 @@ def save_state(state: dict[str, Any], out_dir: Path) -> None:
 def write_log(out_dir: Path, history: list[dict[str, Any]]) -> None:
     """Rewrite ``log.jsonl`` to hold exactly ``history`` (one JSON record per line)."""
     write_text(Path(out_dir) / LOG_FILE, "".join(json.dumps(r) + "\n" for r in history))
+
+
+def append_log(out_dir: Path, record: dict[str, Any], what: str) -> None:
+    """Append ``record`` to ``log.jsonl`` (one line) and log its figures."""
+    with open(Path(out_dir) / LOG_FILE, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+    figures = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                        for k, v in record.items())
+    log.info("%s %s", what, figures)
 
 
 def as_json(values: Mapping[str, Any]) -> dict[str, Any]:

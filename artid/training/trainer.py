@@ -18,6 +18,10 @@ after the validation of the untrained model); an epoch interrupted in the middle
 from that start state, and ``log.jsonl`` is rewritten from the saved history, so a resumed
 run reproduces the uninterrupted one bit for bit (on the same machine and device).
 
+In a data-parallel run (``torchrun``, :mod:`.distributed`) every process runs this loop on its
+share of each batch (:mod:`.sharding`: the batches of one process, augmented alike), the loss
+over the gathered global batch; rank 0 alone writes the run folder.
+
 A resume under other settings than the run's is refused, naming each change
 (:mod:`.runstate`); allowed (``resume_changed``), the run continues under the new ones: the
 optimiser takes the new rates, the schedule is rebuilt for the new settings and moved to the
@@ -28,13 +32,11 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, cast
 
-import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
@@ -43,9 +45,11 @@ from artid.errors import ArtidError
 from artid.files import atomic_path
 from artid.training import runstate
 from artid.training.config import EpochContext, Method, TrainConfig, TrainResult, optim_json
+from artid.training.distributed import Distributed
 from artid.training.optimisation import Optimisation
 from artid.training.runstate import LOG_FILE, STATE_FILE
 from artid.training.selection import Selection
+from artid.training.sharding import epoch_loader, seed_epoch
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +59,6 @@ LAST_FILE = "last.pt"
 
 __all__ = ["BEST_FILE", "BEST_HEAD_FILE", "LAST_FILE", "LOG_FILE", "STATE_FILE", "EpochContext",
            "Method", "TrainConfig", "TrainResult", "Trainer", "default_checkpoint_writer"]
-
-
-def _seed_all(seed: int, epoch: int, phase: int = 0) -> tuple[np.random.Generator, torch.Generator]:
-    s = (seed * 1_000_003 + epoch * 7919 + phase) % (2**31)
-    random.seed(s)
-    np.random.seed(s)
-    torch.manual_seed(s)
-    return np.random.default_rng([seed, epoch, phase]), torch.Generator().manual_seed(s)
 
 
 def default_checkpoint_writer(path: Path, model: nn.Module, meta: dict[str, Any]) -> None:
@@ -87,6 +83,7 @@ class Trainer:
             resume (default: the optimisation section's).
         resume_changed: resume under changed settings (recorded) instead of refusing.
         progress: show progress bars.
+        dist: this process's place in a data-parallel run (None: one process).
     """
 
     def __init__(self, model: nn.Module, method: Method, config: TrainConfig, device: torch.device,
@@ -94,7 +91,7 @@ class Trainer:
                  checkpoint_writer: Callable[[Path, nn.Module, dict[str, Any]], None] | None = None,
                  invalidate: Callable[[], None] | None = None,
                  settings: Mapping[str, Any] | None = None, resume_changed: bool = False,
-                 progress: bool = True) -> None:
+                 progress: bool = True, dist: Distributed | None = None) -> None:
         config.check()
         optim = config.optim
         if optim.amp == "fp16" and device.type != "cuda":
@@ -105,7 +102,13 @@ class Trainer:
         self.write_checkpoint = checkpoint_writer or default_checkpoint_writer
         self.invalidate = invalidate or (lambda: None)
         self.settings = runstate.as_json(settings if settings is not None else optim_json(optim))
-        self.resume_changed, self.progress = resume_changed, progress
+        self.resume_changed, self.dist = resume_changed, dist
+        self.main = dist is None or dist.is_main  # the one process that writes the run folder
+        self.progress = progress and self.main
+        self.train_model = model  # in DistributedDataParallel once the weights are final
+        self.place = (0, 1) if dist is None else (dist.rank, dist.world)
+        if dist is not None:
+            dist.check(method)
         self.out_dir = Path(config.out_dir)
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(optim.amp)
         if method.head is not None:
@@ -192,8 +195,8 @@ class Trainer:
             self.result.changes.append(change)
             log.warning("%s: resuming after epoch %d with changed settings: %s", name,
                         st["epoch"], runstate.describe(change["changed"]) or change.get("note"))
-        # an epoch logged but not saved is redone: the log holds exactly the saved history
-        runstate.write_log(self.out_dir, self.result.history)
+        if self.main:  # an epoch logged but not saved is redone: the log holds the saved history
+            runstate.write_log(self.out_dir, self.result.history)
         log.info("resuming %s from %s after epoch %d", name, path, st["epoch"])
         return True
 
@@ -202,8 +205,12 @@ class Trainer:
         """Train (or continue training) up to ``config.epochs`` epochs."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
         resumed = resume and self.resume()
+        if self.dist is not None:
+            self.dist.barrier()  # every process has read the state before rank 0 writes one
+            self.train_model = self.dist.wrap(self.model)
         if not resumed:
-            (self.out_dir / LOG_FILE).unlink(missing_ok=True)
+            if self.main:
+                (self.out_dir / LOG_FILE).unlink(missing_ok=True)
             if self.validator is not None and getattr(self.method, "candidate_untrained", True):
                 self._finish_epoch(0, {"epoch": 0, **self._validate()})  # a candidate like any
         for epoch in range(self.start_epoch, self.config.epochs + 1):
@@ -225,27 +232,20 @@ class Trainer:
         v.update(self.method.validate(self.model, queries))
         return v
 
-    def _log(self, record: dict[str, Any]) -> None:
-        self.result.history.append(record)
-        with open(self.out_dir / LOG_FILE, "a", encoding="utf-8") as f:  # appended: one line each
-            f.write(json.dumps(record) + "\n")
-        figures = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                            for k, v in record.items())
-        log.info("%s %s", self.method.name, figures)
-
     def _run_epoch(self, epoch: int) -> None:
         cfg, model, method, opt = self.config, self.model, self.method, self.opt
-        rng, gen = _seed_all(cfg.optim.seed, epoch)
+        rng, gen = seed_epoch(cfg.optim.seed, epoch)
         ctx = EpochContext(epoch=epoch, model=model, device=self.device, rng=rng, generator=gen)
         t0 = time.perf_counter()
         method.begin_epoch(ctx)
         t_prep = time.perf_counter() - t0
-        _seed_all(cfg.optim.seed, epoch, phase=1)  # batches' randomness: not the preparation's
+        seed_epoch(cfg.optim.seed, epoch, phase=1)  # batches' randomness: not the preparation's
         model.train()
         cast(Any, model).freeze_batchnorm()  # an Embedder's method (nn.Module types it otherwise)
         if method.head is not None:
             method.head.train()
-        batches = method.batches(ctx)
+        batches = epoch_loader(method.batches(ctx), cfg.optim.seed, epoch, *self.place)
+        gather = {} if self.dist is None else {"gather": self.dist.gather}
         total = len(batches) if hasattr(batches, "__len__") else None  # type: ignore[arg-type]
         opt.ensure_scheduler(total, method.name)
         bar = tqdm(batches, total=total, desc=f"{method.name} epoch {epoch}/{cfg.epochs}",
@@ -256,12 +256,14 @@ class Trainer:
         for step, batch in enumerate(bar, start=1):
             with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
                                 enabled=self.amp_dtype is not None):
-                loss, n = method.loss(model, batch, self.device)
+                loss, n = method.loss(self.train_model, batch, self.device, **gather)
             if not torch.isfinite(loss):
                 raise ArtidError(f"{method.name}: the loss became {loss.item()} at epoch {epoch}, "
                                  f"batch {step}; lower --lr (or --head-lr)")
             opt.backward(loss)
             if step % cfg.optim.accum_steps == 0 or step == total:
+                if self.dist is not None:
+                    self.dist.average_grads(method.head)
                 lr = opt.step()
                 n_steps += 1
             sum_loss += float(loss.detach())
@@ -271,6 +273,8 @@ class Trainer:
             bar.set_postfix(loss=f"{sum_loss / n_batches:.4f}", img_s=f"{rate:.1f}")
         bar.close()
         t_train = time.perf_counter() - t1
+        if self.dist is not None:
+            n_images = int(self.dist.total(n_images))
         self.invalidate()
         record: dict[str, Any] = {"epoch": epoch, "loss": sum_loss / max(n_batches, 1), "lr": lr,
                                   "steps": n_steps, "images": n_images,
@@ -284,7 +288,11 @@ class Trainer:
 
     def _finish_epoch(self, epoch: int, record: dict[str, Any]) -> None:
         """Checkpoint, selection, log line, then the trainer state (last: a crash before it
-        redoes the epoch)."""
+        redoes the epoch). The other processes of a data-parallel run only keep the record."""
+        if not self.main:
+            record["best_epoch"] = None
+            self.result.history.append(record)
+            return
         meta = {"method": self.method.name, "epoch": epoch, "config": self.config.to_json(),
                 "validation": {k: v for k, v in record.items()
                                if isinstance(v, (int, float, str))}}
@@ -294,5 +302,6 @@ class Trainer:
         for sel in self.selections:
             sel.offer(self.out_dir, epoch, record, path, self.method.head)
         record["best_epoch"] = self.selections[0].best_epoch
-        self._log(record)
+        self.result.history.append(record)
+        runstate.append_log(self.out_dir, record, self.method.name)
         runstate.save_state(self._state(epoch), self.out_dir)

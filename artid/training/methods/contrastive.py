@@ -18,7 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from artid.errors import ArtidError
-from artid.training.config import EpochContext
+from artid.training.config import EpochContext, Gather, local_rows
 from artid.training.data import ImageSource, PairDataset, Transform
 from artid.training.losses import contrastive_loss
 from artid.training.methods.base import MethodBase
@@ -139,11 +139,13 @@ class Contrastive(MethodBase):
             num_workers=self.num_workers,
         )
 
-    def loss(self, model: nn.Module, batch: Any, device: torch.device) -> tuple[torch.Tensor, int]:
+    def loss(self, model: nn.Module, batch: Any, device: torch.device,
+             gather: Gather = local_rows) -> tuple[torch.Tensor, int]:
         xa, xb, y = batch
         emb = model(torch.cat([xa, xb]).to(device, non_blocking=True)).float()
         a, b = emb.split(xa.shape[0])
-        return contrastive_loss(a, b, y.to(device), self.margin), 2 * xa.shape[0]
+        loss = contrastive_loss(gather(a), gather(b), gather(y.to(device)), self.margin)
+        return loss, 2 * xa.shape[0]
 
 
 def build(parts: RunParts, s: ContrastiveSettings) -> Contrastive:

@@ -16,7 +16,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from artid.errors import ArtidError
-from artid.training.config import EpochContext
+from artid.training.config import EpochContext, Gather, local_rows
 from artid.training.data import ClassBalancedSampler, ImageDataset, ImageSource, Transform
 from artid.training.heads import CosineClassifier
 from artid.training.losses import (
@@ -161,7 +161,8 @@ class DNet(MethodBase):
             return arcface_logits(cos, y, self.scale, self.margin)
         return scaled_logits(cos, self.scale)
 
-    def loss(self, model: nn.Module, batch: Any, device: torch.device) -> tuple[torch.Tensor, int]:
+    def loss(self, model: nn.Module, batch: Any, device: torch.device,
+             gather: Gather = local_rows) -> tuple[torch.Tensor, int]:
         x, y = batch
         x, y = x.to(device, non_blocking=True), y.to(device)
         if self.train_backbone:
@@ -169,6 +170,7 @@ class DNet(MethodBase):
         else:
             with torch.no_grad():
                 emb = model(x)
+        emb, y = gather(emb), gather(y)  # the (weighted) mean over the global batch
         w = self.weights.to(device) if self.weights is not None else None
         return classification_loss(self.logits(emb, y), y, w), x.shape[0]
 

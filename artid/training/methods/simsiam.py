@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from artid.training.config import EpochContext
+from artid.training.config import EpochContext, Gather, local_rows
 from artid.training.data import ImageSource, Transform, TwoViewDataset
 from artid.training.heads import simsiam_predictor, simsiam_projector
 from artid.training.losses import simsiam_loss
@@ -67,13 +67,15 @@ class SimSiam(MethodBase):
             drop_last=drop_last,
         )
 
-    def loss(self, model: nn.Module, batch: Any, device: torch.device) -> tuple[torch.Tensor, int]:
+    def loss(self, model: nn.Module, batch: Any, device: torch.device,
+             gather: Gather = local_rows) -> tuple[torch.Tensor, int]:
         x1, x2 = batch
-        f = model(torch.cat([x1, x2]).to(device, non_blocking=True))
-        z = self.head["projector"](f)
+        f1, f2 = model(torch.cat([x1, x2]).to(device, non_blocking=True)).split(x1.shape[0])
+        f1, f2 = gather(f1), gather(f2)  # the MLPs (their BatchNorm) see the global batch
+        z = self.head["projector"](torch.cat([f1, f2]))
         p = self.head["predictor"](z)
-        z1, z2 = z.float().split(x1.shape[0])
-        p1, p2 = p.float().split(x1.shape[0])
+        z1, z2 = z.float().split(f1.shape[0])
+        p1, p2 = p.float().split(f1.shape[0])
         return simsiam_loss(p1, p2, z1, z2), 2 * x1.shape[0]
 
 
