@@ -3,8 +3,10 @@
 The re-ranking stage itself is part of the pipeline (:mod:`artid.retrieval.rerank`, fitted by
 :meth:`artid.retrieval.pipeline.KNNPipeline.fit`); an evaluation only has to give it the local
 features of the database and query images, read from the dataset root the descriptor files' paths
-are relative to and cached one file per image under ``setup.cache`` (an interrupted run resumes;
-an entry of another image or other settings is computed again).
+are relative to: the database's in a re-ranking store under ``setup.cache``
+(:mod:`artid.extraction.local_store`: three memory-mapped arrays built in resumable chunks), each
+query photo's cached one file per image there (an interrupted run resumes; an entry of another
+image or other settings is computed again).
 
 Every image is checked before the slow part: a run whose images are mostly missing is refused at
 once, and once the features are computed the run warns how many database and query images have
@@ -13,6 +15,7 @@ none, or refuses past :data:`artid.extraction.local_cache.MAX_UNREADABLE_SHARE` 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -23,6 +26,7 @@ from artid.errors import ArtidError
 from artid.evaluation.queries import Queries
 from artid.extraction.local import FeatureCache, LocalFeatures, LocalFeatureSet
 from artid.extraction.local_cache import MAX_UNREADABLE_SHARE, check_coverage
+from artid.extraction.local_store import build_store, store_bytes
 from artid.retrieval.rerank import RerankConfig
 
 log = logging.getLogger(__name__)
@@ -79,23 +83,24 @@ def database_features(setup: RerankSetup, db: Queries) -> tuple[LocalFeatureSet,
     paths = [e.path for e in db.entries]
     setup.check_present(paths, "database")
     t = time.perf_counter()
-    cache = setup.feature_cache()
-    feats = cache.fill(paths, "database local features")
-    unreadable = [p for p in paths if p in cache.unreadable]
+    cfg = setup.config
+    tag = "\n".join([str(Path(setup.images).resolve()), *paths])
+    folder = Path(setup.cache) / f"store-{hashlib.sha1(tag.encode()).hexdigest()[:12]}"
+    built = build_store(
+        paths, setup.images, folder, cfg.max_keypoints, cfg.max_size, desc="database local features"
+    )
+    unreadable = [p for p in paths if p in built.unreadable]
     check_coverage(unreadable, len(paths), "database", Path(setup.images))
-    if cache.recomputed:
-        log.info(
-            "local features: %d cached entries were stale or broken: computed again",
-            cache.recomputed,
-        )
     record = {
         "database_feature_seconds": time.perf_counter() - t,
         "database_without_features": len(unreadable),
-        "stale_entries_recomputed": cache.recomputed,
+        "store_chunks_computed": built.computed,
+        "store_bytes": store_bytes(folder),
         "cache": str(setup.cache),
+        "store": str(folder),
         "images": str(setup.images),
     }
-    return LocalFeatureSet.pack(feats), record
+    return built.features, record
 
 
 def query_features(

@@ -162,7 +162,8 @@ def test_every_path_is_checked_and_missing_images_warned_or_refused(tmp_path: Pa
     assert "2 of 60 database images" in caplog.text and "db/25.png" in caplog.text
     assert record["database_without_features"] == 2
     assert len(feats[25]) == len(feats[26]) == 0 and len(feats[24]) > 0
-    assert len(list((tmp_path / "cache").glob("*.npz"))) == 58
+    assert not list((tmp_path / "cache").glob("*.npz"))  # the database: one store, no files
+    assert len(list((tmp_path / "cache").glob("store-*/local_desc.npy"))) == 1
     caplog.clear()
     with caplog.at_level(logging.WARNING):
         lookup = query_features(setup, db)
@@ -205,7 +206,9 @@ def test_a_stale_cache_gives_the_fresh_answer(tmp_path: Path) -> None:
     stale, fresh = run(root, "stale"), run(root, "fresh")
     assert fresh["test"]["gap"] > 0.9
     assert stale["test"]["gap"] == fresh["test"]["gap"]
-    assert stale["rerank"]["stale_entries_recomputed"] == len(db.entries)
+    # the database store of other images: its one chunk computed again
+    assert stale["rerank"]["store_chunks_computed"] == 1
+    assert run(root, "stale")["rerank"]["store_chunks_computed"] == 0  # then reused
 
 
 def test_cli_names_a_cache_that_is_a_file(tmp_path: Path, capsys) -> None:
