@@ -7,8 +7,11 @@ is *accepted* when its score, the log-odds of the top class (see
 monotone in the 0..1 confidence but never saturates: at a large tau many
 confidences are exactly 1.0, and a threshold on them could not tell those apart.
 The threshold is chosen on validation queries (photos of the collection's artworks
-mixed with distractors) as the lowest value at which at most a target fraction of
-the distractors is accepted, which keeps as many right answers as that allows.
+mixed with distractors) so that at most a target fraction of the distractors is
+accepted, keeping as many right answers as that allows. It lies halfway between the
+highest score that must be refused (a distractor's) and the next higher score: not on
+that distractor's score, where a rounding difference of the same photo described again
+(another batch, another thread count: 1.2e-7 in log-odds) would accept it.
 
 The confidence an answer shows is calibrated on the same queries
 (:meth:`Calibration.confidence_of`): the share of validation answers of about that score that
@@ -181,9 +184,11 @@ def calibrate_threshold(
     """The lowest threshold that accepts at most ``target_false_accept`` of the distractors.
 
     With the distractors' confidences sorted in descending order d_0 >= d_1 >= ..., and
-    m = floor(target * n_distractors), the threshold is d_m: exactly the distractors
-    with confidence > d_m are accepted, at most m of them (fewer when d_m is tied).
-    When m >= n_distractors every query is accepted (threshold :data:`ACCEPT_ALL`).
+    m = floor(target * n_distractors), the queries accepted are those with confidence > d_m:
+    at most m distractors (fewer when d_m is tied). The threshold lies halfway from d_m to the
+    next higher score of any query (:func:`_above`), so that it accepts the same queries while
+    a score that moves by rounding stays on its side. When m >= n_distractors every query is
+    accepted (threshold :data:`ACCEPT_ALL`).
 
     Args:
         conf: (Q,) scores (log-odds) of the validation predictions.
@@ -204,7 +209,7 @@ def calibrate_threshold(
             "(add photos of things outside the collection, or give the threshold yourself)"
         )
     m = int(math.floor(target_false_accept * d.size + 1e-9))
-    threshold = ACCEPT_ALL if m >= d.size else float(d[m])
+    threshold = ACCEPT_ALL if m >= d.size else _above(float(d[m]), conf)
     figures = evaluate_threshold(threshold, conf, correct, distractor)
     n_pos = int((~distractor).sum())
     curve = reliability(conf, correct)
@@ -220,6 +225,16 @@ def calibrate_threshold(
         source="validation",
         reliability=curve,
     )
+
+
+def _above(refused: float, conf: np.ndarray) -> float:
+    """A threshold that refuses ``refused`` and accepts every score above it: halfway to the next
+    higher score (or, when none is higher, as far above it as the next lower one lies below)."""
+    higher, lower = conf[conf > refused], conf[conf < refused]
+    if higher.size:
+        mid = refused + (float(higher.min()) - refused) / 2
+        return mid if mid < float(higher.min()) else refused  # adjacent floats: no room between
+    return refused + ((refused - float(lower.max())) / 2 if lower.size else 0.5)
 
 
 def reliability(scores: np.ndarray, correct: np.ndarray) -> ConfidenceCalibration:
