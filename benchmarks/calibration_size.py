@@ -28,10 +28,13 @@ from artid.retrieval.pipeline import KNNPipeline, PipelineConfig
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--descriptors", type=Path, required=True, help="database / val / test sets")
+    p.add_argument("--val", default="val", help="file name of the validation descriptors")
+    p.add_argument("--test", default="test", help="file name of the test descriptors")
     p.add_argument("--sizes", default="10,20,30,50,100,300,1000")
     p.add_argument("--seeds", type=int, default=20)
     args = p.parse_args()
-    sets = {s: load_descriptors(args.descriptors / s) for s in ("database", "val", "test")}
+    names = {"database": "database", "val": args.val, "test": args.test}
+    sets = {s: load_descriptors(args.descriptors / n) for s, n in names.items()}
     labels = {s: np.array([e.label for e in d.entries]) for s, d in sets.items()}
     keys = np.array([e.path for e in sets["val"].entries])
     pipe = KNNPipeline(PipelineConfig()).fit(
