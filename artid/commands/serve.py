@@ -16,6 +16,7 @@ from typing import Any
 
 from artid.commands.argtypes import non_negative_int, positive_float, positive_int, tcp_port
 from artid.commands.common import add_bundle_query_arguments
+from artid.commands.runtime_options import add_runtime_arguments
 from artid.errors import ArtidError
 
 HELP = "serve an index bundle over HTTP: POST /recognize, GET /health and a web page at /"
@@ -46,6 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from artid.service.capacity import DEFAULT_QUEUE, FOLLOW_INTERVAL, default_workers
 
     add_bundle_query_arguments(parser)
+    add_runtime_arguments(parser)
     parser.add_argument(
         "--host",
         default="127.0.0.1",
@@ -116,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
 
     device = str(resolve_device(args.device))
     recognizer = Recognizer.from_bundle(
-        args.bundle, device=device, crop=not args.no_crop, rerank=args.rerank
+        args.bundle, device=device, crop=not args.no_crop, rerank=args.rerank,
+        runtime=args.runtime, precision=args.precision,
     )
     limits = UploadLimits(
         max_bytes=max(1, int(args.max_upload_mb * 1024 * 1024)),

@@ -60,6 +60,10 @@ def reloaded(rec: Recognizer, bundle: Path) -> Recognizer:
         rerank=asked["rerank"],
     )
     new.asked = dict(asked)
+    if embedders is rec.embedders:
+        new.inference = rec.inference
+    else:
+        new.use_runtime(bundle, asked.get("runtime", "torch"), asked.get("precision", "fp32"))
     return new
 
 

@@ -80,6 +80,8 @@ class Recognizer:
             raise ArtidError(f"{len(models)} model(s) for a bundle of {len(data.models)}")
         self.embedders = [m.to(self.device).eval() for m in models]
         self.embedder = self.embedders[0]
+        #: what describes photos: the embedders, or their bf16 / graph-runtime forms (use_runtime)
+        self.inference: list[Any] = list(self.embedders)
         self.top = int(top)
         self.artworks = data.artwork_by_label()
         self.pipeline = serving_pipeline(data, rerank)
@@ -110,7 +112,8 @@ class Recognizer:
     @classmethod
     def from_bundle(cls, path: str | Path, device: Any = "cpu", top: int = 5,
                     optimize: bool = True, crop: bool = True,
-                    rerank: int | None = None) -> Recognizer:
+                    rerank: int | None = None, runtime: str = "torch",
+                    precision: str = "fp32") -> Recognizer:
         """Load a bundle and the models it names (names, or checkpoints inside the bundle).
 
         Args:
@@ -122,6 +125,7 @@ class Recognizer:
                 ``artid extract`` does.
             crop: crop photos as the bundle says; False: whole photos whatever the bundle says.
             rerank: None: the bundle's re-ranking; 0: off; K: verify K neighbours.
+            runtime, precision: what describes photos (:meth:`use_runtime`).
         """
         path = Path(path)
         data = load_bundle(path)
@@ -137,7 +141,22 @@ class Recognizer:
             rerank=rerank,
         )
         rec.asked["optimize"] = optimize
+        rec.use_runtime(path, runtime, precision)
         return rec
+
+    def use_runtime(self, bundle: str | Path, runtime: str, precision: str) -> None:
+        """Describe photos with torch (FP32 or bf16) or with the models exported to ONNX Runtime /
+        OpenVINO, cached in ``<bundle>/.runtime`` (:mod:`artid.extraction.inference`)."""
+        from artid.extraction.inference import RUNTIME_CACHE, inference_model
+
+        if precision == "int8":
+            raise ArtidError("--precision int8 is calibrated on database images by artid extract; "
+                             "serve with fp32 or bf16")
+        self.asked.update(runtime=runtime, precision=precision)
+        self.inference = [
+            inference_model(m, runtime, precision, self.device, Path(bundle) / RUNTIME_CACHE)
+            for m in self.embedders
+        ]
 
     def find_crops(self, images: list[Image.Image], part: int = 0) -> list[PhotoCrop] | None:
         """The crop of each photo by the ``part``-th model, found on the photo at the bundle's
@@ -178,7 +197,7 @@ class Recognizer:
         if crops is not None:
             pixels = (c.apply(p) for c, p in zip(crops, pixels, strict=True))
         return embed_arrays(
-            self.embedders[part],
+            self.inference[part],
             pixels,
             self.scales if scales is None else scales,
             batch_size=BATCH_SIZE,

@@ -1,0 +1,33 @@
+"""The service describes photos through a graph runtime as through torch: same descriptors (cosine
+>= 0.999), same answers; the exported model is cached in the bundle; int8 is refused."""
+
+from pathlib import Path
+
+import pytest
+from service_helpers import artwork, built_bundle, photo_of
+
+from artid.errors import ArtidError
+from artid.service.recognizer import Recognizer
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> Path:
+    return built_bundle(tmp_path_factory)[0]
+
+
+def test_runtime_service_answers_as_torch(bundle: Path):
+    photos = [photo_of(artwork(i), seed=50 + i) for i in range(3)]
+    torch_rec = Recognizer.from_bundle(bundle)
+    onnx_rec = Recognizer.from_bundle(bundle, runtime="openvino", precision="fp32")
+    a, b = torch_rec.describe(photos), onnx_rec.describe(photos)
+    assert ((a * b).sum(1) >= 0.999).all()
+    for x, y in zip(torch_rec.recognize(photos), onnx_rec.recognize(photos)):
+        assert [m.artwork.key for m in x.matches] == [m.artwork.key for m in y.matches]
+        assert x.accepted == y.accepted
+    assert list((bundle / ".runtime").glob("model-*.onnx"))  # cached in the bundle
+    assert onnx_rec.asked["runtime"] == "openvino"
+
+
+def test_int8_service_is_refused(bundle: Path):
+    with pytest.raises(ArtidError, match="serve with fp32 or bf16"):
+        Recognizer.from_bundle(bundle, runtime="onnx", precision="int8")
