@@ -286,7 +286,7 @@ def _run(
             "device": device.type,
             "threads": threads,
         },
-        num_cpus=0 if gpu else threads,
+        num_cpus=threads,
         num_gpus=1 if gpu else 0,
     )
     total = sum(len(job.store.entries) for job in jobs)
@@ -300,7 +300,8 @@ def _run(
                 raise ArtidError(row["error"])
             store = jobs[int(row["list"])].store
             kept, failures = json.loads(row["ok"]), json.loads(row["failures"])
-            matrix = np.frombuffer(row["vectors"], dtype=np.float32).reshape(len(kept), emb.dim)
+            vectors = np.frombuffer(row["vectors"], dtype=np.float32)
+            matrix = vectors.reshape(len(kept), -1) if kept else vectors.reshape(0, 0)
             store.write_shard(int(row["shard"]), dict(zip(kept, matrix)), dict(failures))
             bar.update(len(kept) + len(failures))
 
