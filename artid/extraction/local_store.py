@@ -34,13 +34,8 @@ import numpy as np
 from tqdm import tqdm
 
 from artid.errors import ArtidError
-from artid.extraction.local import (
-    PACKED_FILES,
-    SIFT_DIM,
-    LocalFeatures,
-    LocalFeatureSet,
-    local_features,
-)
+from artid.extraction import local
+from artid.extraction.local import PACKED_FILES, SIFT_DIM, LocalFeatures, LocalFeatureSet
 from artid.extraction.local_cache import file_digest, open_folder
 from artid.files import atomic_path, write_json
 
@@ -97,7 +92,7 @@ def _compute_chunk(
     feats, why = [], {}
     for rel in rels:
         try:
-            feats.append(local_features(root / rel, *settings))
+            feats.append(local.local_features(root / rel, *settings))
         except ArtidError as exc:
             feats.append(LocalFeatures.empty())
             why[rel] = str(exc)
@@ -163,14 +158,16 @@ def build_store(
     folder: str | Path,
     max_keypoints: int,
     max_size: int,
-    chunk: int = DEFAULT_CHUNK,
+    chunk: int | None = None,
     desc: str = "local features",
 ) -> StoreBuild:
-    """The store of the images ``root / rel`` (in this order) under ``folder``, built or resumed.
+    """The store of the images ``root / rel`` (in this order) under ``folder``, built or resumed
+    (``chunk`` images per chunk, default :data:`DEFAULT_CHUNK`).
 
     Raises:
         ArtidError: the folder cannot be created or written, or ``chunk`` < 1.
     """
+    chunk = DEFAULT_CHUNK if chunk is None else int(chunk)
     if chunk < 1:
         raise ArtidError(f"re-ranking store: chunks of at least 1 image, got {chunk}")
     folder, root = open_folder(Path(folder)), Path(root)

@@ -24,7 +24,7 @@ from artid.service import bundle as bundles
 from artid.service import describing
 from artid.service.collection import Artwork, read_collection
 from artid.service.recalibration import recalibrated
-from artid.service.reranking import features_of
+from artid.service.reranking import store_of
 
 
 class AddResult(NamedTuple):
@@ -101,7 +101,8 @@ def add_to_bundle(
         local = None
         reranker = data.pipeline.reranker
         if reranker is not None:  # a re-ranking bundle keeps the new images' features in step
-            local = features_of(raw.entries, collection.image_root, work, reranker.config, "added")
+            added = store_of(raw.entries, collection.image_root, work, reranker.config, "added")
+            local = [added[i] for i in range(len(added))]
         thumbs = describing.store_thumbnails(bundle_dir, artworks, raw, collection.image_root)
         new = bundles.with_artworks(
             data,

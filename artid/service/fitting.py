@@ -22,7 +22,7 @@ from artid.extraction.local import LocalFeatures
 from artid.retrieval.answer import Answer
 from artid.retrieval.pipeline import KNNPipeline, PipelineConfig
 from artid.service.calibrate import Calibration, calibrate_threshold
-from artid.service.reranking import features_of
+from artid.service.reranking import features_of, store_of
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def fit_pipeline(
         config = untuned(config)
     db_features = None
     if config.rerank is not None:
-        db_features = features_of(entries, image_root, work, config.rerank, "database")
+        db_features = store_of(entries, image_root, work, config.rerank, "database")
         if val is not None:
             val.features = features_of(
                 [str(k) for k in val.keys], val.root, work, config.rerank, "validation"

@@ -11,7 +11,7 @@ import pytest
 from scenes import _scene
 
 from artid.errors import ArtidError
-from artid.extraction import local, local_store
+from artid.extraction import local
 from artid.extraction.local import LocalFeatureSet, local_features
 from artid.extraction.local_store import build_store, store_bytes
 
@@ -50,7 +50,7 @@ def test_build_resumes_at_the_first_missing_chunk(tmp_path: Path, monkeypatch) -
     root, rels = _root(tmp_path, 6)
     folder = tmp_path / "store"
     calls = []
-    real = local_store.local_features
+    real = local.local_features
 
     def interrupted(path, *args):
         calls.append(path)
@@ -58,20 +58,15 @@ def test_build_resumes_at_the_first_missing_chunk(tmp_path: Path, monkeypatch) -
             raise KeyboardInterrupt
         return real(path, *args)
 
-    monkeypatch.setattr(local_store, "local_features", interrupted)
+    monkeypatch.setattr(local, "local_features", interrupted)
     with pytest.raises(KeyboardInterrupt):
         build_store(rels, root, folder, 500, 400, chunk=2)
     assert sorted(p.name for p in (folder / "chunks").iterdir()) == [
         "chunk_000000.npz",
         "chunk_000001.npz",
     ]
-    calls.clear()
-    monkeypatch.setattr(local_store, "local_features", real)
-    monkeypatch.setattr(local, "local_features", None)  # nothing else may compute them
-    counted = []
-    monkeypatch.setattr(
-        local_store, "local_features", lambda p, *a: counted.append(p) or real(p, *a)
-    )
+    counted: list[Path] = []
+    monkeypatch.setattr(local, "local_features", lambda p, *a: counted.append(p) or real(p, *a))
     again = build_store(rels, root, folder, 500, 400, chunk=2)
     assert again.computed == 1 and [Path(p).name for p in counted] == ["4.png", "5.png"]
     # built: a later run only maps it; a changed image recomputes its chunk only
