@@ -15,9 +15,11 @@ place from torchrun's environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``M
   processes' gradients of each share (N times the gradient of the loss), and DDP's average
   divides by N: the gradient is exactly that of one process on the global batch. Plain DDP
   (a loss per share) would see only its share's pairs, sample the heads' BatchNorm (SimSiam)
-  over a share and weight DNet's loss per share. Cost: one all-gather of (B, D) floats per
-  embedding tensor of a batch (B x D x 4 bytes each way, 256 KB for 128 x 512) and the loss
-  and the head (SimSiam MLPs, DNet's classifier) computed on the whole batch by every process;
+  over a share and weight DNet's loss per share. Cost per batch and embedding tensor: an
+  all-gather of its (B, D) floats forward and an all-reduce of their gradient backward (B x D
+  x 4 bytes: 0.66 MB for the 128 images of 64 pairs at EfficientNet-Lite0's D = 1280, against
+  DDP's own all-reduce of every weight, 20 MB for Lite0 and its projector), and the loss and
+  the head (SimSiam's MLPs, DNet's classifier) computed on the whole batch by every process;
 - averages the head's gradients over the processes (they are equal: the head sees the same
   gathered batch everywhere; the average only keeps the copies from drifting apart);
 - embeds its share of the database and of the validation photos and gathers the descriptors

@@ -40,7 +40,7 @@ def _killable(cls: type, kill_at: tuple[int, int] | None) -> type:
 
 
 def build(method: str, out: Path, dist=None, kill_at=None) -> Trainer:
-    """A 3-epoch run of ``method`` on 12 tiny images (6 classes), global batch 6 (5 for DNet,
+    """A 2-epoch run of ``method`` on 12 tiny images (6 classes), global batch 6 (5 for DNet,
     which does not divide among 2 processes), random augmentation, kNN validation."""
     torch.manual_seed(0)  # the heads' and the model's initial weights: alike in every process
     source, labels = tiny_images()
@@ -58,7 +58,7 @@ def build(method: str, out: Path, dist=None, kill_at=None) -> Trainer:
                                      sampling="balanced", class_weights=True)
     model = TinyEmbedder()
     validator = KNNValidator(cache, labels, queries, query_labels, emb)
-    cfg = TrainConfig(out_dir=out, epochs=3, lr=1e-2, head_lr=1e-2, seed=3)
+    cfg = TrainConfig(out_dir=out, epochs=2, lr=1e-2, head_lr=1e-2, seed=3)
     return Trainer(model, m, cfg, CPU, validator=validator, checkpoint_writer=write_plain,
                    invalidate=cache.invalidate, progress=False, dist=dist)
 

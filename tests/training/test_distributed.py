@@ -40,7 +40,7 @@ def _same_weights(a, b, tol=1e-4):
 @pytest.mark.parametrize("method", METHODS)
 def test_two_processes_reproduce_one_at_the_same_global_batch(tmp_path, runs, method):
     one, two = _single(method, tmp_path), logged(runs / method)
-    assert [r["epoch"] for r in two] == [r["epoch"] for r in one] == [0, 1, 2, 3]
+    assert [r["epoch"] for r in two] == [r["epoch"] for r in one] == [0, 1, 2]
     for r1, r2 in zip(one, two):
         assert r1.keys() == r2.keys()
         for k in (k for k in FIGURES if k in r1):
