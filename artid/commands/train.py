@@ -7,6 +7,7 @@ SimSiam, DNet), each with the common options and those of its settings section.
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import fields
 from pathlib import Path
 
@@ -214,6 +215,8 @@ def run(args: argparse.Namespace) -> int:
     method = args.train_method
     spec = RunSpec.build(method, **{k: getattr(args, k) for k in spec_fields(method)})
     result = train(spec, resume_changed=args.resume_changed)
+    if os.environ.get("RANK", "0") != "0":  # a torchrun process other than rank 0: it says nothing
+        return 0
     last = result.history[-1] if result.history else {}
     print(f"trained {spec.method} for {last.get('epoch', 0)} epochs in {spec.out}")
     for change in result.changes:
