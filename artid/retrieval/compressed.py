@@ -9,7 +9,10 @@ database rows (float32 or float16, memory-mapped when serving), so the similarit
 classifier sees are exact, and only the short list can miss a neighbour.
 
 Built out of core: the quantizers train on a sample, then rows are encoded in chunks of
-:data:`ADD_CHUNK` (a memory-mapped database is read once, in order). ``index add`` / ``remove``
+:data:`ADD_CHUNK` (a memory-mapped database is read once, in order). Sharded: the trained, empty
+index (:meth:`PQSearcher.trained`) is copied to every process or machine, each encodes its own
+range of rows (:func:`encode_shard`), and :func:`merge_shards` joins the shards' inverted lists
+with faiss' ``merge_from``: the merged index answers exactly as one built over all rows. ``index add`` / ``remove``
 encode the new rows with the trained quantizers and delete removed ids from their lists: nothing
 is trained again. Faiss ids are kept beside the rows (``ids``: sorted), so a removal needs no
 renumbering of the lists.
@@ -98,7 +101,7 @@ class PQSearcher:
         Args:
             nlist: cells (default :func:`default_nlist`); nprobe: cells visited per query.
             m: 4-bit sub-quantizers (default :func:`default_m`).
-            train_size: rows sampled to train (default 64 per cell, at least 4,096, at most N).
+            train_size: rows sampled to train (default 40 per cell, at least 4,096, at most N).
         """
         n, d = db.shape
         nlist = default_nlist(n) if nlist is None else max(1, min(nlist, n))
@@ -111,7 +114,7 @@ class PQSearcher:
         quantizer = faiss.IndexFlatIP(d)
         index = faiss.IndexIVFPQFastScan(quantizer, d, nlist, m, 4, faiss.METRIC_INNER_PRODUCT)
         index.cp.niter = 10
-        size = min(n, train_size or max(4096, 64 * nlist))
+        size = min(n, train_size or max(4096, 40 * nlist))
         rows = np.sort(np.random.default_rng(seed).choice(n, size, replace=False))
         index.train(np.ascontiguousarray(db[rows], dtype=np.float32))
         index.nprobe = min(nprobe, nlist)
@@ -127,6 +130,12 @@ class PQSearcher:
             nlist, m, index.nprobe, self.build_seconds,
         )
         return self
+
+    def trained(self) -> Any:
+        """A copy of the trained index with empty lists: what every shard starts from."""
+        index = faiss.clone_index(self.index)
+        index.reset()
+        return index
 
     # --- persistence -----------------------------------------------------------------------------
     def save(self, path: Path) -> None:
@@ -228,3 +237,29 @@ class PQSearcher:
         order = np.argsort(-exact, axis=1, kind="stable")[:, :k]
         best = np.take_along_axis(exact, order, axis=1).astype(np.float32)
         return best, np.where(np.isfinite(best), np.take_along_axis(rows, order, axis=1), -1)
+
+
+def encode_shard(trained: Any, rows: np.ndarray, start: int, progress: bool = True) -> Any:
+    """Rows ``start .. start + len(rows) - 1`` of the database encoded into a copy of a trained,
+    empty index (:meth:`PQSearcher.trained`): one shard, built anywhere the rows are."""
+    index = faiss.clone_index(trained)
+    if index.ntotal:
+        raise ArtidError(f"a shard starts from an empty trained index, got {index.ntotal} rows")
+    for s in tqdm(range(0, len(rows), ADD_CHUNK), desc="encode shard", unit="chunk",
+                  disable=not progress, leave=False):
+        chunk = np.ascontiguousarray(rows[s : s + ADD_CHUNK], dtype=np.float32)
+        index.add_with_ids(chunk, np.arange(start + s, start + s + len(chunk), dtype=np.int64))
+    return index
+
+
+def merge_shards(shards: list[Any], db: np.ndarray, rescore: int = 4) -> PQSearcher:
+    """One searcher over ``db`` from shards :func:`encode_shard` built over its consecutive row
+    ranges (in order): their inverted lists merged (faiss ``merge_from``), ids kept."""
+    if not shards:
+        raise ArtidError("merging shards needs at least one shard")
+    index = faiss.clone_index(shards[0])
+    for shard in shards[1:]:
+        index.merge_from(faiss.clone_index(shard), 0)
+    if index.ntotal != len(db):
+        raise ArtidError(f"the shards hold {index.ntotal} rows, the database {len(db)}")
+    return PQSearcher(index, db, np.arange(len(db), dtype=np.int64), rescore)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from artid.errors import ArtidError
-from artid.retrieval.compressed import PQSearcher
+from artid.retrieval.compressed import PQSearcher, encode_shard, merge_shards
 from artid.retrieval.pipeline import KNNPipeline, PipelineConfig
 from artid.retrieval.search import exact_search
 
@@ -88,6 +88,19 @@ def test_ivfpq_add_and_remove_without_training_again() -> None:
     np.testing.assert_allclose(sims[:, 0], np.einsum("qd,qd->q", db[keep][got[:, 0]],
                                                       db[keep[::10]]), atol=1e-5)
     assert np.isin(pipe.predict(db[::13], progress=False).pred, labels[keep]).all()
+
+
+def test_shards_encoded_apart_and_merged_answer_as_one_index() -> None:
+    db, _, queries = _data(6, 2000)
+    whole = PQSearcher.build(db, nprobe=8, progress=False)
+    trained = whole.trained()
+    shards = [encode_shard(trained, db[a:b], a, progress=False) for a, b in ((0, 700), (700, 2000))]
+    merged = merge_shards(shards, db)
+    merged.index.nprobe = 8
+    for got, want in zip(merged.search(queries, 10, progress=False), whole.search(queries, 10)):
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(ArtidError, match="2000"):
+        merge_shards(shards[:1], db)
 
 
 def test_float16_storage_halves_the_database_and_keeps_the_answers(tmp_path: Path) -> None:
