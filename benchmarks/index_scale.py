@@ -1,0 +1,229 @@
+"""Benchmark: the compressed index (``--index ivfpq``) and float16 storage, at scale and in GAP.
+
+Two parts, in one run:
+
+1. **GAP on the synthetic benchmark** (``--descriptors``: an ``artid extract`` folder with
+   ``database`` / ``val`` / ``test``): the pipeline fitted at default settings (whitening ``auto``,
+   (k, tau) tuned on val) four ways: exact float32 (the protocol), exact float16, IVF-PQ float32,
+   IVF-PQ float16; test GAP / GAP- / ACC with bootstrap SEs and each one's paired difference from
+   exact float32.
+2. **Scale** (``--n``, e.g. 1,000,000 and 10,000,000): the benchmark's database, projected as the
+   exact pipeline projects it, mixed into ``n`` clustered synthetic unit vectors (``n / 100``
+   random centres, cosine about 0.6 between members of a cluster), written as a float16 memory
+   map under ``--work`` (reused when already written). Queries: the benchmark's test queries and
+   as many noisy copies of random rows. It measures the exact search (ground truth, blocked over
+   the float16 map), the out-of-core build (train on a sample, encode in chunks), the index's size
+   on disk, peak memory, and for nprobe x rescore settings recall@1 / @10 against exact and the
+   batch query time; single-query latency p50 / p95 at the defaults; the index read back
+   memory-mapped answering the same.
+
+    OMP_NUM_THREADS=2 python benchmarks/index_scale.py --descriptors DESC --n 1000000 \\
+        --work /tmp/index_scale --json runs/index_scale_1m.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+VARIANTS = {
+    "exact f32": {},
+    "exact f16": {"storage": "float16"},
+    "ivfpq f32": {"index": "ivfpq"},
+    "ivfpq f16": {"index": "ivfpq", "storage": "float16"},
+}
+
+
+def machine() -> dict[str, str]:
+    """The CPU model, its SIMD / matrix flags and the load now (timings are noisy on a shared
+    machine)."""
+    info = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    model = next((ln.split(":", 1)[1].strip() for ln in info.splitlines()
+                  if ln.startswith("Model name")), "?")
+    flags = [f for f in ("avx2", "avx512f", "avx512_vnni", "amx_bf16", "amx_int8") if f in info]
+    load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    return {"cpu": model, "flags": " ".join(flags), "uptime": load}
+
+
+def peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def gap_part(desc: dict, resamples: int, variants: dict) -> tuple[dict, object]:
+    """Test GAP of the four variants, paired differences from exact float32; the exact pipeline."""
+    from artid.metrics.bootstrap import ilr_estimates, ilr_paired
+    from artid.retrieval.pipeline import KNNPipeline, PipelineConfig
+
+    val_keys = np.array([e.path for e in desc["val"].entries])
+    labels, keys = desc["test"].labels, np.array([e.path for e in desc["test"].entries])
+    out: dict = {}
+    answers, base = {}, None
+    for name, opts in variants.items():
+        t0 = time.perf_counter()
+        pipe = KNNPipeline(PipelineConfig(use_gpu=False, **opts)).fit(
+            desc["database"].matrix, desc["database"].labels, desc["val"].matrix,
+            desc["val"].labels, val_keys, progress=False)
+        ans = pipe.predict(desc["test"].matrix, progress=False)
+        answers[name] = (ans.pred, ans.score)
+        est = ilr_estimates(ans.pred, ans.score, labels, keys, resamples)
+        out[name] = {"k": pipe.k, "tau": pipe.tau, "seconds": time.perf_counter() - t0,
+                     "projection": pipe.projection.summary() if pipe.projection else None,
+                     "test": {m: e.to_json() for m, e in est.items()}}
+        line = "  ".join(f"{m} {100 * e.value:.2f} ± {100 * e.se:.2f}" for m, e in est.items())
+        print(f"{name:10s} k {pipe.k} tau {pipe.tau:g} | test {line}", flush=True)
+        if base is None:
+            base = pipe
+            continue
+        diff = ilr_paired(answers[name], answers["exact f32"], labels, keys, resamples)
+        out[name]["minus_exact_f32"] = {m: e.to_json() for m, e in diff.items()}
+        print(f"{'':10s} - exact f32 (paired): " + "  ".join(
+            f"{m} {100 * e.value:+.2f} ± {100 * e.se:.2f}" for m, e in diff.items()), flush=True)
+    return out, base
+
+
+def synthetic_database(path: Path, n: int, real: np.ndarray, seed: int) -> np.ndarray:
+    """``n`` float16 rows: the real ones first, then clustered unit vectors (reused if written)."""
+    done = path.with_suffix(".done")
+    if done.is_file() and json.loads(done.read_text()) == {"n": n, "d": real.shape[1]}:
+        return np.load(path, mmap_mode="r")
+    d = real.shape[1]
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float16, shape=(n, d))
+    out[: len(real)] = real
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(max(1, n // 100), d)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    step = 1 << 18
+    for start in tqdm(range(len(real), n, step), desc="synthetic rows", unit="chunk"):
+        m = min(step, n - start)
+        x = centres[rng.integers(0, len(centres), m)]
+        x += rng.normal(scale=0.8 / np.sqrt(d), size=(m, d)).astype(np.float32)
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        out[start : start + m] = x
+    out.flush()
+    del out
+    done.write_text(json.dumps({"n": n, "d": d}))
+    return np.load(path, mmap_mode="r")
+
+
+def recall(idx: np.ndarray, truth: np.ndarray, k: int) -> float:
+    hits = [len(np.intersect1d(a[:k], b[:k])) for a, b in zip(idx, truth)]
+    return float(np.mean(hits) / k)
+
+
+def scale_part(args: argparse.Namespace, pipe: object, desc: dict) -> dict:
+    from artid.retrieval.compressed import PQSearcher
+    from artid.retrieval.search import exact_search
+
+    rng = np.random.default_rng(1)
+    real = pipe.transform(desc["database"].matrix)  # type: ignore[attr-defined]
+    test = pipe.transform(desc["test"].matrix)  # type: ignore[attr-defined]
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    db = synthetic_database(work / f"db_{args.n}_{real.shape[1]}.npy", args.n, real, 0)
+    gen_s = time.perf_counter() - t0
+    half = args.queries // 2
+    rows = rng.integers(len(real), args.n, half)
+    noisy = np.asarray(db[np.sort(rows)], dtype=np.float32)
+    noisy += rng.normal(scale=0.3 / np.sqrt(db.shape[1]), size=noisy.shape).astype(np.float32)
+    noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
+    queries = np.concatenate([test[rng.permutation(len(test))[: args.queries - half]], noisy])
+    res: dict = {"n": args.n, "d": int(db.shape[1]), "real_rows": len(real),
+                 "queries": len(queries), "generate_seconds": gen_s}
+    print(f"scale: {args.n:,} rows x {db.shape[1]} (float16 map {db.nbytes / 2**30:.2f} GiB, "
+          f"{len(real)} real), {len(queries)} queries", flush=True)
+    t0 = time.perf_counter()
+    truth_sims, truth = exact_search(queries, db, 10, use_gpu=False)
+    exact_s = time.perf_counter() - t0
+    res["exact_ms_per_query"] = 1e3 * exact_s / len(queries)
+    t0 = time.perf_counter()
+    pq = PQSearcher.build(db, nlist=args.nlist, nprobe=32, rescore=4)
+    res["build_seconds"] = time.perf_counter() - t0
+    file = work / f"index_{args.n}.faiss"
+    pq.save(file)
+    res["index_bytes"] = file.stat().st_size
+    res["index_bytes_per_row"] = file.stat().st_size / args.n
+    res["nlist"], res["m"] = int(pq.index.nlist), int(pq.index.M)
+    res["peak_rss_gb_after_build"] = peak_rss_gb()
+    print(f"exact {res['exact_ms_per_query']:.2f} ms/query (batch); build {res['build_seconds']:.0f}"
+          f" s, {pq.index.nlist} cells, {pq.index.M} x 4-bit; index {file.stat().st_size / 2**20:.0f}"
+          f" MiB ({res['index_bytes_per_row']:.1f} B/row); peak RSS {peak_rss_gb():.2f} GB",
+          flush=True)
+    grid = []
+    for nprobe in args.nprobes:
+        for rescore in args.rescores:
+            pq.index.nprobe, pq.rescore = nprobe, rescore
+            t0 = time.perf_counter()
+            _, idx = pq.search(queries, 10, progress=False)
+            ms = 1e3 * (time.perf_counter() - t0) / len(queries)
+            r = len(queries) - half  # the benchmark's test queries come first
+            row = {"nprobe": nprobe, "rescore": rescore, "recall@1": recall(idx, truth, 1),
+                   "recall@10": recall(idx, truth, 10), "ms_per_query": ms,
+                   "speedup_vs_exact": res["exact_ms_per_query"] / ms,
+                   "real_recall@1": recall(idx[:r], truth[:r], 1),
+                   "real_recall@10": recall(idx[:r], truth[:r], 10),
+                   "synthetic_recall@1": recall(idx[r:], truth[r:], 1)}
+            grid.append(row)
+            print(f"nprobe {nprobe:3d} rescore {rescore:2d}: recall@1 {row['recall@1']:.3f} "
+                  f"@10 {row['recall@10']:.3f} (real queries {row['real_recall@1']:.3f} / "
+                  f"{row['real_recall@10']:.3f}, synthetic @1 {row['synthetic_recall@1']:.3f})  "
+                  f"{ms:.3f} ms/query (x{row['speedup_vs_exact']:.0f} vs exact)", flush=True)
+    res["grid"] = grid
+    pq.index.nprobe, pq.rescore = 32, 4
+    single = []
+    for q in queries[: args.single]:
+        t0 = time.perf_counter()
+        pq.search(q[None], 10, progress=False)
+        single.append(1e3 * (time.perf_counter() - t0))
+    res["single_ms_p50"], res["single_ms_p95"] = map(float, np.percentile(single, [50, 95]))
+    mapped = PQSearcher.load(file, db, mmap=True)
+    mapped.index.nprobe = 32
+    same = np.array_equal(mapped.search(queries[:200], 10, progress=False)[1],
+                          pq.search(queries[:200], 10, progress=False)[1])
+    res["mmap_answers_the_same"] = bool(same)
+    res["peak_rss_gb"] = peak_rss_gb()
+    print(f"single query (nprobe 32, rescore 4): p50 {res['single_ms_p50']:.2f} ms, p95 "
+          f"{res['single_ms_p95']:.2f} ms; memory-mapped index answers the same: {same}",
+          flush=True)
+    return res
+
+
+def main() -> None:
+    from artid.descriptors import load_descriptors
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--descriptors", required=True, help="database / val / test descriptor folder")
+    ap.add_argument("--n", type=int, default=1_000_000, help="rows of the scale part (0: skip)")
+    ap.add_argument("--work", default="/tmp/index_scale", help="where the synthetic rows go")
+    ap.add_argument("--queries", type=int, default=1000)
+    ap.add_argument("--single", type=int, default=200, help="queries timed one at a time")
+    ap.add_argument("--nlist", type=int, help="IVF cells (default 4 sqrt(N))")
+    ap.add_argument("--nprobes", type=int, nargs="+", default=[16, 32, 64])
+    ap.add_argument("--rescores", type=int, nargs="+", default=[1, 4, 10])
+    ap.add_argument("--resamples", type=int, default=1000)
+    ap.add_argument("--skip-gap", action="store_true", help="fit only the exact pipeline")
+    ap.add_argument("--json", help="write the results here")
+    args = ap.parse_args()
+    info = machine()
+    print(f"{info['cpu']} [{info['flags']}]; {info['uptime']}", flush=True)
+    desc = {s: load_descriptors(Path(args.descriptors) / s) for s in ("database", "val", "test")}
+    results: dict = {"machine": info}
+    variants = {"exact f32": {}} if args.skip_gap else VARIANTS
+    results["gap"], exact = gap_part(desc, args.resamples, variants)
+    if args.n:
+        results["scale"] = scale_part(args, exact, desc)
+    results["machine_after"] = machine()["uptime"]
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
