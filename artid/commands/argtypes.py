@@ -33,26 +33,43 @@ positive_int = int_at_least(1)
 non_negative_int = int_at_least(0)
 
 
-def positive_float(text: str) -> float:
-    """A finite number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
-    return value
+def finite_float(
+    low: float = -math.inf,
+    high: float = math.inf,
+    *,
+    above: bool = False,
+    below: bool = False,
+) -> Callable[[str], float]:
+    """A number option's type: finite (no ``nan`` / ``inf``, which would slip past every range
+    check and end up in JSON files as ``NaN``), ``>= low`` (``> low`` when ``above``) and
+    ``<= high`` (``< high`` when ``below``)."""
+    if low > -math.inf and high < math.inf:
+        rule = f"a finite number in {'(' if above else '['}{low:g}, {high:g}{')' if below else ']'}"
+    elif low > -math.inf:
+        rule = f"a finite number {'>' if above else '>='} {low:g}"
+    elif high < math.inf:
+        rule = f"a finite number {'<' if below else '<='} {high:g}"
+    else:
+        rule = "a finite number"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        ok = math.isfinite(value) and (value > low if above else value >= low)
+        if not (ok and (value < high if below else value <= high)):
+            raise argparse.ArgumentTypeError(f"must be {rule}, got {text!r}")
+        return value
+
+    parse.__name__ = rule
+    return parse
 
 
-def fraction(text: str) -> float:
-    """A number in [0, 1]."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be a number between 0 and 1, got {text!r}")
-    return value
+positive_float = finite_float(0.0, above=True)
+non_negative_float = finite_float(0.0)
+#: A share: a number in [0, 1].
+fraction = finite_float(0.0, 1.0)
 
 
 def tcp_port(text: str) -> int:

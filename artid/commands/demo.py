@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from artid.commands.argtypes import positive_int
+from artid.commands.argtypes import non_negative_float, positive_int
 from artid.commands.common import add_device_argument, add_seed_argument
 
 HELP = (
@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--distractor-ratio",
-        type=float,
+        type=non_negative_float,
         default=d.distractor_ratio,
         help="distractor queries per Met query (the Met test set has about 18)",
     )

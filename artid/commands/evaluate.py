@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from artid.commands.argtypes import fraction
 from artid.commands.common import add_faiss_gpu_argument
 from artid.commands.pipeline_options import add_pipeline_arguments, pipeline_config
 from artid.descriptors import DescriptorSet, load_descriptors
@@ -88,7 +89,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument("--name", default="", help="row name in the table and report")
     o.add_argument(
         "--distractor-ratio",
-        type=float,
+        type=fraction,
         action="append",
         metavar="R",
         help="also report test GAP with only this share of distractors (repeatable; default 0.1 "
@@ -96,7 +97,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     o.add_argument(
         "--val-distractor-ratio",
-        type=float,
+        type=fraction,
         default=1.0,
         metavar="R",
         help="tune on val with only this share of its distractors (thesis table B.1)",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from artid.commands.argtypes import fraction
+from artid.commands.argtypes import finite_float, fraction
 from artid.commands.common import (
     add_batch_size_argument,
     add_device_argument,
@@ -90,7 +90,7 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
     )
     t.add_argument(
         "--threshold",
-        type=float,
+        type=finite_float(0.0, 1.0, below=True),
         help="fixed acceptance threshold (a confidence) instead of calibrating one",
     )
     add_device_argument(b)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from artid.commands.argtypes import non_negative_int, positive_float, positive_int
+from artid.commands.argtypes import fraction, non_negative_int, positive_float, positive_int
 from artid.commands.common import add_max_size_argument
 from artid.data.images import DEFAULT_MAX_SIZE
 from artid.errors import ArtidError
@@ -60,7 +60,7 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
         "database images)",
     )
     w.add_argument(
-        "--shrinkage", type=float, default=1.0, help="whitening shrinkage (1 full, 0 plain PCA)"
+        "--shrinkage", type=fraction, default=1.0, help="whitening shrinkage (1 full, 0 plain PCA)"
     )
     c = parser.add_argument_group("classifier")
     c.add_argument(

@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from artid.commands.argtypes import positive_int
+from artid.commands.argtypes import finite_float, fraction, non_negative_float, positive_int
 from artid.commands.common import add_seed_argument
 from artid.data.synth import SynthConfig, generate
 
@@ -41,32 +41,32 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--val-share",
-        type=float,
+        type=fraction,
         default=d.val_share,
         help="share of the query classes in val (default: 10%% as in the Met, raised up to "
         "40%% where that is needed for the Met's 129 val queries)",
     )
     p.add_argument(
         "--distractor-ratio",
-        type=float,
+        type=non_negative_float,
         default=d.distractor_ratio,
         help="distractor queries per Met query in each split",
     )
     p.add_argument(
         "--other-share",
-        type=float,
+        type=fraction,
         default=d.other_share,
         help="share of the distractors that are other artworks (the rest are non-art photos)",
     )
     p.add_argument(
         "--mini-share",
-        type=float,
+        type=fraction,
         default=d.mini_share,
         help="share of the classes in the mini database",
     )
     p.add_argument(
         "--single-share",
-        type=float,
+        type=fraction,
         default=d.single_share,
         help="share of classes with a single studio photo",
     )
@@ -93,7 +93,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--holdout-share",
-        type=float,
+        type=finite_float(0.0, 1.0, below=True),
         default=0.15,
         help="with --source-images: share of the images held out as other-art distractors",
     )
