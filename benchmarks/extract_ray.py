@@ -15,7 +15,9 @@ first shard was written, over the time from then to the last one.
 With ``--device cuda`` the single-process run and each Ray worker use one GPU (batch 32, 4
 decoding threads), and Ray runs with as many workers (1, 2) as there are GPUs. Prints the CPU
 (model, avx2 / avx512 / amx flags), the load before and after, and each way's images/s (all,
-and steady) with its ratio to the single-process run at 1 thread.
+and steady) and CPU seconds per image (this process and its descendants: Ray's workers too;
+under a shared machine's load the least noisy figure) with their ratios to the single-process
+run at 1 thread. ``steady`` needs several shards per worker to mean anything.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from functools import partial
 from pathlib import Path
@@ -49,8 +52,59 @@ def load_line() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
+class CpuMeter:
+    """CPU seconds of this process and all its descendants (Ray's raylet and workers) over a
+    run, from ``/proc`` sampled every ``every`` seconds (a process that ends loses at most its
+    last ``every`` seconds)."""
+
+    def __init__(self, every: float = 0.2) -> None:
+        self.every = every
+        self.seen: dict[int, float] = {}
+        self.start: dict[int, float] = {}
+        self.stop_event = threading.Event()
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def _tree(self) -> dict[int, float]:
+        stats: dict[int, tuple[int, float]] = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                stats[int(entry)] = (
+                    int(fields[1]),
+                    (int(fields[11]) + int(fields[12])) / self.tick,
+                )
+        tree, todo = {}, [os.getpid()]
+        while todo:
+            pid = todo.pop()
+            if pid in stats and pid not in tree:
+                tree[pid] = stats[pid][1]
+                todo += [child for child, (parent, _) in stats.items() if parent == pid]
+        return tree
+
+    def _watch(self) -> None:
+        while not self.stop_event.wait(self.every):
+            self.seen.update(self._tree())
+
+    def __enter__(self) -> CpuMeter:
+        self.start = self._tree()
+        self.seen = dict(self.start)
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop_event.set()
+        self.thread.join()
+        self.seen.update(self._tree())
+        self.seconds = sum(t - self.start.get(pid, 0.0) for pid, t in self.seen.items())
+
+
 def timed(run):
-    """(seconds, steady images/s, result) of ``run()``; shard arrival times seen by the driver."""
+    """(seconds, steady images/s, result, CPU seconds) of ``run()``; shard arrival times seen
+    by the driver."""
     from artid.extraction.shards import ShardStore
 
     arrivals: list[tuple[float, int]] = []
@@ -62,14 +116,15 @@ def timed(run):
 
     ShardStore.write_shard = timed_write
     try:
-        start = time.perf_counter()
-        result = run()
-        elapsed = time.perf_counter() - start
+        with CpuMeter() as cpu:
+            start = time.perf_counter()
+            result = run()
+            elapsed = time.perf_counter() - start
     finally:
         ShardStore.write_shard = real
     later = sum(n for _, n in arrivals[1:])
     steady = later / (arrivals[-1][0] - arrivals[0][0]) if len(arrivals) > 1 else float("nan")
-    return elapsed, steady, result
+    return elapsed, steady, result, cpu.seconds
 
 
 def main() -> None:
@@ -79,6 +134,12 @@ def main() -> None:
     parser.add_argument("--cpus", type=int, default=2, help="CPUs of the local Ray instance")
     parser.add_argument(
         "--device", default="cpu", choices=["cpu", "cuda"], help="cuda: a Ray worker per GPU"
+    )
+    parser.add_argument(
+        "--no-threaded",
+        action="store_true",
+        help="leave out single-process with --cpus threads (it crawls when other jobs hold the "
+        "cores: OpenMP threads wait for each other)",
     )
     args = parser.parse_args()
 
@@ -103,7 +164,7 @@ def main() -> None:
         folder = Path(tmp) / "photos"
         make_images(folder, args.images)
         lists = [folder_source(folder, "photos")]
-        for threads in [1] if gpu else sorted({1, args.cpus}):
+        for threads in [1] if gpu or args.no_threaded else sorted({1, args.cpus}):
             torch.set_num_threads(threads)
             where = Path(tmp) / f"single{threads}"
             run = partial(extract_lists, lists, emb, where, settings, args.device, progress=False)
@@ -133,14 +194,18 @@ def main() -> None:
         f"{args.images} images, multi-scale {settings.scales}, max size {settings.max_size}, "
         f"shards of {args.shard_size}, batch {settings.batch_size}, on {args.device}"
     )
-    print(f"{'way':<34} {'wall s':>7} {'img/s':>7} {'ratio':>6} {'steady':>7} {'ratio':>6} same")
-    for name, elapsed, steady, out in rows:
+    base_cpu = rows[0][4] / args.images
+    print(
+        f"{'way':<34} {'wall s':>7} {'img/s':>7} {'ratio':>6} {'steady':>7} {'ratio':>6} "
+        f"{'CPU s/img':>9} {'ratio':>6} same"
+    )
+    for name, elapsed, steady, out, cpu in rows:
         dset = out["photos"]
         same = np.array_equal(dset.matrix, reference.matrix) and dset.entries == reference.entries
-        rate = args.images / elapsed
+        rate, per = args.images / elapsed, cpu / args.images
         print(
             f"{name:<34} {elapsed:>7.1f} {rate:>7.2f} {rate / base:>6.2f} {steady:>7.2f} "
-            f"{steady / base_steady:>6.2f} {same}"
+            f"{steady / base_steady:>6.2f} {per:>9.3f} {per / base_cpu:>6.2f} {same}"
         )
     print(f"load after: {load_line()}")
 
