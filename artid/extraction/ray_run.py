@@ -211,6 +211,11 @@ def extract_lists_ray(
         threads: torch threads (and CPUs reserved) per worker.
         progress: show a progress bar.
     """
+    if settings.precision == "int8":
+        raise ArtidError(
+            "--precision int8 is calibrated on images read by this process; with --ray use "
+            "fp32 or bf16"
+        )
     out_dir = Path(out_dir)
     device = torch.device(device)
     results: dict[str, DescriptorSet] = {}

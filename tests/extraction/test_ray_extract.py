@@ -177,3 +177,10 @@ def test_an_error_in_a_worker_comes_back_as_a_short_error(emb):
     out = worker({k: np.array(v, dtype=object) for k, v in {**rows, "crop": [False]}.items()})
     assert list(out["shard"]) == [3]
     assert "--dtype float16 needs a GPU" in out["error"][0]
+
+
+def test_int8_is_refused_on_ray_before_anything_starts(emb, met, tmp_path):
+    int8 = ExtractionSettings(scales=(1.0,), precision="int8")
+    with pytest.raises(ArtidError, match="int8"):
+        ray_run.extract_lists_ray(met_sources(met, ["val"]), emb, tmp_path / "out", int8)
+    assert not (tmp_path / "out").exists()
