@@ -1,7 +1,9 @@
 """What a pipeline's fit chooses on validation: the whitening, the QE / DBA neighbour counts, and
 the re-ranking stage's rule.
 
-Both are grid searches (:func:`artid.tuning.grid_search`) whose every point rebuilds the pipeline's
+The whitening keeps ``auto``'s default (PCAw at the supported dimension) unless an alternative
+wins on validation by a paired-bootstrap margin (:func:`artid.retrieval.choosing.margin_choice`).
+All are grid searches (:func:`artid.tuning.grid_search`) whose every point rebuilds the pipeline's
 index and tunes its (k, tau); the winner is left built in the pipeline.
 """
 
@@ -16,6 +18,7 @@ import numpy as np
 from artid.data.entries import DISTRACTOR
 from artid.errors import ArtidError
 from artid.extraction.local import LocalFeatures, LocalFeatureSet
+from artid.retrieval.choosing import margin_choice
 from artid.retrieval.config import PipelineConfig, WhiteningChoice, whitening_candidates
 from artid.retrieval.expansion import N_GRID, Expansion
 from artid.retrieval.projection import Projection
@@ -30,6 +33,7 @@ class Fittable(Protocol):
     """The part of :class:`artid.retrieval.pipeline.KNNPipeline` the choices drive."""
 
     config: PipelineConfig
+    classifier: Any
     projection: Projection | None
     k: int | None
     tau: float | None
@@ -60,12 +64,17 @@ def choose_whitening(
             "whiten=auto without validation queries: using PCA-whitening to %d", choices[0].dim
         )
         choices = choices[:1]
+    answers: list[tuple[np.ndarray, np.ndarray]] = []
 
     def score(c: WhiteningChoice) -> float:
         self._build(db, labels, c)
         c.val_gap = self._tune(val, val_labels, keys)
         assert self.projection is not None
         c.k, c.tau, c.projection = self.k, self.tau, self.projection.summary()
+        if len(choices) > 1 and val is not None:
+            q = self.expansion.expand(self.projection.transform(val), self.classifier)
+            ans = self.classifier.predict(q, self.k, self.tau)
+            answers.append((ans.pred, ans.score))
         if len(choices) > 1:
             log.info(
                 "whitening %s: val GAP %.1f at k=%d tau=%g",
@@ -77,6 +86,17 @@ def choose_whitening(
         return c.val_gap or 0.0
 
     best = grid_search(choices, score).best
+    if len(answers) > 1:
+        assert val_labels is not None
+        chosen, z = margin_choice(answers, val_labels, keys)
+        if choices[chosen] is not best:
+            log.info(
+                "whitening: keeping %s (val GAP %.1f); the best val GAP %.1f is within the margin",
+                choices[chosen].projection.get("dims") if choices[chosen].whiten else "none",
+                100 * (choices[chosen].val_gap or 0.0),
+                100 * (best.val_gap or 0.0),
+            )
+        best = choices[chosen]
     self.candidates = choices
     if best is not choices[-1]:  # the last one built is in place; rebuild the winner
         self._build(db, labels, best)

@@ -12,6 +12,7 @@ from evaluate_helpers import _err, _sets, main
 
 from artid.errors import ArtidError
 from artid.evaluation.run import evaluate
+from artid.retrieval.choosing import margin_choice
 from artid.retrieval.pipeline import KNNPipeline, PipelineConfig
 from artid.retrieval.projection import Projection, supported_dim
 
@@ -24,16 +25,23 @@ def test_whitening_dimension_is_capped_at_half_the_database(caplog):
     assert supported_dim(64, 1000, 32) == 32
 
 
-def test_auto_whitening_keeps_the_best_validation_candidate():
+def test_auto_whitening_keeps_the_chosen_validation_candidate():
     database, val, test = _sets(classes=60, d=32)
+    keys = np.array([e.path for e in val.entries])
     pipe = KNNPipeline(PipelineConfig(whiten="auto", dim=512)).fit(
-        database.matrix, database.labels, val.matrix, val.labels, [e.path for e in val.entries]
+        database.matrix, database.labels, val.matrix, val.labels, keys
     )
     kinds = [(c.whiten, c.projection["dims"]) for c in pipe.candidates]
     n = len(database.entries)
     top = min(32, n // 2)
     assert kinds == [(True, [top]), (True, [top // 2]), (False, [32])]
-    best = max(pipe.candidates, key=lambda c: c.val_gap)
+    # the one artid.retrieval.choosing picks from the candidates' val answers is built
+    answers = []
+    for c in pipe.candidates:
+        cfg = PipelineConfig(whiten="pcaw" if c.whiten else "none", dim=max(1, c.dim))
+        one = KNNPipeline(cfg).fit(database.matrix, database.labels, val.matrix, val.labels, keys)
+        answers.append((one.val_answer.pred, one.val_answer.score))
+    best = pipe.candidates[margin_choice(answers, np.asarray(val.labels), keys)[0]]
     assert pipe.projection.summary()["dims"] == best.projection["dims"]
     assert (pipe.k, pipe.tau) == (best.k, best.tau)
     assert pipe.tuned.best_gap == pytest.approx(best.val_gap)
