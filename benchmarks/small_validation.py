@@ -4,8 +4,8 @@ On a descriptor folder written by ``artid extract`` (``database``, ``val``, ``te
 validation subsets of ``--sizes`` Met queries (with the val split's share of distractors),
 ``--seeds`` draws each, and fits the kNN pipeline on each subset with every fixed whitening
 that ``auto`` tries (PCAw at the supported dimension, at half of it, raw descriptors; plus PCAw
-with ``--shrinkage``, not one of auto's), (k, tau) tuned on the same subset. Each selection rule then picks one of
-auto's settings from their validation answers:
+with ``--shrinkage``, not one of auto's), (k, tau) tuned on the same subset. Each selection rule
+then picks one of auto's settings from their validation answers:
 
     best val     today's rule: the highest val GAP (ties to the earlier setting)
     margin z     artid.retrieval.choosing.margin_choice: keep the default (PCAw) unless an
