@@ -111,7 +111,7 @@ def main() -> None:
     t = time.perf_counter()
     old = np.array([[count_inliers(qfeats["test"](q), store[int(r)]) for r in idx[q]] for q in range(n)])
     old_ms = 1000 * (time.perf_counter() - t) / n
-    same = bool(np.array_equal(np.where(old >= floor, old, 0), new))
+    same = bool(np.array_equal(np.where(old >= floor, old, 0), np.where(new >= floor, new, 0)))
     results["loop"] = {"queries": n, "old_ms": old_ms, "new_ms": new_ms, "ratio": old_ms / new_ms,
                        "counts_from_min_inliers_equal": same, "min_inliers": floor}
     print(f"verify loop, {n} queries, K={args.top}: previous (BFMatcher + MAGSAC every pair) {old_ms:.1f} ms, "
