@@ -128,7 +128,9 @@ def test_evaluate_records_global_and_reranked_metrics_and_resumes_from_the_cache
     assert res["rerank"]["top"] == 3 and res["rerank"]["val_gap"] > res["rerank"]["global_val_gap"]
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
     assert saved["rerank"]["w"] == res["rerank"]["w"]
-    assert len(list((tmp_path / "local_features").glob("*.npz"))) == CLASSES + 2 * (CLASSES + 4)
+    # the database in one re-ranking store, each query photo in its own file
+    assert len(list((tmp_path / "local_features").glob("*.npz"))) == 2 * (CLASSES + 4)
+    assert len(list((tmp_path / "local_features").glob("store-*/local_desc.npy"))) == 1
 
     # a second run reads every image's features from the cache (nothing is extracted again)
     def no_extraction(*args, **kwargs):
