@@ -164,12 +164,13 @@ class Distributed:
     def wrap(self, model: nn.Module) -> nn.Module:
         """The model in ``DistributedDataParallel`` (as it is when nothing of it is trained).
 
-        Buffers are not broadcast: the loop freezes the BatchNorm statistics of the embedder.
+        Buffers are not synchronised at every forward: the loop freezes the BatchNorm statistics
+        of the embedder.
         """
         if not any(p.requires_grad for p in model.parameters()):
             return model
         ids = [self.device.index] if self.device.type == "cuda" else None
-        return DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
+        return DistributedDataParallel(model, device_ids=ids, forward_sync_buffers=False)
 
     def sharded(self, embed: Callable[[nn.Module, Any], np.ndarray]
                 ) -> Callable[[nn.Module, Any], np.ndarray]:
