@@ -3,15 +3,22 @@
 The simple way is the loop of the paper's public code: one image at a time (batch 1), read with
 PIL, converted and normalised, the network run at each scale of the pyramid, the descriptors
 summed and normalised, no optimisation. ``artid`` is :func:`artid.extraction.extract_list`
-(decoding worker, size-bucketed batches, BatchNorm folding, channels-last, shards on disk).
-Both run on the same images with the same model, each in a fresh process (so that peak
-memory, self + children, is measured separately); the descriptors are compared too.
+(decoding worker, size-bucketed batches, BatchNorm folding, channels-last, shards on disk), in
+torch FP32 and bf16 and through the exported graph in OpenVINO / ONNX Runtime (FP32, bf16, int8:
+``--runtime`` / ``--precision``; the one-off export and int8 calibration are timed apart). All run
+on the same images with the same model, each in a fresh process (so that peak memory, self +
+children, is measured separately); each one's descriptors are compared with the simple loop's
+(cosine). The service's latency per photo (``Recognizer.recognize``, one photo at a time, no
+re-ranking, p50 / p95) is measured on a bundle of the first images in torch FP32 and in the
+fastest runtime.
 
     python benchmarks/extract_throughput.py --images 300              # the full run
     python benchmarks/extract_throughput.py --images 24 --variants    # each optimisation alone
 
 The FLOPs of one multi-scale pass (counted by torch's FlopCounterMode) turn images/s into
-GFLOP/s, compared with the CPU's peak (cores x clock x 32 FP32 FLOP/cycle for AVX2 + 2 FMA units).
+GFLOP/s, compared with the CPU's peak from its ISA (:func:`artid.models.precision.
+peak_flops_per_cycle`: FP32 32 FLOP/cycle/core with AVX2, 64 with AVX-512; bf16 and int8 with
+AVX512-BF16 / VNNI or AMX tiles), at the clock /proc/cpuinfo reports.
 """
 
 from __future__ import annotations
@@ -83,22 +90,62 @@ def run_simple(folder: Path, out: Path, threads: int) -> dict:
 
 
 def run_artid(folder: Path, out: Path, threads: int, batch_size: int, workers: int, fold_bn: bool,
-              channels_last: bool) -> dict:
+              channels_last: bool, runtime: str = "torch", precision: str = "fp32") -> dict:
     import torch
 
     from artid.extraction import ExtractionSettings, extract_list, folder_source
+    from artid.extraction.inference import RUNTIME_CACHE, calibration_images
+    from artid.extraction.run import BatchEmbedder
     from artid.models import build_embedder
 
     torch.set_num_threads(threads)
     emb = build_embedder("efficientnet_lite0")
     images = folder_source(folder, "bench")
     settings = ExtractionSettings(batch_size=batch_size, workers=workers, fold_bn=fold_bn,
-                                  channels_last=channels_last)
+                                  channels_last=channels_last, runtime=runtime, precision=precision)
+    start = time.perf_counter()  # export / calibration: once per model, cached beside the output
+    files = [images.path_of(e) for e in images.entries]
+    runner = BatchEmbedder(emb, settings, torch.device("cpu"), out.parent / RUNTIME_CACHE,
+                           calibration_images(files, settings.max_size, settings.scales))
+    prepare = time.perf_counter() - start
     start = time.perf_counter()
-    dset = extract_list(images, emb, out.with_suffix(""), settings, progress=False)
+    dset = extract_list(images, emb, out.with_suffix(""), settings, runner=runner, progress=False)
     elapsed = time.perf_counter() - start
     np.save(out, dset.matrix)
-    return {"images": len(dset.entries), "seconds": elapsed}
+    return {"images": len(dset.entries), "seconds": elapsed, "prepare_seconds": prepare}
+
+
+def run_service(folder: Path, work: Path, threads: int, runtime: str, precision: str,
+                artworks: int = 24) -> dict:
+    """p50 / p95 ms of ``Recognizer.recognize`` per photo (no re-ranking) on a bundle of the
+    first ``artworks`` images (one artwork each), over the other images."""
+    import shutil
+
+    import torch
+    from PIL import Image
+
+    from artid.service.builder import BuildOptions, build_bundle
+    from artid.service.recognizer import Recognizer
+
+    torch.set_num_threads(threads)
+    files = sorted(folder.glob("*.jpg"))
+    bundle = work / "bundle"
+    if not (bundle / "bundle.json").is_file():
+        collection = work / "collection"
+        for i, f in enumerate(files[:artworks]):
+            (collection / f"art-{i}").mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(f, collection / f"art-{i}" / "0.jpg")
+        build_bundle(collection, bundle, BuildOptions(workers=0))
+    rec = Recognizer.from_bundle(bundle, rerank=0, runtime=runtime, precision=precision)
+    photos = [Image.open(f).convert("RGB") for f in files[artworks:]]
+    rec.recognize(photos[:1])  # warm-up
+    ms = []
+    for photo in photos:
+        t = time.perf_counter()
+        rec.recognize([photo])
+        ms.append(1000 * (time.perf_counter() - t))
+    return {"photos": len(ms), "p50_ms": float(np.percentile(ms, 50)),
+            "p95_ms": float(np.percentile(ms, 95))}
 
 
 def flops_per_image(height: int = 375, width: int = 500) -> float:
@@ -115,8 +162,10 @@ def flops_per_image(height: int = 375, width: int = 500) -> float:
     return float(counter.get_total_flops())
 
 
-def cpu_peak_gflops(cores: int) -> tuple[float, float]:
-    """(clock GHz, peak FP32 GFLOP/s) for AVX2 with two FMA units: 32 FLOP per cycle per core."""
+def cpu_peak_gflops(cores: int) -> tuple[float, dict[str, float]]:
+    """(clock GHz, peak GFLOP/s per precision) from the CPU's ISA and clock."""
+    from artid.models.precision import peak_flops_per_cycle
+
     mhz = []
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -125,7 +174,25 @@ def cpu_peak_gflops(cores: int) -> tuple[float, float]:
     except OSError:
         pass
     ghz = (max(mhz) / 1000) if mhz else float("nan")
-    return ghz, cores * ghz * 32
+    return ghz, {p: cores * ghz * f for p, f in peak_flops_per_cycle().items()}
+
+
+def cpu_line() -> str:
+    """The CPU's model, its vector / matrix units, and the load now."""
+    from artid.models.precision import cpu_flags
+
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    units = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+             if f in cpu_flags()]
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return f"{model}, {os.cpu_count()} logical CPUs ({', '.join(units) or 'no AVX2'}), load {load:.1f}"
 
 
 def child(argv: list[str]) -> dict:
@@ -136,6 +203,16 @@ def child(argv: list[str]) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+#: (row name, runtime, precision) of the precision / runtime rows
+PRECISION_ROWS = [
+    ("torch bf16 (autocast)", "torch", "bf16"),
+    ("ONNX Runtime FP32", "onnx", "fp32"),
+    ("OpenVINO FP32", "openvino", "fp32"),
+    ("OpenVINO bf16", "openvino", "bf16"),
+    ("ONNX Runtime int8 (static, calibrated)", "onnx", "int8"),
+]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=300)
@@ -143,20 +220,25 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--variants", action="store_true", help="also time each optimisation alone")
+    parser.add_argument("--no-service", action="store_true", help="skip the service's latency")
     parser.add_argument("--_method", help=argparse.SUPPRESS)
     parser.add_argument("--_folder", help=argparse.SUPPRESS)
     parser.add_argument("--_out", help=argparse.SUPPRESS)
     parser.add_argument("--_fold", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--_cl", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--_runtime", default="torch", help=argparse.SUPPRESS)
+    parser.add_argument("--_precision", default="fp32", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args._method:  # inside a child process
         folder, out = Path(args._folder), Path(args._out)
         if args._method == "simple":
             result = run_simple(folder, out, args.threads)
+        elif args._method == "service":
+            result = run_service(folder, out, args.threads, args._runtime, args._precision)
         else:
             result = run_artid(folder, out, args.threads, args.batch_size, args.workers, bool(args._fold),
-                               bool(args._cl))
+                               bool(args._cl), args._runtime, args._precision)
         result["peak_rss_mib"] = peak_rss_mib()
         print(json.dumps(result))
         return
@@ -167,15 +249,26 @@ def main() -> None:
         make_images(folder, args.images)
         common = ["--threads", str(args.threads), "--_folder", str(folder)]
 
-        def artid(name: str, batch: int, workers: int, fold: int, cl: int) -> dict:
-            return child(common + ["--_method", "artid", "--_out", str(tmp_path / f"{name}.npy"),
-                                   "--batch-size", str(batch), "--workers", str(workers),
-                                   "--_fold", str(fold), "--_cl", str(cl)])
+        def artid(name: str, batch: int, workers: int, fold: int, cl: int, runtime: str = "torch",
+                  precision: str = "fp32") -> dict:
+            r = child(common + ["--_method", "artid", "--_out", str(tmp_path / name / "d.npy"),
+                                "--batch-size", str(batch), "--workers", str(workers),
+                                "--_fold", str(fold), "--_cl", str(cl), "--_runtime", runtime,
+                                "--_precision", precision])
+            r["npy"] = str(tmp_path / name / "d.npy")
+            return r
 
-        results = {"simple (batch 1, no optimisation)": child(common + ["--_method", "simple", "--_out",
-                                                                         str(tmp_path / "simple.npy")])}
-        results[f"artid (batch {args.batch_size}, {args.workers} worker, BN fold, channels-last)"] = artid(
-            "artid", args.batch_size, args.workers, 1, 1)
+        for name in ["simple", "artid", *(f"p{i}" for i in range(len(PRECISION_ROWS))),
+                     *(f"v{i}" for i in range(6))]:
+            (tmp_path / name).mkdir()
+        results = {"simple (batch 1, no optimisation)": child(
+            common + ["--_method", "simple", "--_out", str(tmp_path / "simple" / "d.npy")])}
+        results["simple (batch 1, no optimisation)"]["npy"] = str(tmp_path / "simple" / "d.npy")
+        results[f"artid torch FP32 (batch {args.batch_size}, {args.workers} worker, BN fold, "
+                "channels-last)"] = artid("artid", args.batch_size, args.workers, 1, 1)
+        for i, (label, runtime, precision) in enumerate(PRECISION_ROWS):
+            results[f"artid {label}"] = artid(f"p{i}", args.batch_size, args.workers, 1, 1,
+                                              runtime, precision)
         if args.variants:
             results["artid batch 1, 0 workers, no BN fold, contiguous"] = artid("v0", 1, 0, 0, 0)
             results["artid batch 1, 0 workers, BN fold"] = artid("v1", 1, 0, 1, 0)
@@ -184,23 +277,34 @@ def main() -> None:
             results["artid batch 1, 1 worker, BN fold + channels-last"] = artid("v4", 1, 1, 1, 1)
             results["artid batch 8, 1 worker, BN fold + channels-last"] = artid("v5", 8, 1, 1, 1)
 
-        simple = np.load(tmp_path / "simple.npy")
-        fast = np.load(tmp_path / "artid.npy")
+        simple = np.load(tmp_path / "simple" / "d.npy")
         base = None
         print(f"{args.images} JPEG images up to 500 px, EfficientNet-Lite0, multi-scale (1, 2^-0.5, 1/2), "
-              f"{args.threads} torch threads")
+              f"{args.threads} threads; {cpu_line()}")
         for name, r in results.items():
             rate = r["images"] / r["seconds"]
             base = base or rate
-            print(f"  {name:58s} {rate:6.2f} images/s  x{rate / base:4.2f}  peak memory {r['peak_rss_mib']:6.0f} MiB")
-        print(f"  max |descriptor difference| artid vs simple: {np.abs(fast - simple).max():.2e}")
+            cos = (np.load(r["npy"]) * simple).sum(1)
+            prep = f"  prepare {r['prepare_seconds']:5.1f} s" if r.get("prepare_seconds", 0) > 0.5 else ""
+            print(f"  {name:70s} {rate:6.2f} images/s  x{rate / base:5.2f}  cosine min {cos.min():.4f}  "
+                  f"peak memory {r['peak_rss_mib']:5.0f} MiB{prep}")
         flops = flops_per_image()
-        ghz, peak = cpu_peak_gflops(args.threads)
+        ghz, peaks = cpu_peak_gflops(args.threads)
         best = max(r["images"] / r["seconds"] for r in results.values())
         print(f"  FLOPs per multi-scale 375x500 image: {flops / 1e9:.2f} GFLOP; at {best:.2f} images/s that is "
               f"{best * flops / 1e9:.1f} GFLOP/s")
-        print(f"  CPU peak ({args.threads} cores x {ghz:.2f} GHz x 32 FLOP/cycle): {peak:.0f} GFLOP/s -> "
-              f"ceiling {peak * 1e9 / flops:.1f} images/s at 100% of peak")
+        for precision, peak in peaks.items():
+            print(f"  CPU peak {precision} ({args.threads} cores x {ghz:.2f} GHz x "
+                  f"{peak / max(args.threads * ghz, 1e-9):.0f} FLOP/cycle): {peak:.0f} GFLOP/s -> "
+                  f"ceiling {peak * 1e9 / flops:.1f} images/s")
+        if not args.no_service:
+            print("  service, Recognizer.recognize per photo, no re-ranking:")
+            for label, runtime, precision in [("torch FP32", "torch", "fp32"),
+                                              ("OpenVINO bf16", "openvino", "bf16")]:
+                r = child(common + ["--_method", "service", "--_out", str(tmp_path / "service"),
+                                    "--_runtime", runtime, "--_precision", precision])
+                print(f"    {label:14s} p50 {r['p50_ms']:6.1f} ms  p95 {r['p95_ms']:6.1f} ms "
+                      f"({r['photos']} photos)")
 
 
 if __name__ == "__main__":
