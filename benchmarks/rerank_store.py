@@ -45,6 +45,8 @@ def main() -> None:
     ap.add_argument("--budgets", type=int, nargs="+", default=[500, 300, 200, 100],
                     help="keypoints kept per database image (the first is the reference)")
     ap.add_argument("--query-budget", type=int, default=None, help="keypoints kept per query photo")
+    ap.add_argument("--query-budgets", type=int, nargs="*", default=[],
+                    help="also the full store with the photos' keypoints cut to each of these (paired)")
     ap.add_argument("--top", type=int, default=50, help="K, the neighbours verified")
     ap.add_argument("--timing-queries", type=int, default=200, help="queries the old loop is timed on")
     ap.add_argument("--resamples", type=int, default=1000)
@@ -78,23 +80,27 @@ def main() -> None:
     sizes = np.diff(np.asarray(store.offsets))
     results: dict = {"top": args.top, "budgets": {}}
     answers = {}
-    for b in args.budgets:
+    configs = [(b, None) for b in args.budgets] + [(args.budgets[0], n) for n in args.query_budgets]
+    for b, qn in configs:
         rr = Reranker(RerankConfig(top=args.top), lambda r, b=b: store[r].strongest(b), tau)
-        counts = {s: rr.verify(near[s][1], qfeats[s], progress=True) for s in ("val", "test")}
+        qf = qfeats if qn is None else {s: (lambda q, s=s, qn=qn: qfeats[s](q).strongest(qn)) for s in qfeats}
+        counts = {s: rr.verify(near[s][1], qf[s], progress=True) for s in ("val", "test")}
         ms = rr.ms_per_query or 0.0
         rr.fit(*near["val"], counts["val"], clf, k, tau, pipe.config.taus, labels["val"], keys["val"])
         ans = rr.decide(*near["test"], counts["test"], clf, k).classified
-        answers[b] = ans
+        name = f"{b}" if qn is None else f"{b}, photos {qn}"
+        answers[name] = ans
+        b = name  # type: ignore[assignment]
         est = ilr_estimates(ans.pred, ans.score, labels["test"], keys["test"], args.resamples)
-        ref = answers[args.budgets[0]]
+        ref = answers[str(args.budgets[0])]
         diff = ilr_paired((ans.pred, ans.score), (ref.pred, ref.score), labels["test"], keys["test"],
                           args.resamples)
-        per_image = 136 * float(np.minimum(sizes, b).mean())
+        per_image = 136 * float(np.minimum(sizes, int(str(b).split(",")[0])).mean())
         results["budgets"][b] = {"test": {m: e.to_json() for m, e in est.items()},
                                  "minus_reference": {m: e.to_json() for m, e in diff.items()},
                                  "bytes_per_image": per_image, "verify_ms_per_query": ms,
                                  "w": rr.w, "min_inliers": rr.min_inliers, "tau": rr.tau}
-        print(f"budget {b:4d}: {per_image / 1024:5.1f} KiB/image, verify {ms:5.1f} ms/query | "
+        print(f"budget {b:>12s}: {per_image / 1024:5.1f} KiB/image, verify {ms:5.1f} ms/query | "
               + "  ".join(f"{m} {100 * e.value:5.1f} ± {100 * e.se:.1f}" for m, e in est.items())
               + f" | - budget {args.budgets[0]} "
               + "  ".join(f"{m} {100 * e.value:+.1f} ± {100 * e.se:.1f}" for m, e in diff.items()), flush=True)
@@ -103,7 +109,7 @@ def main() -> None:
     # the verify loop against the previous one (BFMatcher + MAGSAC on every pair), same queries
     n = min(args.timing_queries, len(paths["test"]))
     idx = near["test"][1][:n, : args.top]
-    floor = int(results["budgets"][args.budgets[0]]["min_inliers"])
+    floor = int(results["budgets"][str(args.budgets[0])]["min_inliers"])
     rr = Reranker(RerankConfig(top=args.top, min_inliers=floor), store.__getitem__, tau)
     t = time.perf_counter()
     new = rr.verify(idx, qfeats["test"])
