@@ -109,11 +109,13 @@ def _sd(p: float, *counts: int) -> float:
 def test_edits_keep_the_false_accept_rate_at_its_target(built) -> None:
     build = _rates(built["bundle"], built["val"], built["held"], built["others"])
     assert build["val_false_accept"] <= TARGET
-    assert build["recalibrated"] == pytest.approx(build["threshold"], abs=1e-9)
+    # the photos described again here differ from the build's descriptors by rounding (scores
+    # by up to 1.2e-7, with the batch and the thread count): equal within that
+    assert build["recalibrated"] == pytest.approx(build["threshold"], abs=1e-6)
     for state in ("removed", "added"):
         now = _rates(built[state], built["val"], built["held"], built["others"])
         # the threshold is the one the edited pipeline's validation answers calibrate to
-        assert now["threshold"] == pytest.approx(now["recalibrated"], abs=1e-9), state
+        assert now["threshold"] == pytest.approx(now["recalibrated"], abs=1e-6), state
         assert now["val_false_accept"] <= TARGET, (state, now)
         # held-out distractors: the build's rate within sampling error (3 standard errors)
         sd = _sd(TARGET, DISTRACTORS, now["negatives"])
