@@ -79,8 +79,24 @@ def write_bytes(path: str | Path, data: bytes, durable: bool = False) -> Path:
 
 
 def write_json(path: str | Path, obj: Any, durable: bool = False, indent: int | None = 1) -> Path:
-    """Write ``obj`` as JSON to ``path`` atomically."""
-    return write_text(path, json.dumps(obj, indent=indent), durable)
+    """Write ``obj`` as standard JSON to ``path`` atomically.
+
+    A number that is not finite (a metric undefined on an empty set: NaN) is written as
+    ``null``: Python's ``NaN`` / ``Infinity`` are not JSON, and strict parsers (browsers, jq,
+    other languages) refuse the whole file.
+    """
+    return write_text(path, json.dumps(finite_or_null(obj), indent=indent, allow_nan=False), durable)
+
+
+def finite_or_null(obj: Any) -> Any:
+    """``obj`` with every float that is not finite (NaN, +-inf) replaced by None."""
+    if isinstance(obj, float):
+        return obj if np.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_or_null(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_or_null(v) for v in obj]
+    return obj
 
 
 def save_npy(path: str | Path, array: np.ndarray) -> Path:
