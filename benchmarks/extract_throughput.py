@@ -124,6 +124,7 @@ def run_service(folder: Path, work: Path, threads: int, runtime: str, precision:
     import torch
     from PIL import Image
 
+    from artid.retrieval.pipeline import PipelineConfig
     from artid.service.builder import BuildOptions, build_bundle
     from artid.service.recognizer import Recognizer
 
@@ -135,7 +136,8 @@ def run_service(folder: Path, work: Path, threads: int, runtime: str, precision:
         for i, f in enumerate(files[:artworks]):
             (collection / f"art-{i}").mkdir(parents=True, exist_ok=True)
             shutil.copyfile(f, collection / f"art-{i}" / "0.jpg")
-        build_bundle(collection, bundle, BuildOptions(workers=0))
+        build_bundle(collection, bundle, BuildOptions(
+            workers=0, threshold=0.5, pipeline=PipelineConfig(whiten="none", k=3, tau=10.0)))
     rec = Recognizer.from_bundle(bundle, rerank=0, runtime=runtime, precision=precision)
     photos = [Image.open(f).convert("RGB") for f in files[artworks:]]
     rec.recognize(photos[:1])  # warm-up
