@@ -64,6 +64,17 @@ def _guarded(tree: ast.AST) -> set[int]:
     return ids
 
 
+def _is_require(node: ast.AST) -> bool:
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "require"
+        and bool(node.args)
+        and isinstance(node.args[0], ast.Constant)
+        and isinstance(node.args[0].value, str)
+    )
+
+
 def _imported_distributions(folder: str, guarded_too: bool = False) -> dict[str, set[str]]:
     """Distribution -> files of ``folder`` that import it (stdlib and local imports left out, and
     imports guarded by ``except ImportError`` unless ``guarded_too``)."""
@@ -80,6 +91,10 @@ def _imported_distributions(folder: str, guarded_too: bool = False) -> dict[str,
                 names = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names = [node.module]
+            elif guarded_too and _is_require(node):
+                # artid.models.export.require("onnxruntime", extra): the optional runtimes'
+                # lazy import, with the error that names the extra
+                names = [node.args[0].value]  # type: ignore[attr-defined]
             else:
                 continue
             for name in names:
