@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
+from typing import Any
 
 from artid.commands.argtypes import positive_int
 from artid.commands.common import add_bundle_query_arguments
@@ -28,12 +30,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from artid.data.images import ImageLoadError
     from artid.devices import resolve_device
+    from artid.service.readers import drop_lease, write_lease
     from artid.service.recognizer import Recognizer
 
     device = str(resolve_device(args.device))
     recognizer = Recognizer.from_bundle(
         args.bundle, device=device, top=args.top, crop=not args.no_crop, rerank=args.rerank
     )
+    # a reader lease, as serve keeps: an `index add / remove` beside us keeps this generation
+    generation = recognizer.data.generation
+    if generation:
+        write_lease(Path(args.bundle), [generation])
+    try:
+        return _answer(args, recognizer, ImageLoadError)
+    finally:
+        if generation:
+            drop_lease(Path(args.bundle))
+
+
+def _answer(args: argparse.Namespace, recognizer: Any, ImageLoadError: type[Exception]) -> int:
     failed = 0
     for path in args.photos:
         try:
