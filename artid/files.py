@@ -85,7 +85,8 @@ def write_json(path: str | Path, obj: Any, durable: bool = False, indent: int | 
     ``null``: Python's ``NaN`` / ``Infinity`` are not JSON, and strict parsers (browsers, jq,
     other languages) refuse the whole file.
     """
-    return write_text(path, json.dumps(finite_or_null(obj), indent=indent, allow_nan=False), durable)
+    text = json.dumps(finite_or_null(obj), indent=indent, allow_nan=False)
+    return write_text(path, text, durable)
 
 
 def finite_or_null(obj: Any) -> Any:

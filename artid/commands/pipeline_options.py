@@ -150,7 +150,8 @@ def pipeline_config(args: argparse.Namespace, **overrides: Any) -> Any:
         config.check()
     except ArtidError as exc:
         raise ArtidError(
-            f"{exc} (--whiten/--dim/--shrinkage/--k/--tau/--qe/--dba/--index/--nprobe/--rescore/--storage/--rerank)"
+            f"{exc} (--whiten/--dim/--shrinkage/--k/--tau/--qe/--dba/--index/--nprobe/--rescore/"
+            "--storage/--rerank)"
         ) from None
     return config
 

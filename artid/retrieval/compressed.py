@@ -2,20 +2,20 @@
 
 :class:`PQSearcher` keeps every database row as a product-quantised code of ``m`` sub-vectors of 4
 bits each (``m / 2`` bytes a row: 128 bytes for a 512-d row at the default ``m = d / 2``, against
-2,048 as float32) in the ``nlist`` inverted lists of an ``IndexIVFPQFastScan`` (SIMD look-up tables: the
-fast-scan kernel). A query visits its ``nprobe`` nearest cells, takes the ``rescore * k`` best
+2,048 as float32) in the ``nlist`` inverted lists of an ``IndexIVFPQFastScan`` (SIMD look-up tables:
+the fast-scan kernel). A query visits its ``nprobe`` nearest cells, takes the ``rescore * k`` best
 codes (the short list) and ranks them again by their exact inner product with the pipeline's own
 database rows (float32 or float16, memory-mapped when serving), so the similarities the kNN
 classifier sees are exact, and only the short list can miss a neighbour.
 
 Built out of core: the quantizers train on a sample, then rows are encoded in chunks of
 :data:`ADD_CHUNK` (a memory-mapped database is read once, in order). Sharded: the trained, empty
-index (:meth:`PQSearcher.trained`) is copied to every process or machine, each encodes its own
-range of rows (:func:`encode_shard`), and :func:`merge_shards` joins the shards' inverted lists
-with faiss' ``merge_from``: the merged index answers exactly as one built over all rows. ``index add`` / ``remove``
-encode the new rows with the trained quantizers and delete removed ids from their lists: nothing
-is trained again. Faiss ids are kept beside the rows (``ids``: sorted), so a removal needs no
-renumbering of the lists.
+index (:meth:`PQSearcher.trained`) is copied to every process or machine, each encodes its own range
+of rows (:func:`encode_shard`), and :func:`merge_shards` joins the shards' inverted lists with
+faiss' ``merge_from``: the merged index answers exactly as one built over all rows. ``index add`` /
+``remove`` encode the new rows with the trained quantizers and delete removed ids from their lists:
+nothing is trained again. Faiss ids are kept beside the rows (``ids``: sorted), so a removal needs
+no renumbering of the lists.
 """
 
 from __future__ import annotations

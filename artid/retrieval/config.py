@@ -99,7 +99,9 @@ class PipelineConfig:
                 f"unknown storage {self.storage!r}: use one of {', '.join(STORAGE_DTYPES)}"
             )
         if self.nprobe < 1 or self.rescore < 1:
-            raise ArtidError(f"nprobe and rescore must be at least 1: {self.nprobe}, {self.rescore}")
+            raise ArtidError(
+                f"nprobe and rescore must be at least 1: {self.nprobe}, {self.rescore}"
+            )
         check_settings(self.qe_n, self.qe_alpha, self.dba_n, self.dba_alpha)
         if self.rerank is not None:
             self.rerank.check()

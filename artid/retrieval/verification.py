@@ -3,7 +3,8 @@
 Two images' local features (:mod:`artid.extraction.local`) are matched with Lowe's ratio test, then
 ``cv2.findHomography(..., cv2.USAC_MAGSAC)`` keeps the matches one homography explains; the number
 of these inliers is the evidence. :func:`verify` counts it between each query and its first K
-global neighbours: evaluation and the service both re-rank through it (:mod:`artid.retrieval.rerank`).
+global neighbours: evaluation and the service both re-rank through it
+(:mod:`artid.retrieval.rerank`).
 
 :func:`verify` matches a query against all its K neighbours at once (:func:`ratio_matches`: one
 matrix product and per-image minima instead of K OpenCV matcher calls), which finds exactly the

@@ -10,8 +10,8 @@ place from torchrun's environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``M
 - forwards its share through the embedder wrapped in ``DistributedDataParallel`` (gradients
   averaged over the processes during the backward pass);
 - gathers the embeddings of all shares WITH their gradient (:meth:`Distributed.gather`: an
-  all-gather whose backward is an all-reduce, :class:`GatherWithGrad`) and computes the method's loss over the
-  global batch: every process computes the same loss. The gather's backward sums the
+  all-gather whose backward is an all-reduce, :class:`GatherWithGrad`) and computes the method's
+  loss over the global batch: every process computes the same loss. The gather's backward sums the
   processes' gradients of each share (N times the gradient of the loss), and DDP's average
   divides by N: the gradient is exactly that of one process on the global batch. Plain DDP
   (a loss per share) would see only its share's pairs, sample the heads' BatchNorm (SimSiam)

@@ -104,8 +104,9 @@ def _train(spec: RunSpec, entry: registry.MethodEntry, dist: distributed.Distrib
     if len(index) < 2:
         raise ArtidError(f"{db.gt_file}: training needs at least 2 classes, found {len(index)}")
     db_source = EntryImages(db.image_root, db.entries, data.max_size)
-    embed: Callable[[Any, Any], np.ndarray] = partial(embed_images, device=device, batch_size=data.eval_batch,
-                    num_workers=data.workers)
+    embed: Callable[[Any, Any], np.ndarray] = partial(
+        embed_images, device=device, batch_size=data.eval_batch, num_workers=data.workers
+    )
     if dist is not None:  # each process embeds its share, all get every descriptor
         embed = dist.sharded(embed)
     cache = EmbeddingCache(db_source, embed)
@@ -156,7 +157,8 @@ def _train(spec: RunSpec, entry: registry.MethodEntry, dist: distributed.Distrib
         return result
     write_json(out / RUN_FILE, {
         "spec": spec.to_json(), "epochs": optim.epochs, "batch_size": batch,
-        "device": str(device), "processes": 1 if dist is None else dist.world, "seconds": time.perf_counter() - t0,
+        "device": str(device), "processes": 1 if dist is None else dist.world,
+        "seconds": time.perf_counter() - t0,
         "best_epoch": result.best_epoch,
         "best_checkpoint": str(result.best_checkpoint) if result.best_checkpoint else None,
         "changes": result.changes, "history": result.history})
