@@ -58,6 +58,7 @@ def print_info(meta: dict, where: str) -> None:
         f"N={pipe.get('n_classes')}, expansion {pipe.get('expansion')}"
     )
     _threshold("threshold", meta.get("calibration", {}))
+    _print_validation(meta)
     _print_attributes(meta)
     _print_rerank(meta)
     n_cal = None
@@ -71,11 +72,34 @@ def print_info(meta: dict, where: str) -> None:
                 f"({h.get('time')}):"
             )
             print_failures(h["failures"], header=False)
-    if n_cal is not None and n_cal != meta.get("artworks"):
+    if n_cal is not None and n_cal != meta.get("artworks") and not meta.get("validation"):
         print(
             f"note         the threshold was calibrated with {n_cal} artworks; after adding or "
             "removing artworks, rebuild to recalibrate it"
         )
+
+
+def _print_validation(meta: dict) -> None:
+    """The validation photos the bundle keeps, and when the threshold was last set on them."""
+    val = meta.get("validation")
+    if not val:
+        print("validation   none kept (built by an older artid: edits keep the threshold)")
+        return
+    cal = meta.get("calibration", {})
+    when = next(
+        (
+            f"recalibrated {h.get('time')} ({h.get('operation')})"
+            for h in reversed(meta.get("history", []))
+            if "threshold recalibrated" in str(h.get("operation", ""))
+        ),
+        "calibrated at the build",
+    )
+    target = cal.get("target_false_accept")
+    print(
+        f"validation   {val.get('queries')} photos ({val.get('distractors')} distractors) kept "
+        f"in {val.get('ref')}: target {_pct(target) if target is not None else 'none (given)'}"
+        f", threshold {cal.get('threshold', float('nan')):.4g} (log-odds), {when}"
+    )
 
 
 def _print_attributes(meta: dict) -> None:
