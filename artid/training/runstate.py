@@ -74,7 +74,7 @@ def changed_settings(saved: Mapping[str, Any], now: Mapping[str, Any]) -> dict[s
     return {k: [old.get(k), new.get(k)] for k in names if old.get(k) != new.get(k)}
 
 
-def describe(changed: Mapping[str, list[Any]]) -> str:
+def format_changes(changed: Mapping[str, list[Any]]) -> str:
     """``--lr 0.01 -> 0.001, --amp 'off' -> 'bf16'``."""
     return ", ".join(f"{option(k)} {a!r} -> {b!r}" for k, (a, b) in changed.items())
 
@@ -108,9 +108,9 @@ def check_resume(state: Mapping[str, Any], settings: Mapping[str, Any], allow: b
         return None
     if not allow:
         raise ArtidError(
-            f"{path}: the run was made with other settings ({describe(changed)}); resume with "
-            "its settings, use another --out folder, or pass --resume-changed to continue with "
-            "the new ones (the change is recorded in the run)")
+            f"{path}: the run was made with other settings ({format_changes(changed)}); "
+            "resume with its settings, use another --out folder, or pass --resume-changed to "
+            "continue with the new ones (the change is recorded in the run)")
     return {"after_epoch": epoch, "changed": changed}
 
 

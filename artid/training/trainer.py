@@ -193,8 +193,9 @@ class Trainer:
         self.start_epoch = int(st["epoch"]) + 1
         if change is not None:
             self.result.changes.append(change)
+            changes = runstate.format_changes(change["changed"]) or change.get("note")
             log.warning("%s: resuming after epoch %d with changed settings: %s", name,
-                        st["epoch"], runstate.describe(change["changed"]) or change.get("note"))
+                        st["epoch"], changes)
         if self.main:  # an epoch logged but not saved is redone: the log holds the saved history
             runstate.write_log(self.out_dir, self.result.history)
         log.info("resuming %s from %s after epoch %d", name, path, st["epoch"])
