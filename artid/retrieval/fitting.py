@@ -61,7 +61,8 @@ def choose_whitening(
     choices = whitening_candidates(self.config, db)
     if len(choices) > 1 and val is None:
         log.warning(
-            "whiten=auto without validation queries: using PCA-whitening to %d", choices[0].dim
+            "whiten=auto without validation queries: using %s",
+            f"PCA-whitening to {choices[0].dim}" if choices[0].whiten else "raw descriptors",
         )
         choices = choices[:1]
     answers: list[tuple[np.ndarray, np.ndarray]] = []

@@ -59,3 +59,25 @@ def test_auto_whitening_keeps_pcaw_on_a_noisy_validation_win(
     assert max(gaps) > gaps[0]  # an alternative won on val ...
     assert pipe.projection is not None and pipe.projection.summary()["dims"] == [32]  # kept PCAw
     assert "within the margin" in caplog.text
+
+
+def test_a_database_too_small_for_the_dimension_defaults_to_raw_descriptors() -> None:
+    # 20 images support PCAw to 10-D at most (half the images), fewer than --dim 32: raw
+    # descriptors are the default (the bundle test's 12-artwork collection lost 2 of its 3
+    # validation photos with PCAw kept as the default)
+    rng = np.random.default_rng(3)
+    centres = rng.normal(size=(10, 48))
+    db = np.repeat(centres, 2, axis=0) + 0.3 * rng.normal(size=(20, 48))
+    db_labels = np.repeat(np.arange(10), 2)
+    val = centres + 0.3 * rng.normal(size=(10, 48))
+    pipe = KNNPipeline(PipelineConfig(whiten="auto", dim=32, use_gpu=False)).fit(
+        db, db_labels, val, np.arange(10), np.array([f"q{i}" for i in range(10)]), progress=False
+    )
+    first = pipe.candidates[0]
+    assert not first.whiten and [c.dim for c in pipe.candidates[1:]] == [10]
+    # with enough images for the dimension, PCAw stays the default
+    big = np.repeat(centres, 8, axis=0) + 0.3 * rng.normal(size=(80, 48))
+    pipe = KNNPipeline(PipelineConfig(whiten="auto", dim=32, use_gpu=False)).fit(
+        big, np.repeat(np.arange(10), 8), val, np.arange(10), progress=False
+    )
+    assert pipe.candidates[0].whiten and pipe.candidates[0].dim == 32
