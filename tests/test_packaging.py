@@ -180,7 +180,7 @@ def _pins(path: Path) -> dict[str, str]:
         if line:
             name, _, version = line.partition("==")
             assert version, f"{path.name}: {line!r} is not pinned with =="
-            pins[_norm(name)] = version.strip()
+            pins[_norm(name.split("[", 1)[0])] = version.strip()  # ray[data]==...: ray's pin
     return pins
 
 

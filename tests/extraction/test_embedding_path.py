@@ -186,7 +186,9 @@ def test_recognizer_describe_unchanged(emb, files: list[Path], scales: tuple[flo
     model, _ = optimize_for_inference(emb, device=torch.device("cpu"))  # as Recognizer.from_bundle does
     model.eval()
     images = [load_image(p) for p in files]
-    me = SimpleNamespace(embedders=[model], device=torch.device("cpu"), max_size=36, scales=scales)
+    me = SimpleNamespace(
+        embedders=[model], inference=[model], device=torch.device("cpu"), max_size=36, scales=scales
+    )
     new = Recognizer.describe(me, images)  # type: ignore[arg-type]
     old = OLD_recognizer_describe(model, torch.device("cpu"), images, 36, scales)
     assert new.shape == old.shape and new.dtype == np.float32
