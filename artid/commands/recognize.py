@@ -9,6 +9,7 @@ from typing import Any
 
 from artid.commands.argtypes import positive_int
 from artid.commands.common import add_bundle_query_arguments
+from artid.commands.runtime_options import add_runtime_arguments
 
 HELP = (
     "recognise photos with an index bundle: top-5 artworks with confidence, or 'not recognised' "
@@ -25,6 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--json", action="store_true", help="one JSON object per photo, one per line"
     )
+    add_runtime_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
 
     device = str(resolve_device(args.device))
     recognizer = Recognizer.from_bundle(
-        args.bundle, device=device, top=args.top, crop=not args.no_crop, rerank=args.rerank
+        args.bundle, device=device, top=args.top, crop=not args.no_crop, rerank=args.rerank,
+        runtime=args.runtime, precision=args.precision,
     )
     # a reader lease, as serve keeps: an `index add / remove` beside us keeps this generation
     generation = recognizer.data.generation

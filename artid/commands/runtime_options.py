@@ -1,4 +1,4 @@
-"""``--runtime`` and ``--precision``: what computes descriptors (extract, index build, serve)."""
+"""``--runtime`` and ``--precision``: what computes descriptors (extract, recognize, serve)."""
 
 from __future__ import annotations
 
