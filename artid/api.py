@@ -65,7 +65,8 @@ def extract_folder(
         weights: a local weights file for a backbone name.
     """
     from artid.devices import resolve_device
-    from artid.extraction.run import ExtractionSettings, extract_list
+    from artid.extraction.run import extract_list
+    from artid.extraction.settings import ExtractionSettings
     from artid.extraction.sources import folder_source
     from artid.models import build_embedder
 

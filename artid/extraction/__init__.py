@@ -15,7 +15,7 @@ from typing import Any
 _NAMES = {
     "embed_arrays": "artid.extraction.embedding",
     "BatchEmbedder": "artid.extraction.run",
-    "ExtractionSettings": "artid.extraction.run",
+    "ExtractionSettings": "artid.extraction.settings",
     "extract_list": "artid.extraction.run",
     "extract_lists": "artid.extraction.run",
     "ImageList": "artid.extraction.sources",

@@ -35,7 +35,8 @@ from tqdm import tqdm
 from artid.descriptors import DescriptorSet
 from artid.errors import ArtidError
 from artid.extraction.remote import location_of, read_image
-from artid.extraction.run import BatchEmbedder, ExtractionSettings, _existing_result
+from artid.extraction.run import BatchEmbedder, _existing_result
+from artid.extraction.settings import ExtractionSettings
 from artid.extraction.shards import ShardStore
 from artid.extraction.sources import ImageList
 from artid.localisation.crop import Cropper
