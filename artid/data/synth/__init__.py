@@ -30,7 +30,7 @@ from artid.data.synth.annotations import write_attributes, write_imet, write_pla
 from artid.data.synth.attributes import labels_of, vocabulary
 from artid.data.synth.config import SynthConfig
 from artid.data.synth.families import Member, design_of
-from artid.data.synth.layout import Plan, make_plan, write_compact_json, write_ground_truth
+from artid.data.synth.layout import Plan, plan_for, write_compact_json, write_ground_truth
 from artid.data.synth.render import render_job, render_placed, run_job
 from artid.errors import ArtidError
 
@@ -128,16 +128,7 @@ def generate(out_dir: str | Path, config: SynthConfig) -> dict[str, Any]:
     root = Path(out_dir)
     _check_root(root, config)
     start = time.perf_counter()
-    plan: Plan = make_plan(
-        config.classes,
-        config.seed,
-        config.n_met_queries,
-        config.n_val_share,
-        config.distractor_ratio,
-        config.other_share,
-        config.mini_share,
-        config.single_share,
-    )
+    plan: Plan = plan_for(config)
     results = _map(
         partial(run_job, root=str(root), seed=config.seed, image_size=config.image_size),
         plan.jobs,

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from artid.data.synth.config import SynthConfig
 from artid.data.synth.distractors import NOART_CATEGORIES
 from artid.data.synth.families import Member, plan_families
 from artid.data.synth.seeding import rng_for
@@ -161,3 +162,17 @@ def write_ground_truth(root: Path, plan: Plan) -> None:
     write_compact_json(gt / "mini_MET_database.json", plan.mini)
     write_compact_json(gt / "valset.json", plan.val)
     write_compact_json(gt / "testset.json", plan.test)
+
+
+def plan_for(config: SynthConfig) -> Plan:
+    """The plan of a benchmark with ``config``'s sizes and seed (procedural or from real images)."""
+    return make_plan(
+        config.classes,
+        config.seed,
+        config.n_met_queries,
+        config.n_val_share,
+        config.distractor_ratio,
+        config.other_share,
+        config.mini_share,
+        config.single_share,
+    )

@@ -35,7 +35,7 @@ from artid.data.synth.artworks import Design, Draw, Pose
 from artid.data.synth.distractors import noart_photo, reproduction_photo
 from artid.data.synth.families import design_of
 from artid.data.synth.gallery import visitor_photo, visitor_photo_placed
-from artid.data.synth.layout import Job, make_plan, write_compact_json, write_ground_truth
+from artid.data.synth.layout import Job, plan_for, write_compact_json, write_ground_truth
 from artid.data.synth.render import REPRODUCTION_SHARE, Placed, run_job
 from artid.data.synth.seeding import rng_for, sub_seed
 from artid.data.synth.sources import Exhibit, cut_exhibits, fingerprint, open_upright, scan_sources
@@ -211,16 +211,7 @@ def generate_from_sources(
         "prepare",
         config.progress,
     )
-    plan = make_plan(
-        config.classes,
-        config.seed,
-        config.n_met_queries,
-        config.n_val_share,
-        config.distractor_ratio,
-        config.other_share,
-        config.mini_share,
-        config.single_share,
-    )
+    plan = plan_for(config)
 
     def shape(e: Exhibit) -> tuple[bool, float]:
         return e.source.transparent, (e.box[2] - e.box[0]) / max(1, e.box[3] - e.box[1])
