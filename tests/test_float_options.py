@@ -10,8 +10,9 @@ import pytest
 
 from artid.cli import build_parser
 
-#: Options whose numbers are checked later, by the settings they fill (training's RunSpec).
-LATER = {("train", "contrastive"), ("train", "dnet"), ("train", "simsiam")}
+#: Options whose numbers are checked later, by the settings they fill (training's RunSpec: a
+#: method's own settings are declared in artid.training, below the commands' argument types).
+LATER = {(("train", "dnet"), "--scale")}
 
 
 def _parsers(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
@@ -39,7 +40,7 @@ def _number_options() -> list[tuple[tuple[str, ...], str]]:
     return out
 
 
-OPTIONS = [(p, o) for p, o in _number_options() if p not in LATER]
+OPTIONS = [(p, o) for p, o in _number_options() if (p, o) not in LATER]
 PARSER = build_parser()
 
 
@@ -62,7 +63,9 @@ def test_the_options_of_the_issue_are_all_checked() -> None:
         assert wanted in named
 
 
-@pytest.mark.parametrize("path, option", OPTIONS, ids=lambda x: " ".join(x) if isinstance(x, tuple) else x)
+@pytest.mark.parametrize(
+    "path, option", OPTIONS, ids=lambda x: " ".join(x) if isinstance(x, tuple) else x
+)
 def test_a_number_that_is_not_finite_is_refused_naming_the_option(path, option, capsys) -> None:
     parser = PARSER
     for value in ("nan", "inf", "-inf", "NaN", "Infinity"):
@@ -82,7 +85,11 @@ def test_a_number_that_is_not_finite_is_refused_naming_the_option(path, option, 
         (["synth", "--out", "s", "--distractor-ratio", "18"], "distractor_ratio", 18.0),
         (["synth", "--out", "s", "--holdout-share", "0"], "holdout_share", 0.0),
         (["demo", "--distractor-ratio", "0"], "distractor_ratio", 0.0),
-        (["evaluate", "--distractor-ratio", "0.1", "--distractor-ratio", "1"], "distractor_ratio", [0.1, 1.0]),
+        (
+            ["evaluate", "--distractor-ratio", "0.1", "--distractor-ratio", "1"],
+            "distractor_ratio",
+            [0.1, 1.0],
+        ),
     ],
 )
 def test_numbers_in_range_still_parse(argv, field, value) -> None:

@@ -11,6 +11,7 @@ import os
 from dataclasses import fields
 from pathlib import Path
 
+from artid.commands.argtypes import fraction, non_negative_float, positive_float
 from artid.training.augment import AUGMENTS
 from artid.training.schedule import SCHEDULES, parse_milestones
 from artid.training.sections import AMP_MODES, OPTIMIZERS, SELECT_METRICS, setting_option
@@ -77,21 +78,24 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--lr",
-        type=float,
+        type=positive_float,
         default=None,
         help="backbone + projector learning rate (default: artid 1e-4, paper 1e-7)",
     )
     p.add_argument(
-        "--head-lr", type=float, default=1e-3, help="learning rate of the classifier / SimSiam MLPs"
+        "--head-lr",
+        type=positive_float,
+        default=1e-3,
+        help="learning rate of the classifier / SimSiam MLPs",
     )
-    p.add_argument("--weight-decay", type=float, default=1e-6, help="weight decay")
+    p.add_argument("--weight-decay", type=non_negative_float, default=1e-6, help="weight decay")
     p.add_argument(
         "--optimizer",
         choices=OPTIMIZERS,
         default="adam",
         help="Adam (the paper's) or SGD with --momentum",
     )
-    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
+    p.add_argument("--momentum", type=fraction, default=0.9, help="SGD momentum")
     p.add_argument(
         "--lr-schedule",
         choices=SCHEDULES,
@@ -106,7 +110,10 @@ def _common(p: argparse.ArgumentParser) -> None:
         "--lr-gamma, e.g. 5,8",
     )
     p.add_argument(
-        "--lr-gamma", type=float, default=0.1, help="factor of each drop of the step schedule"
+        "--lr-gamma",
+        type=positive_float,
+        default=0.1,
+        help="factor of each drop of the step schedule",
     )
     p.add_argument(
         "--warmup-steps", type=int, default=0, help="optimiser steps of linear lr warm-up"
