@@ -101,6 +101,8 @@ def servable_run(run: str | Path, option: str = "--attributes") -> dict[str, Any
             raise ArtidError(f"{option} {run}: the {kind} run's {name} is missing")
     try:
         check_run_arrays(run, kind, len(meta.get("labels") or []))
+        if kind == "head":  # small: load it, every tensor's name and shape checked
+            read_head(run, meta)
     except ArtidError as exc:
         raise ArtidError(f"{option} {run}: {exc}") from None
     return meta
@@ -151,6 +153,15 @@ def _head_input_dim(file: Path) -> int:
     return int(weight.shape[1])
 
 
+def read_head(run: Path, meta: dict[str, Any]) -> tuple[int, Any]:
+    """A head run's descriptor dimension and its head network, every tensor checked."""
+    from artid.attributes.head import HeadSettings, load_head
+
+    dim = _head_input_dim(run / "head.npz")
+    settings = HeadSettings(**meta["settings"]["head"])
+    return dim, load_head(run / "head.npz", dim, len(meta.get("labels") or []), settings)
+
+
 class Tagger:
     """A servable attributes run (see :func:`servable_run`), loaded for inference.
 
@@ -183,15 +194,7 @@ class Tagger:
                 )
             self.dim = int(self._db.shape[1])
         else:
-            from artid.attributes.head import HeadSettings, load_head
-
-            self.dim = _head_input_dim(folder / "head.npz")
-            self._head = load_head(
-                folder / "head.npz",
-                self.dim,
-                len(self.labels),
-                HeadSettings(**meta["settings"]["head"]),
-            )
+            self.dim, self._head = read_head(folder, meta)
 
     def scores(self, descriptors: np.ndarray) -> np.ndarray:
         """(N, L) label scores in 0..1 of (N, D) L2-normalised descriptors of the run's backbone and
