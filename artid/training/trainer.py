@@ -30,7 +30,6 @@ optimiser steps already done, and the change is recorded (:attr:`TrainResult.cha
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -47,6 +46,7 @@ from artid.training import runstate
 from artid.training.config import EpochContext, Method, TrainConfig, TrainResult, optim_json
 from artid.training.distributed import Distributed
 from artid.training.optimisation import Optimisation
+from artid.training.resume import restore, snapshot
 from artid.training.runstate import LOG_FILE, STATE_FILE
 from artid.training.selection import Selection
 from artid.training.sharding import epoch_loader, seed_epoch
@@ -139,67 +139,14 @@ class Trainer:
             return self.out_dir / LAST_FILE
         return self.out_dir / f"epoch_{epoch:03d}.pt"
 
-    def _state(self, epoch: int) -> dict[str, Any]:
-        head = self.method.head
-        opt = self.opt.state()
-        return {
-            **opt,
-            "optim": json.dumps(opt["optim"]),
-            "method": self.method.name,
-            "epoch": epoch,
-            "seed": self.config.optim.seed,
-            "settings": json.dumps(self.settings),
-            "model": self.model.state_dict(),
-            "head": head.state_dict() if head is not None else {},
-            "selections": json.dumps([s.state() for s in self.selections]),
-            "history": json.dumps(self.result.history),
-            "changes": json.dumps(self.result.changes),
-        }
-
     @staticmethod
     def saved_state(out_dir: Path) -> dict[str, Any] | None:
         """The trainer state stored in ``out_dir`` (None when there is none)."""
         return runstate.read_state(out_dir)
 
     def resume(self) -> bool:
-        """Load the trainer state of ``out_dir`` when there is one; return whether it did.
-
-        Raises:
-            ArtidError: the state belongs to another method, or was made with other settings
-                (each change named) and ``resume_changed`` is off.
-        """
-        st = self.saved_state(self.out_dir)
-        if st is None:
-            return False
-        path, name = self.state_path, self.method.name
-        if st.get("method") != name:
-            raise ArtidError(f"{path} belongs to a {st.get('method')!r} run, not {name!r}; "
-                             "use another --out folder")
-        if "selections" not in st:
-            raise ArtidError(f"{path} was written by an older artid; delete it to start over")
-        change = runstate.check_resume(st, self.settings, self.resume_changed, path)
-        runstate.load_weights(self.model, st["model"], "model", path)
-        if self.method.head is not None:
-            runstate.load_weights(self.method.head, st["head"], "head", path)
-        self.result.history = json.loads(st["history"])
-        self.result.changes = json.loads(st.get("changes", "[]"))
-        steps = sum(int(r.get("steps", 0)) for r in self.result.history)
-        self.opt.load({**st, "optim": json.loads(st["optim"]) if "optim" in st else None}, steps)
-        saved = {s["metric"]: s for s in json.loads(st["selections"])}
-        for sel in self.selections:
-            if sel.metric in saved:
-                sel.load(saved[sel.metric])
-        self.result.best_epoch = self.selections[0].best_epoch
-        self.start_epoch = int(st["epoch"]) + 1
-        if change is not None:
-            self.result.changes.append(change)
-            changes = runstate.format_changes(change["changed"]) or change.get("note")
-            log.warning("%s: resuming after epoch %d with changed settings: %s", name,
-                        st["epoch"], changes)
-        if self.main:  # an epoch logged but not saved is redone: the log holds the saved history
-            runstate.write_log(self.out_dir, self.result.history)
-        log.info("resuming %s from %s after epoch %d", name, path, st["epoch"])
-        return True
+        """Load the trainer state of ``out_dir`` if any; whether it did (see :mod:`.resume`)."""
+        return restore(self)
 
     # ------------------------------------------------------------------ loop
     def fit(self, resume: bool = True) -> TrainResult:
@@ -305,4 +252,4 @@ class Trainer:
         record["best_epoch"] = self.selections[0].best_epoch
         self.result.history.append(record)
         runstate.append_log(self.out_dir, record, self.method.name)
-        runstate.save_state(self._state(epoch), self.out_dir)
+        runstate.save_state(snapshot(self, epoch), self.out_dir)
