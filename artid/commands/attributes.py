@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 
 from artid.commands.argtypes import (
+    finite_float,
     int_at_least,
+    non_negative_float,
     non_negative_int,
     positive_float,
     positive_int,
@@ -43,28 +44,6 @@ EXAMPLES = """examples:
       --out submission.csv
   artid attributes evaluate --run runs/attr-head --root runs/bench/imet
 """
-
-
-def _finite(text: str) -> float:
-    """A finite number (``--alpha``: no nan or inf reaches the run's JSON)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    """A finite number >= 0 (``--gamma``)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
-    return value
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -128,8 +107,9 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
     t.add_argument(
         "--loss", choices=("bce", "focal"), default="bce", help="loss on the sigmoid outputs"
     )
-    t.add_argument("--gamma", type=_non_negative, default=2.0, help="focal loss gamma")
-    t.add_argument("--alpha", type=_finite, default=0.25, help="focal loss alpha (negative: off)")
+    t.add_argument("--gamma", type=non_negative_float, default=2.0, help="focal loss gamma")
+    t.add_argument("--alpha", type=finite_float(), default=0.25,
+                   help="focal loss alpha (negative: off)")
     add_device_argument(t)
     t.add_argument(
         "--resume-changed",
