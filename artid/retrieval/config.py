@@ -125,11 +125,14 @@ class PipelineConfig:
 
 @dataclass
 class WhiteningChoice:
-    """One whitening tried by ``auto`` and its validation score."""
+    """One whitening tried by ``auto``, its validation score and its paired z against the default
+    (``val_z``: val GAP minus the default's in paired-bootstrap SEs; 0 for the default, None when
+    there was nothing to compare; :func:`artid.retrieval.choosing.margin_choice`)."""
 
     whiten: bool
     dim: int
     val_gap: float | None = None
+    val_z: float | None = None
     k: int | None = None
     tau: float | None = None
     projection: dict = field(default_factory=dict)

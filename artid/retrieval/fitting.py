@@ -1,10 +1,13 @@
 """What a pipeline's fit chooses on validation: the whitening, the QE / DBA neighbour counts, and
 the re-ranking stage's rule.
 
-The whitening keeps ``auto``'s default (PCAw at the supported dimension) unless an alternative
-wins on validation by a paired-bootstrap margin (:func:`artid.retrieval.choosing.margin_choice`).
-All are grid searches (:func:`artid.tuning.grid_search`) whose every point rebuilds the pipeline's
-index and tunes its (k, tau); the winner is left built in the pipeline.
+Each keeps a documented default unless an alternative wins on validation by a paired-bootstrap
+margin (:func:`artid.retrieval.choosing.margin_choice`): the whitening ``auto``'s first candidate
+(PCAw at the supported dimension), the expansion no QE / DBA beyond the configured ones, the
+re-ranking rule the service's fixed one (:func:`artid.retrieval.fusion.choose_fusion`). Every
+setting tried is recorded with its val GAP and its paired z against the default. The whitening and
+expansion are grid searches (:func:`artid.tuning.grid_search`) whose every point rebuilds the
+pipeline's index and tunes its (k, tau); the chosen one is left built in the pipeline.
 """
 
 from __future__ import annotations
@@ -90,6 +93,8 @@ def choose_whitening(
     if len(answers) > 1:
         assert val_labels is not None
         chosen, z = margin_choice(answers, val_labels, keys)
+        for c, zc in zip(choices, z, strict=True):
+            c.val_z = float(zc)
         if choices[chosen] is not best:
             log.info(
                 "whitening: keeping %s (val GAP %.1f); the best val GAP %.1f is within the margin",
@@ -114,11 +119,16 @@ def choose_expansion(
     val_labels: np.ndarray,
     keys: np.ndarray | None,
 ) -> None:
-    """Choose the open qe_n / dba_n by validation GAP (each with its own tuned k, tau)."""
+    """Choose the open qe_n / dba_n on validation (each point with its own tuned k, tau): the first
+    point of the grid (0 for each open count: no expansion) unless another's val GAP beats it by
+    the margin. Each point of :attr:`expansion_grid` records its val GAP, z and whether chosen."""
     cfg = self.config
     dbas: Sequence[int] = N_GRID if cfg.dba_n is None else (cfg.dba_n,)
     qes: Sequence[int] = N_GRID if cfg.qe_n is None else (cfg.qe_n,)
+    points = [(d, q) for d in dbas for q in qes]
     built: list[int | None] = [None]
+    answers: list[tuple[np.ndarray, np.ndarray]] = []
+    grid: list[dict] = []
 
     def score(point: tuple[int, int]) -> float:
         dba_n, qe_n = point
@@ -128,15 +138,34 @@ def choose_expansion(
             built[0] = dba_n
         self.expansion.qe_n = qe_n
         val_gap = self._tune(val, val_labels, keys) or 0.0
-        self.expansion_grid.append(
+        assert self.projection is not None
+        ans = self.classifier.predict(
+            self.expansion.expand(self.projection.transform(val), self.classifier), self.k, self.tau
+        )
+        answers.append((ans.pred, ans.score))
+        grid.append(
             {"qe_n": qe_n, "dba_n": dba_n, "val_gap": val_gap, "k": self.k, "tau": self.tau}
         )
         return val_gap
 
-    result = grid_search([(d, q) for d in dbas for q in qes], score)
-    dba_n, qe_n = result.best
+    result = grid_search(points, score)
+    chosen, z = margin_choice(answers, val_labels, keys)
+    for i, (point, zi) in enumerate(zip(grid, z, strict=True)):
+        point["z"], point["chosen"] = float(zi), i == chosen
+    self.expansion_grid.extend(grid)
+    dba_n, qe_n = points[chosen]
+    if points[chosen] != result.best:
+        log.info(
+            "expansion: keeping dba_n %d, qe_n %d (val GAP %.1f); the best val GAP %.1f "
+            "(dba_n %d, qe_n %d) is within the margin",
+            dba_n,
+            qe_n,
+            100 * grid[chosen]["val_gap"],
+            100 * result.score,
+            *result.best,
+        )
     self.expansion = Expansion(qe_n, cfg.qe_alpha, dba_n, cfg.dba_alpha)
-    if result.best != result.tried[-1][0]:
+    if chosen != len(points) - 1:  # the last point built is in place; rebuild the chosen one
         self._build(db, labels, best)
         self._tune(val, val_labels, keys)
 

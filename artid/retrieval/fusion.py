@@ -9,8 +9,10 @@ and ``n_c`` the most inliers of any verified image of class ``c`` (among the fir
 A class reached only through a verified image beyond the first k neighbours (K > k) joins with its
 similarity plus the bonus. The prediction is the best fused class, and the ranking score is the
 log-odds of :func:`artid.retrieval.knn.log_odds` computed on the fused class scores, with its own
-tau. ``w = 0`` reproduces the global answer exactly. ``(w, min_inliers, tau)`` are chosen on
-validation GAP (:func:`tune_fusion`).
+tau. ``w = 0`` reproduces the global answer exactly. On validation, :func:`choose_fusion` keeps a
+default ``(w, min_inliers)`` (the service's fixed rule) unless another point of the grid beats its
+val GAP by the paired margin of :func:`artid.retrieval.choosing.margin_choice`, each point at its
+best tau; :func:`tune_fusion` is the plain grid search (the best val GAP).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 
 from artid.errors import ArtidError
 from artid.metrics.ilr import gap
+from artid.retrieval.choosing import MARGIN_SE, margin_choice
 from artid.retrieval.knn import Classified, confidence, first_occurrences, log_odds
 from artid.tuning import grid_search
 
@@ -97,12 +100,14 @@ def fuse(
 
 @dataclass
 class FusionChoice:
-    """What :func:`tune_fusion` chose and its validation GAP."""
+    """A fusion rule tried on validation: its val GAP and, from :func:`choose_fusion`, its val GAP
+    minus the default's in paired-bootstrap SEs (``z``; 0 for the default)."""
 
     w: float
     min_inliers: int
     tau: float
     val_gap: float
+    z: float | None = None
 
 
 def tune_fusion(
@@ -132,3 +137,53 @@ def tune_fusion(
     best = grid_search(points, score)
     w, mi, tau = best.best
     return FusionChoice(float(w), int(mi), float(tau), best.score)
+
+
+def fusion_settings(
+    default: tuple[float, int], ws: Sequence[float], mins: Sequence[int]
+) -> list[tuple[float, int]]:
+    """The (w, min_inliers) points :func:`choose_fusion` compares: the default first, then the
+    grid without repeats (one point for ``w = 0``, which ignores ``min_inliers``)."""
+    out = [(float(default[0]), int(default[1]))]
+    for w in ws:
+        for mi in mins:
+            if not any(w == v and (w == 0 or mi == m) for v, m in out):
+                out.append((float(w), int(mi)))
+    return out
+
+
+def choose_fusion(
+    sims: np.ndarray,
+    idx: np.ndarray,
+    labels: np.ndarray,
+    inliers: np.ndarray,
+    val_labels: np.ndarray,
+    k: int,
+    n_classes: int,
+    taus: Sequence[float],
+    default: tuple[float, int],
+    keys: np.ndarray | None = None,
+    ws: Sequence[float] = W_GRID,
+    mins: Sequence[int] = MIN_INLIERS_GRID,
+    cap: int = DEFAULT_CAP,
+    margin_se: float = MARGIN_SE,
+) -> tuple[FusionChoice, list[FusionChoice]]:
+    """The fusion rule chosen on validation, and every (w, min_inliers) tried (default first).
+
+    Each (w, min_inliers) of :func:`fusion_settings` takes its best tau by val GAP (ties: the
+    first); the default ``(w, min_inliers)`` is kept unless another beats its val GAP by more
+    than ``margin_se`` paired SEs (``margin_se = 0``: the best val GAP, as :func:`tune_fusion`).
+    Arguments as :func:`tune_fusion`.
+    """
+    tried: list[FusionChoice] = []
+    answers: list[tuple[np.ndarray, np.ndarray]] = []
+    for w, mi in fusion_settings(default, ws, mins):
+        scored = [fuse(sims, idx, labels, inliers, k, t, n_classes, w, mi, cap) for t in taus]
+        gaps = [gap(a.pred, a.score, val_labels, keys) for a in scored]
+        best = int(np.argmax(gaps))
+        tried.append(FusionChoice(w, mi, float(taus[best]), float(gaps[best])))
+        answers.append((scored[best].pred, scored[best].score))
+    chosen, z = margin_choice(answers, val_labels, keys, margin_se)
+    for c, zc in zip(tried, z, strict=True):
+        c.z = float(zc)
+    return tried[chosen], tried

@@ -26,8 +26,8 @@ from artid.retrieval.fusion import (
     MIN_INLIERS_GRID,
     W_GRID,
     FusionChoice,
+    choose_fusion,
     fuse,
-    tune_fusion,
     verified_inliers,
 )
 from artid.retrieval.knn import Classified, KNNClassifier
@@ -113,6 +113,8 @@ class Reranker:
         )
         self.tau = float(tau) if config.tau is None else float(config.tau)
         self.tuned: FusionChoice | None = None
+        #: every rule compared on validation, the default first, with its val GAP and z
+        self.tried: list[FusionChoice] = []
         self.global_val_gap: float | None = None
         self.ms_per_query: float | None = None
 
@@ -176,7 +178,10 @@ class Reranker:
         labels: np.ndarray,
         keys: np.ndarray | None = None,
     ) -> Reranker:
-        """Choose what the configuration leaves open of (w, min_inliers, tau) by validation GAP.
+        """Choose what the configuration leaves open of (w, min_inliers, tau) on validation: the
+        default (:data:`DEFAULT_W`, :data:`DEFAULT_MIN_INLIERS`, or the configured values) unless
+        another (w, min_inliers) beats its val GAP by the margin
+        (:func:`artid.retrieval.fusion.choose_fusion`; tau: the best for each).
 
         Args:
             sims, idx, counts: the validation queries' neighbours and their inlier counts.
@@ -188,7 +193,11 @@ class Reranker:
         glob = clf.classify(sims, idx, k, global_tau)
         self.global_val_gap = gap(glob.pred, glob.score, labels, keys)
         cfg = self.config
-        self.tuned = tune_fusion(
+        default = (
+            DEFAULT_W if cfg.w is None else cfg.w,
+            DEFAULT_MIN_INLIERS if cfg.min_inliers is None else cfg.min_inliers,
+        )
+        self.tuned, self.tried = choose_fusion(
             sims,
             idx,
             clf.labels,
@@ -197,6 +206,7 @@ class Reranker:
             k,
             clf.n_classes,
             taus if cfg.tau is None else (cfg.tau,),
+            default,
             keys,
             W_GRID if cfg.w is None else (cfg.w,),
             MIN_INLIERS_GRID if cfg.min_inliers is None else (cfg.min_inliers,),
@@ -215,6 +225,7 @@ class Reranker:
             "tau": self.tau,
             "val_gap": None if self.tuned is None else self.tuned.val_gap,
             "global_val_gap": self.global_val_gap,
+            "tried": [asdict(c) for c in self.tried],
         }
 
     @classmethod
@@ -226,6 +237,7 @@ class Reranker:
             rr.global_val_gap = d.get("global_val_gap")
             if d.get("val_gap") is not None:
                 rr.tuned = FusionChoice(rr.w, rr.min_inliers, rr.tau, float(d["val_gap"]))
+            rr.tried = [FusionChoice(**c) for c in d.get("tried", [])]
         except (KeyError, TypeError, ValueError) as exc:
             raise ArtidError(f"not a re-ranking description ({exc})") from None
         return rr

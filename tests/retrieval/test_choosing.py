@@ -59,6 +59,10 @@ def test_auto_whitening_keeps_pcaw_on_a_noisy_validation_win(
     assert max(gaps) > gaps[0]  # an alternative won on val ...
     assert pipe.projection is not None and pipe.projection.summary()["dims"] == [32]  # kept PCAw
     assert "within the margin" in caplog.text
+    # each candidate's z against the default is recorded with it (results.json's pipeline)
+    z = [c.val_z for c in pipe.candidates]
+    assert z[0] == 0.0 and all(zc is not None and zc < MARGIN_SE for zc in z)
+    assert pipe.summary()["candidates"][gaps.index(max(gaps))]["val_z"] > 0
 
 
 def test_a_database_too_small_for_the_dimension_defaults_to_raw_descriptors() -> None:

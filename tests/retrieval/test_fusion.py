@@ -17,8 +17,17 @@ import pytest
 
 from artid.errors import ArtidError
 from artid.metrics.ilr import gap
-from artid.retrieval.fusion import fuse, tune_fusion, verified_inliers
+from artid.retrieval.choosing import MARGIN_SE
+from artid.retrieval.fusion import (
+    MIN_INLIERS_GRID,
+    W_GRID,
+    choose_fusion,
+    fuse,
+    tune_fusion,
+    verified_inliers,
+)
 from artid.retrieval.knn import KNNClassifier
+from artid.retrieval.rerank import DEFAULT_MIN_INLIERS, DEFAULT_W, RerankConfig, Reranker
 
 
 def reference(sims, idx, labels, inliers, k, tau, n_classes, w, min_inliers=10, cap=50):
@@ -244,3 +253,54 @@ def test_tuning_finds_the_weight_and_threshold_that_fix_the_validation_queries()
     # w = 1.0 with min 10 is as good (GAP 1): the tie goes to the smaller weight
     assert (choice.w, choice.min_inliers, choice.tau) == (0.5, 10, 10.0)
     assert choice.val_gap - val_gap(0.0, 6) == pytest.approx(4 / 9)
+
+
+def _tiled(times: int) -> tuple[np.ndarray, ...]:
+    """The four validation queries above, each repeated ``times`` times (distinct keys)."""
+    keys = np.array([f"q{i}" for i in range(4 * times)])
+    return (*(np.tile(a, (times, 1)) for a in (VAL_SIMS, VAL_IDX, VAL_INLIERS)),
+            np.tile(VAL_LABELS, times), keys)
+
+
+@pytest.mark.parametrize("times", [1, 25])
+def test_the_service_rule_is_kept_unless_another_wins_by_the_margin(times):
+    # the service's rule (w 0.5, 8 inliers) lets q1's 8 inliers overturn it (val GAP 2/3); 10
+    # inliers fix it (GAP 1), the old rule's choice. On the 4 queries that is a noisy win, kept
+    # out by the margin; on the same queries 25 times over it is beyond doubt and taken.
+    sims, idx, inliers, labels, keys = _tiled(times)
+    args = (sims, idx, DB_LABELS, inliers, labels, 2, 4, (10.0,))
+    grid = {"ws": (0.0, 0.5, 1.0), "mins": (6, 10)}
+    old = tune_fusion(*args, keys, **grid)
+    assert (old.w, old.min_inliers) == (0.5, 10)
+    chosen, tried = choose_fusion(*args, (0.5, 8), keys, **grid)
+    assert [(c.w, c.min_inliers) for c in tried] == [
+        (0.5, 8), (0.0, 6), (0.5, 6), (0.5, 10), (1.0, 6), (1.0, 10)
+    ]
+    assert tried[0].val_gap == pytest.approx(2 / 3) and tried[0].z == 0.0
+    assert tried[3].val_gap == pytest.approx(1.0)
+    if times == 1:
+        assert (chosen.w, chosen.min_inliers) == (0.5, 8)
+        assert 0 < tried[3].z < MARGIN_SE
+    else:
+        assert (chosen.w, chosen.min_inliers, chosen.tau) == (0.5, 10, 10.0)
+        assert tried[3].z > MARGIN_SE and tried[1].z < 0  # w = 0 (the global answer) loses
+    # no margin: the best val GAP, as the plain grid search
+    best, _ = choose_fusion(*args, (0.5, 8), keys, margin_se=0.0, **grid)
+    assert (best.w, best.min_inliers) == (old.w, old.min_inliers)
+
+
+def test_the_reranker_records_every_rule_it_compared():
+    clf = KNNClassifier(np.eye(4, dtype=np.float32), DB_LABELS, n_classes=4, use_gpu=False)
+    rr = Reranker(RerankConfig(top=2), lambda row: None, 10.0)  # type: ignore[arg-type, return-value]
+    rr.fit(VAL_SIMS, VAL_IDX, VAL_INLIERS, clf, 2, 10.0, (10.0,), VAL_LABELS)
+    # the old rule took (0.5, 10) here, the best val GAP on these 4 queries; the margin keeps the
+    # service's rule
+    assert (rr.w, rr.min_inliers) == (DEFAULT_W, DEFAULT_MIN_INLIERS)
+    assert rr.tuned is not None and rr.tuned.val_gap == pytest.approx(2 / 3)
+    tried = rr.summary()["tried"]
+    assert (tried[0]["w"], tried[0]["min_inliers"], tried[0]["z"]) == (0.5, 8, 0.0)
+    assert max(t["val_gap"] for t in tried) == pytest.approx(1.0)
+    # w = 0 once, every other point of the grid once (the default among them, moved first)
+    assert len(tried) == 1 + (len(W_GRID) - 1) * len(MIN_INLIERS_GRID)
+    back = Reranker.from_json(rr.summary(), rr.database)
+    assert back.tried == rr.tried and (back.w, back.min_inliers) == (rr.w, rr.min_inliers)
