@@ -46,20 +46,40 @@ def margin_choice(
         labels: (Q,) the queries' classes (-1 distractor); keys: their tie-break keys.
         margin_se: the margin in paired SEs (0: the best val GAP, ties to the earlier setting).
     """
+    gaps, z = paired_z(answers, labels, keys, resamples, seed)
+    return pick(gaps, z, margin_se), z
+
+
+def paired_z(
+    answers: Sequence[Answers],
+    labels: np.ndarray,
+    keys: np.ndarray | None = None,
+    resamples: int = RESAMPLES,
+    seed: int = 0,
+) -> tuple[list[float], list[float]]:
+    """Each setting's val GAP, and its difference from the default's (the first) in paired SEs
+    (bootstrap over the validation queries; arguments as :func:`margin_choice`)."""
     labels = np.asarray(labels)
 
     def stat(a: Answers):  # noqa: ANN202
         return lambda ix: gap(a[0][ix], a[1][ix], labels[ix], None if keys is None else keys[ix])
 
     n = len(labels)
-    gaps = [stat(a)(np.arange(n)) for a in answers]
+    gaps = [float(stat(a)(np.arange(n))) for a in answers]
     z = [0.0]
     for a in answers[1:]:
         d = paired_difference(stat(a), stat(answers[0]), n, resamples, seed)
         z.append(d.value / d.se if d.se > 0 else (np.inf if d.value > 0 else 0.0))
+    return gaps, z
+
+
+def pick(gaps: Sequence[float], z: Sequence[float], margin_se: float = MARGIN_SE) -> int:
+    """The rule of :func:`margin_choice` on val GAPs and z already computed: 0 unless some z
+    exceeds ``margin_se``, then the best val GAP among those (``margin_se <= 0``: the best val
+    GAP overall; ties to the earlier setting)."""
     if margin_se <= 0:
-        return int(np.argmax(gaps)), z
-    beats = [i for i in range(1, len(answers)) if z[i] > margin_se]
+        return int(np.argmax(gaps))
+    beats = [i for i in range(1, len(gaps)) if z[i] > margin_se]
     if not beats:
-        return 0, z
-    return max(beats, key=lambda i: (gaps[i], -i)), z
+        return 0
+    return max(beats, key=lambda i: (gaps[i], -i))

@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pytest
 
-from artid.retrieval.choosing import MARGIN_SE, margin_choice
+from artid.retrieval.choosing import MARGIN_SE, margin_choice, pick
 from artid.retrieval.config import PipelineConfig
 from artid.retrieval.pipeline import KNNPipeline
 
@@ -85,3 +85,10 @@ def test_a_database_too_small_for_the_dimension_defaults_to_raw_descriptors() ->
         big, np.repeat(np.arange(10), 8), val, np.arange(10), progress=False
     )
     assert pipe.candidates[0].whiten and pipe.candidates[0].dim == 32
+
+
+def test_pick_takes_the_best_val_gap_among_the_clear_winners_only() -> None:
+    gaps, z = [0.50, 0.60, 0.70, 0.55], [0.0, 2.5, 1.5, 3.0]
+    assert pick(gaps, z, 2.0) == 1  # 0.70 wins on val by 1.5 SE only
+    assert pick(gaps, z, 0.0) == 2  # no margin: the best val GAP
+    assert pick(gaps, z, 3.0) == 0  # nobody beyond 3 SE: the default
