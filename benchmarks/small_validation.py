@@ -16,8 +16,9 @@ rule then picks one of the family's candidates from their validation answers:
 and is scored by the test GAP of what it picked. Per size and family: each setting's mean test GAP
 over the draws, each rule's mean difference from the best fixed setting (the candidate with the
 highest mean test GAP at that size) with the mean paired SE (bootstrap over the test queries, the
-same queries), how often it kept the default; the fixed settings outside the candidates are given
-against the default the same way. The JSON is written after each size, and a rerun with the same
+same queries), how often it kept the default, and its paired difference from the best-val rule;
+a size at least the val split's Met queries is one draw of the whole split. The fixed settings
+outside the candidates are given against the default the same way. The JSON is written after each size, and a rerun with the same
 settings resumes from it.
 
     OMP_NUM_THREADS=1 python benchmarks/small_validation.py --descriptors runs/real/lite0-ss \\
@@ -152,10 +153,14 @@ def main() -> None:  # noqa: PLR0915
             mean = {k: float(np.mean([tgap(r.test[k]) for r in runs])) for k in names}
             best = max(cands, key=lambda k: mean[k])
             out: dict = {"draws": len(runs), "fixed": mean, "best_fixed": best, "rules": {}}
+            old_rule = [o.candidates[pick(o.gaps, o.z, 0.0)] for o in runs]
             for r, z in rules.items():
                 chosen = [o.candidates[pick(o.gaps, o.z, z)] for o in runs]
                 diffs = [paired(o.test[c], o.test[best]) for o, c in zip(runs, chosen)]
+                to_old = [paired(o.test[c], o.test[b]) for o, c, b in zip(runs, chosen, old_rule)]
                 out["rules"][r] = {
+                    "minus_best_val": float(np.mean([x[0] for x in to_old])),
+                    "minus_best_val_se": float(np.mean([x[1] for x in to_old])),
                     "test_gap": float(np.mean([tgap(o.test[c]) for o, c in zip(runs, chosen)])),
                     "diff": float(np.mean([x[0] for x in diffs])),
                     "paired_se": float(np.mean([x[1] for x in diffs])),
@@ -193,7 +198,8 @@ def report(fam: str, n: int, out: dict, default: str) -> None:
         print(
             f"  rule  {r:28s} {100 * v['test_gap']:5.1f}  vs best fixed "
             f"{100 * v['diff']:+5.1f} (paired SE {100 * v['paired_se']:.1f})  "
-            f"kept default {100 * v['kept_default']:.0f}%"
+            f"kept default {100 * v['kept_default']:.0f}%  vs best val "
+            f"{100 * v['minus_best_val']:+5.1f} (paired SE {100 * v['minus_best_val_se']:.1f})"
         )
 
 

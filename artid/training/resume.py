@@ -11,15 +11,33 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from artid.errors import ArtidError
 from artid.training import runstate
 
-if TYPE_CHECKING:
-    from artid.training.trainer import Trainer
-
 log = logging.getLogger(__name__)
+
+
+class Trainer(Protocol):
+    """What a snapshot reads and a resume sets of :class:`~artid.training.trainer.Trainer`
+    (a protocol, so that this module does not import the trainer that imports it)."""
+
+    method: Any
+    opt: Any
+    config: Any
+    model: Any
+    selections: list[Any]
+    result: Any
+    settings: dict[str, Any]
+    out_dir: Path
+    resume_changed: bool
+    start_epoch: int
+    main: bool
+
+    @property
+    def state_path(self) -> Path: ...
 
 
 def snapshot(trainer: Trainer, epoch: int) -> dict[str, Any]:
