@@ -40,16 +40,25 @@ CAM_SIZES = (0,)  # 0: as decoded; 384 was worse on a 45-photo trial (a finer ma
 CENTRE_SHARES = tuple(round(s, 2) for s in np.arange(0.5, 1.0001, 0.05))
 
 
-def compare(folders: list[str], resamples: int) -> None:
-    """Recognition with and without the crop: test GAP / GAP- / ACC (± SE) and paired differences."""
+def compare(folders: list[str], resamples: int, out: str | None = None) -> dict[str, Any]:
+    """Recognition with and without the crop: test GAP / GAP- / ACC (± SE) and paired differences.
+
+    A cropped folder without its own ``database`` files uses the first folder's (the studio photos
+    are never cropped, so ``artid extract --splits val,test --crop cam`` is enough). Writes the
+    results to ``out`` (JSON) when given.
+    """
     from artid.descriptors import load_descriptors
     from artid.metrics.bootstrap import ilr_estimates, ilr_paired
     from artid.retrieval.pipeline import KNNPipeline, PipelineConfig
 
     answers = {}
     labels = keys = None
+    results: dict[str, Any] = {"reference": folders[0], "folders": {}}
     for folder in folders:
-        d = {split: load_descriptors(Path(folder) / split) for split in ("database", "val", "test")}
+        own = Path(folder) / "database.json"
+        db_folder = folder if own.exists() or folder == folders[0] else folders[0]
+        d = {"database": load_descriptors(Path(db_folder) / "database")}
+        d |= {split: load_descriptors(Path(folder) / split) for split in ("val", "test")}
         for split in ("val", "test"):
             if d[split].failures:
                 raise SystemExit(f"{folder}/{split}: unreadable images; this comparison needs every query")
@@ -64,14 +73,21 @@ def compare(folders: list[str], resamples: int) -> None:
         answers[folder] = (ans.pred, ans.score)
         est = ilr_estimates(ans.pred, ans.score, labels, keys, resamples)
         crop = d["test"].settings.get("crop", "none")
-        print(f"{folder}: crop {crop}; k {pipe.k} tau {pipe.tau}")
+        results["folders"][folder] = {"crop": crop, "database": db_folder, "k": pipe.k, "tau": pipe.tau,
+                                      "projection": pipe.summary()["projection"],
+                                      "test": {m: e.to_json() for m, e in est.items()}}
+        print(f"{folder}: crop {crop}; database {db_folder}; k {pipe.k} tau {pipe.tau}")
         print("   " + "  ".join(f"{m} {100 * e.value:.1f} ± {100 * e.se:.1f}" for m, e in est.items()))
     assert labels is not None
     base = answers[folders[0]]
     for folder in folders[1:]:
         diff = ilr_paired(answers[folder], base, labels, keys, resamples)
+        results["folders"][folder]["minus_reference"] = {m: e.to_json() for m, e in diff.items()}
         print(f"{folder} - {folders[0]} (paired): "
               + "  ".join(f"{m} {100 * e.value:+.1f} ± {100 * e.se:.1f}" for m, e in diff.items()))
+    if out:
+        Path(out).write_text(json.dumps(results, indent=1), encoding="utf-8")
+    return results
 
 
 def main() -> None:
@@ -102,7 +118,7 @@ def main() -> None:
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args()
     if args.compare:
-        compare(args.compare, args.resamples)
+        compare(args.compare, args.resamples, args.json)
         return
     if not args.root:
         ap.error("--root is needed (or --compare)")
