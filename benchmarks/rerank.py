@@ -5,10 +5,14 @@ to ``--root``), fits the kNN pipeline as ``artid evaluate`` does (whitening ``au
 and answers the test queries with
 
     global            the kNN pipeline alone
+    global, whiten W  the same with each fixed whitening of ``--whitenings`` (default: raw descriptors)
     rerank K          + the re-ranking stage (:mod:`artid.retrieval.rerank`) at each K of ``--ks``,
                       the fusion rule tuned on val
     qe/dba            + alpha query expansion and database-side augmentation, both tuned on val
     qe/dba + rerank K both
+    qe Q / dba D      the same with fixed counts, for each ``--expansions Q,D`` (alone and + rerank K)
+
+An expansion + re-ranking row is also paired against re-ranking alone at the same K.
 
 For each row: test GAP / GAP- / ACC with bootstrap SE, the paired difference against global (same
 queries), and the time per query of the search and of the verification (database local features
@@ -30,6 +34,17 @@ from pathlib import Path
 import numpy as np
 
 
+def expansion_pair(text: str) -> tuple[int, int]:
+    """``"QE,DBA"`` -> (qe_n, dba_n), two counts of 0 or more."""
+    try:
+        qe, dba = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected QE,DBA (two integers), got {text!r}") from None
+    if qe < 0 or dba < 0:
+        raise argparse.ArgumentTypeError(f"QE and DBA counts must be 0 or more, got {text!r}")
+    return qe, dba
+
+
 def main() -> None:
     import cv2
 
@@ -48,6 +63,10 @@ def main() -> None:
     ap.add_argument("--expansion-k", type=int, default=50, help="K of the qe/dba + rerank row (0: no such row)")
     ap.add_argument("--timing-queries", type=int, default=300,
                     help="test queries the smaller K's verification is timed on")
+    ap.add_argument("--expansions", nargs="*", default=[], type=expansion_pair, metavar="QE,DBA",
+                    help="fixed (qe_n, dba_n) answered beside the tuned expansion, alone and re-ranked")
+    ap.add_argument("--whitenings", nargs="*", default=["none"], choices=["none", "pcaw"],
+                    help="fixed whitenings answered globally beside the default (auto), paired against it")
     ap.add_argument("--resamples", type=int, default=1000)
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args()
@@ -64,8 +83,9 @@ def main() -> None:
           f"queries; database local features {time.perf_counter() - t0:.0f} s (cached after the first run)")
     feats = {s: (lambda q, s=s: cache.get(paths[s][q])) for s in ("val", "test")}
 
-    def fit(qe: int | None) -> tuple[KNNPipeline, float]:
-        cfg = PipelineConfig(use_gpu=False, qe_n=qe, dba_n=qe)
+    def fit(qe: int | None, dba: int | None, whiten: str = "auto") -> tuple[KNNPipeline, float]:
+        """The pipeline fitted as evaluate does (None: tuned on val) and its search ms per test query."""
+        cfg = PipelineConfig(use_gpu=False, qe_n=qe, dba_n=dba, whiten=whiten)
         pipe = KNNPipeline(cfg).fit(d["database"].matrix, d["database"].labels, d["val"].matrix, labels["val"],
                                     keys["val"])
         t = time.perf_counter()
@@ -85,6 +105,13 @@ def main() -> None:
                               keys["test"], args.resamples)
             entry["minus_global"] = {m: e.to_json() for m, e in diff.items()}
             line += " | - global " + "  ".join(f"{m} {100 * e.value:+.1f} ± {100 * e.se:.1f}" for m, e in diff.items())
+        plain = name.split(" + ")[-1]  # an expansion + re-ranking row against re-ranking alone
+        if " + " in name and plain in rows:
+            diff = ilr_paired((ans.pred, ans.score), (rows[plain].pred, rows[plain].score), labels["test"],
+                              keys["test"], args.resamples)
+            entry["minus_" + plain] = {m: e.to_json() for m, e in diff.items()}
+            line += f" | - {plain} " + "  ".join(f"{m} {100 * e.value:+.1f} ± {100 * e.se:.1f}"
+                                                for m, e in diff.items())
         results[name] = entry
         print(line + "  | " + ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
                                         for k, v in extra.items()), flush=True)
@@ -111,16 +138,29 @@ def main() -> None:
                    {"w": rr.w, "min_inliers": rr.min_inliers, "tau": rr.tau, "search_ms": search_ms,
                     "verify_ms": verify_ms, "median_inliers_top1": float(np.median(ans.counts[:, 0]))})
 
-    pipe, search_ms = fit(0)
+    pipe, search_ms = fit(0, 0)
     assert pipe.classifier is not None and pipe.k is not None and pipe.tau is not None
     report("global", pipe.predict(d["test"].matrix, progress=False).decision,
-           {"k": pipe.k, "tau": pipe.tau, "search_ms": search_ms})
+           {"k": pipe.k, "tau": pipe.tau, "search_ms": search_ms,
+            "projection": pipe.summary()["projection"]})
+    for whiten in args.whitenings:
+        fixed, fixed_ms = fit(0, 0, whiten)
+        report(f"global, whiten {whiten}", fixed.predict(d["test"].matrix, progress=False).decision,
+               {"k": fixed.k, "tau": fixed.tau, "search_ms": fixed_ms,
+                "projection": fixed.summary()["projection"]})
     reranked(pipe, args.ks, search_ms, "")
-    qe_pipe, qe_ms = fit(None)
+    qe_pipe, qe_ms = fit(None, None)
     report("qe/dba", qe_pipe.predict(d["test"].matrix, progress=False).decision,
            {**qe_pipe.expansion.to_json(), "search_ms": qe_ms})
     if args.expansion_k:
         reranked(qe_pipe, [args.expansion_k], qe_ms, "qe/dba + ")
+    for qe, dba in args.expansions:
+        name = f"qe {qe} / dba {dba}"
+        fixed_pipe, fixed_ms = fit(qe, dba)
+        report(name, fixed_pipe.predict(d["test"].matrix, progress=False).decision,
+               {**fixed_pipe.expansion.to_json(), "k": fixed_pipe.k, "tau": fixed_pipe.tau, "search_ms": fixed_ms})
+        if args.expansion_k:
+            reranked(fixed_pipe, [args.expansion_k], fixed_ms, f"{name} + ")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
 
