@@ -31,7 +31,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 VARIANTS = {
     "exact f32": {},
@@ -53,6 +52,7 @@ def machine() -> dict[str, str]:
 
 
 def peak_rss_gb() -> float:
+    """The process's peak resident set (anonymous memory and mapped file pages it touched)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
@@ -88,38 +88,15 @@ def gap_part(desc: dict, resamples: int, variants: dict) -> tuple[dict, object]:
     return out, base
 
 
-def synthetic_database(path: Path, n: int, real: np.ndarray, seed: int) -> np.ndarray:
-    """``n`` float16 rows: the real ones first, then clustered unit vectors (reused if written)."""
-    done = path.with_suffix(".done")
-    if done.is_file() and json.loads(done.read_text()) == {"n": n, "d": real.shape[1]}:
-        return np.load(path, mmap_mode="r")
-    d = real.shape[1]
-    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float16, shape=(n, d))
-    out[: len(real)] = real
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(max(1, n // 100), d)).astype(np.float32)
-    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-    step = 1 << 18
-    for start in tqdm(range(len(real), n, step), desc="synthetic rows", unit="chunk"):
-        m = min(step, n - start)
-        x = centres[rng.integers(0, len(centres), m)]
-        x += rng.normal(scale=0.8 / np.sqrt(d), size=(m, d)).astype(np.float32)
-        x /= np.linalg.norm(x, axis=1, keepdims=True)
-        out[start : start + m] = x
-    out.flush()
-    del out
-    done.write_text(json.dumps({"n": n, "d": d}))
-    return np.load(path, mmap_mode="r")
-
-
 def recall(idx: np.ndarray, truth: np.ndarray, k: int) -> float:
     hits = [len(np.intersect1d(a[:k], b[:k])) for a, b in zip(idx, truth)]
     return float(np.mean(hits) / k)
 
 
 def scale_part(args: argparse.Namespace, pipe: object, desc: dict) -> dict:
-    from artid.retrieval.compressed import PQSearcher
-    from artid.retrieval.search import exact_search
+    from scale_stages import encoded_index, ground_truth, synthetic_rows, trained_index
+
+    from artid.retrieval.compressed import PQSearcher, default_nlist
 
     rng = np.random.default_rng(1)
     real = pipe.transform(desc["database"].matrix)  # type: ignore[attr-defined]
@@ -127,7 +104,8 @@ def scale_part(args: argparse.Namespace, pipe: object, desc: dict) -> dict:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    db = synthetic_database(work / f"db_{args.n}_{real.shape[1]}.npy", args.n, real, 0)
+    db_path = work / f"db_{args.n}_{real.shape[1]}.npy"
+    db = synthetic_rows(db_path, args.n, real, 0)
     gen_s = time.perf_counter() - t0
     half = args.queries // 2
     rows = rng.integers(len(real), args.n, half)
@@ -139,21 +117,28 @@ def scale_part(args: argparse.Namespace, pipe: object, desc: dict) -> dict:
                  "queries": len(queries), "generate_seconds": gen_s}
     print(f"scale: {args.n:,} rows x {db.shape[1]} (float16 map {db.nbytes / 2**30:.2f} GiB, "
           f"{len(real)} real), {len(queries)} queries", flush=True)
-    t0 = time.perf_counter()
-    truth_sims, truth = exact_search(queries, db, 10, use_gpu=False)
-    exact_s = time.perf_counter() - t0
-    res["exact_ms_per_query"] = 1e3 * exact_s / len(queries)
-    t0 = time.perf_counter()
-    pq = PQSearcher.build(db, nlist=args.nlist, nprobe=32, rescore=4)
-    res["build_seconds"] = time.perf_counter() - t0
+    _, truth, res["exact_ms_per_query"] = ground_truth(
+        work / f"truth_{args.n}_{len(queries)}.npz", db_path, queries, args.n, db.shape[1], 10)
+    print(f"rows ready in {gen_s:.0f} s; ground truth {res['exact_ms_per_query']:.2f} ms/query; "
+          f"peak RSS {peak_rss_gb():.2f} GB", flush=True)
+    nlist = args.nlist or default_nlist(args.n)
+    trained, res["train_seconds"] = trained_index(work / f"trained_{args.n}_{nlist}.faiss", db,
+                                                  nlist, None)
+    index, res["encode_seconds"] = encoded_index(work, trained, db_path, args.n, db.shape[1])
+    res["build_seconds"] = res["train_seconds"] + res["encode_seconds"]
+    index.nprobe = 32
+    pq = PQSearcher(index, db, np.arange(args.n, dtype=np.int64), rescore=4)
     file = work / f"index_{args.n}.faiss"
     pq.save(file)
     res["index_bytes"] = file.stat().st_size
     res["index_bytes_per_row"] = file.stat().st_size / args.n
+    res["db_bytes"] = db_path.stat().st_size
     res["nlist"], res["m"] = int(pq.index.nlist), int(pq.index.M)
     res["peak_rss_gb_after_build"] = peak_rss_gb()
-    print(f"exact {res['exact_ms_per_query']:.2f} ms/query (batch); build {res['build_seconds']:.0f}"
-          f" s, {pq.index.nlist} cells, {pq.index.M} x 4-bit; index {file.stat().st_size / 2**20:.0f}"
+    print(f"exact {res['exact_ms_per_query']:.2f} ms/query (batch); build "
+          f"{res['build_seconds']:.0f} s (train {res['train_seconds']:.0f} s + encode "
+          f"{res['encode_seconds']:.0f} s), {pq.index.nlist} cells, {pq.index.M} x 4-bit; "
+          f"index {file.stat().st_size / 2**20:.0f}"
           f" MiB ({res['index_bytes_per_row']:.1f} B/row); peak RSS {peak_rss_gb():.2f} GB",
           flush=True)
     grid = []
@@ -208,7 +193,7 @@ def main() -> None:
     ap.add_argument("--descriptors", required=True, help="database / val / test descriptor folder")
     ap.add_argument("--n", type=int, default=1_000_000, help="rows of the scale part (0: skip)")
     ap.add_argument("--work", default="/tmp/index_scale", help="where the synthetic rows go")
-    ap.add_argument("--queries", type=int, default=1000)
+    ap.add_argument("--queries", type=int, default=500)
     ap.add_argument("--single", type=int, default=200, help="queries timed one at a time")
     ap.add_argument("--nlist", type=int, help="IVF cells (default 4 sqrt(N))")
     ap.add_argument("--nprobes", type=int, nargs="+", default=[16, 32, 64])

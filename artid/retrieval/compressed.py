@@ -105,18 +105,10 @@ class PQSearcher:
         """
         n, d = db.shape
         nlist = default_nlist(n) if nlist is None else max(1, min(nlist, n))
-        m = default_m(d) if m is None else m
-        if m < 1 or d % m:
-            raise ArtidError(f"the PQ sub-quantizers ({m}) must divide the dimension {d}")
         if nprobe < 1:
             raise ArtidError(f"nprobe must be at least 1, got {nprobe}")
         t = time.perf_counter()
-        quantizer = faiss.IndexFlatIP(d)
-        index = faiss.IndexIVFPQFastScan(quantizer, d, nlist, m, 4, faiss.METRIC_INNER_PRODUCT)
-        index.cp.niter = 10
-        size = min(n, train_size or max(4096, 40 * nlist))
-        rows = np.sort(np.random.default_rng(seed).choice(n, size, replace=False))
-        index.train(np.ascontiguousarray(db[rows], dtype=np.float32))
+        index = train(db, nlist, m, train_size, seed)
         index.nprobe = min(nprobe, nlist)
         for start in tqdm(
             range(0, n, ADD_CHUNK), desc="encode", unit="chunk", disable=not progress, leave=False
@@ -127,7 +119,7 @@ class PQSearcher:
         self.build_seconds = time.perf_counter() - t
         log.info(
             "IVF-PQ index: %d cells, %d x 4-bit codes, nprobe %d, built in %.1fs",
-            nlist, m, index.nprobe, self.build_seconds,
+            nlist, index.M, index.nprobe, self.build_seconds,
         )
         return self
 
@@ -237,6 +229,25 @@ class PQSearcher:
         order = np.argsort(-exact, axis=1, kind="stable")[:, :k]
         best = np.take_along_axis(exact, order, axis=1).astype(np.float32)
         return best, np.where(np.isfinite(best), np.take_along_axis(rows, order, axis=1), -1)
+
+
+def train(
+    db: np.ndarray, nlist: int, m: int | None = None, train_size: int | None = None, seed: int = 0
+) -> Any:
+    """An empty IVF-PQ fast-scan index (inner product, ``nlist`` cells, ``m`` 4-bit
+    sub-quantizers, default :func:`default_m`) trained on a sample of ``db``'s rows (an array or
+    a memory map; ``train_size`` rows, default 40 per cell, at least 4,096, at most N)."""
+    n, d = db.shape
+    m = default_m(d) if m is None else m
+    if m < 1 or d % m:
+        raise ArtidError(f"the PQ sub-quantizers ({m}) must divide the dimension {d}")
+    quantizer = faiss.IndexFlatIP(d)
+    index = faiss.IndexIVFPQFastScan(quantizer, d, nlist, m, 4, faiss.METRIC_INNER_PRODUCT)
+    index.cp.niter = 10
+    size = min(n, train_size or max(4096, 40 * nlist))
+    rows = np.sort(np.random.default_rng(seed).choice(n, size, replace=False))
+    index.train(np.ascontiguousarray(db[rows], dtype=np.float32))
+    return index
 
 
 def encode_shard(trained: Any, rows: np.ndarray, start: int, progress: bool = True) -> Any:
