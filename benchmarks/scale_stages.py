@@ -122,26 +122,26 @@ def trained_index(path: Path, db: np.ndarray, nlist: int, m: int | None) -> tupl
 def encoded_index(
     work: Path, trained: object, db_path: Path, n: int, d: int
 ) -> tuple[object, float]:
-    """All rows encoded, one cached shard of :data:`SHARD` rows at a time, the shards merged;
-    the seconds encoding took (summed over the runs that encoded a shard)."""
+    """All rows encoded into one copy of the trained index, checkpointed (the whole index and
+    the rows done) every :data:`SHARD` rows so a stopped run continues there; the seconds
+    encoding took, summed over the runs. (One index rather than shards merged: faiss 1.15.1's
+    ``merge_from`` corrupted the heap at 1M-row shards, which ``compressed.merge_lists`` now
+    avoids; a checkpointed single index needs no merge at all.)"""
+    nlist = trained.nlist  # type: ignore[attr-defined]
+    file, meta = work / f"encoded_{n}_{nlist}.faiss", work / f"encoded_{n}_{nlist}.json"
+    state = json.loads(meta.read_text()) if meta.is_file() and file.is_file() else None
+    index = faiss.read_index(str(file)) if state else faiss.clone_index(trained)  # type: ignore
+    state = state or {"rows": 0, "seconds": 0.0}
     offset = data_offset(db_path)
-    shards, seconds = [], 0.0
-    for start in tqdm(range(0, n, SHARD), desc="encode (shards)", unit="shard"):
-        file = work / f"shard_{n}_{trained.nlist}_{start}.faiss"  # type: ignore[attr-defined]
-        meta = file.with_suffix(".json")
-        if not (file.is_file() and meta.is_file()):
-            t0 = time.perf_counter()
-            shard = faiss.clone_index(trained)  # type: ignore[arg-type]
-            for s in range(start, min(n, start + SHARD), CHUNK):
-                rows = read_rows(db_path, s, min(n, start + SHARD, s + CHUNK), d, offset)
-                shard.add_with_ids(rows, np.arange(s, s + len(rows), dtype=np.int64))
-            took = time.perf_counter() - t0
-            faiss.write_index(shard, str(file))
-            meta.write_text(json.dumps({"seconds": took}))
-            del shard
-        seconds += json.loads(meta.read_text())["seconds"]
-        shards.append(file)
-    index = faiss.read_index(str(shards[0]))
-    for file in shards[1:]:
-        index.merge_from(faiss.read_index(str(file)), 0)
-    return index, seconds
+    for start in tqdm(range(state["rows"], n, SHARD), desc="encode", unit="1M rows"):
+        t0 = time.perf_counter()
+        for s in range(start, min(n, start + SHARD), CHUNK):
+            rows = read_rows(db_path, s, min(n, start + SHARD, s + CHUNK), d, offset)
+            index.add_with_ids(rows, np.arange(s, s + len(rows), dtype=np.int64))
+        state["seconds"] += time.perf_counter() - t0
+        state["rows"] = min(n, start + SHARD)
+        tmp = file.with_suffix(".tmp")
+        faiss.write_index(index, str(tmp))
+        tmp.replace(file)
+        meta.write_text(json.dumps(state))
+    return index, state["seconds"]

@@ -11,8 +11,9 @@ classifier sees are exact, and only the short list can miss a neighbour.
 Built out of core: the quantizers train on a sample, then rows are encoded in chunks of
 :data:`ADD_CHUNK` (a memory-mapped database is read once, in order). Sharded: the trained, empty
 index (:meth:`PQSearcher.trained`) is copied to every process or machine, each encodes its own range
-of rows (:func:`encode_shard`), and :func:`merge_shards` joins the shards' inverted lists with
-faiss' ``merge_from``: the merged index answers exactly as one built over all rows. ``index add`` /
+of rows (:func:`encode_shard`), and :func:`merge_shards` joins the shards' inverted lists (as faiss'
+``merge_from`` would, without its heap overflow on fast-scan lists: :func:`merge_lists`): the
+merged index answers exactly as one built over all rows. ``index add`` /
 ``remove`` encode the new rows with the trained quantizers and delete removed ids from their lists:
 nothing is trained again. Faiss ids are kept beside the rows (``ids``: sorted), so a removal needs
 no renumbering of the lists.
@@ -265,12 +266,48 @@ def encode_shard(trained: Any, rows: np.ndarray, start: int, progress: bool = Tr
 
 def merge_shards(shards: list[Any], db: np.ndarray, rescore: int = 4) -> PQSearcher:
     """One searcher over ``db`` from shards :func:`encode_shard` built over its consecutive row
-    ranges (in order): their inverted lists merged (faiss ``merge_from``), ids kept."""
+    ranges (in order): their inverted lists merged (:func:`merge_lists`), ids kept."""
     if not shards:
         raise ArtidError("merging shards needs at least one shard")
     index = faiss.clone_index(shards[0])
     for shard in shards[1:]:
-        index.merge_from(faiss.clone_index(shard), 0)
+        merge_lists(index, shard)
     if index.ntotal != len(db):
         raise ArtidError(f"the shards hold {index.ntotal} rows, the database {len(db)}")
     return PQSearcher(index, db, np.arange(len(db), dtype=np.int64), rescore)
+
+
+def merge_lists(index: Any, other: Any) -> None:
+    """Append the inverted lists of ``other`` (a shard of the same trained index) to ``index``'s;
+    ``other`` is left unchanged.
+
+    What faiss' ``IndexIVF.merge_from`` does, without its failure on fast-scan lists: faiss 1.15.1's
+    ``BlockInvertedLists.add_entries`` copies whole blocks when the list's size is a multiple of
+    the block's size *in bytes* (it means in entries), and then writes past the list's buffer (heap
+    corruption, "free(): invalid pointer": ``merge_from`` of 1M-row shards crashed at the fifth;
+    ``tests/retrieval/test_compressed_index.py`` reproduces it with 64 rows). Here a list of a size
+    that is a multiple of the block's entries gets the other's packed blocks appended as they are
+    (the lists are re-filled from their start, where faiss' copy is right); any other size goes
+    through faiss' own entry-by-entry repacking, which is right.
+    """
+    lists: Any = faiss.downcast_InvertedLists
+    mine = lists(faiss.extract_index_ivf(index).invlists)
+    theirs = lists(faiss.extract_index_ivf(other).invlists)
+    if mine.nlist != theirs.nlist or mine.block_size != theirs.block_size:
+        raise ArtidError(f"a shard of {theirs.nlist} lists cannot join an index of {mine.nlist}: "
+                         "shards are encoded into copies of one trained index")
+    per_block, block = int(mine.n_per_block), int(mine.block_size)
+    for i in range(mine.nlist):
+        n = int(theirs.list_size(i))
+        if n == 0:
+            continue
+        ids = faiss.rev_swig_ptr(theirs.get_ids(i), n).copy()
+        codes = faiss.rev_swig_ptr(theirs.get_codes(i), -(-n // per_block) * block).copy()
+        o = int(mine.list_size(i))
+        if o and o % per_block == 0:  # whole blocks: append the other's blocks, from the start
+            ids = np.concatenate([faiss.rev_swig_ptr(mine.get_ids(i), o), ids])
+            codes = np.concatenate([faiss.rev_swig_ptr(mine.get_codes(i), o // per_block * block),
+                                    codes])
+            mine.resize(i, 0)
+        mine.add_entries(i, len(ids), faiss.swig_ptr(ids), faiss.swig_ptr(codes))
+    index.ntotal += other.ntotal

@@ -103,6 +103,21 @@ def test_shards_encoded_apart_and_merged_answer_as_one_index() -> None:
         merge_shards(shards[:1], db)
 
 
+def test_shards_merge_where_a_list_holds_whole_blocks() -> None:
+    """faiss' own merge_from writes past a fast-scan list whose size is a multiple of its block's
+    bytes (64 here: 32 entries x 2 bytes; 4,096 for 512-d rows, met by 1M-row shards) and the
+    process dies of heap corruption; the shards' lists are merged whole and right here."""
+    db = _clustered(3, 300, d=8)
+    whole = PQSearcher.build(db, nlist=1, nprobe=1, m=4, progress=False)
+    trained = whole.trained()
+    cuts = (0, 64, 96, 160, 170, 300)  # lists of 64 (whole bytes), 96 and 160 (whole blocks), 170
+    shards = [encode_shard(trained, db[a:b], a, progress=False) for a, b in zip(cuts, cuts[1:])]
+    merged = merge_shards(shards, db)
+    assert [s.ntotal for s in shards] == [64, 32, 64, 10, 130]  # the shards are left as they were
+    for got, want in zip(merged.search(db, 10, progress=False), whole.search(db, 10)):
+        np.testing.assert_array_equal(got, want)
+
+
 def test_float16_storage_halves_the_database_and_keeps_the_answers(tmp_path: Path) -> None:
     db, labels, queries = _data(4)
     half = KNNPipeline(PipelineConfig(whiten="none", k=3, tau=20.0, storage="float16"))
