@@ -26,6 +26,7 @@ from artid.commands.pipeline_options import (
     parse_scales,
     pipeline_config,
 )
+from artid.commands.runtime_options import add_runtime_arguments
 
 HELP = "build, extend or inspect an index bundle (what `artid recognize` and `artid serve` load)"
 DEFAULT_MODEL = "efficientnet_lite0"
@@ -94,6 +95,7 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
         help="fixed acceptance threshold (a confidence) instead of calibrating one",
     )
     add_device_argument(b)
+    add_runtime_arguments(b)
     add_workers_argument(b, 1)
     add_batch_size_argument(b, None, "; default 32 on GPU, 1 on CPU (as `artid extract`)")
     b.add_argument(
@@ -117,7 +119,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _add_build(sub)
 
     a = sub.add_parser(
-        "add", help="add the artworks of a collection folder to a bundle (nothing else is rebuilt)"
+        "add",
+        help="add the artworks of a collection folder to a bundle (nothing else is rebuilt; "
+        "described with the bundle's runtime and precision)",
     )
     a.add_argument("bundle", help="bundle folder")
     a.add_argument("source", help="collection folder with one sub-folder per new artwork")
@@ -154,6 +158,8 @@ def run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             attributes=args.attributes,
             crop=crop_settings(args),
+            runtime=args.runtime,
+            precision=args.precision,
         )
         out = builder.build_bundle(
             args.source, args.out, options, val=args.val, metadata=args.metadata, split=args.split

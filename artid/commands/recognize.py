@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--json", action="store_true", help="one JSON object per photo, one per line"
     )
-    add_runtime_arguments(parser)
+    add_runtime_arguments(parser, served=True)
 
 
 def run(args: argparse.Namespace) -> int:

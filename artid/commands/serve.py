@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from artid.service.capacity import DEFAULT_QUEUE, FOLLOW_INTERVAL, default_workers
 
     add_bundle_query_arguments(parser)
-    add_runtime_arguments(parser)
+    add_runtime_arguments(parser, served=True)
     parser.add_argument(
         "--host",
         default="127.0.0.1",

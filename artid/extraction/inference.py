@@ -42,7 +42,7 @@ def calibration_images(
             for item in stream:
                 if item.pixels is None:
                     continue
-                x = torch.from_numpy(np.ascontiguousarray(item.pixels)).permute(2, 0, 1)[None]
+                x = torch.from_numpy(np.array(item.pixels)).permute(2, 0, 1)[None]
                 x = x.float().div_(255.0)
                 for s in scales:
                     xs = x if s == 1 else F.interpolate(

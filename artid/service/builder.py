@@ -31,6 +31,7 @@ from artid.models import MULTI_SCALE
 from artid.retrieval.pipeline import PipelineConfig
 from artid.service import bundle as bundles
 from artid.service.bundle_models import bundle_model, check_attributes_run, store_attributes
+from artid.service.bundle_runtime import calibrated, resolved
 from artid.service.collection import (
     Collection,
     Queries,
@@ -92,6 +93,10 @@ class BuildOptions:
         crop: crop the validation photos, and later every query photo, to their artwork before
             describing them (recorded in the bundle); None: whole photos. The collection's
             (studio) images are never cropped.
+        runtime, precision: what describes the images (``--runtime`` / ``--precision`` of
+            ``artid extract``), recorded in the bundle: ``index add``, ``recognize`` and
+            ``serve`` describe with the same (:mod:`artid.service.bundle_runtime`). int8 is
+            calibrated on the first database images.
     """
 
     models: tuple[str, ...] = ("efficientnet_lite0",)
@@ -106,6 +111,8 @@ class BuildOptions:
     batch_size: int | None = None
     attributes: str | Path | None = None
     crop: CropSettings | None = None
+    runtime: str = "torch"
+    precision: str = "fp32"
 
 
 def _load_sources(
@@ -196,9 +203,17 @@ def _build(
     """The body of :func:`build_bundle`, run while ``change`` holds the bundle's writer lock."""
     out.mkdir(parents=True, exist_ok=True)
     models = [bundle_model(out, i, name, options.weights) for i, name in enumerate(options.models)]
-    settings = {"max_size": options.max_size, "scales": [float(s) for s in options.scales]}
+    settings: dict[str, Any] = {
+        "max_size": options.max_size, "scales": [float(s) for s in options.scales]
+    }
     work = out / WORK
     device, workers, batch = options.device, options.workers, options.batch_size
+    chosen, int8_calibration = calibrated(
+        resolved(options.runtime, options.precision, device),
+        [collection.image_root / e.path for e in collection.entries],
+        options.max_size, options.scales,
+    )
+    settings.update(chosen.record())
     raws = [
         describe(
             collection.entries,
@@ -210,6 +225,7 @@ def _build(
             device,
             workers,
             batch_size=batch,
+            calibration=int8_calibration,
         )
         for i, (embedder, _) in enumerate(models)
     ]
@@ -236,6 +252,7 @@ def _build(
                 workers,
                 options.crop,
                 batch,
+                int8_calibration,
             )
             for i, (embedder, _) in enumerate(models)
         ]

@@ -55,6 +55,7 @@ def describe(
     workers: int = 1,
     crop: CropSettings | None = None,
     batch_size: int | None = None,
+    calibration: Any = None,
 ) -> DescriptorSet:
     """Descriptors of images with :mod:`artid.extraction` (batched, resumable shards under
     ``work``), as ``artid extract`` computes them.
@@ -72,6 +73,9 @@ def describe(
         crop: crop each image to its artwork first (query and validation photos; never the
             studio photos).
         batch_size: images per forward pass (None: 32 on a GPU, 1 on the CPU, as extract).
+        calibration: for a runtime record of int8 in ``settings``
+            (:mod:`artid.service.bundle_runtime`), the calibration of its quantised model (the
+            bundle's database images, the same for every list of a bundle).
 
     Returns:
         Descriptors, (M, D) float32 L2-normalised, of the images that could be read
@@ -80,12 +84,16 @@ def describe(
     """
     from artid.devices import resolve_device
     from artid.extraction import ExtractionSettings, ImageList, extract_list
+    from artid.extraction.inference import RUNTIME_CACHE
+    from artid.extraction.run import BatchEmbedder
+    from artid.service.bundle_runtime import recorded
 
     device = resolve_device(str(device))
     if batch_size is None:  # as `artid extract`: measured fastest there
         batch_size = 32 if device.type == "cuda" else 1
     crop_spec = crop.spec() if crop is not None else None
     key = _cache_key(embedder.spec, {**settings, "crop": crop_spec}, entries, image_root)
+    runtime = recorded(settings)
     extraction = ExtractionSettings(
         scales=tuple(float(s) for s in settings["scales"]),
         max_size=settings.get("max_size") or None,
@@ -93,13 +101,20 @@ def describe(
         batch_size=batch_size,
         shard_size=CHUNK,
         crop=crop,
+        runtime=runtime.runtime,
+        precision=runtime.precision,
     )
+    runner = None
+    if (runtime.runtime, runtime.precision) != ("torch", "fp32"):  # exported beside the bundle
+        runner = BatchEmbedder(embedder, extraction, device, work.parent / RUNTIME_CACHE,
+                               calibration)
     return extract_list(
         ImageList(name, entries, image_root),
         embedder,
         work / f"{name}-{key}",
         extraction,
         device=device,
+        runner=runner,
     )
 
 

@@ -62,6 +62,7 @@ def add_to_bundle(
             bundle to committing the new generation, so no change is lost), unreadable inputs.
     """
     from artid.models import build_embedder
+    from artid.service.bundle_runtime import recorded, serving
 
     bundle_dir = Path(bundle_dir)
     work = bundle_dir / describing.WORK
@@ -77,6 +78,10 @@ def add_to_bundle(
                 f"artwork {', '.join(map(repr, clash))} is already in the bundle "
                 "(remove it first to replace its images)"
             )
+        runtime = recorded(data.extraction)
+        if runtime.runtime != "torch" and device != "cpu":
+            raise ArtidError(f"the bundle's images were described with {runtime.describe()}, "
+                             "which runs on the CPU: add with --device cpu")
         raws = []
         for i, model in enumerate(data.models):
             ref = str(model.get("ref", ""))
@@ -93,6 +98,7 @@ def add_to_bundle(
                     f"added-{i}",
                     device,
                     workers,
+                    calibration=serving(bundle_dir, runtime),
                 )
             )
         raw = raws[0]

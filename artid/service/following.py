@@ -28,6 +28,7 @@ from typing import Any
 
 from artid.errors import ArtidError
 from artid.service.bundle import load_bundle, read_manifest
+from artid.service.bundle_runtime import recorded
 from artid.service.capacity import FOLLOW_INTERVAL
 from artid.service.readers import LEASE_REFRESH, drop_lease, write_lease
 from artid.service.recognizer import Recognizer
@@ -60,10 +61,10 @@ def reloaded(rec: Recognizer, bundle: Path) -> Recognizer:
         rerank=asked["rerank"],
     )
     new.asked = dict(asked)
-    if embedders is rec.embedders:
-        new.inference = rec.inference
+    if embedders is rec.embedders and recorded(data.extraction) == recorded(rec.data.extraction):
+        new.inference, new.runtime = rec.inference, rec.runtime
     else:
-        new.use_runtime(bundle, asked.get("runtime", "torch"), asked.get("precision", "fp32"))
+        new.use_runtime(bundle, asked.get("runtime"), asked.get("precision"))
     return new
 
 

@@ -36,6 +36,7 @@ from artid.extraction.local import LocalFeatures, local_features
 from artid.localisation import Cropper, CropSettings
 from artid.service.answers import Match, Recognition
 from artid.service.bundle import BundleData, load_bundle
+from artid.service.bundle_runtime import BundleRuntime
 from artid.service.cropping import PhotoCrop, bundle_crop
 from artid.service.photos import photo_at, pixels_at
 from artid.service.serving import attribute_pass, load_models, load_tagger, serving_pipeline
@@ -82,6 +83,8 @@ class Recognizer:
         self.embedder = self.embedders[0]
         #: what describes photos: the embedders, or their bf16 / graph-runtime forms (use_runtime)
         self.inference: list[Any] = list(self.embedders)
+        #: the runtime and precision that describe photos (use_runtime)
+        self.runtime = BundleRuntime()
         self.top = int(top)
         self.artworks = data.artwork_by_label()
         self.pipeline = serving_pipeline(data, rerank)
@@ -112,8 +115,8 @@ class Recognizer:
     @classmethod
     def from_bundle(cls, path: str | Path, device: Any = "cpu", top: int = 5,
                     optimize: bool = True, crop: bool = True,
-                    rerank: int | None = None, runtime: str = "torch",
-                    precision: str = "fp32") -> Recognizer:
+                    rerank: int | None = None, runtime: str | None = None,
+                    precision: str | None = None) -> Recognizer:
         """Load a bundle and the models it names (names, or checkpoints inside the bundle).
 
         Args:
@@ -125,7 +128,8 @@ class Recognizer:
                 ``artid extract`` does.
             crop: crop photos as the bundle says; False: whole photos whatever the bundle says.
             rerank: None: the bundle's re-ranking; 0: off; K: verify K neighbours.
-            runtime, precision: what describes photos (:meth:`use_runtime`).
+            runtime, precision: what describes photos (:meth:`use_runtime`; None: as the
+                bundle's images were described).
         """
         path = Path(path)
         data = load_bundle(path)
@@ -144,17 +148,24 @@ class Recognizer:
         rec.use_runtime(path, runtime, precision)
         return rec
 
-    def use_runtime(self, bundle: str | Path, runtime: str, precision: str) -> None:
-        """Describe photos with torch (FP32 or bf16) or with the models exported to ONNX Runtime /
-        OpenVINO, cached in ``<bundle>/.runtime`` (:mod:`artid.extraction.inference`)."""
+    def use_runtime(self, bundle: str | Path, runtime: str | None = None,
+                    precision: str | None = None) -> None:
+        """Describe photos as the bundle's images were described (its recorded runtime and
+        precision: :mod:`artid.service.bundle_runtime`), or with the ``runtime`` / ``precision``
+        asked for: torch (FP32 or bf16) or the models exported to ONNX Runtime / OpenVINO, cached
+        in ``<bundle>/.runtime`` (:mod:`artid.extraction.inference`). int8 only for a bundle
+        built with it (its model is calibrated on the database images)."""
         from artid.extraction.inference import RUNTIME_CACHE, inference_model
+        from artid.service.bundle_runtime import chosen_for_serving, recorded, serving
 
-        if precision == "int8":
-            raise ArtidError("--precision int8 is calibrated on database images by artid extract; "
-                             "serve with fp32 or bf16")
+        chosen = chosen_for_serving(recorded(self.data.extraction), runtime, precision,
+                                    self.device)
+        calibration = serving(Path(bundle), chosen)
         self.asked.update(runtime=runtime, precision=precision)
+        self.runtime = chosen
         self.inference = [
-            inference_model(m, runtime, precision, self.device, Path(bundle) / RUNTIME_CACHE)
+            inference_model(m, chosen.runtime, chosen.precision, self.device,
+                            Path(bundle) / RUNTIME_CACHE, calibration)
             for m in self.embedders
         ]
 

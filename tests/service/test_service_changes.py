@@ -56,6 +56,7 @@ def _fake_model(
         workers=1,
         crop=None,
         batch_size=None,
+        calibration=None,
     ):
         if described is not None:
             described.set()

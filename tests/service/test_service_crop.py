@@ -64,6 +64,7 @@ def cam_bundle(tmp_path_factory):
         workers=1,
         crop=None,
         batch_size=None,
+        calibration=None,
     ):
         calls[name.split("-")[0]] = crop
         return real(
@@ -77,6 +78,7 @@ def cam_bundle(tmp_path_factory):
             workers,
             crop=crop,
             batch_size=batch_size,
+            calibration=calibration,
         )
 
     with pytest.MonkeyPatch.context() as mp:
