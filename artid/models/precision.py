@@ -73,15 +73,31 @@ def resolve_precision(
     return precision
 
 
-def peak_flops_per_cycle(flags: Iterable[str] | None = None) -> dict[str, int]:
+def cpu_vendor(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """The CPU's ``vendor_id`` (``GenuineIntel``, ``AuthenticAMD``; empty where unknown)."""
+    try:
+        text = Path(cpuinfo).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    for line in text.splitlines():
+        if line.startswith("vendor_id"):
+            return line.partition(":")[2].strip()
+    return ""
+
+
+def peak_flops_per_cycle(flags: Iterable[str] | None = None, vendor: str | None = None) -> dict[str, int]:
     """FLOP per cycle per core of the CPU's widest units (2 FMA ports assumed, as on Xeons).
 
-    ``fp32``: 32 with AVX2 / FMA, 64 with AVX-512; ``bf16``: twice the FP32 rate with
-    AVX512-BF16, 1024 with AMX-BF16 (a 16x32 by 32x16 tile product per 16 cycles); ``int8``:
-    four times the FP32 rate in ops with VNNI, 2048 with AMX-INT8.
+    ``fp32``: 32 with AVX2 / FMA, 64 with AVX-512 (32 on AMD Zen 4, which runs each 512-bit
+    instruction on its two 256-bit halves: an AMD CPU with AVX-512 but without Zen 5's AVX-VNNI);
+    ``bf16``: twice the FP32 rate with AVX512-BF16, 1024 with AMX-BF16 (a 16x32 by 32x16 tile
+    product per 16 cycles); ``int8``: four times the FP32 rate in ops with VNNI, 2048 with AMX-INT8.
     """
     have = set(cpu_flags() if flags is None else flags)
     fp32 = 64 if "avx512f" in have else 32 if "avx2" in have else 16 if "avx" in have else 8
+    zen4 = (cpu_vendor() if vendor is None else vendor) == "AuthenticAMD" and "avx_vnni" not in have
+    if fp32 == 64 and zen4:
+        fp32 = 32
     out = {"fp32": fp32}
     if "amx_bf16" in have:
         out["bf16"] = 1024

@@ -161,7 +161,15 @@ def test_fp32_fallback_on_a_cpu_without_the_units(emb, monkeypatch, caplog):
 
 
 def test_peak_from_the_isa():
-    assert peak_flops_per_cycle({"avx2", "fma"}) == {"fp32": 32}
-    assert peak_flops_per_cycle(AMX) == {"fp32": 64, "bf16": 1024, "int8": 2048}
-    assert peak_flops_per_cycle({"avx512f", "avx512_vnni", "avx512_bf16"}) == {
+    intel = "GenuineIntel"
+    assert peak_flops_per_cycle({"avx2", "fma"}, intel) == {"fp32": 32}
+    assert peak_flops_per_cycle(AMX, intel) == {"fp32": 64, "bf16": 1024, "int8": 2048}
+    assert peak_flops_per_cycle({"avx512f", "avx512_vnni", "avx512_bf16"}, intel) == {
         "fp32": 64, "bf16": 128, "int8": 256}
+
+
+def test_peak_of_amd_zen4_counts_its_256_bit_datapaths():
+    zen4 = {"avx2", "avx512f", "avx512_vnni", "avx512_bf16"}
+    assert peak_flops_per_cycle(zen4, "AuthenticAMD") == {"fp32": 32, "bf16": 64, "int8": 128}
+    zen5 = zen4 | {"avx_vnni"}
+    assert peak_flops_per_cycle(zen5, "AuthenticAMD") == {"fp32": 64, "bf16": 128, "int8": 256}
