@@ -8,12 +8,15 @@ torch FP32 and bf16 and through the exported graph in OpenVINO / ONNX Runtime (F
 ``--runtime`` / ``--precision``; the one-off export and int8 calibration are timed apart). All run
 on the same images with the same model, each in a fresh process (so that peak memory, self +
 children, is measured separately); each one's descriptors are compared with the simple loop's
-(cosine). The service's latency per photo (``Recognizer.recognize``, one photo at a time, no
-re-ranking, p50 / p95) is measured on a bundle of the first images in torch FP32 and in the
-fastest runtime.
+(cosine). The service's latency per photo (``Recognizer.recognize``, one photo at a time, one
+thread, p50 / p95) is measured in torch FP32 and in the fastest runtime: on a bundle built with
+``--rerank K`` (``--bundle``, photos from ``--root``'s test queries) without and with re-ranking at
+K, or, without ``--bundle``, on a toy bundle of the first images, global only.
 
     python benchmarks/extract_throughput.py --images 300              # the full run
     python benchmarks/extract_throughput.py --images 24 --variants    # each optimisation alone
+    python benchmarks/extract_throughput.py --images 40 --threads 1 \
+        --bundle bundles/demo-rerank --root runs/demo/benchmark     # with the re-ranked service
 
 The FLOPs of one multi-scale pass (counted by torch's FlopCounterMode) turn images/s into
 GFLOP/s, compared with the CPU's peak from its ISA (:func:`artid.models.precision.
@@ -115,20 +118,14 @@ def run_artid(folder: Path, out: Path, threads: int, batch_size: int, workers: i
     return {"images": len(dset.entries), "seconds": elapsed, "prepare_seconds": prepare}
 
 
-def run_service(folder: Path, work: Path, threads: int, runtime: str, precision: str,
-                artworks: int = 24) -> dict:
-    """p50 / p95 ms of ``Recognizer.recognize`` per photo (no re-ranking) on a bundle of the
-    first ``artworks`` images (one artwork each), over the other images."""
+def toy_bundle(folder: Path, work: Path, artworks: int = 24) -> tuple[Path, list]:
+    """A bundle of the first ``artworks`` images (one artwork each; no re-ranking) and the other
+    images as photos (label -1: not scored)."""
     import shutil
-
-    import torch
-    from PIL import Image
 
     from artid.retrieval.pipeline import PipelineConfig
     from artid.service.builder import BuildOptions, build_bundle
-    from artid.service.recognizer import Recognizer
 
-    torch.set_num_threads(threads)
     files = sorted(folder.glob("*.jpg"))
     bundle = work / "bundle"
     if not (bundle / "bundle.json").is_file():
@@ -138,16 +135,61 @@ def run_service(folder: Path, work: Path, threads: int, runtime: str, precision:
             shutil.copyfile(f, collection / f"art-{i}" / "0.jpg")
         build_bundle(collection, bundle, BuildOptions(
             workers=0, threshold=0.5, pipeline=PipelineConfig(whiten="none", k=3, tau=10.0)))
-    rec = Recognizer.from_bundle(bundle, rerank=0, runtime=runtime, precision=precision)
-    photos = [Image.open(f).convert("RGB") for f in files[artworks:]]
-    rec.recognize(photos[:1])  # warm-up
-    ms = []
-    for photo in photos:
-        t = time.perf_counter()
-        rec.recognize([photo])
-        ms.append(1000 * (time.perf_counter() - t))
-    return {"photos": len(ms), "p50_ms": float(np.percentile(ms, 50)),
-            "p95_ms": float(np.percentile(ms, 95))}
+    return bundle, [(f, -1) for f in files[artworks:]]
+
+
+def run_service(folder: Path, work: Path, threads: int, runtime: str, precision: str,
+                bundle: str | None = None, root: str | None = None, photos: int = 100,
+                top: int | None = None, seed: int = 0) -> dict:
+    """p50 / p95 ms of ``Recognizer.recognize`` per photo, one photo at a time, globally and (for a
+    bundle built with ``--rerank K``) re-ranked at K, the two alternating first on each photo.
+
+    Without ``bundle``: a toy bundle of the benchmark's first images, global only. With it: the
+    photos are a seeded sample of ``root``'s test queries (half exhibits, half distractors, as in
+    ``rerank_latency.py``), read into memory first."""
+    import cv2
+    import torch
+
+    from artid.data.images import load_image
+    from artid.service.recognizer import Recognizer
+
+    torch.set_num_threads(threads)
+    cv2.setNumThreads(threads)
+    if bundle is None:
+        path, sample = toy_bundle(folder, work)
+    else:
+        sys.path.insert(0, str(Path(__file__).parent))
+        from rerank_latency import sample_queries
+
+        path, sample = Path(bundle), sample_queries(Path(root or ""), photos, seed)
+    plain = Recognizer.from_bundle(path, rerank=0, runtime=runtime, precision=precision)
+    variants = {"global": plain}
+    if bundle is not None:
+        ranked = Recognizer(plain.data, plain.embedder, device=plain.device, rerank=top)
+        if ranked.reranker is None:
+            raise SystemExit(f"{bundle} has no re-ranking stage: build it with `artid index build ... --rerank K`")
+        ranked.runtime, ranked.inference = plain.runtime, plain.inference  # the same network
+        variants["re-ranked"] = ranked
+    images = [(load_image(p, max_size=None), label) for p, label in sample]
+    for rec in variants.values():
+        rec.recognize([images[0][0]])  # warm-up
+    names = list(variants)
+    ms: dict[str, list[float]] = {n: [] for n in names}
+    right = dict.fromkeys(names, 0)
+    for i, (img, label) in enumerate(images):
+        for name in names[i % len(names):] + names[:i % len(names)]:
+            t = time.perf_counter()
+            r = variants[name].recognize([img])[0]
+            ms[name].append(1000 * (time.perf_counter() - t))
+            right[name] += int(label >= 0 and r.prediction.artwork.label == label)
+    out: dict = {"photos": len(images), "exhibit_photos": sum(label >= 0 for _, label in images),
+                 "database_images": plain.data.n_images}
+    for name in names:
+        out[name] = {"p50_ms": float(np.percentile(ms[name], 50)),
+                     "p95_ms": float(np.percentile(ms[name], 95)), "right": right[name]}
+    if "re-ranked" in variants:
+        out["top"] = variants["re-ranked"].reranker.top  # type: ignore[union-attr]
+    return out
 
 
 def flops_per_image(height: int = 375, width: int = 500) -> float:
@@ -223,6 +265,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--variants", action="store_true", help="also time each optimisation alone")
     parser.add_argument("--no-service", action="store_true", help="skip the service's latency")
+    parser.add_argument("--bundle", help="time the service on this bundle, built with `artid index build "
+                        "ROOT --rerank K`: global and re-ranked at K (default: a toy bundle of the "
+                        "benchmark's images, global only)")
+    parser.add_argument("--root", help="with --bundle: the Met-format root whose test queries are the photos")
+    parser.add_argument("--photos", type=int, default=100, help="with --bundle: photos timed (half exhibits)")
+    parser.add_argument("--top", type=int, default=None, help="with --bundle: K at run time (default: the bundle's)")
+    parser.add_argument("--service-threads", type=int, default=1,
+                        help="torch and OpenCV threads of the service rows (one visitor per core)")
     parser.add_argument("--_method", help=argparse.SUPPRESS)
     parser.add_argument("--_folder", help=argparse.SUPPRESS)
     parser.add_argument("--_out", help=argparse.SUPPRESS)
@@ -237,7 +287,8 @@ def main() -> None:
         if args._method == "simple":
             result = run_simple(folder, out, args.threads)
         elif args._method == "service":
-            result = run_service(folder, out, args.threads, args._runtime, args._precision)
+            result = run_service(folder, out, args.service_threads, args._runtime, args._precision,
+                                 args.bundle, args.root, args.photos, args.top)
         else:
             result = run_artid(folder, out, args.threads, args.batch_size, args.workers, bool(args._fold),
                                bool(args._cl), args._runtime, args._precision)
@@ -300,14 +351,30 @@ def main() -> None:
                   f"{peak / max(args.threads * ghz, 1e-9):.0f} FLOP/cycle): {peak:.0f} GFLOP/s -> "
                   f"ceiling {peak * 1e9 / flops:.1f} images/s")
         if not args.no_service:
-            print("  service, Recognizer.recognize per photo, no re-ranking:")
+            if args.bundle and not args.root:
+                raise SystemExit("--bundle needs --root (the Met-format root of its test photos)")
+            where = (f"bundle {args.bundle}" if args.bundle else "a toy bundle (no re-ranking: pass --bundle "
+                     "and --root for it)")
+            print(f"  service, Recognizer.recognize per photo, {args.service_threads} thread(s), {where}:")
+            fast = ("openvino", "bf16") if "bf16" in peaks else ("onnx", "fp32")
             for label, runtime, precision in [("torch FP32", "torch", "fp32"),
-                                              ("OpenVINO bf16", "openvino", "bf16")]:
+                                              (f"{'OpenVINO bf16' if fast[1] == 'bf16' else 'ONNX Runtime FP32'}",
+                                               *fast)]:
+                extra = ["--bundle", args.bundle, "--root", args.root, "--photos", str(args.photos)] \
+                    if args.bundle else []
+                if args.top is not None:
+                    extra += ["--top", str(args.top)]
                 r = child(common + ["--_method", "service", "--_out", str(tmp_path / "service"),
-                                    "--_runtime", runtime, "--_precision", precision])
-                print(f"    {label:14s} p50 {r['p50_ms']:6.1f} ms  p95 {r['p95_ms']:6.1f} ms "
-                      f"({r['photos']} photos)")
-
+                                    "--service-threads", str(args.service_threads),
+                                    "--_runtime", runtime, "--_precision", precision, *extra])
+                for name in ("global", "re-ranked"):
+                    if name not in r:
+                        continue
+                    x, k = r[name], f" K={r['top']}" if name == "re-ranked" else ""
+                    right = f"  right {x['right']}/{r['exhibit_photos']}" if r["exhibit_photos"] else ""
+                    ratio = f"  p95 x{x['p95_ms'] / r['global']['p95_ms']:.2f} global" if name != "global" else ""
+                    print(f"    {label:18s} {name + k:14s} p50 {x['p50_ms']:6.1f} ms  p95 {x['p95_ms']:6.1f} ms"
+                          f"{ratio}{right} ({r['photos']} photos, {r['database_images']} database images)")
 
 if __name__ == "__main__":
     main()

@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 
-def _sample(root: Path, n: int, seed: int) -> list:
+def sample_queries(root: Path, n: int, seed: int) -> list:
     """``n`` test queries of a Met-format root: half exhibit photos, half distractors (seeded)."""
     from artid.data.entries import DISTRACTOR
     from artid.service.collection import read_met_queries
@@ -141,7 +141,7 @@ def main() -> None:
 
     # whole photos: the recognizer shrinks them for each use, as extract reads files
     photos = [(load_image(p, max_size=None), label)
-              for p, label in _sample(Path(args.root), args.photos, args.seed)]
+              for p, label in sample_queries(Path(args.root), args.photos, args.seed)]
     for img, _ in photos[:args.warmup]:
         for name in variants:
             answer(name, img)
