@@ -91,7 +91,9 @@ def log_odds(sims: np.ndarray, first: np.ndarray, n_classes: int, tau: float) ->
     has_second = other.any(axis=1)
     rows = np.arange(len(sims))
     s2 = np.where(has_second, sims[rows, np.argmax(other, axis=1)], s0)
-    terms = np.where(other, np.exp(tau * (sims - s2[:, None])), 0.0)
+    # exp only where a class is counted (elsewhere -inf -> 0): the top class's own column would
+    # overflow at a large tau
+    terms = np.exp(np.where(other, tau * (sims - s2[:, None]), -np.inf))
     absent = n_classes - np.cumsum(first, axis=1)
     with np.errstate(divide="ignore"):
         log_other = np.log(np.cumsum(terms, axis=1)) + (tau * (s2 - s0))[:, None]

@@ -153,3 +153,20 @@ def test_ivf_searcher_probing_every_cell_is_exact():
     few = IVFSearcher(db, nlist=8, nprobe=1)
     sims, idx = KNNClassifier(db, labels, searcher=few).search(queries, 200)  # more than one cell holds
     assert (idx >= 0).all() and np.all(np.diff(sims, axis=1) <= 0)
+
+
+def test_log_odds_at_a_large_tau_is_finite_without_overflow_warnings():
+    """The top class's similarity far above the second's, at tau 500: the score is finite and no
+    RuntimeWarning (overflow in exp) reaches the user's terminal."""
+    import warnings
+
+    from artid.retrieval.knn import log_odds
+
+    sims = np.array([[0.95, -0.60, -0.70]])  # tau x (0.95 + 0.60) = 775 > log(float64 max)
+    first = first_occurrences(np.array([[3, 1, 2]]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        score = log_odds(sims, first, n_classes=10, tau=500.0)
+    assert np.isfinite(score).all()
+    # two classes seen: the absent 8 dominate the excess, exp(-tau 0.95) each
+    assert score[0, 1] == pytest.approx(500.0 * 0.95 - math.log(8), rel=1e-9)
