@@ -36,6 +36,7 @@ def _threshold(name: str, cal: dict[str, Any]) -> None:
 
 def print_info(meta: dict, where: str) -> None:
     """The manifest in a few lines: models, counts, the pipeline, thresholds, attributes."""
+    from artid.service.bundle_runtime import recorded
     from artid.service.cropping import describe_crop
 
     ext = meta.get("extraction", {})
@@ -52,6 +53,11 @@ def print_info(meta: dict, where: str) -> None:
         f"scales {ext.get('scales')}"
     )
     print(f"crop         {describe_crop(ext.get('crop'))}")
+    runtime = recorded(ext)
+    calibration = (f", calibrated on the first database images ({runtime.calibration_id[:12]})"
+                   if runtime.calibration_id else "")
+    print(f"runtime      {runtime.runtime} {runtime.precision}{calibration} (recognize, serve and "
+          "index add describe photos this way)")
     print(
         f"pipeline     whitening {projection.get('whiten')} {projection.get('dims')}, "
         f"{pipe.get('index')} index, k={pipe.get('k')} tau={pipe.get('tau')} "

@@ -85,7 +85,9 @@ def cpu_vendor(cpuinfo: str = "/proc/cpuinfo") -> str:
     return ""
 
 
-def peak_flops_per_cycle(flags: Iterable[str] | None = None, vendor: str | None = None) -> dict[str, int]:
+def peak_flops_per_cycle(
+    flags: Iterable[str] | None = None, vendor: str | None = None
+) -> dict[str, int]:
     """FLOP per cycle per core of the CPU's widest units (2 FMA ports assumed, as on Xeons).
 
     ``fp32``: 32 with AVX2 / FMA, 64 with AVX-512 (32 on AMD Zen 4, which runs each 512-bit

@@ -109,3 +109,9 @@ def test_a_bundle_of_a_graph_runtime_is_added_to_on_the_cpu(onnx_bundle: Path, t
     artwork(9).save(tmp_path / "c" / "art-x" / "0.jpg")
     with pytest.raises(ArtidError, match="add with --device cpu"):
         add_to_bundle(onnx_bundle, tmp_path / "c", device="cuda")
+
+
+def test_index_info_names_the_runtime_photos_are_described_with(onnx_bundle: Path, capsys):
+    assert main(["index", "info", str(onnx_bundle)]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("runtime"))
+    assert "onnx fp32" in line
