@@ -139,10 +139,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     i.add_argument("--json", action="store_true", help="print the manifest as JSON")
 
 
-def run(args: argparse.Namespace) -> int:
+def _device(asked: str, graph_runtime: bool) -> str:
+    """The torch device to describe with: ``auto`` is the CPU where a graph runtime describes
+    (ONNX Runtime / OpenVINO run on the CPU only), else as ``--device`` resolves."""
     from artid.devices import resolve_device
+
+    return "cpu" if asked == "auto" and graph_runtime else str(resolve_device(asked))
+
+
+def run(args: argparse.Namespace) -> int:
     from artid.service import builder
     from artid.service.bundle import read_manifest
+    from artid.service.bundle_runtime import recorded
 
     if args.action == "build":
         options = builder.BuildOptions(
@@ -153,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
             pipeline=pipeline_config(args),
             target_false_accept=args.false_accept,
             threshold=args.threshold,
-            device=str(resolve_device(args.device)),
+            device=_device(args.device, args.runtime in ("onnx", "openvino")),
             workers=args.workers,
             batch_size=args.batch_size,
             attributes=args.attributes,
@@ -171,7 +179,9 @@ def run(args: argparse.Namespace) -> int:
             args.source,
             keys=args.only,
             metadata=args.metadata,
-            device=str(resolve_device(args.device)),
+            device=_device(args.device,
+                           recorded(read_manifest(args.bundle).get("extraction", {})).runtime
+                           != "torch"),
             workers=args.workers,
         )
         print(f"added {len(added.artworks)} artwork(s): {', '.join(a.key for a in added.artworks)}")

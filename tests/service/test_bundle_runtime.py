@@ -115,3 +115,21 @@ def test_index_info_names_the_runtime_photos_are_described_with(onnx_bundle: Pat
     assert main(["index", "info", str(onnx_bundle)]) == 0
     line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("runtime"))
     assert "onnx fp32" in line
+
+
+def test_index_add_on_a_gpu_machine_describes_a_graph_runtime_bundle_on_the_cpu(
+    onnx_bundle: Path, tmp_path: Path, monkeypatch
+):
+    """`--device auto` (the default) on a machine with a GPU: the images of a bundle built with
+    ONNX Runtime are still described as its database was, on the CPU, instead of an error."""
+    import torch
+
+    from artid import devices
+
+    real = devices.resolve_device
+    monkeypatch.setattr(devices, "resolve_device",
+                        lambda d: torch.device("cuda") if d == "auto" else real(d))
+    (tmp_path / "c" / "art-y").mkdir(parents=True)
+    artwork(8).save(tmp_path / "c" / "art-y" / "0.jpg")
+    assert main(["index", "add", str(onnx_bundle), str(tmp_path / "c"), "--workers", "0"]) == 0
+    assert "art-y" in {a.key for a in load_bundle(onnx_bundle).artworks}
