@@ -89,7 +89,9 @@ def _print_validation(meta: dict) -> None:
     """The validation photos the bundle keeps, and when the threshold was last set on them."""
     val = meta.get("validation")
     if not val:
-        print("validation   none kept (built by an older artid: edits keep the threshold)")
+        given = meta.get("calibration", {}).get("source") != "validation"
+        why = "the threshold was given" if given else "built by an older artid"
+        print(f"validation   none kept ({why}: edits keep the threshold)")
         return
     cal = meta.get("calibration", {})
     when = next(

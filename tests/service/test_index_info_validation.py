@@ -32,3 +32,18 @@ def test_index_info_prints_the_validation_record(tmp_path_factory, tmp_path: Pat
     assert f"threshold {after['calibration']['threshold']:.4g}" in line
     assert f"recalibrated {after['history'][-1]['time']}" in line
     assert "rebuild to recalibrate" not in out  # edits recalibrate: the old note is gone
+
+
+def test_index_info_of_a_bundle_built_with_a_given_threshold(tmp_path: Path, capsys) -> None:
+    """No validation photos because the threshold was given: said so, not "an older artid"."""
+    from service_helpers import make_collection
+
+    make_collection(tmp_path / "collection", n=3)
+    out = tmp_path / "bundle"
+    assert main(["index", "build", str(tmp_path / "collection"), "--out", str(out), "--threshold",
+                 "0.5", "--whiten", "none", "--max-size", "96", "--scales", "1", "--workers",
+                 "0"]) == 0
+    capsys.readouterr()
+    assert main(["index", "info", str(out)]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("validation"))
+    assert "the threshold was given" in line and "older artid" not in line
